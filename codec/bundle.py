@@ -1,0 +1,119 @@
+"""The model bundle: a directory holding encoder.onnx, decoder.onnx, entropy.json, checkpoint.pt
+and meta.json, which describes the rest and names the sha256 of every file.
+
+Reading a bundle needs no torch; ``codec info`` and the decode side use only this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codec.errors import CodecError
+
+META_FILE = "meta.json"
+ENTROPY_FILE = "entropy.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = "aecodec-bundle"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def compressed_size(path: Path) -> int:
+    """Bytes of ``path`` after xz (LZMA preset 9): what a client downloads for it."""
+    return len(lzma.compress(path.read_bytes(), preset=9))
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def prepare_output(model_dir: Path, resume: bool, force: bool) -> None:
+    """Make sure training may write into ``model_dir`` without losing anything unasked."""
+    if model_dir.exists() and not model_dir.is_dir():
+        raise CodecError(f"{model_dir}: exists and is not a directory")
+    if resume:
+        if not (model_dir / CHECKPOINT_FILE).is_file():
+            raise CodecError(f"{model_dir}: --resume needs a checkpoint, and {CHECKPOINT_FILE} is not there")
+        return
+    if model_dir.exists() and any(model_dir.iterdir()) and not force:
+        raise CodecError(f"{model_dir}: directory is not empty; use --resume to continue it or --force to replace it")
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A model bundle on disk, its meta.json parsed and every listed file's sha256 checked."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def sha256(self) -> str:
+        """The bundle's identity: sha256 over the sorted (name, sha256) pairs of its coding files."""
+        files = self.meta["files"]
+        text = "\n".join(f"{n} {files[n]['sha256']}" for n in sorted(files) if n != CHECKPOINT_FILE)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_bundle(model_dir: str | os.PathLike, verify: bool = True) -> Bundle:
+    """Read ``model_dir``'s meta.json; with ``verify``, check each file's size and sha256 against it."""
+    path = Path(model_dir)
+    meta_path = path / META_FILE
+    if not path.is_dir():
+        raise CodecError(f"{path}: no such model directory")
+    if not meta_path.is_file():
+        raise CodecError(f"{path}: not a model bundle ({META_FILE} is missing)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CodecError(f"{meta_path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CodecError(f"{meta_path}: not an aecodec bundle description")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CodecError(
+            f"{meta_path}: bundle format version {meta.get('format_version')} is not supported (this is {FORMAT_VERSION})"
+        )
+    if verify:
+        for name, entry in meta["files"].items():
+            file = path / name
+            if not file.is_file():
+                raise CodecError(f"{path}: {name} is missing")
+            if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:
+                raise CodecError(f"{file}: sha256 differs from meta.json; the bundle is damaged or was edited")
+    return Bundle(path=path, meta=meta)

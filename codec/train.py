@@ -1,0 +1,306 @@
+"""Fit the autoencoder and its prior to one video: rate-distortion training on frame pairs.
+
+Each step draws a batch of consecutive frame pairs (t, t+1), cropped at the same place, and
+minimises
+
+    loss = lmbda * 255^2 * MSE  +  bpp,     bpp = (intra bits / gop + inter bits * (gop-1)/gop) / pixels
+
+where intra bits price frame t's latent as an I-frame and inter bits price frame t+1's latent as
+the residual from frame t's quantized latent (a P-frame), both on uniform-noise-perturbed latents
+under :class:`~codec.prior.LatentPrior`. The decoder sees the rounded latent (straight-through).
+So the encoder learns codes that are cheap to code as the codec codes them: temporally stable.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from codec.errors import CodecError
+from codec.model import AutoEncoder, ModelConfig
+from codec.prior import LatentPrior
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainOptions:
+    """What ``codec train`` was asked for; stored in the checkpoint and meta.json."""
+
+    minutes: float | None = 8.0
+    steps: int | None = None
+    lmbda: float = 0.002
+    lr: float = 1e-3
+    batch: int = 4
+    crop: int = 128
+    seed: int = 0
+    device: str = "auto"
+    holdout: float = 0.0
+    gop: int = 30
+    quant_step: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.minutes is None and self.steps is None:
+            raise CodecError("give a training budget: --minutes and/or --steps")
+        if self.minutes is not None and self.minutes <= 0:
+            raise CodecError(f"--minutes must be positive, not {self.minutes}")
+        if self.steps is not None and self.steps < 1:
+            raise CodecError(f"--steps must be at least 1, not {self.steps}")
+        if not 0 <= self.holdout < 1:
+            raise CodecError(f"--holdout must be in [0, 1), not {self.holdout}")
+        if self.lmbda <= 0 or self.lr <= 0 or self.quant_step <= 0:
+            raise CodecError("--lmbda, --lr and the quantization step must be positive")
+        if self.gop < 1 or self.batch < 1 or self.crop < 16:
+            raise CodecError("--gop and --batch must be at least 1, --crop at least 16")
+        if self.device not in DEVICES:
+            raise CodecError(f"--device must be one of {', '.join(DEVICES)}, not {self.device}")
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs, saved as the bundle's checkpoint."""
+
+    model: AutoEncoder
+    prior: LatentPrior
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    seconds: float = 0.0
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+
+
+@dataclass
+class Progress:
+    """One progress report: shown live by the CLI while training runs."""
+
+    step: int
+    fraction: float
+    psnr: float
+    bpp: float
+
+
+@dataclass
+class EvalResult:
+    """Full-frame results with real rounding: mean RGB PSNR of 8-bit output and estimated bpp."""
+
+    frames: int
+    psnr: float
+    bpp_estimate: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto|cpu|cuda|mps`` to a present device; asking for an absent one is an error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda: no CUDA GPU is visible to this torch build")
+    if name == "mps" and not has_mps:
+        raise CodecError("--device mps: Apple's Metal backend is not available here")
+    return torch.device(name)
+
+
+def new_state(cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> TrainState:
+    torch.manual_seed(opts.seed)
+    model = AutoEncoder(cfg).to(device)
+    prior = LatentPrior(cfg.latent_channels).to(device)
+    optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=opts.lr)
+    return TrainState(model, prior, optimizer, rng=np.random.default_rng(opts.seed))
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def learning_rate(peak: float, fraction: float) -> float:
+    """Short linear warm-up, then cosine decay to 5% of the peak over the run's budget."""
+    warm = 0.02
+    if fraction < warm:
+        return peak * (0.1 + 0.9 * fraction / warm)
+    t = min(1.0, (fraction - warm) / (1 - warm))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """Replicate-pad (N,3,H,W) on the bottom/right so H and W are multiples of ``stride``."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % stride, -w % stride
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def to_tensor(frames: list[np.ndarray] | np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (N,H,W,3) RGB to float (N,3,H,W) in [0,1] on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(frames) if isinstance(frames, list) else frames))
+    return x.to(device).permute(0, 3, 1, 2).float().div_(255)
+
+
+def _sample_pairs(frames: list[np.ndarray], opts: TrainOptions, stride: int, rng: np.random.Generator) -> np.ndarray:
+    """A (2, B, h, w, 3) uint8 batch: B crops of frames t and t+1 at the same place."""
+    h, w = frames[0].shape[:2]
+    ch = min(opts.crop, h) // stride * stride or h
+    cw = min(opts.crop, w) // stride * stride or w
+    last = max(len(frames) - 2, 0)
+    out = np.empty((2, opts.batch, ch, cw, 3), np.uint8)
+    for b in range(opts.batch):
+        t = int(rng.integers(0, last + 1))
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        out[0, b] = frames[t][top : top + ch, left : left + cw]
+        out[1, b] = frames[min(t + 1, len(frames) - 1)][top : top + ch, left : left + cw]
+    return out
+
+
+def _straight_through_round(y: torch.Tensor, step: float) -> torch.Tensor:
+    return y + (torch.round(y / step) * step - y).detach()
+
+
+def _loss(state: TrainState, x: torch.Tensor, opts: TrainOptions) -> tuple[torch.Tensor, float, float]:
+    """Rate-distortion loss of a pair batch: frames t in the first half of ``x``, t+1 in the second.
+
+    Returns (loss, mse, bpp)."""
+    step = opts.quant_step
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda)
+    with autocast:
+        y = state.model.encoder(x).float()
+    y0, y1 = y.chunk(2)
+    y_hat = _straight_through_round(y, step)
+    noise = torch.empty_like(y).uniform_(-step / 2, step / 2)
+    intra = state.prior.intra_bits(y0 + noise[: len(y0)], step).sum()
+    inter = state.prior.inter_bits(y1 + noise[len(y0) :] - y_hat[: len(y0)], step).sum()
+    with autocast:
+        x_hat = state.model.decoder(y_hat)
+    mse = F.mse_loss(x_hat.float(), x)
+    pixels = len(y0) * x.shape[-2] * x.shape[-1]
+    g = opts.gop
+    bpp = (intra / g + inter * (g - 1) / g) / pixels
+    loss = opts.lmbda * 255**2 * mse + bpp
+    return loss, float(mse.detach()), float(bpp.detach())
+
+
+def fit(
+    state: TrainState,
+    frames: list[np.ndarray],
+    opts: TrainOptions,
+    device: torch.device,
+    report: Callable[[Progress], None] = lambda p: None,
+) -> dict[str, float]:
+    """Train ``state`` on ``frames`` within the budget in ``opts``; returns speed figures of this run."""
+    model, prior, optimizer = state.model, state.prior, state.optimizer
+    model.train()
+    stride = model.cfg.stride
+    budget_s = opts.minutes * 60 if opts.minutes is not None else math.inf
+    started = time.perf_counter()
+    steps_done = 0
+    pixels = 0
+    ema_mse = ema_bpp = None
+    while True:
+        elapsed = time.perf_counter() - started
+        fraction = max(elapsed / budget_s, steps_done / opts.steps if opts.steps else 0.0)
+        if fraction >= 1:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(opts.lr, fraction)
+        pairs = _sample_pairs(frames, opts, stride, state.rng)
+        x = pad_to_stride(to_tensor(pairs.reshape(-1, *pairs.shape[2:]), device), stride)
+        loss, mse, bpp = _loss(state, x, opts)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *prior.parameters()], 1.0)
+        optimizer.step()
+        steps_done += 1
+        state.step += 1
+        pixels += x[0].numel() // 3 * len(x)
+        ema_mse = mse if ema_mse is None else 0.95 * ema_mse + 0.05 * mse
+        ema_bpp = bpp if ema_bpp is None else 0.95 * ema_bpp + 0.05 * bpp
+        report(Progress(state.step, min(fraction, 1.0), _psnr(ema_mse), ema_bpp))
+    wall = time.perf_counter() - started
+    state.seconds += wall
+    model.eval()
+    return {
+        "steps": steps_done,
+        "wall_s": wall,
+        "steps_per_s": steps_done / wall if wall else 0.0,
+        "pixels_per_s": pixels / wall if wall else 0.0,
+    }
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-10))
+
+
+@torch.inference_mode()
+def evaluate(
+    state: TrainState, frames: list[np.ndarray], opts: TrainOptions, device: torch.device, batch: int = 4
+) -> EvalResult:
+    """Code ``frames`` as the codec will (GOP of I- and P-frames, rounded latents) and measure them."""
+    model, prior = state.model, state.prior
+    model.eval()
+    stride, step = model.cfg.stride, opts.quant_step
+    h, w = frames[0].shape[:2]
+    psnrs: list[float] = []
+    bits = 0.0
+    prev_q: torch.Tensor | None = None
+    for start in range(0, len(frames), batch):
+        chunk = frames[start : start + batch]
+        x = to_tensor(chunk, device)
+        q = torch.round(model.encoder(pad_to_stride(x, stride)).float() / step)
+        for i in range(len(chunk)):
+            index = start + i
+            if index % opts.gop == 0 or prev_q is None:
+                bits += float(prior.intra_bits(q[i : i + 1] * step, step).sum())
+            else:
+                bits += float(prior.inter_bits((q[i : i + 1] - prev_q) * step, step).sum())
+            prev_q = q[i : i + 1]
+        x_hat = model.decoder(q * step)[..., :h, :w]
+        out = torch.round(x_hat * 255)
+        ref = x * 255
+        mse = ((out - ref) ** 2).flatten(1).mean(1) / 255**2
+        psnrs += [_psnr(float(m)) for m in mse]
+    return EvalResult(frames=len(frames), psnr=float(np.mean(psnrs)), bpp_estimate=bits / (len(frames) * h * w))
+
+
+def options_dict(opts: TrainOptions) -> dict[str, object]:
+    return asdict(opts)
+
+
+def save_checkpoint(state: TrainState, path: Path, extra: dict[str, Any]) -> None:
+    """Write everything ``--resume`` needs (weights, optimizer, step, RNG states) plus ``extra``."""
+    payload = {
+        "model": state.model.state_dict(),
+        "prior": state.prior.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "step": state.step,
+        "seconds": state.seconds,
+        "numpy_rng": state.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        **extra,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise CodecError(f"{path}: unreadable checkpoint ({exc})") from None
+
+
+def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
+    """Load a checkpoint's weights, optimizer, step count and RNG states into ``state``."""
+    state.model.load_state_dict(ckpt["model"])
+    state.prior.load_state_dict(ckpt["prior"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.step = ckpt["step"]
+    state.seconds = ckpt["seconds"]
+    state.rng.bit_generator.state = ckpt["numpy_rng"]
+    torch.set_rng_state(ckpt["torch_rng"])

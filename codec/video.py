@@ -1,0 +1,156 @@
+"""Video input through PyAV: any container, codec and pixel format FFmpeg decodes, as RGB24 frames.
+
+Every failure (missing file, not a video, no video stream, truncated or corrupt data) is raised
+as a :class:`~codec.errors.CodecError` whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from codec.errors import CodecError
+
+DEFAULT_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream, before decoding."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    declared_frames: int  # 0 where the container does not say
+    codec: str
+    pixel_format: str
+    file_bytes: int
+
+
+@dataclass
+class Clip:
+    """A decoded video held as RGB24 frames, one ``H x W x 3`` uint8 array each, and no other copy."""
+
+    info: VideoInfo
+    frames: list[np.ndarray]
+
+    @property
+    def name(self) -> str:
+        return self.info.path.name
+
+    @property
+    def width(self) -> int:
+        return self.info.width
+
+    @property
+    def height(self) -> int:
+        return self.info.height
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise CodecError(f"{path}: no such file")
+    if path.is_dir():
+        raise CodecError(f"{path}: is a directory, not a video file")
+    if not os.access(path, os.R_OK):
+        raise CodecError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise CodecError(f"{path}: empty file, not a video")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    _check_path(path)
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise CodecError(f"{path}: not a readable video, or truncated ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise CodecError(f"{path}: has no video stream")
+
+
+def _fps(stream: av.video.stream.VideoStream) -> float:
+    rate: Fraction | None = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else DEFAULT_FPS
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read the header of ``path`` and describe its first video stream (nothing is decoded)."""
+    path = Path(path)
+    with _open(path) as container:
+        return _describe(container, path)
+
+
+def _describe(container: av.container.InputContainer, path: Path) -> VideoInfo:
+    stream = _video_stream(container, path)
+    ctx = stream.codec_context
+    if not ctx.width or not ctx.height:
+        raise CodecError(f"{path}: video stream has no frame size")
+    return VideoInfo(
+        path=path,
+        width=ctx.width,
+        height=ctx.height,
+        fps=_fps(stream),
+        declared_frames=int(stream.frames or 0),
+        codec=ctx.name,
+        pixel_format=ctx.format.name if ctx.format else "unknown",
+        file_bytes=path.stat().st_size,
+    )
+
+
+def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of ``path`` as ``H x W x 3`` uint8 RGB arrays, in display order.
+
+    Raises CodecError when the file cannot be decoded, yields no frame, or ends before the frame
+    count its container declares (a truncated file).
+    """
+    path = Path(path)
+    with _open(path) as container:
+        info = _describe(container, path)
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                if (frame.width, frame.height) != (info.width, info.height):
+                    raise CodecError(
+                        f"{path}: frame {count} is {frame.width}x{frame.height}, the stream is "
+                        f"{info.width}x{info.height}; size changes mid-stream are not supported"
+                    )
+                yield frame.to_ndarray(format="rgb24")
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
+        except av.FFmpegError as exc:
+            raise CodecError(f"{path}: corrupt or truncated at frame {count} ({_reason(exc)})") from None
+        if count == 0:
+            raise CodecError(f"{path}: no frame could be decoded (truncated or corrupt)")
+        if info.declared_frames and count < info.declared_frames:
+            raise CodecError(
+                f"{path}: truncated: decoded {count} of the {info.declared_frames} frames its container declares"
+            )
+
+
+def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
+    """Decode ``path`` (or its first ``max_frames`` frames) into memory as a :class:`Clip`."""
+    info = probe(path)
+    return Clip(info=info, frames=list(iter_frames(path, max_frames)))

