@@ -60,8 +60,10 @@ def file_entry(path: Path) -> dict[str, Any]:
     return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def prepare_output(model_dir: Path, resume: bool, force: bool) -> None:
-    """Make sure training may write into ``model_dir`` without losing anything unasked."""
+def check_output(model_dir: Path, resume: bool, force: bool) -> None:
+    """Make sure training may write into ``model_dir`` without losing anything unasked.
+
+    Nothing is created here: the directory appears only when there is a bundle to write."""
     if model_dir.exists() and not model_dir.is_dir():
         raise CodecError(f"{model_dir}: exists and is not a directory")
     if resume:
@@ -70,7 +72,6 @@ def prepare_output(model_dir: Path, resume: bool, force: bool) -> None:
         return
     if model_dir.exists() and any(model_dir.iterdir()) and not force:
         raise CodecError(f"{model_dir}: directory is not empty; use --resume to continue it or --force to replace it")
-    model_dir.mkdir(parents=True, exist_ok=True)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True) -> Bundle:
         raise CodecError(f"{meta_path}: not an aecodec bundle description")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CodecError(
-            f"{meta_path}: bundle format version {meta.get('format_version')} is not supported (this is {FORMAT_VERSION})"
+            f"{meta_path}: bundle format version {meta.get('format_version')} is not supported "
+            f"(this aecodec reads version {FORMAT_VERSION})"
         )
     if verify:
         for name, entry in meta["files"].items():

@@ -39,20 +39,30 @@ class _ProgressBar:
     """A live tqdm bar on stderr: step, PSNR and estimated bpp of recent batches, and the ETA."""
 
     def __init__(self, quiet: bool) -> None:
-        from tqdm import tqdm
-
-        tty = sys.stderr.isatty()
-        self.bar = tqdm(
-            total=1000,
-            disable=quiet,
-            file=sys.stderr,
-            mininterval=0.5 if tty else 30,
-            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-            desc="training",
-        )
+        self.quiet = quiet
+        self.bar: Any = None  # made at the first report, so an early error stays one line
         self.last = 0
 
+    def _open(self) -> Any:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=1000,
+                disable=self.quiet,
+                file=sys.stderr,
+                mininterval=0.5 if sys.stderr.isatty() else 30,
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+                desc="training",
+            )
+        return self.bar
+
+    def log(self, text: str) -> None:
+        if not self.quiet:
+            self._open().write(text, file=sys.stderr)
+
     def __call__(self, p: Any) -> None:
+        self._open()
         done = int(p.fraction * 1000)
         self.bar.set_postfix_str(f"step {p.step}  PSNR {p.psnr:.2f} dB  ~{p.bpp:.4f} bpp", refresh=False)
         if done > self.last:
@@ -60,8 +70,9 @@ class _ProgressBar:
             self.last = done
 
     def close(self) -> None:
-        self.bar.update(1000 - self.last)
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.update(1000 - self.last)
+            self.bar.close()
 
 
 def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool, force: bool, **settings: Any) -> None:
@@ -80,7 +91,7 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
             resume=resume,
             force=force,
             report=bar,
-            log=(lambda s: None) if quiet else (lambda s: bar.bar.write(s, file=sys.stderr)),
+            log=bar.log,
         )
     finally:
         bar.close()
@@ -90,34 +101,24 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
 
 def _train_options(f: Any) -> Any:
     options = [
-        click.option(
-            "--device", type=click.Choice(DEVICE_CHOICES), help="Where to train (default: auto, the best present)."
-        ),
-        click.option("--minutes", type=float, help="Time budget for this run (default 8 when --steps is not given)."),
-        click.option("--steps", type=int, help="Step budget for this run; with --minutes, whichever ends first."),
-        click.option(
-            "--lmbda", type=float, help="Rate-distortion trade-off: loss = lmbda*255^2*MSE + bpp (default 0.002)."
-        ),
-        click.option("--latent-channels", type=int, help="Channels of the latent code (default 32)."),
-        click.option("--width", type=int, help="Channels of the hidden layers (default 64)."),
-        click.option(
-            "--stride", type=int, help="Total downsampling from frame to latent, a power of two (default 16)."
-        ),
-        click.option("--seed", type=int, help="Random seed: the same seed on the same device gives the same model."),
-        click.option(
-            "--holdout", type=float, help="Train on the leading frames only; report PSNR on this tail fraction."
-        ),
-        click.option(
-            "--gop", type=int, help="Frames per I-frame that training and the rate estimate assume (default 30)."
-        ),
-        click.option("--batch", type=int, help="Frame pairs per step (default 4)."),
-        click.option("--crop", type=int, help="Side of the square training crops (default 128)."),
-        click.option("--lr", type=float, help="Peak learning rate (default 1e-3)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
-        click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON."),
+        ("--device", click.Choice(DEVICE_CHOICES), "Where to train (default: auto, the best present)."),
+        ("--minutes", float, "Time budget for this run (default 8 when --steps is not given)."),
+        ("--steps", int, "Step budget for this run; with --minutes, whichever ends first."),
+        ("--lmbda", float, "Rate-distortion trade-off: loss = lmbda*255^2*MSE + bpp."),
+        ("--latent-channels", int, "Channels of the latent code (default 32)."),
+        ("--width", int, "Channels of the hidden layers (default 64)."),
+        ("--stride", int, "Total downsampling from frame to latent, a power of two (default 16)."),
+        ("--seed", int, "Random seed: the same seed on the same device gives the same model."),
+        ("--holdout", float, "Train on the leading frames only; report PSNR on this tail fraction."),
+        ("--gop", int, "Frames per I-frame that training and the rate estimate assume (default 30)."),
+        ("--batch", int, "Frame pairs per step (default 4)."),
+        ("--crop", int, "Side of the square training crops (default 128)."),
+        ("--lr", float, "Peak learning rate (default 1e-3)."),
     ]
-    for option in reversed(options):
-        f = option(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")(f)
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
+    for name, kind, text in reversed(options):
+        f = click.option(name, type=kind, help=text)(f)
     return f
 
 

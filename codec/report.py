@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def summary(meta: dict[str, Any]) -> dict[str, Any]:
     """The figures a user asks of a bundle, flat and JSON-ready, read from its meta.json."""
     src, model, train, onnx = meta["source"], meta["model"], meta["training"], meta["onnx"]
@@ -33,10 +37,8 @@ def summary(meta: dict[str, Any]) -> dict[str, Any]:
         "psnr": round(train["psnr"], 3),
         "bpp_estimate": round(train["bpp_estimate"], 5),
         "holdout_frames": train["frames_held_out"],
-        "holdout_psnr": None if train["holdout_psnr"] is None else round(train["holdout_psnr"], 3),
-        "holdout_bpp_estimate": None
-        if train["holdout_bpp_estimate"] is None
-        else round(train["holdout_bpp_estimate"], 5),
+        "holdout_psnr": _rounded(train["holdout_psnr"], 3),
+        "holdout_bpp_estimate": _rounded(train["holdout_bpp_estimate"], 5),
         "peak_memory_mib": round(train["peak_memory_mib"]),
         "onnx_parity_max_abs_diff": onnx["decoder_max_abs_diff"],
         "onnx_parity_size": f"{onnx['width']}x{onnx['height']}",

@@ -16,9 +16,9 @@ from codec.bundle import (
     FORMAT,
     FORMAT_VERSION,
     META_FILE,
+    check_output,
     compressed_size,
     file_entry,
-    prepare_output,
     sha256_file,
     write_json,
 )
@@ -89,11 +89,8 @@ def train_video(
 ) -> dict[str, Any]:
     """Train on ``video`` into the bundle ``model_dir`` and return its meta.json content."""
     started = time.perf_counter()
-    if resume:
-        prepare_output(model_dir, resume, force)
-        ckpt = load_checkpoint(model_dir / CHECKPOINT_FILE)
-    else:
-        ckpt = None
+    check_output(model_dir, resume, force)
+    ckpt = load_checkpoint(model_dir / CHECKPOINT_FILE) if resume else None
     cfg, opts = _settings(model_args, option_args, ckpt)
     info = probe(video)
     device = resolve_device(opts.device)
@@ -102,8 +99,6 @@ def train_video(
             f"{video}: is {info.width}x{info.height}, the checkpoint was trained on "
             f"{ckpt['source']['name']} at {ckpt['source']['size'][0]}x{ckpt['source']['size'][1]}"
         )
-    if not resume:
-        prepare_output(model_dir, resume, force)
 
     clip = read_clip(video)
     n_train = _split(len(clip), opts.holdout)
@@ -120,11 +115,9 @@ def train_video(
 
     runs = [*(ckpt["runs"] if ckpt else []), {**speed, "device": str(device), "steps_after": state.step}]
     source = {"name": clip.name, "size": [clip.width, clip.height], "sha256": sha256_file(video)}
-    save_checkpoint(
-        state,
-        model_dir / CHECKPOINT_FILE,
-        {"config": cfg.to_dict(), "options": asdict(opts), "source": source, "runs": runs},
-    )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    extra = {"config": cfg.to_dict(), "options": asdict(opts), "source": source, "runs": runs}
+    save_checkpoint(state, model_dir / CHECKPOINT_FILE, extra)
     export_onnx(state.model, model_dir)
     crop_h = min(opts.crop, clip.height) // cfg.stride * cfg.stride
     crop_w = min(opts.crop, clip.width) // cfg.stride * cfg.stride

@@ -42,6 +42,6 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 def carphone_bundle(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
     """A tiny model trained for 8 steps on carphone with a held-out tail."""
     out = tmp_path_factory.mktemp("bundle") / "carphone"
-    code, stdout, stderr = run_cli("train", carphone, "-o", out, "--steps", "8", "--holdout", "0.25", *TINY)
+    code, _, stderr = run_cli("train", carphone, "-o", out, "--steps", "8", "--holdout", "0.25", *TINY)
     assert code == 0, stderr
     return out

@@ -13,29 +13,24 @@ from clips import synthetic_frames, write_clip
 from codec.errors import CodecError
 from codec.video import probe, read_clip
 
+QUIET_X265 = {"x265-params": "log-level=none"}
 FORMATS = [
     ("clip.mp4", "libx264", "yuv420p", {}),
-    ("clip.mkv", "libx265", "yuv444p", {}),
+    ("clip.mkv", "libx265", "yuv444p", QUIET_X265),
     ("clip.webm", "libvpx-vp9", "yuv420p", {}),
     ("clip.avi", "mpeg4", "yuv420p", {}),
     ("clip.y4m", "rawvideo", "yuv420p", {}),
     ("clip10.mkv", "libx264", "yuv420p10le", {}),
-    ("clip10.mp4", "libx265", "yuv420p10le", {}),
+    ("clip10.mp4", "libx265", "yuv420p10le", QUIET_X265),
 ]
 
 
-@pytest.mark.parametrize(("name", "codec", "pix_fmt", "options"), FORMATS, ids=[f[0] + ":" + f[2] for f in FORMATS])
+@pytest.mark.parametrize(("name", "codec", "pix_fmt", "options"), FORMATS, ids=[f"{f[0]}:{f[2]}" for f in FORMATS])
 def test_reads_containers_codecs_and_pixel_formats(
-    tmp_path: Path, name: str, codec: str, pix_fmt: str, options
+    tmp_path: Path, name: str, codec: str, pix_fmt: str, options: dict[str, str]
 ) -> None:
     frames = synthetic_frames(6, 64, 48)
-    path = write_clip(
-        tmp_path / name,
-        frames,
-        codec=codec,
-        pix_fmt=pix_fmt,
-        options={"x265-params": "log-level=none"} if codec == "libx265" else options,
-    )
+    path = write_clip(tmp_path / name, frames, codec=codec, pix_fmt=pix_fmt, options=options)
     clip = read_clip(path)
     assert len(clip) == 6
     assert clip.frames[0].shape == (48, 64, 3) and clip.frames[0].dtype == np.uint8
