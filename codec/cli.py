@@ -124,7 +124,7 @@ def _train_options(f: Any) -> Any:
 
 @cli.command()
 @click.argument("video")
-@click.option("-o", "--output", "model_dir", required=True, help="Model bundle directory to write.")
+@click.option("-o", "--output", "model_dir", required=True, metavar="MODEL_DIR", help="Bundle directory to write.")
 @click.option("--resume", is_flag=True, help="Continue training the bundle's checkpoint; the step count goes on.")
 @click.option("--force", is_flag=True, help="Write into a non-empty MODEL_DIR.")
 @_train_options

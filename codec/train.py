@@ -38,7 +38,7 @@ class TrainOptions:
 
     minutes: float | None = 8.0
     steps: int | None = None
-    lmbda: float = 0.002
+    lmbda: float = 0.0007
     lr: float = 1e-3
     batch: int = 4
     crop: int = 128
@@ -162,27 +162,35 @@ def _straight_through_round(y: torch.Tensor, step: float) -> torch.Tensor:
     return y + (torch.round(y / step) * step - y).detach()
 
 
+def _gop_bpp(intra: torch.Tensor, inter: torch.Tensor, gop: int, pixels: int) -> torch.Tensor:
+    """Bits per pixel of a GOP made of one I-frame priced ``intra`` and gop-1 P-frames priced ``inter``."""
+    return (intra / gop + inter * (gop - 1) / gop) / pixels
+
+
 def _loss(state: TrainState, x: torch.Tensor, opts: TrainOptions) -> tuple[torch.Tensor, float, float]:
     """Rate-distortion loss of a pair batch: frames t in the first half of ``x``, t+1 in the second.
 
-    Returns (loss, mse, bpp)."""
-    step = opts.quant_step
+    Returns (loss, mse, bpp), where bpp prices the rounded latents as the coder will."""
+    step, prior = opts.quant_step, state.prior
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda)
     with autocast:
         y = state.model.encoder(x).float()
     y0, y1 = y.chunk(2)
     y_hat = _straight_through_round(y, step)
+    y0_hat, y1_hat = y_hat.chunk(2)
     noise = torch.empty_like(y).uniform_(-step / 2, step / 2)
-    intra = state.prior.intra_bits(y0 + noise[: len(y0)], step).sum()
-    inter = state.prior.inter_bits(y1 + noise[len(y0) :] - y_hat[: len(y0)], step).sum()
+    intra = prior.intra_bits(y0 + noise[: len(y0)], step).sum()
+    inter = prior.inter_bits(y1 + noise[len(y0) :] - y0_hat, step).sum()
     with autocast:
         x_hat = state.model.decoder(y_hat)
     mse = F.mse_loss(x_hat.float(), x)
     pixels = len(y0) * x.shape[-2] * x.shape[-1]
-    g = opts.gop
-    bpp = (intra / g + inter * (g - 1) / g) / pixels
-    loss = opts.lmbda * 255**2 * mse + bpp
-    return loss, float(mse.detach()), float(bpp.detach())
+    loss = opts.lmbda * 255**2 * mse + _gop_bpp(intra, inter, opts.gop, pixels)
+    with torch.no_grad():
+        coded = _gop_bpp(
+            prior.intra_bits(y0_hat, step).sum(), prior.inter_bits(y1_hat - y0_hat, step).sum(), opts.gop, pixels
+        )
+    return loss, float(mse.detach()), float(coded)
 
 
 def fit(
