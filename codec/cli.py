@@ -58,8 +58,10 @@ class _ProgressBar:
         return self.bar
 
     def log(self, text: str) -> None:
+        from tqdm import tqdm
+
         if not self.quiet:
-            self._open().write(text, file=sys.stderr)
+            tqdm.write(text, file=sys.stderr)
 
     def __call__(self, p: Any) -> None:
         self._open()
@@ -68,10 +70,13 @@ class _ProgressBar:
         if done > self.last:
             self.bar.update(done - self.last)
             self.last = done
+        if p.fraction >= 1:
+            self.close()
 
     def close(self) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.last < 1000:
             self.bar.update(1000 - self.last)
+            self.last = 1000
             self.bar.close()
 
 

@@ -230,6 +230,7 @@ def fit(
         ema_bpp = bpp if ema_bpp is None else 0.95 * ema_bpp + 0.05 * bpp
         report(Progress(state.step, min(fraction, 1.0), _psnr(ema_mse), ema_bpp))
     wall = time.perf_counter() - started
+    report(Progress(state.step, 1.0, _psnr(ema_mse or 1.0), ema_bpp or 0.0))
     state.seconds += wall
     model.eval()
     return {
