@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codec.entropy_coding import CodingTables
 from codec.errors import CodecError
 
 META_FILE = "meta.json"
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
 ENTROPY_FILE = "entropy.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = "aecodec-bundle"
@@ -85,11 +88,23 @@ class Bundle:
         return self.path / name
 
     @property
-    def sha256(self) -> str:
-        """The bundle's identity: sha256 over the sorted (name, sha256) pairs of its coding files."""
+    def decoder_sha256(self) -> str:
+        """What a stream names: sha256 over the sha256 of decoder.onnx and of entropy.json, the
+        two files a client needs to decode."""
         files = self.meta["files"]
-        text = "\n".join(f"{n} {files[n]['sha256']}" for n in sorted(files) if n != CHECKPOINT_FILE)
+        text = "\n".join(f"{n} {files[n]['sha256']}" for n in (DECODER_FILE, ENTROPY_FILE))
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def entropy(self) -> dict[str, Any]:
+        """The parsed entropy.json: the learned priors and the integer coding tables."""
+        path = self.file(ENTROPY_FILE)
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CodecError(f"{path}: unreadable ({exc})") from None
+
+    def coding_tables(self) -> CodingTables:
+        return CodingTables.from_json(self.entropy(), str(self.file(ENTROPY_FILE)))
 
 
 def load_bundle(model_dir: str | os.PathLike, verify: bool = True) -> Bundle:

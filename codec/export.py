@@ -10,11 +10,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from codec.bundle import DECODER_FILE, ENCODER_FILE
 from codec.model import AutoEncoder
 from codec.train import to_tensor
 
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder.onnx"
 OPSET = 17
 PARITY_LIMIT = 1e-3
 

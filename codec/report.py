@@ -13,6 +13,8 @@ def summary(meta: dict[str, Any]) -> dict[str, Any]:
     """The figures a user asks of a bundle, flat and JSON-ready, read from its meta.json."""
     src, model, train, onnx = meta["source"], meta["model"], meta["training"], meta["onnx"]
     this_run = train["this_run"]
+    quality = meta["coding"]["default_quality"]
+    level = train["levels"][quality]
     return {
         "source": src["name"],
         "source_size": f"{src['width']}x{src['height']}",
@@ -34,16 +36,26 @@ def summary(meta: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": round(train["seconds"], 1),
         "steps_per_s": round(this_run["steps_per_s"], 3),
         "pixels_per_s": round(this_run["pixels_per_s"]),
-        "psnr": round(train["psnr"], 3),
-        "bpp_estimate": round(train["bpp_estimate"], 5),
+        "default_quality": quality,
+        "psnr": round(level["psnr"], 3),
+        "bpp_estimate": round(level["bpp_estimate"], 5),
         "holdout_frames": train["frames_held_out"],
-        "holdout_psnr": _rounded(train["holdout_psnr"], 3),
-        "holdout_bpp_estimate": _rounded(train["holdout_bpp_estimate"], 5),
+        "holdout_psnr": _rounded(level["holdout_psnr"], 3),
+        "holdout_bpp_estimate": _rounded(level["holdout_bpp_estimate"], 5),
         "peak_memory_mib": round(train["peak_memory_mib"]),
         "onnx_parity_max_abs_diff": onnx["decoder_max_abs_diff"],
         "onnx_parity_size": f"{onnx['width']}x{onnx['height']}",
-        "quant_step": meta["coding"]["quant_step"],
         "gop": meta["coding"]["gop"],
+        "levels": [
+            {
+                "quality": lv["quality"],
+                "step": lv["step"],
+                "psnr": round(lv["psnr"], 3),
+                "bpp_estimate": round(lv["bpp_estimate"], 5),
+                "holdout_psnr": _rounded(lv["holdout_psnr"], 3),
+            }
+            for lv in train["levels"]
+        ],
     }
 
 
@@ -65,6 +77,7 @@ LABELS = {
     "train_seconds": "training seconds",
     "steps_per_s": "steps / s (last run)",
     "pixels_per_s": "pixels / s (last run)",
+    "default_quality": "default quality level",
     "psnr": "RGB PSNR, seen frames (dB)",
     "bpp_estimate": "bpp, seen frames (estimate)",
     "holdout_frames": "held-out frames",
@@ -77,19 +90,34 @@ LABELS = {
 }
 
 
-def format_summary(values: dict[str, Any]) -> str:
-    """Aligned ``label  value`` lines of the summary, skipping figures that do not apply."""
-    rows = []
-    for key, label in LABELS.items():
-        value = values.get(key)
-        if value is None or (key == "holdout_frames" and value == 0):
-            continue
-        if isinstance(value, float):
-            value = f"{value:.3g}" if abs(value) < 1e-2 else f"{value:,.3f}".rstrip("0").rstrip(".")
-        elif isinstance(value, int):
-            value = f"{value:,}"
-        elif isinstance(value, list):
-            value = " x ".join(map(str, value))
-        rows.append((label, str(value)))
+def format_value(value: Any) -> str:
+    """A figure as people read it: thousands separated, small floats in 3 significant digits."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-2 else f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return " x ".join(map(str, value))
+    return str(value)
+
+
+def format_rows(rows: list[tuple[str, Any]]) -> str:
+    """Aligned ``label  value`` lines."""
     width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+    return "\n".join(f"{label:<{width}}  {format_value(value)}" for label, value in rows)
+
+
+def format_summary(values: dict[str, Any]) -> str:
+    """The summary as aligned lines, skipping figures that do not apply, then one line per level."""
+    rows: list[tuple[str, Any]] = [
+        (label, values[key])
+        for key, label in LABELS.items()
+        if values.get(key) is not None and not (key == "holdout_frames" and values[key] == 0)
+    ]
+    for lv in values.get("levels", []):
+        held = f", held-out {lv['holdout_psnr']:.2f} dB" if lv["holdout_psnr"] is not None else ""
+        text = f"{lv['psnr']:.2f} dB @ {lv['bpp_estimate']:.4f} bpp (estimate){held}"
+        rows.append((f"quality {lv['quality']} (step {lv['step']:g})", text))
+    return format_rows(rows)

@@ -9,6 +9,7 @@ where intra bits price frame t's latent as an I-frame and inter bits price frame
 the residual from frame t's quantized latent (a P-frame), both on uniform-noise-perturbed latents
 under :class:`~codec.prior.LatentPrior`. The decoder sees the rounded latent (straight-through).
 So the encoder learns codes that are cheap to code as the codec codes them: temporally stable.
+Each step quantizes with a step drawn from the quality levels, so one model serves them all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from codec.model import AutoEncoder, ModelConfig
 from codec.prior import LatentPrior
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# Quantization steps of the quality levels, coarsest (quality 0) to finest; one model serves all.
+QUALITY_STEPS = (2.83, 2.0, 1.41, 1.0, 0.71, 0.5)
 
 
 @dataclass
@@ -46,7 +49,7 @@ class TrainOptions:
     device: str = "auto"
     holdout: float = 0.0
     gop: int = 30
-    quant_step: float = 1.0
+    quality_steps: tuple[float, ...] = QUALITY_STEPS
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.steps is None:
@@ -57,8 +60,9 @@ class TrainOptions:
             raise CodecError(f"--steps must be at least 1, not {self.steps}")
         if not 0 <= self.holdout < 1:
             raise CodecError(f"--holdout must be in [0, 1), not {self.holdout}")
-        if self.lmbda <= 0 or self.lr <= 0 or self.quant_step <= 0:
-            raise CodecError("--lmbda, --lr and the quantization step must be positive")
+        self.quality_steps = tuple(float(s) for s in self.quality_steps)
+        if self.lmbda <= 0 or self.lr <= 0 or not all(s > 0 for s in self.quality_steps):
+            raise CodecError("--lmbda, --lr and the quantization steps must be positive")
         if self.gop < 1 or self.batch < 1 or self.crop < 16:
             raise CodecError("--gop and --batch must be at least 1, --crop at least 16")
         if self.device not in DEVICES:
@@ -167,11 +171,10 @@ def _gop_bpp(intra: torch.Tensor, inter: torch.Tensor, gop: int, pixels: int) ->
     return (intra / gop + inter * (gop - 1) / gop) / pixels
 
 
-def _loss(state: TrainState, x: torch.Tensor, opts: TrainOptions) -> tuple[torch.Tensor, float, float]:
-    """Rate-distortion loss of a pair batch: frames t in the first half of ``x``, t+1 in the second.
-
-    Returns (loss, mse, bpp), where bpp prices the rounded latents as the coder will."""
-    step, prior = opts.quant_step, state.prior
+def _loss(state: TrainState, x: torch.Tensor, step: float, opts: TrainOptions) -> tuple[torch.Tensor, float, float]:
+    """Rate-distortion loss of a pair batch at quantization ``step``: frames t in the first half of
+    ``x``, t+1 in the second. Returns (loss, mse, bpp), bpp pricing the rounded latents as coded."""
+    prior = state.prior
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda)
     with autocast:
         y = state.model.encoder(x).float()
@@ -218,7 +221,8 @@ def fit(
             group["lr"] = learning_rate(opts.lr, fraction)
         pairs = _sample_pairs(frames, opts, stride, state.rng)
         x = pad_to_stride(to_tensor(pairs.reshape(-1, *pairs.shape[2:]), device), stride)
-        loss, mse, bpp = _loss(state, x, opts)
+        step = opts.quality_steps[int(state.rng.integers(len(opts.quality_steps)))]
+        loss, mse, bpp = _loss(state, x, step, opts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *prior.parameters()], 1.0)
@@ -248,36 +252,32 @@ def _psnr(mse: float) -> float:
 @torch.inference_mode()
 def evaluate(
     state: TrainState, frames: list[np.ndarray], opts: TrainOptions, device: torch.device, batch: int = 4
-) -> EvalResult:
-    """Code ``frames`` as the codec will (GOP of I- and P-frames, rounded latents) and measure them."""
+) -> list[EvalResult]:
+    """Code ``frames`` as the codec will (GOP of I- and P-frames, rounded latents) at every quality
+    level and measure each: mean RGB PSNR of the 8-bit output and the priors' estimate of the bits."""
     model, prior = state.model, state.prior
     model.eval()
-    stride, step = model.cfg.stride, opts.quant_step
+    steps = opts.quality_steps
     h, w = frames[0].shape[:2]
-    psnrs: list[float] = []
-    bits = 0.0
-    prev_q: torch.Tensor | None = None
+    psnrs: list[list[float]] = [[] for _ in steps]
+    bits = [0.0 for _ in steps]
+    previous: list[torch.Tensor | None] = [None for _ in steps]
     for start in range(0, len(frames), batch):
-        chunk = frames[start : start + batch]
-        x = to_tensor(chunk, device)
-        q = torch.round(model.encoder(pad_to_stride(x, stride)).float() / step)
-        for i in range(len(chunk)):
-            index = start + i
-            if index % opts.gop == 0 or prev_q is None:
-                bits += float(prior.intra_bits(q[i : i + 1] * step, step).sum())
-            else:
-                bits += float(prior.inter_bits((q[i : i + 1] - prev_q) * step, step).sum())
-            prev_q = q[i : i + 1]
-        x_hat = model.decoder(q * step)[..., :h, :w]
-        out = torch.round(x_hat * 255)
-        ref = x * 255
-        mse = ((out - ref) ** 2).flatten(1).mean(1) / 255**2
-        psnrs += [_psnr(float(m)) for m in mse]
-    return EvalResult(frames=len(frames), psnr=float(np.mean(psnrs)), bpp_estimate=bits / (len(frames) * h * w))
-
-
-def options_dict(opts: TrainOptions) -> dict[str, object]:
-    return asdict(opts)
+        x = to_tensor(frames[start : start + batch], device)
+        y = model.encoder(pad_to_stride(x, model.cfg.stride)).float()
+        for k, step in enumerate(steps):
+            q = torch.round(y / step)
+            for i in range(len(q)):
+                if (start + i) % opts.gop == 0 or previous[k] is None:
+                    bits[k] += float(prior.intra_bits(q[i] * step, step).sum())
+                else:
+                    bits[k] += float(prior.inter_bits((q[i] - previous[k]) * step, step).sum())
+                previous[k] = q[i]
+            out = torch.round(model.decoder(q * step)[..., :h, :w] * 255)
+            mse = ((out - x * 255) ** 2).flatten(1).mean(1) / 255**2
+            psnrs[k] += [_psnr(float(m)) for m in mse]
+    pixels = len(frames) * h * w
+    return [EvalResult(len(frames), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
 
 
 def save_checkpoint(state: TrainState, path: Path, extra: dict[str, Any]) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 from codec import __version__
 from codec.bundle import (
     CHECKPOINT_FILE,
+    DECODER_FILE,
+    ENCODER_FILE,
     ENTROPY_FILE,
     FORMAT,
     FORMAT_VERSION,
@@ -22,8 +24,9 @@ from codec.bundle import (
     sha256_file,
     write_json,
 )
+from codec.entropy_coding import CodingTables
 from codec.errors import CodecError
-from codec.export import DECODER_FILE, ENCODER_FILE, OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
+from codec.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
 from codec.model import ModelConfig, macs_per_pixel, parameter_count
 from codec.train import (
     Progress,
@@ -52,6 +55,11 @@ def _split(n: int, holdout: float) -> int:
     if n - held < 1:
         raise CodecError(f"--holdout {holdout}: the clip has {n} frames, too few to hold any out")
     return n - held
+
+
+def _default_quality(steps: tuple[float, ...]) -> int:
+    """The level whose step is closest to 1, the scale the priors were initialised for."""
+    return min(range(len(steps)), key=lambda k: abs(math.log(steps[k])))
 
 
 def _settings(
@@ -111,7 +119,8 @@ def train_video(
     speed = fit(state, seen, opts, device, report)
     log("evaluating full frames")
     seen_eval = evaluate(state, seen, opts, device)
-    unseen_eval = evaluate(state, unseen, opts, device) if unseen else None
+    unseen_eval = evaluate(state, unseen, opts, device) if unseen else [None] * len(seen_eval)
+    default_quality = _default_quality(opts.quality_steps)
 
     runs = [*(ckpt["runs"] if ckpt else []), {**speed, "device": str(device), "steps_after": state.step}]
     source = {"name": clip.name, "size": [clip.width, clip.height], "sha256": sha256_file(video)}
@@ -123,9 +132,15 @@ def train_video(
     crop_w = min(opts.crop, clip.width) // cfg.stride * cfg.stride
     padded = (-(-clip.height // cfg.stride) * cfg.stride, -(-clip.width // cfg.stride) * cfg.stride)
     parity = check_parity(
-        state.model, model_dir, clip.frames[0], parity_size(cfg.stride, {(crop_h, crop_w), padded}), opts.quant_step
+        state.model,
+        model_dir,
+        clip.frames[0],
+        parity_size(cfg.stride, {(crop_h, crop_w), padded}),
+        opts.quality_steps[default_quality],
     )
-    write_json(model_dir / ENTROPY_FILE, {"family": "laplace", "quant_step": opts.quant_step, **state.prior.tables()})
+    prior = state.prior.tables()
+    tables = CodingTables.build(prior, list(opts.quality_steps))
+    write_json(model_dir / ENTROPY_FILE, {"family": "laplace", "prior": prior, **tables.to_json()})
 
     model = state.model
     files = {name: file_entry(model_dir / name) for name in (ENCODER_FILE, DECODER_FILE, ENTROPY_FILE, CHECKPOINT_FILE)}
@@ -154,7 +169,7 @@ def train_video(
             "decoder_bytes": files[DECODER_FILE]["bytes"],
             "decoder_bytes_xz": compressed_size(model_dir / DECODER_FILE),
         },
-        "coding": {"prior": "laplace", "quant_step": opts.quant_step, "gop": opts.gop},
+        "coding": {"quality_steps": list(opts.quality_steps), "default_quality": default_quality, "gop": opts.gop},
         "training": {
             "options": asdict(opts),
             "device": str(device),
@@ -162,10 +177,19 @@ def train_video(
             "seconds": state.seconds,
             "frames_seen": len(seen),
             "frames_held_out": len(unseen),
-            "psnr": seen_eval.psnr,
-            "bpp_estimate": seen_eval.bpp_estimate,
-            "holdout_psnr": unseen_eval.psnr if unseen_eval else None,
-            "holdout_bpp_estimate": unseen_eval.bpp_estimate if unseen_eval else None,
+            "levels": [
+                {
+                    "quality": k,
+                    "step": step,
+                    "psnr": fit_eval.psnr,
+                    "bpp_estimate": fit_eval.bpp_estimate,
+                    "holdout_psnr": held_eval.psnr if held_eval else None,
+                    "holdout_bpp_estimate": held_eval.bpp_estimate if held_eval else None,
+                }
+                for k, (step, fit_eval, held_eval) in enumerate(
+                    zip(opts.quality_steps, seen_eval, unseen_eval, strict=True)
+                )
+            ],
             "this_run": speed,
             "runs": runs,
             "peak_memory_mib": peak_memory_mib(),

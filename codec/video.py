@@ -154,3 +154,42 @@ def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
     """Decode ``path`` (or its first ``max_frames`` frames) into memory as a :class:`Clip`."""
     info = probe(path)
     return Clip(info=info, frames=list(iter_frames(path, max_frames)))
+
+
+OUTPUT_KINDS = {".mp4": "H.264 mp4", ".mkv": "lossless FFV1 mkv", ".y4m": "raw YUV 4:4:4 y4m", "": "PNG folder"}
+
+
+class VideoWriter:
+    """Writes RGB24 frames to ``.mp4`` (H.264, CRF 12), ``.mkv`` (lossless FFV1 RGB), ``.y4m``
+    (raw YUV 4:4:4) or, for a path without a suffix, a folder of lossless PNGs."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction) -> None:
+        suffix = path.suffix.lower()
+        if suffix not in OUTPUT_KINDS:
+            raise CodecError(f"{path}: output must end in .mp4, .mkv or .y4m, or have no suffix for a PNG folder")
+        self.path = path
+        if suffix == "":
+            path.mkdir()
+            target, fmt = str(path / "frame_%06d.png"), "image2"
+            codec, pix_fmt, options = "png", "rgb24", {}
+        else:
+            target, fmt = str(path), None
+            codec, pix_fmt, options = {
+                ".mp4": ("libx264", "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p", {"crf": "12"}),
+                ".mkv": ("ffv1", "bgr0", {}),
+                ".y4m": ("rawvideo", "yuv444p", {}),
+            }[suffix]
+        self.container = av.open(target, mode="w", format=fmt)
+        self.stream = self.container.add_stream(codec, rate=fps, options=options)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        self.count = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        video_frame.pts = self.count
+        self.count += 1
+        self.container.mux(self.stream.encode(video_frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode())
+        self.container.close()

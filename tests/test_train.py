@@ -25,8 +25,12 @@ def test_bundle_is_complete_and_verified(carphone_bundle: Path) -> None:
     for name, entry in meta["files"].items():
         assert entry["sha256"] == sha256_file(carphone_bundle / name)
     entropy = json.loads((carphone_bundle / "entropy.json").read_text())
-    assert len(entropy["intra_scale"]) == len(entropy["inter_scale"]) == 4
-    assert all(s > 0 for s in entropy["intra_scale"] + entropy["inter_scale"])
+    prior = entropy["prior"]
+    assert len(prior["intra_scale"]) == len(prior["inter_scale"]) == 4
+    assert all(s > 0 for s in prior["intra_scale"] + prior["inter_scale"])
+    # The coder's side: integer tables, one level per quantization step, every table a distribution.
+    assert [lv["step"] for lv in entropy["levels"]] == meta["coding"]["quality_steps"]
+    assert all(sum(freqs) == 2**16 and min(freqs) >= 1 for freqs in entropy["tables"].values())
 
 
 def test_onnx_parity_at_an_unseen_resolution(carphone_bundle: Path) -> None:
@@ -62,8 +66,9 @@ def test_info_text_and_json(carphone_bundle: Path) -> None:
 def test_holdout_reports_psnr_on_unseen_tail(carphone_bundle: Path) -> None:
     train = json.loads((carphone_bundle / "meta.json").read_text())["training"]
     assert train["frames_seen"] == 90 and train["frames_held_out"] == 30
-    assert 5 < train["holdout_psnr"] < 60 and train["holdout_bpp_estimate"] > 0
-    assert 5 < train["psnr"] < 60 and train["bpp_estimate"] > 0
+    for level in train["levels"]:
+        assert 5 < level["holdout_psnr"] < 60 and level["holdout_bpp_estimate"] > 0
+        assert 5 < level["psnr"] < 60 and level["bpp_estimate"] > 0
 
 
 def test_info_refuses_a_damaged_bundle(carphone_bundle: Path, tmp_path: Path) -> None:

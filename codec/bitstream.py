@@ -1,0 +1,174 @@
+"""The ``.aec`` container: one header, then one self-delimiting chunk per frame. Nothing here
+knows about networks; it reads and writes bytes and says exactly which field is wrong.
+
+Header (little-endian, 64 bytes):
+
+    magic "AEC\\x00" | version u16 | flags u16 | bundle sha256 (32 bytes) | width u16 | height u16
+    | fps numerator u32 | fps denominator u32 | frames u32 | gop u16 | quality u8 | reserved u8
+    | crc32 of the preceding 60 bytes u32
+
+Chunk (14-byte head, then the payload):
+
+    sync "AF" | frame index u32 | type u8 (0 = I, 1 = P) | payload length u32 | crc32 u32 | payload
+
+The chunk's crc32 covers its sync, index, type and length fields and the payload, so any damage to a
+chunk is caught, and a reader that lost its place can scan for the next sync whose crc32 holds.
+A gRPC ``EncodedFrame`` carries exactly one chunk's fields.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO
+
+from codec.errors import CodecError
+
+MAGIC = b"AEC\x00"
+VERSION = 1
+SYNC = b"AF"
+I_FRAME, P_FRAME = 0, 1
+FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P"}
+MAX_PAYLOAD = 64 << 20
+MAX_SIDE = 16384
+
+_HEADER = struct.Struct("<4sHH32sHHIIIHBB")
+_HEADER_SIZE = _HEADER.size + 4
+_CHUNK = struct.Struct("<2sIBI")
+_CHUNK_SIZE = _CHUNK.size + 4
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a decoder must know before the first chunk."""
+
+    bundle_sha256: str
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    gop: int
+    quality: int
+
+    def pack(self) -> bytes:
+        if not (0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
+            raise CodecError(f"frame size {self.width}x{self.height} does not fit the .aec header")
+        body = _HEADER.pack(
+            MAGIC,
+            VERSION,
+            0,
+            bytes.fromhex(self.bundle_sha256),
+            self.width,
+            self.height,
+            self.fps.numerator,
+            self.fps.denominator,
+            self.frames,
+            self.gop,
+            self.quality,
+            0,
+        )
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    @classmethod
+    def unpack(cls, data: bytes, source: str) -> Header:
+        if len(data) < _HEADER_SIZE:
+            raise CodecError(f"{source}: truncated header ({len(data)} of {_HEADER_SIZE} bytes)")
+        body, (crc,) = data[: _HEADER.size], struct.unpack_from("<I", data, _HEADER.size)
+        magic, version, _flags, sha, width, height, num, den, frames, gop, quality, _ = _HEADER.unpack(body)
+        if magic != MAGIC:
+            raise CodecError(f"{source}: not an .aec stream (magic {magic!r})")
+        if version != VERSION:
+            raise CodecError(f"{source}: .aec format version {version} is not supported (this reads {VERSION})")
+        if zlib.crc32(body) != crc:
+            raise CodecError(f"{source}: header crc32 mismatch; the header is damaged")
+        for name, value in (("width", width), ("height", height), ("fps", num), ("fps denominator", den), ("gop", gop)):
+            if value == 0:
+                raise CodecError(f"{source}: header field {name} is 0")
+        if width > MAX_SIDE or height > MAX_SIDE:
+            raise CodecError(f"{source}: header frame size {width}x{height} exceeds {MAX_SIDE} pixels a side")
+        return cls(sha.hex(), width, height, Fraction(num, den), frames, gop, quality)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One coded frame."""
+
+    index: int
+    frame_type: int
+    payload: bytes
+
+    @property
+    def crc32(self) -> int:
+        return zlib.crc32(self.payload, zlib.crc32(_CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))))
+
+    def pack(self) -> bytes:
+        head = _CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))
+        return head + struct.pack("<I", self.crc32) + self.payload
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A stretch of the stream that could not be read as a chunk: its offset and why."""
+
+    offset: int
+    reason: str
+
+
+def write_stream(out: BinaryIO, header: Header, chunks: Iterator[Chunk]) -> int:
+    """Write a header and chunks to ``out``; returns the bytes written."""
+    written = out.write(header.pack())
+    for chunk in chunks:
+        written += out.write(chunk.pack())
+    return written
+
+
+def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
+    """The chunk at ``pos``, or the reason there is no valid chunk there."""
+    if len(data) - pos < _CHUNK_SIZE:
+        return f"truncated chunk head ({len(data) - pos} bytes left)"
+    sync, index, frame_type, length = _CHUNK.unpack_from(data, pos)
+    (crc,) = struct.unpack_from("<I", data, pos + _CHUNK.size)
+    if sync != SYNC:
+        return f"no chunk sync marker (found {sync!r})"
+    if frame_type not in FRAME_TYPES:
+        return f"frame {index}: unknown frame type {frame_type}"
+    if length > MAX_PAYLOAD:
+        return f"frame {index}: payload length {length} is implausible"
+    end = pos + _CHUNK_SIZE + length
+    if end > len(data):
+        return f"frame {index}: truncated payload ({len(data) - pos - _CHUNK_SIZE} of {length} bytes)"
+    chunk = Chunk(index, frame_type, data[pos + _CHUNK_SIZE : end])
+    if chunk.crc32 != crc:
+        return f"frame {index}: crc32 mismatch"
+    return chunk
+
+
+def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chunk | Damage]:
+    """Yield the chunks after the header in ``data``.
+
+    Without ``resync`` the first damaged chunk raises a CodecError naming the frame and field. With
+    it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker whose
+    chunk is whole and passes its crc32.
+    """
+    pos = _HEADER_SIZE
+    while pos < len(data):
+        parsed = _parse_chunk(data, pos)
+        if isinstance(parsed, Chunk):
+            yield parsed
+            pos += _CHUNK_SIZE + len(parsed.payload)
+            continue
+        if not resync:
+            raise CodecError(f"{source}: at byte {pos}: {parsed}")
+        yield Damage(pos, parsed)
+        pos = _next_chunk(data, pos + 1)
+
+
+def _next_chunk(data: bytes, pos: int) -> int:
+    while (pos := data.find(SYNC, pos)) != -1:
+        if isinstance(_parse_chunk(data, pos), Chunk):
+            return pos
+        pos += 1
+    return len(data)

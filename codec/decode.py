@@ -1,0 +1,157 @@
+"""``codec decode``: an ``.aec`` stream back to frames with the bundle's ONNX decoder.
+
+The whole decode path is onnxruntime, numpy, constriction and PyAV: torch is never imported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codec.bitstream import I_FRAME, Chunk, Damage, Header, read_chunks
+from codec.bundle import Bundle
+from codec.errors import CodecError
+from codec.latent_codec import LatentDecoder
+from codec.runtime import Networks
+from codec.video import VideoWriter
+
+
+@dataclass
+class DecodeStats:
+    """What a decode produced; ``concealed`` counts frames repeated in place of damaged ones."""
+
+    header: Header
+    bytes: int
+    frames: int = 0
+    concealed: int = 0
+    damage: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    provider: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        h = self.header
+        bits = self.bytes * 8
+        return {
+            "frames": self.frames,
+            "size": f"{h.width}x{h.height}",
+            "fps": float(h.fps),
+            "quality": h.quality,
+            "gop": h.gop,
+            "bytes": self.bytes,
+            "bpp": bits / max(1, self.frames * h.width * h.height),
+            "concealed": self.concealed,
+            "damage": self.damage,
+            "decode_fps": self.frames / self.seconds if self.seconds else 0.0,
+            "provider": self.provider,
+        }
+
+
+def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
+    """Parse the header and check that the stream was made by this bundle."""
+    header = Header.unpack(data, source)
+    if header.bundle_sha256 != bundle.decoder_sha256:
+        raise CodecError(
+            f"{source}: made by bundle {header.bundle_sha256[:12]}..., not by {bundle.path} "
+            f"({bundle.decoder_sha256[:12]}...)"
+        )
+    return header
+
+
+def decode_frames(data: bytes, bundle: Bundle, source: str, conceal: bool, stats: DecodeStats) -> Iterator[np.ndarray]:
+    """Yield the stream's frames in order as (H,W,3) uint8 arrays, updating ``stats``.
+
+    Without ``conceal`` any damage is a CodecError naming the frame or field. With it, a frame
+    whose chunk is damaged or missing, and every P-frame after it until the next I-frame, is
+    replaced by the last good frame (mid-grey before the first one); a stream that ends early
+    ends there, with the shortfall noted in ``stats.damage``.
+    """
+    header = stats.header
+    nets = Networks(bundle, header.width, header.height, need_encoder=False)
+    stats.provider = nets.provider
+    decoder = LatentDecoder(bundle.coding_tables(), header.quality, nets.latent_shape)
+    step = decoder.level.step
+    last = np.full((header.height, header.width, 3), 128, np.uint8)
+    expected = 0
+    started = time.perf_counter()
+
+    def fill(upto: int, reason: str) -> Iterator[np.ndarray]:
+        nonlocal expected
+        if not conceal:
+            raise CodecError(f"{source}: frame {expected}: {reason}")
+        stats.damage.append(f"frame {expected}: {reason}, concealed")
+        decoder.reset()
+        while expected < upto:
+            stats.concealed += 1
+            expected += 1
+            yield last
+
+    for item in read_chunks(data, source, resync=conceal):
+        if isinstance(item, Damage):
+            stats.damage.append(f"byte {item.offset}: {item.reason}")
+            decoder.reset()
+            continue
+        chunk: Chunk = item
+        if chunk.index >= header.frames or chunk.index < expected:
+            if not conceal:
+                raise CodecError(
+                    f"{source}: frame {chunk.index} out of order or beyond the header's {header.frames} frames"
+                )
+            stats.damage.append(f"frame {chunk.index}: out of order, skipped")
+            continue
+        if chunk.index > expected:
+            yield from fill(chunk.index, "missing from the stream")
+        if decoder.previous is None and chunk.frame_type != I_FRAME:
+            yield from fill(chunk.index + 1, "P-frame without its reference")
+            continue
+        q = decoder.decode(chunk)
+        last = nets.decode((q * step).astype(np.float32)[None])[0]
+        expected += 1
+        stats.frames += 1
+        yield last
+    if expected < header.frames:
+        reason = f"stream ends early: the header declares {header.frames} frames"
+        if not conceal:
+            raise CodecError(f"{source}: frame {expected}: {reason}")
+        stats.damage.append(f"frame {expected}: {reason}; nothing after it is invented")
+    stats.frames += stats.concealed
+    stats.seconds = time.perf_counter() - started
+
+
+def read_stream_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise CodecError(f"{path}: no such file")
+    return path.read_bytes()
+
+
+def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, conceal: bool = False) -> DecodeStats:
+    """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``."""
+    if out.exists() and not force:
+        raise CodecError(f"{out}: exists; use --force to overwrite it")
+    data = read_stream_file(stream)
+    header = open_stream(data, bundle, str(stream))
+    stats = DecodeStats(header=header, bytes=len(data))
+    tmp = out.with_name(f".{out.stem}-partial{out.suffix}")
+    _remove(tmp)
+    writer = VideoWriter(tmp, header.width, header.height, header.fps)
+    try:
+        for frame in decode_frames(data, bundle, str(stream), conceal, stats):
+            writer.write(frame)
+        writer.close()
+        _remove(out)
+        os.replace(tmp, out)
+    finally:
+        _remove(tmp)
+    return stats
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)

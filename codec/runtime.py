@@ -1,0 +1,62 @@
+"""The bundle's networks through onnxruntime: uint8 RGB frames in, latents out, and back. No torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from codec.bundle import DECODER_FILE, ENCODER_FILE, Bundle
+from codec.errors import CodecError
+
+
+def providers() -> list[str]:
+    """CUDA when this onnxruntime build has it, the CPU always."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def _session(path: Any) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers())
+    except Exception as exc:  # onnxruntime raises its own exception types for a bad model file
+        raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
+
+
+class Networks:
+    """Encoder and decoder sessions of one bundle, for frames of one size.
+
+    Frames are padded (edge replication) up to a multiple of the stride before encoding and the
+    decoder's output is cropped back, so any width and height work.
+    """
+
+    def __init__(self, bundle: Bundle, width: int, height: int, need_encoder: bool = True) -> None:
+        model = bundle.meta["model"]
+        self.stride = int(model["stride"])
+        self.channels = int(model["latent_channels"])
+        self.width, self.height = width, height
+        self.latent_shape = (self.channels, -(-height // self.stride), -(-width // self.stride))
+        self._encoder = _session(bundle.file(ENCODER_FILE)) if need_encoder else None
+        self._decoder = _session(bundle.file(DECODER_FILE))
+
+    @property
+    def provider(self) -> str:
+        return self._decoder.get_providers()[0]
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(N,H,W,3) uint8 frames to (N,C,h,w) float32 latents."""
+        if self._encoder is None:
+            raise CodecError("this runtime was opened for decoding only")
+        _, h, w = self.latent_shape
+        pad = ((0, 0), (0, h * self.stride - self.height), (0, w * self.stride - self.width), (0, 0))
+        x = np.pad(frames, pad, mode="edge").transpose(0, 3, 1, 2).astype(np.float32) / 255
+        return self._encoder.run(None, {"frames": x})[0]
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames."""
+        x = self._decoder.run(None, {"latent": latents.astype(np.float32, copy=False)})[0]
+        x = x[:, :, : self.height, : self.width]
+        return np.rint(x * 255).astype(np.uint8).transpose(0, 2, 3, 1)

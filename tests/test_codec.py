@@ -1,0 +1,231 @@
+"""The real bitstream: encode with onnxruntime + constriction, decode without torch, bit-exact."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clips import write_clip
+from conftest import TINY, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codec.bitstream import I_FRAME, P_FRAME, Header, read_chunks
+from codec.bundle import load_bundle
+from codec.decode import DecodeStats, decode_frames, open_stream
+from codec.encode import encode_video
+from codec.errors import CodecError
+from codec.video import read_clip
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
+    """The first 10 frames of carphone, re-encoded losslessly."""
+    frames = np.stack(read_clip(carphone, max_frames=10).frames)
+    return write_clip(tmp_path_factory.mktemp("short") / "short.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+
+
+@pytest.fixture(scope="module")
+def encoded(carphone_bundle: Path, short_clip: Path, tmp_path_factory: pytest.TempPathFactory):
+    """short_clip encoded with GOP 4, plus the encoder's own reconstruction of every frame."""
+    out = tmp_path_factory.mktemp("enc") / "short.aec"
+    recon: list[np.ndarray] = []
+    stats = encode_video(short_clip, load_bundle(carphone_bundle), out, gop=4, on_frame=lambda i, f: recon.append(f))
+    return out, stats, np.stack(recon)
+
+
+def test_decoded_frames_equal_the_encoders_reconstruction(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream, stats, recon = encoded
+    code, out, err = run_cli("decode", stream, "-m", carphone_bundle, "-o", tmp_path / "png", "--json")
+    assert code == 0, err
+    assert json.loads(out)["frames"] == 10 and json.loads(out)["concealed"] == 0
+    pngs = sorted((tmp_path / "png").glob("frame_*.png"))
+    assert len(pngs) == 10
+    decoded = np.stack([read_clip(p).frames[0] for p in pngs])
+    assert np.array_equal(decoded, recon)
+    assert stats.bytes == stream.stat().st_size
+
+
+def test_stream_layout(encoded, carphone_bundle: Path) -> None:
+    stream, stats, _ = encoded
+    data = stream.read_bytes()
+    header = open_stream(data, load_bundle(carphone_bundle), "s")
+    assert (header.width, header.height, header.frames, header.gop) == (176, 144, 10, 4)
+    types = [c.frame_type for c in read_chunks(data, "s")]
+    assert types == [I_FRAME, P_FRAME, P_FRAME, P_FRAME] * 2 + [I_FRAME, P_FRAME]
+    values = stats.to_dict()
+    assert values["bpp"] == pytest.approx(stats.bytes * 8 / (10 * 176 * 144))
+    assert values["total_bpp"] > values["bpp"] and values["ratio_vs_rgb24"] > 1
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".y4m"])
+def test_decode_to_video_files(carphone_bundle: Path, encoded, tmp_path: Path, suffix: str) -> None:
+    stream, _, recon = encoded
+    out = tmp_path / f"out{suffix}"
+    assert run_cli("decode", stream, "-m", carphone_bundle, "-o", out)[0] == 0
+    clip = read_clip(out)
+    assert len(clip) == 10 and (clip.width, clip.height) == (176, 144)
+    if suffix == ".mkv":  # FFV1 in RGB is lossless
+        assert np.array_equal(np.stack(clip.frames), recon)
+
+
+def test_quality_levels_trade_size_for_quality(carphone_bundle: Path, short_clip: Path, tmp_path: Path) -> None:
+    bundle = load_bundle(carphone_bundle)
+    levels = len(bundle.meta["coding"]["quality_steps"])
+    assert levels >= 4
+    sizes = [encode_video(short_clip, bundle, tmp_path / f"q{k}.aec", quality=k).bytes for k in range(levels)]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+    code, _, err = run_cli("encode", short_clip, "-m", carphone_bundle, "-o", tmp_path / "x.aec", "--quality", "99")
+    assert code == 2 and "quality 99" in err
+
+
+def test_decoding_needs_no_torch(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream, _, _ = encoded
+    argv = ["codec", "decode", str(stream), "-m", str(carphone_bundle), "-o", str(tmp_path / "o.y4m")]
+    script = (
+        "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now raises ImportError
+        f"from codec.cli import main; sys.argv = {argv!r}; main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o.y4m").stat().st_size > 0
+
+
+def test_outputs_are_not_overwritten_without_force(carphone_bundle: Path, encoded, short_clip: Path, tmp_path: Path):
+    stream, _, _ = encoded
+    precious = tmp_path / "precious.mp4"
+    precious.write_bytes(b"mine")
+    code, _, err = run_cli("decode", stream, "-m", carphone_bundle, "-o", precious)
+    assert code == 2 and "--force" in err and precious.read_bytes() == b"mine"
+    code, _, err = run_cli("encode", short_clip, "-m", carphone_bundle, "-o", precious)
+    assert code == 2 and "--force" in err and precious.read_bytes() == b"mine"
+    assert run_cli("decode", stream, "-m", carphone_bundle, "-o", precious, "--force")[0] == 0
+    assert len(read_clip(precious)) == 10
+
+
+def _relabel(data: bytes, frames: int) -> bytes:
+    """The stream with its header's frame count replaced and the header crc recomputed: a liar."""
+    header = Header.unpack(data, "x")
+    body = Header(header.bundle_sha256, header.width, header.height, header.fps, frames, header.gop, header.quality)
+    return body.pack() + data[64:]
+
+
+def _flip(data: bytes, pos: int) -> bytes:
+    return data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1 :]
+
+
+def test_damaged_streams_fail_with_one_line_naming_the_field(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream, _, _ = encoded
+    data = stream.read_bytes()
+    chunks = list(read_chunks(data, "s"))
+    third = 64 + sum(14 + len(c.payload) for c in chunks[:2])  # start of frame 2's chunk
+    cases = {
+        "truncated": (data[: len(data) - 10], "frame 9: truncated payload"),
+        "flipped bit": (_flip(data, third + 20), "frame 2: crc32 mismatch"),
+        "wrong magic": (b"XYZ\x00" + data[4:], "not an .aec stream"),
+        "wrong version": (data[:4] + struct.pack("<H", 9) + data[6:], "format version 9"),
+        "damaged header": (_flip(data, 50), "header crc32 mismatch"),
+        "frame count too high": (_relabel(data, 12), "frame 10: stream ends early: the header declares 12 frames"),
+        "frame count too low": (_relabel(data, 8), "frame 8 out of order or beyond the header's 8 frames"),
+    }
+    for case, (payload, message) in cases.items():
+        bad = tmp_path / "bad.aec"
+        bad.write_bytes(payload)
+        code, _, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / f"{case}.y4m")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, f"{case}: {err}"
+        assert not (tmp_path / f"{case}.y4m").exists(), f"{case}: partial output left behind"
+
+
+def test_a_stream_from_another_bundle_is_refused(odd_clip: Path, encoded, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    assert run_cli("train", odd_clip, "-o", other, "--steps", "1", *TINY)[0] == 0
+    code, _, err = run_cli("decode", encoded[0], "-m", other, "-o", tmp_path / "x.y4m")
+    assert code == 2 and "made by bundle" in err
+
+
+def test_conceal_repeats_the_last_good_frame_until_the_next_i_frame(carphone_bundle: Path, encoded, tmp_path: Path):
+    stream, _, recon = encoded
+    data = stream.read_bytes()
+    chunks = list(read_chunks(data, "s"))
+    p_frame_5 = 64 + sum(14 + len(c.payload) for c in chunks[:5])
+    bad = tmp_path / "bad.aec"
+    bad.write_bytes(_flip(data, p_frame_5 + 16))
+    code, out, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "png", "--conceal", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["frames"] == 10 and result["concealed"] == 3  # frames 5, 6, 7; frame 8 is an I-frame
+    decoded = np.stack([read_clip(p).frames[0] for p in sorted((tmp_path / "png").glob("*.png"))])
+    assert np.array_equal(decoded[:5], recon[:5]) and np.array_equal(decoded[8:], recon[8:])
+    assert all(np.array_equal(decoded[i], recon[4]) for i in (5, 6, 7))
+
+
+MUTATIONS = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 10**6), st.integers(1, 255)),
+    st.tuples(st.just("cut"), st.integers(0, 10**6), st.just(0)),
+    st.tuples(st.just("insert"), st.integers(0, 10**6), st.integers(0, 255)),
+    st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 40)),
+)
+
+
+def _mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
+    for kind, where, value in mutations:
+        pos = where % (len(data) + 1)
+        if kind == "flip" and pos < len(data):
+            data = data[:pos] + bytes([data[pos] ^ value]) + data[pos + 1 :]
+        elif kind == "cut":
+            data = data[:pos]
+        elif kind == "insert":
+            data = data[:pos] + bytes([value]) + data[pos:]
+        elif kind == "delete":
+            data = data[:pos] + data[pos + value :]
+    return data
+
+
+@pytest.fixture(scope="module")
+def tiny_stream(carphone_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    rng = np.random.default_rng(0)
+    clip = write_clip(
+        tmp_path_factory.mktemp("tiny") / "t.mkv", rng.integers(0, 255, (5, 32, 32, 3), np.uint8), codec="ffv1"
+    )
+    out = tmp_path_factory.mktemp("tiny") / "t.aec"
+    encode_video(clip, load_bundle(carphone_bundle), out, gop=3)
+    return out.read_bytes()
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutations=st.lists(MUTATIONS, min_size=1, max_size=3), conceal=st.booleans())
+def test_fuzzed_streams_decode_cleanly_or_fail_clearly(carphone_bundle: Path, tiny_stream: bytes, mutations, conceal):
+    bundle = _bundle(carphone_bundle)
+    data = _mutate(tiny_stream, mutations)
+    try:
+        stats = DecodeStats(header=open_stream(data, bundle, "fuzz"), bytes=len(data))
+        frames = list(decode_frames(data, bundle, "fuzz", conceal, stats))
+    except CodecError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert len(frames) == stats.frames <= stats.header.frames
+    if not stats.damage:
+        assert len(frames) == stats.header.frames and stats.concealed == 0
+    assert all(f.shape == (stats.header.height, stats.header.width, 3) for f in frames)
+
+
+_BUNDLES: dict[Path, object] = {}
+
+
+def _bundle(path: Path):
+    if path not in _BUNDLES:
+        _BUNDLES[path] = load_bundle(path)
+    return _BUNDLES[path]
+
+
+def test_header_crc_guards_every_field() -> None:
+    header = Header("ab" * 32, 176, 144, __import__("fractions").Fraction(30000, 1001), 10, 30, 2)
+    packed = header.pack()
+    assert Header.unpack(packed, "h") == header
+    assert zlib.crc32(packed[:60]) == struct.unpack("<I", packed[60:])[0]
