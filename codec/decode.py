@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +63,11 @@ def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
     return header
 
 
-def decode_frames(data: bytes, bundle: Bundle, source: str, conceal: bool, stats: DecodeStats) -> Iterator[np.ndarray]:
-    """Yield the stream's frames in order as (H,W,3) uint8 arrays, updating ``stats``.
+def decode_frames(
+    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, conceal: bool, stats: DecodeStats
+) -> Iterator[np.ndarray]:
+    """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
+    :func:`~codec.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
 
     Without ``conceal`` any damage is a CodecError naming the frame or field. With it, a frame
     whose chunk is damaged or missing, and every P-frame after it until the next I-frame, is
@@ -91,7 +94,7 @@ def decode_frames(data: bytes, bundle: Bundle, source: str, conceal: bool, stats
             expected += 1
             yield last
 
-    for item in read_chunks(data, source, resync=conceal):
+    for item in items:
         if isinstance(item, Damage):
             stats.damage.append(f"byte {item.offset}: {item.reason}")
             decoder.reset()
@@ -138,11 +141,11 @@ def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, co
     stats = DecodeStats(header=header, bytes=len(data))
     tmp = out.with_name(f".{out.stem}-partial{out.suffix}")
     _remove(tmp)
-    writer = VideoWriter(tmp, header.width, header.height, header.fps)
     try:
-        for frame in decode_frames(data, bundle, str(stream), conceal, stats):
-            writer.write(frame)
-        writer.close()
+        with VideoWriter(tmp, header.width, header.height, header.fps) as writer:
+            chunks = read_chunks(data, str(stream), resync=conceal)
+            for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
+                writer.write(frame)
         _remove(out)
         os.replace(tmp, out)
     finally:

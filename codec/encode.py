@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,8 +22,6 @@ from codec.errors import CodecError
 from codec.latent_codec import LatentEncoder
 from codec.runtime import Networks
 from codec.video import iter_frames, probe
-
-BATCH = 4
 
 
 @dataclass
@@ -71,23 +69,52 @@ class EncodeStats:
         }
 
 
-def frame_types(count: int | None, gop: int) -> Iterator[int]:
-    """I every ``gop`` frames, P between."""
-    index = 0
-    while count is None or index < count:
-        yield I_FRAME if index % gop == 0 else P_FRAME
-        index += 1
+@dataclass
+class EncodedFrame:
+    """One coded frame: its chunk, its integer latent, the priors' estimate of its bits, and the
+    frame exactly as a decoder will reconstruct it (when asked for)."""
+
+    chunk: Chunk
+    q: np.ndarray
+    estimated_bits: float
+    reconstruction: np.ndarray | None
 
 
-def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    batch: list[np.ndarray] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield np.stack(batch)
-            batch = []
-    if batch:
-        yield np.stack(batch)
+class VideoEncoder:
+    """Frames to chunks with one bundle at one quality level: encoder network, rounding, latent
+    prediction and entropy coding. An I-frame comes at every multiple of ``gop`` and at the first
+    frame this encoder sees, so a stream may start anywhere; P-frames after it are the same
+    bytes wherever the stream started, since q_t - q_(t-1) does not depend on how q_(t-1) was coded.
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        width: int,
+        height: int,
+        quality: int | None,
+        gop: int | None,
+        nets: Networks | None = None,
+    ) -> None:
+        coding = bundle.meta["coding"]
+        self.quality = coding["default_quality"] if quality is None else quality
+        self.gop = coding["gop"] if gop is None else gop
+        if not 1 <= self.gop < 1 << 16:
+            raise CodecError(f"GOP must be from 1 to 65535, not {self.gop}")
+        self.latents = LatentEncoder(bundle.coding_tables(), self.quality)
+        self.step = self.latents.level.step
+        self.prior = bundle.entropy()["prior"]
+        self.nets = nets or Networks(bundle, width, height)  # sessions may be shared between threads
+
+    def encode(self, frame: np.ndarray, index: int, reconstruct: bool = False) -> EncodedFrame:
+        """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream."""
+        previous = self.latents.previous
+        frame_type = I_FRAME if index % self.gop == 0 or previous is None else P_FRAME
+        q = np.rint(self.nets.encode(frame[None])[0] / self.step).astype(np.int64)
+        chunk = self.latents.encode(q, index, frame_type)
+        bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
+        recon = self.nets.decode((q * self.step)[None])[0] if reconstruct else None
+        return EncodedFrame(chunk, q, bits, recon)
 
 
 def check_output(path: Path, force: bool) -> None:
@@ -108,43 +135,22 @@ def encode_video(
 ) -> EncodeStats:
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)
-    tables = bundle.coding_tables()
-    quality = bundle.meta["coding"]["default_quality"] if quality is None else quality
-    gop = bundle.meta["coding"]["gop"] if gop is None else gop
-    if not 1 <= gop < 1 << 16:
-        raise CodecError(f"--gop must be from 1 to 65535, not {gop}")
-    encoder = LatentEncoder(tables, quality)
-    level = encoder.level
-    prior = bundle.entropy()["prior"]
     info = probe(video)
-    nets = Networks(bundle, info.width, info.height)
+    encoder = VideoEncoder(bundle, info.width, info.height, quality, gop)
     started = time.perf_counter()
-    types = frame_types(None, gop)
     estimated = 0.0
-    squared_error = []
+    psnrs = []
     chunks: list[Chunk] = []
-    previous: np.ndarray | None = None
-    for batch in _batches(iter_frames(video), BATCH):
-        q_batch = np.rint(nets.encode(batch) / level.step).astype(np.int64)
-        for frame, q in zip(batch, q_batch, strict=True):
-            frame_type = next(types)
-            index = len(chunks)
-            chunks.append(encoder.encode(q, index, frame_type))
-            estimated += float(estimate_bits(q, previous, frame_type, prior, level.step).sum())
-            previous = q
-            recon = nets.decode((q * level.step)[None])[0]
-            squared_error.append(np.mean((recon.astype(np.float64) - frame) ** 2))
-            on_frame(index, recon)
+    for index, frame in enumerate(iter_frames(video)):
+        coded = encoder.encode(frame, index, reconstruct=True)
+        chunks.append(coded.chunk)
+        estimated += coded.estimated_bits
+        mse = np.mean((coded.reconstruction.astype(np.float64) - frame) ** 2)
+        psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
+        on_frame(index, coded.reconstruction)
     seconds = time.perf_counter() - started
-    header = Header(
-        bundle.decoder_sha256,
-        info.width,
-        info.height,
-        Fraction(info.fps).limit_denominator(1001 * 1000),
-        len(chunks),
-        gop,
-        quality,
-    )
+    fps = Fraction(info.fps).limit_denominator(1001 * 1000)
+    header = Header(bundle.decoder_sha256, info.width, info.height, fps, len(chunks), encoder.gop, encoder.quality)
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with open(tmp, "wb") as f:
@@ -152,21 +158,20 @@ def encode_video(
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    psnrs = [10 * math.log10(255**2 / max(e, 1e-10)) for e in squared_error]
     return EncodeStats(
         frames=len(chunks),
         width=info.width,
         height=info.height,
-        quality=quality,
-        step=level.step,
-        gop=gop,
+        quality=encoder.quality,
+        step=encoder.step,
+        gop=encoder.gop,
         bytes=size,
         estimated_bits=estimated,
         psnr=float(np.mean(psnrs)),
         decoder_bytes_xz=bundle.meta["model"]["decoder_bytes_xz"],
         source_bytes=info.file_bytes,
         seconds=seconds,
-        provider=nets.provider,
+        provider=encoder.nets.provider,
     )
 
 

@@ -190,6 +190,12 @@ class VideoWriter:
         self.count += 1
         self.container.mux(self.stream.encode(video_frame))
 
-    def close(self) -> None:
-        self.container.mux(self.stream.encode())
-        self.container.close()
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.container.mux(self.stream.encode())  # flush the encoder's delayed frames
+        finally:
+            self.container.close()

@@ -205,7 +205,7 @@ def test_fuzzed_streams_decode_cleanly_or_fail_clearly(carphone_bundle: Path, ti
     data = _mutate(tiny_stream, mutations)
     try:
         stats = DecodeStats(header=open_stream(data, bundle, "fuzz"), bytes=len(data))
-        frames = list(decode_frames(data, bundle, "fuzz", conceal, stats))
+        frames = list(decode_frames(read_chunks(data, "fuzz", conceal), bundle, "fuzz", conceal, stats))
     except CodecError as exc:
         assert "\n" not in str(exc)
         return

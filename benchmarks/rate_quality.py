@@ -1,0 +1,44 @@
+"""Real bytes at every quality level of a bundle: stream-only and total bpp, RGB PSNR, how far the
+real size is from the priors' estimate, and encode/decode frames per second.
+
+Usage: python benchmarks/rate_quality.py MODEL_DIR VIDEO
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from codec.bitstream import read_chunks
+from codec.bundle import load_bundle
+from codec.decode import DecodeStats, decode_frames, open_stream
+from codec.encode import encode_video
+
+
+def main(model_dir: str, video: str) -> None:
+    bundle = load_bundle(model_dir)
+    columns = ["quality", "step", "bytes", "bpp (stream)", "bpp (total)", "RGB PSNR dB", "real / estimate"]
+    columns += ["encode fps", "decode fps"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    with tempfile.TemporaryDirectory() as tmp:
+        for quality in range(len(bundle.meta["coding"]["quality_steps"])):
+            out = Path(tmp) / f"q{quality}.aec"
+            e = encode_video(Path(video), bundle, out, quality=quality).to_dict()
+            data = out.read_bytes()
+            stats = DecodeStats(header=open_stream(data, bundle, str(out)), bytes=len(data))
+            started = time.perf_counter()
+            frames = sum(1 for _ in decode_frames(read_chunks(data, str(out)), bundle, str(out), False, stats))
+            decode_fps = frames / (time.perf_counter() - started)
+            print(
+                f"| {quality} | {e['step']:g} | {e['bytes']:,} | {e['bpp']:.4f} | {e['total_bpp']:.4f} "
+                f"| {e['psnr_rgb']:.2f} | {e['real_over_estimate']:.4f} | {e['encode_fps']:.1f} | {decode_fps:.1f} |"
+            )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])

@@ -1,0 +1,235 @@
+"""``codec play``: fetch a video's decoder once (cached by sha256), stream its codes, decode locally.
+
+Decoding is the library's own (onnxruntime, no torch); this module only speaks gRPC: it checks
+every chunk's crc32, and when the connection drops it resumes from the last complete frame with
+bounded retries and exponential backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import grpc
+import numpy as np
+
+from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.bitstream import Chunk, Header
+from codec.bundle import DECODER_FILE, ENTROPY_FILE, Bundle, load_bundle, write_atomic
+from codec.catalog import SHIPPED_FILES
+from codec.decode import DecodeStats, decode_frames
+from codec.errors import CodecError
+from codec.video import VideoWriter, iter_frames
+
+# Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
+RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to play from: ``grpc://HOST:PORT/NAME`` (``grpcs://`` for TLS)."""
+
+    address: str
+    name: str
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlparse(url)
+        name = parts.path.strip("/")
+        if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not name:
+            raise CodecError(f"{url}: expected grpc://HOST:PORT/NAME")
+        return cls(f"{parts.hostname}:{parts.port}", name, parts.scheme == "grpcs")
+
+
+class Connection:
+    """A channel and stub with the call options every request needs (auth metadata, TLS)."""
+
+    def __init__(self, target: Target, ca: Path | None = None, token: str | None = None) -> None:
+        self.target = target
+        if target.tls or ca is not None:
+            roots = ca.read_bytes() if ca is not None else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            self.channel = grpc.secure_channel(target.address, credentials, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.insecure_channel(target.address, options=CHANNEL_OPTIONS)
+        self.stub = codec_pb2_grpc.VideoCodecStub(self.channel)
+        self.metadata = [("authorization", f"Bearer {token}")] if token else []
+
+    def call(self, method: str, request: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+        except grpc.RpcError as exc:
+            raise _error(self.target, exc) from None
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _error(target: Target, exc: grpc.RpcError) -> CodecError:
+    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {exc.details()}")
+
+
+def find_video(conn: Connection) -> Any:
+    for video in conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos:
+        if video.name == conn.target.name:
+            return video
+    raise CodecError(f"{conn.target.address}: has no video named {conn.target.name!r}")
+
+
+def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
+    """The decoding half of the video's bundle, from ``cache/<sha256>`` or, once, from the server."""
+    folder = cache / video.bundle_sha256
+    if not all((folder / name).is_file() for name in SHIPPED_FILES):
+        parts: dict[str, bytearray] = {}
+        hashes: dict[str, str] = {}
+        try:
+            for piece in conn.stub.GetDecoder(
+                codec_pb2.GetDecoderRequest(name=video.name), metadata=conn.metadata, timeout=300
+            ):
+                buf = parts.setdefault(piece.file, bytearray(piece.size))
+                buf[piece.offset : piece.offset + len(piece.data)] = piece.data
+                hashes[piece.file] = piece.sha256
+        except grpc.RpcError as exc:
+            raise _error(conn.target, exc) from None
+        if set(parts) != set(SHIPPED_FILES):
+            raise CodecError(f"{conn.target.address}: the server sent {sorted(parts)}, not the decoder files")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in SHIPPED_FILES:  # meta.json last: once it is there, the others are whole
+            data = parts[name]
+            if hashlib.sha256(data).hexdigest() != hashes[name]:
+                raise CodecError(f"{conn.target.address}: {name} arrived damaged (sha256 mismatch)")
+            write_atomic(folder / name, bytes(data))  # clients sharing the cache never see half a file
+    bundle = load_bundle(folder, files=(DECODER_FILE, ENTROPY_FILE))
+    if bundle.decoder_sha256 != video.bundle_sha256:
+        raise CodecError(f"{folder}: cached decoder does not match the server's bundle {video.bundle_sha256[:12]}")
+    return bundle
+
+
+@dataclass
+class Transfer:
+    """What crossed the network: payload bytes, reconnections."""
+
+    bytes: int = 0
+    resumes: int = 0
+
+
+def stream_chunks(
+    conn: Connection, start: int, end: int, quality: int | None, transfer: Transfer, retries: int = 5
+) -> Iterator[Chunk]:
+    """Chunks [start, end) in order. A dropped connection or a damaged chunk resumes from the
+    first frame not yet received, at most ``retries`` times in a row, backing off 0.2 s, 0.4 s, ..."""
+    next_index, failures = start, 0
+    while next_index < end:
+        request = codec_pb2.StreamVideoRequest(name=conn.target.name, start_frame=next_index, end_frame=end)
+        if quality is not None:
+            request.quality = quality
+        try:
+            for message in conn.stub.StreamVideo(request, metadata=conn.metadata):
+                chunk = Chunk(message.index, message.type, message.payload)
+                if chunk.index != next_index or chunk.crc32 != message.crc32:
+                    raise _Damaged(f"frame {message.index}: crc32 mismatch or out of order")
+                transfer.bytes += len(chunk.payload)
+                next_index += 1
+                failures = 0
+                yield chunk
+            if next_index < end:
+                raise _Damaged(f"stream ended at frame {next_index} of {end}")
+        except (grpc.RpcError, _Damaged) as exc:
+            if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
+                raise _error(conn.target, exc) from None
+            failures += 1
+            if failures > retries:
+                reason = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
+                raise CodecError(
+                    f"{conn.target.address}/{conn.target.name}: gave up at frame {next_index} "
+                    f"after {retries} retries ({reason})"
+                ) from None
+            transfer.resumes += 1
+            time.sleep(0.2 * 2 ** (failures - 1))
+
+
+class _Damaged(Exception):
+    """A chunk that arrived wrong; handled like a dropped connection."""
+
+
+def play(
+    url: str,
+    out: Path,
+    reference: Path | None = None,
+    quality: int | None = None,
+    start: int = 0,
+    end: int = 0,
+    ca: Path | None = None,
+    token_file: Path | None = None,
+    cache: Path | None = None,
+    force: bool = False,
+    retries: int = 5,
+) -> dict[str, Any]:
+    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR."""
+    if out.exists() and not force:
+        raise CodecError(f"{out}: exists; use --force to overwrite it")
+    token = token_file.read_text().strip() if token_file is not None else None
+    conn = Connection(Target.parse(url), ca, token)
+    try:
+        video = find_video(conn)
+        bundle = fetch_decoder(conn, video, cache or default_cache())
+        end = end or video.frames
+        if not 0 <= start < end <= video.frames:
+            raise CodecError(f"{url}: frames [{start}, {end}) are not within its {video.frames} frames")
+        q = video.default_quality if quality is None else quality
+        fps = Fraction(video.fps).limit_denominator(1001 * 1000)
+        header = Header(video.bundle_sha256, video.width, video.height, fps, end - start, video.gop, q)
+        stats = DecodeStats(header=header, bytes=0)
+        transfer = Transfer()
+        refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
+        errors: list[float] = []
+        started = time.perf_counter()
+        received = stream_chunks(conn, start, end, quality, transfer, retries)
+        chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
+        tmp = out.with_name(f".{out.stem}-partial{out.suffix}")
+        try:
+            with VideoWriter(tmp, video.width, video.height, fps) as writer:
+                for index, frame in enumerate(decode_frames(chunks, bundle, url, False, stats)):
+                    writer.write(frame)
+                    if refs is not None:
+                        ref = next(refs, None)
+                        if ref is None or ref.shape != frame.shape:
+                            raise CodecError(f"{reference}: frame {start + index} is missing or of another size")
+                        errors.append(float(np.mean((frame.astype(np.float64) - ref) ** 2)))
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    frames = stats.frames
+    result: dict[str, Any] = {
+        "frames": frames,
+        "bytes": transfer.bytes,
+        "bpp": transfer.bytes * 8 / (frames * video.width * video.height),
+        "fps": frames / seconds if seconds else 0.0,
+        "resumes": transfer.resumes,
+        "quality": q,
+        "decoder_cached_at": str(bundle.path),
+    }
+    if errors:
+        result["psnr_rgb"] = float(np.mean([10 * math.log10(255**2 / max(e, 1e-10)) for e in errors]))
+    return result
+
+
+def default_cache() -> Path:
+    """Where fetched decoders are kept: $AECODEC_CACHE, else ~/.cache/aecodec."""
+    if os.environ.get("AECODEC_CACHE"):
+        return Path(os.environ["AECODEC_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aecodec"

@@ -1,0 +1,40 @@
+"""Server-side streaming, independent of gRPC: frames of a catalogued video encoded live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from codec.catalog import Entry
+from codec.encode import EncodedFrame, VideoEncoder
+from codec.errors import CodecError
+from codec.runtime import Networks
+from codec.video import iter_frames
+
+
+def check_range(entry: Entry, start: int, end: int, quality: int | None) -> tuple[int, int]:
+    """Validate a request for frames [start, end) (end 0: to the end); returns (start, end)."""
+    frames = entry.frames
+    end = end or frames
+    if not 0 <= start < end <= frames:
+        raise CodecError(f"{entry.name}: frames [{start}, {end}) are not within its {frames} frames")
+    if quality is not None and not 0 <= quality < entry.quality_levels:
+        raise CodecError(f"{entry.name}: quality {quality} is not one of its levels 0..{entry.quality_levels - 1}")
+    return start, end
+
+
+def stream_frames(
+    entry: Entry,
+    start: int,
+    end: int,
+    quality: int | None,
+    nets: Networks,
+    active: Callable[[], bool] = lambda: True,
+) -> Iterator[EncodedFrame]:
+    """Encode frames [start, end) of ``entry``; the first is an I-frame. Stops as soon as
+    ``active()`` turns false, so a cancelled client costs at most the frame in progress."""
+    encoder = VideoEncoder(entry.bundle, entry.info.width, entry.info.height, quality, None, nets)
+    for index, frame in enumerate(iter_frames(entry.source, max_frames=end)):
+        if not active():
+            return
+        if index >= start:
+            yield encoder.encode(frame, index)
