@@ -46,7 +46,7 @@ class _ProgressBar:
     def _open(self) -> Any:
         from tqdm import tqdm
 
-        if self.bar is None:
+        if self.bar is None and self.last < 1000:
             self.bar = tqdm(
                 total=1000,
                 disable=self.quiet,
@@ -64,7 +64,8 @@ class _ProgressBar:
             tqdm.write(text, file=sys.stderr)
 
     def __call__(self, p: Any) -> None:
-        self._open()
+        if self._open() is None:
+            return
         done = int(p.fraction * 1000)
         self.bar.set_postfix_str(f"step {p.step}  PSNR {p.psnr:.2f} dB  ~{p.bpp:.4f} bpp", refresh=False)
         if done > self.last:
@@ -74,10 +75,11 @@ class _ProgressBar:
             self.close()
 
     def close(self) -> None:
-        if self.bar is not None and self.last < 1000:
+        if self.bar is not None:
             self.bar.update(1000 - self.last)
             self.last = 1000
             self.bar.close()
+            self.bar = None
 
 
 def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool, force: bool, **settings: Any) -> None:
