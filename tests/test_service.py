@@ -233,10 +233,10 @@ def _chunk(reply: codec_pb2.EncodedFrame) -> bytes:
 
 def test_stream_limit_and_cancellation_free_the_worker(models: Path) -> None:
     srv = Server(models, "--max-streams", "1")
+    gate = threading.Event()
     try:
         channel, stub = _stub(srv.port)
         with channel:
-            gate = threading.Event()
             source = _frames(models / "short" / "short.mkv")
 
             def slow_source() -> Iterator[codec_pb2.RawFrame]:
@@ -248,8 +248,7 @@ def test_stream_limit_and_cancellation_free_the_worker(models: Path) -> None:
             with pytest.raises(grpc.RpcError) as err:
                 list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="short"), timeout=30))
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            held.cancel()
-            gate.set()
+            held.cancel()  # the source stays open: the server sees a cancellation, not an end of input
             deadline = time.monotonic() + 10
             while True:  # the cancelled stream's slot comes back at once
                 try:
@@ -260,6 +259,7 @@ def test_stream_limit_and_cancellation_free_the_worker(models: Path) -> None:
                     time.sleep(0.1)
             assert len(frames) == 24
     finally:
+        gate.set()
         log = srv.stop()
     outcomes = [json.loads(line)["outcome"] for line in log.splitlines() if '"event": "stream"' in line]
     assert "cancelled" in outcomes and "ok" in outcomes
