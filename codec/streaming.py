@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from codec.catalog import Entry
@@ -29,12 +30,20 @@ def stream_frames(
     quality: int | None,
     nets: Networks,
     active: Callable[[], bool] = lambda: True,
+    pace: bool = False,
 ) -> Iterator[EncodedFrame]:
     """Encode frames [start, end) of ``entry``; the first is an I-frame. Stops as soon as
-    ``active()`` turns false, so a cancelled client costs at most the frame in progress."""
+    ``active()`` turns false, so a cancelled client costs at most the frame in progress. With
+    ``pace``, no frame leaves before its presentation time (counted from the stream's start), as
+    for a live broadcast; otherwise frames go as fast as they are encoded."""
     encoder = VideoEncoder(entry.bundle, entry.info.width, entry.info.height, quality, None, nets)
+    started = time.monotonic()
     for index, frame in enumerate(iter_frames(entry.source, max_frames=end)):
         if not active():
             return
-        if index >= start:
-            yield encoder.encode(frame, index)
+        if index < start:
+            continue
+        coded = encoder.encode(frame, index)
+        if pace:
+            time.sleep(max(0.0, started + (index - start) / entry.info.fps - time.monotonic()))
+        yield coded

@@ -43,6 +43,7 @@ def serve(
     tls_key: Path | None = None,
     token_file: Path | None = None,
     grace: float = 10.0,
+    pace: bool = False,
 ) -> None:
     """Serve every bundle under ``models`` until SIGTERM or SIGINT, then drain and return."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -56,7 +57,7 @@ def serve(
         raise CodecError(f"{token_file}: the token file is empty")
     interceptors = [BearerTokenInterceptor(token.decode().strip())] if token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_streams + 8), interceptors=interceptors)
-    codec_pb2_grpc.add_VideoCodecServicer_to_server(VideoCodecServicer(catalog, max_streams), server)
+    codec_pb2_grpc.add_VideoCodecServicer_to_server(VideoCodecServicer(catalog, max_streams, pace), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

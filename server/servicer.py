@@ -54,8 +54,9 @@ def _message(coded: EncodedFrame, fps: float) -> codec_pb2.EncodedFrame:
 class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
     """Serves the videos of a catalog; encoding runs on onnxruntime, never torch."""
 
-    def __init__(self, catalog: dict[str, Entry], max_streams: int) -> None:
+    def __init__(self, catalog: dict[str, Entry], max_streams: int, pace: bool = False) -> None:
         self.catalog = catalog
+        self.pace = pace
         self.limit = StreamLimit(max_streams)
         self.nets: dict[str, Networks] = {}
         self.nets_lock = threading.Lock()
@@ -107,7 +108,7 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         with self.limit.slot(context), _StreamLog(context, entry.name) as record:
             nets = self._networks(entry, entry.info.width, entry.info.height)
-            for coded in stream_frames(entry, start, end, quality, nets, context.is_active):
+            for coded in stream_frames(entry, start, end, quality, nets, context.is_active, self.pace):
                 record.add(coded)
                 yield _message(coded, entry.info.fps)
 

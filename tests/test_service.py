@@ -266,7 +266,7 @@ def test_stream_limit_and_cancellation_free_the_worker(models: Path) -> None:
 
 
 def test_client_resumes_after_the_connection_drops(models: Path, offline: np.ndarray, tmp_path: Path) -> None:
-    srv = Server(models)
+    srv = Server(models, "--pace")  # real time, ~1 s for 24 frames: the cut lands mid-stream
     port = srv.port
     conn = Connection(Target.parse(srv.url()))
     transfer = Transfer()
@@ -276,7 +276,7 @@ def test_client_resumes_after_the_connection_drops(models: Path, offline: np.nda
             chunks.append(chunk)
             if len(chunks) == 5:  # cut the connection mid-stream: the server dies and comes back
                 srv.stop()
-                srv = Server(models, port=port)
+                srv = Server(models, "--pace", port=port)
     finally:
         conn.close()
         srv.stop()

