@@ -79,11 +79,15 @@ def _measure(point: Point, clip: Clip, seen: int, ms_ssim: bool) -> dict[str, An
 
 
 def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
-    """Encode and decode ``video`` at every quality level of ``bundle`` through the real bitstream."""
+    """Encode and decode ``video`` through the real bitstream at every quality level of ``bundle``
+    (variant ``low-delay``), and once more at the default level with scene-aware keyframes
+    (variant ``auto-keyframes``)."""
     points = []
-    for quality in range(len(bundle.meta["coding"]["quality_steps"])):
-        out = tmp / f"q{quality}.aec"
-        stats = encode_video(video, bundle, out, quality=quality, force=True)
+    levels = range(len(bundle.meta["coding"]["quality_steps"]))
+    runs = [(q, "fixed") for q in levels] + [(bundle.meta["coding"]["default_quality"], "auto")]
+    for quality, keyframes in runs:
+        out = tmp / f"q{quality}-{keyframes}.aec"
+        stats = encode_video(video, bundle, out, quality=quality, force=True, keyframes=keyframes)
         data = out.read_bytes()
         header = open_stream(data, bundle, str(out))
         started = time.perf_counter()
@@ -96,7 +100,7 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
         points.append(
             Point(
                 "aecodec",
-                "low-delay",
+                "low-delay" if keyframes == "fixed" else "auto-keyframes",
                 f"quality {quality} (step {step:g})",
                 frame_bytes,
                 frames,
@@ -203,7 +207,7 @@ def run_bench(
         seen = int(bundle.meta["training"]["frames_seen"]) if bundle.meta["source"]["name"] == clip.name else len(clip)
         progress("aecodec: encoding and decoding every quality level")
         rows = [_measure(p, clip, seen, ms_ssim) for p in aecodec_points(bundle, video, Path(tmp))]
-        aecodec_rows = list(rows)
+        aecodec_rows = [r for r in rows if r["variant"] == "low-delay"]
         for baseline in baselines:
             for low_delay in (False, True):
                 for crf in baseline.crfs:
@@ -366,7 +370,7 @@ def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, report in reports.items():
-        ae = [r for r in report["points"] if r["codec"] == "aecodec"]
+        ae = [r for r in report["points"] if r["codec"] == "aecodec" and r["variant"] == "low-delay"]
         best = ae[report["model"]["default_quality"]]
         x264 = [r for r in report["points"] if r["codec"] == "x264" and r["variant"] == "default"]
         near = min(x264, key=lambda r: abs(math.log(r["bpp"] / best["bpp"]))) if x264 else None

@@ -165,16 +165,30 @@ def _print(values: dict[str, Any], as_json: bool) -> None:
 @click.option("-o", "--output", required=True, metavar="OUT.aec", help="Stream file to write.")
 @click.option("--quality", type=int, help="Quality level from 0 (smallest); default: the bundle's.")
 @click.option("--gop", type=int, help="An I-frame every N frames (default: the bundle's, 30).")
+@click.option(
+    "--keyframes",
+    type=click.Choice(["fixed", "auto"]),
+    default="fixed",
+    show_default=True,
+    help="auto: an I-frame also wherever coding the frame afresh is cheaper than its residual (scene cuts).",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT.aec if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def encode(
-    video: str, model_dir: str, output: str, quality: int | None, gop: int | None, force: bool, as_json: bool
+    video: str,
+    model_dir: str,
+    output: str,
+    quality: int | None,
+    gop: int | None,
+    keyframes: str,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Encode VIDEO into an .aec stream with the bundle in MODEL_DIR (no torch needed)."""
     from codec.bundle import load_bundle
     from codec.encode import encode_video
 
-    stats = encode_video(Path(video), load_bundle(model_dir), Path(output), quality, gop, force)
+    stats = encode_video(Path(video), load_bundle(model_dir), Path(output), quality, gop, force, keyframes=keyframes)
     _print(stats.to_dict(), as_json)
 
 

@@ -41,6 +41,7 @@ class EncodeStats:
     source_bytes: int
     seconds: float
     provider: str
+    i_frames: int
 
     @property
     def pixels(self) -> int:
@@ -55,6 +56,7 @@ class EncodeStats:
             "quality": self.quality,
             "step": self.step,
             "gop": self.gop,
+            "i_frames": self.i_frames,
             "bytes": self.bytes,
             "bpp": bits / self.pixels,
             "estimated_bpp": self.estimated_bits / self.pixels,
@@ -80,11 +82,20 @@ class EncodedFrame:
     reconstruction: np.ndarray | None
 
 
+KEYFRAMES = ("fixed", "auto")
+JUMP, JUMP_HISTORY = 1.5, 8  # scene cut: a residual over 1.5x the median of the last 8 P-frames' bits
+
+
 class VideoEncoder:
     """Frames to chunks with one bundle at one quality level: encoder network, rounding, latent
     prediction and entropy coding. An I-frame comes at every multiple of ``gop`` and at the first
     frame this encoder sees, so a stream may start anywhere; P-frames after it are the same
     bytes wherever the stream started, since q_t - q_(t-1) does not depend on how q_(t-1) was coded.
+
+    With ``keyframes="auto"`` an I-frame comes instead where the code jumps: wherever the priors
+    price the frame's latent coded afresh below its residual from the previous frame, or its residual
+    at more than JUMP times the median of the last few P-frames' (a scene cut); and at the latest
+    ``gop`` frames after the last I-frame.
     """
 
     def __init__(
@@ -95,7 +106,13 @@ class VideoEncoder:
         quality: int | None,
         gop: int | None,
         nets: Networks | None = None,
+        keyframes: str = "fixed",
     ) -> None:
+        if keyframes not in KEYFRAMES:
+            raise CodecError(f"--keyframes must be one of {', '.join(KEYFRAMES)}, not {keyframes}")
+        self.keyframes = keyframes
+        self.last_intra = 0
+        self.recent_inter: list[float] = []
         coding = bundle.meta["coding"]
         self.quality = coding["default_quality"] if quality is None else quality
         self.gop = coding["gop"] if gop is None else gop
@@ -106,11 +123,29 @@ class VideoEncoder:
         self.prior = bundle.entropy()["prior"]
         self.nets = nets or Networks(bundle, width, height)  # sessions may be shared between threads
 
+    def _scene_aware_type(self, q: np.ndarray, previous: np.ndarray, index: int) -> int:
+        inter = float(estimate_bits(q, previous, P_FRAME, self.prior, self.step).sum())
+        intra = float(estimate_bits(q, None, I_FRAME, self.prior, self.step).sum())
+        recent = self.recent_inter[-JUMP_HISTORY:]
+        jump = len(recent) >= 3 and inter > JUMP * float(np.median(recent))
+        if intra < inter or jump or index - self.last_intra >= self.gop:
+            self.recent_inter = []
+            return I_FRAME
+        self.recent_inter.append(inter)
+        return P_FRAME
+
     def encode(self, frame: np.ndarray, index: int, reconstruct: bool = False) -> EncodedFrame:
         """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream."""
         previous = self.latents.previous
-        frame_type = I_FRAME if index % self.gop == 0 or previous is None else P_FRAME
         q = np.rint(self.nets.encode(frame[None])[0] / self.step).astype(np.int64)
+        if previous is None:
+            frame_type = I_FRAME
+        elif self.keyframes == "fixed":
+            frame_type = I_FRAME if index % self.gop == 0 else P_FRAME
+        else:
+            frame_type = self._scene_aware_type(q, previous, index)
+        if frame_type == I_FRAME:
+            self.last_intra = index
         chunk = self.latents.encode(q, index, frame_type)
         bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
         recon = self.nets.decode((q * self.step)[None])[0] if reconstruct else None
@@ -132,11 +167,12 @@ def encode_video(
     gop: int | None = None,
     force: bool = False,
     on_frame: Callable[[int, np.ndarray], None] = lambda i, f: None,
+    keyframes: str = "fixed",
 ) -> EncodeStats:
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)
     info = probe(video)
-    encoder = VideoEncoder(bundle, info.width, info.height, quality, gop)
+    encoder = VideoEncoder(bundle, info.width, info.height, quality, gop, keyframes=keyframes)
     started = time.perf_counter()
     estimated = 0.0
     psnrs = []
@@ -172,6 +208,7 @@ def encode_video(
         source_bytes=info.file_bytes,
         seconds=seconds,
         provider=encoder.nets.provider,
+        i_frames=sum(c.frame_type == I_FRAME for c in chunks),
     )
 
 

@@ -78,7 +78,8 @@ def test_json_holds_every_field_of_the_schema(report) -> None:
         "model"
     ].keys()
     codecs = {(p["codec"], p["variant"]) for p in data["points"]}
-    assert codecs == {("aecodec", "low-delay")} | {(b, v) for b in BASELINES for v in ("default", "low-delay")}
+    baselines = {(b, v) for b in BASELINES for v in ("default", "low-delay")}
+    assert codecs == {("aecodec", "low-delay"), ("aecodec", "auto-keyframes")} | baselines
     for point in data["points"]:
         assert point.keys() >= POINT_KEYS, point["codec"]
         assert point["bytes"] > 0 and point["bpp"] > 0 and 5 < point["psnr_rgb"] < 100

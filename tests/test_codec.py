@@ -229,3 +229,21 @@ def test_header_crc_guards_every_field() -> None:
     packed = header.pack()
     assert Header.unpack(packed, "h") == header
     assert zlib.crc32(packed[:60]) == struct.unpack("<I", packed[60:])[0]
+
+
+def test_auto_keyframes_put_an_i_frame_at_a_hard_cut(tmp_path: Path) -> None:
+    from clips import synthetic_frames
+
+    cut = np.concatenate([synthetic_frames(10, 64, 64, seed=1), 255 - synthetic_frames(10, 64, 64, seed=7)])
+    clip = write_clip(tmp_path / "cut.mkv", cut, codec="ffv1", pix_fmt="yuv444p")
+    # Cheap rate (high lmbda) so that even a 40-step model's code follows the picture.
+    args = ["--steps", "40", "--gop", "100", "--lmbda", "0.05", "--lr", "0.003", *TINY]
+    assert run_cli("train", clip, "-o", tmp_path / "m", *args)[0] == 0
+    bundle = load_bundle(tmp_path / "m")
+    types = {}
+    for mode in ("fixed", "auto"):
+        out = tmp_path / f"{mode}.aec"
+        encode_video(clip, bundle, out, quality=5, keyframes=mode)
+        types[mode] = [c.frame_type for c in read_chunks(out.read_bytes(), mode)]
+    assert types["fixed"] == [I_FRAME] + [P_FRAME] * 19
+    assert types["auto"][10] == I_FRAME and types["auto"].count(I_FRAME) <= 4
