@@ -46,6 +46,15 @@ class Entry:
         return Header(self.bundle.decoder_sha256, self.info.width, self.info.height, fps, frames, gop, quality)
 
 
+def find_source(bundle: Bundle) -> Path | None:
+    """The bundle's source video, inside its folder or beside it, if it is there."""
+    name = bundle.meta["source"]["name"]
+    for candidate in (bundle.path / name, bundle.path.parent / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def load_catalog(models_dir: Path) -> dict[str, Entry]:
     """Every bundle under ``models_dir`` whose source video is present, by name."""
     if not models_dir.is_dir():
@@ -53,13 +62,11 @@ def load_catalog(models_dir: Path) -> dict[str, Entry]:
     entries = {}
     for meta in sorted(models_dir.glob(f"*/{META_FILE}")):
         bundle = load_bundle(meta.parent)
-        name = bundle.meta["source"]["name"]
-        for candidate in (meta.parent / name, models_dir / name):
-            if candidate.is_file():
-                entries[meta.parent.name] = Entry(meta.parent.name, bundle, candidate, probe(candidate))
-                break
-        else:
+        source = find_source(bundle)
+        if source is None:
+            name = bundle.meta["source"]["name"]
             raise CodecError(f"{meta.parent}: source video {name} is neither in the bundle nor beside it")
+        entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, probe(source))
     if not entries:
         raise CodecError(f"{models_dir}: holds no model bundles (expected DIR/NAME/{META_FILE})")
     return entries

@@ -277,6 +277,127 @@ def bench(
             plot(reports[Path(video).stem], plot_out)
 
 
+@cli.group()
+def inspect() -> None:
+    """Look inside a model: latent walks, bottleneck sweeps, latent maps."""
+
+
+def _source(bundle: Any, video: Path | None) -> Path:
+    from codec.catalog import find_source
+
+    source = video or find_source(bundle)
+    if source is None:
+        raise CodecError(f"{bundle.path}: its source video is not in or beside the bundle; give --video")
+    return source
+
+
+@inspect.command("walk")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--frame", type=int, default=0, show_default=True, help="The frame whose code is walked.")
+@click.option("--channels", help="Walk these latent channels (c1,c2,...) ...")
+@click.option("--pca", type=int, help="... or the K leading principal directions of the video's codes (default 4).")
+@click.option("--steps", type=int, default=9, show_default=True, help="Steps across each direction's observed range.")
+@click.option("--video", type=click.Path(path_type=Path), help="Source video (default: found beside the bundle).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Grid PNG to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the grid's shape and ranges as JSON.")
+def inspect_walk(
+    model_dir: Path,
+    frame: int,
+    channels: str | None,
+    pca: int | None,
+    steps: int,
+    video: Path | None,
+    output: Path,
+    as_json: bool,
+) -> None:
+    """Decode FRAME's code moved along one latent direction at a time (ONNX only, no torch)."""
+    from codec.bundle import load_bundle
+    from codec.latent_walk import walk, write_walk
+
+    if channels and pca:
+        raise CodecError("give --channels or --pca, not both")
+    bundle = load_bundle(model_dir)
+    directions = f"channels:{channels}" if channels else f"pca:{pca or 4}"
+    result = walk(bundle, _source(bundle, video), frame, directions, steps)
+    rows, cols = write_walk(result, output)
+    values = {
+        "output": str(output),
+        "rows": rows,
+        "columns": cols,
+        "directions": directions,
+        "ranges": [list(r) for r in result.ranges],
+    }
+    _print(values, as_json)
+
+
+@inspect.command("latents")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--video", type=click.Path(path_type=Path), help="Source video (default: found beside the bundle).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Map PNG to write.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the points, I-frames and cuts here.")
+def inspect_latents(model_dir: Path, video: Path | None, output: Path, json_out: Path | None) -> None:
+    """Map the per-frame codes to 2-D (PCA), coloured by time, I-frames and scene cuts marked."""
+    from codec.bundle import load_bundle
+    from codec.latent_map import latent_map
+
+    bundle = load_bundle(model_dir)
+    result = latent_map(bundle, _source(bundle, video), output)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result) + "\n")
+    _print(
+        {
+            "output": str(output),
+            "frames": result["frames"],
+            "explained_variance": result["explained_variance"],
+            "i_frames": len(result["i_frames"]),
+            "scene_cuts": result["scene_cuts"],
+        },
+        False,
+    )
+
+
+@inspect.command("sweep")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--channels", default="1,2,4,8,16,32", show_default=True, help="Latent widths to train.")
+@click.option("--minutes", type=float, help="Training budget per model (default 2 without --steps).")
+@click.option("--steps", type=int, help="Step budget per model.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="JSON report to write.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), help="Plot PNG to write.")
+def inspect_sweep(
+    video: Path, channels: str, minutes: float | None, steps: int | None, output: Path, plot_out: Path | None
+) -> None:
+    """One model per bottleneck width on the same budget, plus the skip-connected identity trap."""
+    from tqdm import tqdm
+
+    from codec.bottleneck_sweep import plot_sweep, sweep
+
+    widths = [int(c) for c in channels.split(",") if c.strip()]
+    if minutes is None and steps is None:
+        minutes = 2.0
+    with tqdm(desc="sweep", bar_format="{desc}: {elapsed} {postfix}", file=sys.stderr) as bar:
+        report = sweep(video, widths, minutes, steps, progress=bar.set_postfix_str)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    if plot_out is not None:
+        plot_sweep(report, plot_out)
+    rows = [
+        (
+            f"{r['channels']} channels",
+            f"{r['psnr']:.2f} dB @ {r['bpp']:.4f} bpp; another frame's code: {r['ablated_psnr']:.2f} dB",
+        )
+        for r in report["widths"]
+    ]
+    skip = report["skip_variant"]
+    rows.append(
+        (
+            f"skip-connected, {skip['channels']} ch",
+            f"{skip['psnr']:.2f} dB; another frame's code: {skip['ablated_psnr']:.2f} dB (the identity trap)",
+        )
+    )
+    from codec.report import format_rows
+
+    click.echo(format_rows(rows))
+
+
 @cli.command()
 @click.option("--models", required=True, metavar="DIR", help="Folder of bundles: DIR/NAME/ with its source video.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")

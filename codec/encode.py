@@ -123,6 +123,18 @@ class VideoEncoder:
         self.prior = bundle.entropy()["prior"]
         self.nets = nets or Networks(bundle, width, height)  # sessions may be shared between threads
 
+    def frame_type(self, q: np.ndarray, previous: np.ndarray | None, index: int) -> int:
+        """I or P for frame ``index`` with integer latent ``q``, after ``previous``."""
+        if previous is None:
+            frame_type = I_FRAME
+        elif self.keyframes == "fixed":
+            frame_type = I_FRAME if index % self.gop == 0 else P_FRAME
+        else:
+            frame_type = self._scene_aware_type(q, previous, index)
+        if frame_type == I_FRAME:
+            self.last_intra = index
+        return frame_type
+
     def _scene_aware_type(self, q: np.ndarray, previous: np.ndarray, index: int) -> int:
         inter = float(estimate_bits(q, previous, P_FRAME, self.prior, self.step).sum())
         intra = float(estimate_bits(q, None, I_FRAME, self.prior, self.step).sum())
@@ -138,14 +150,7 @@ class VideoEncoder:
         """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream."""
         previous = self.latents.previous
         q = np.rint(self.nets.encode(frame[None])[0] / self.step).astype(np.int64)
-        if previous is None:
-            frame_type = I_FRAME
-        elif self.keyframes == "fixed":
-            frame_type = I_FRAME if index % self.gop == 0 else P_FRAME
-        else:
-            frame_type = self._scene_aware_type(q, previous, index)
-        if frame_type == I_FRAME:
-            self.last_intra = index
+        frame_type = self.frame_type(q, previous, index)
         chunk = self.latents.encode(q, index, frame_type)
         bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
         recon = self.nets.decode((q * self.step)[None])[0] if reconstruct else None

@@ -112,9 +112,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def new_state(cfg: ModelConfig, opts: TrainOptions, device: torch.device) -> TrainState:
+def new_state(
+    cfg: ModelConfig, opts: TrainOptions, device: torch.device, model_class: type[AutoEncoder] = AutoEncoder
+) -> TrainState:
     torch.manual_seed(opts.seed)
-    model = AutoEncoder(cfg).to(device)
+    model = model_class(cfg).to(device)
     prior = LatentPrior(cfg.latent_channels).to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=opts.lr)
     return TrainState(model, prior, optimizer, rng=np.random.default_rng(opts.seed))
@@ -185,7 +187,7 @@ def _loss(state: TrainState, x: torch.Tensor, step: float, opts: TrainOptions) -
     intra = prior.intra_bits(y0 + noise[: len(y0)], step).sum()
     inter = prior.inter_bits(y1 + noise[len(y0) :] - y0_hat, step).sum()
     with autocast:
-        x_hat = state.model.decoder(y_hat)
+        x_hat = state.model.reconstruct(x, y_hat)
     mse = F.mse_loss(x_hat.float(), x)
     pixels = len(y0) * x.shape[-2] * x.shape[-1]
     loss = opts.lmbda * 255**2 * mse + _gop_bpp(intra, inter, opts.gop, pixels)

@@ -156,6 +156,16 @@ def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
     return Clip(info=info, frames=list(iter_frames(path, max_frames)))
 
 
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write one (H,W,3) uint8 RGB image as a lossless PNG."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    with av.open(str(path), mode="w", format="image2", options={"update": "1"}) as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
 OUTPUT_KINDS = {".mp4": "H.264 mp4", ".mkv": "lossless FFV1 mkv", ".y4m": "raw YUV 4:4:4 y4m", "": "PNG folder"}
 
 
