@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -13,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from clips import synthetic_frames, write_clip
 
 from codec.cli import cli
+from codec.video import read_clip
 
 # A model small enough to train a handful of steps in seconds on two CPU cores.
 TINY = ["--width", "8", "--latent-channels", "4", "--crop", "64", "--batch", "2", "--quiet"]
@@ -45,3 +49,40 @@ def carphone_bundle(tmp_path_factory: pytest.TempPathFactory, carphone: Path) ->
     code, _, stderr = run_cli("train", carphone, "-o", out, "--steps", "8", "--holdout", "0.25", *TINY)
     assert code == 0, stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
+    """DIR/short/: a tiny bundle trained on 24 frames of carphone, with its source beside it."""
+    root = tmp_path_factory.mktemp("models")
+    source = write_clip(
+        root / "short.mkv", np.stack(read_clip(carphone, max_frames=24).frames), codec="ffv1", pix_fmt="yuv444p"
+    )
+    code, _, err = run_cli("train", source, "-o", root / "short", "--steps", "4", "--gop", "8", *TINY)
+    assert code == 0, err
+    shutil.move(source, root / "short" / "short.mkv")
+    return root
+
+
+class Server:
+    """A `codec serve` subprocess; its port is read from the line it prints when listening."""
+
+    def __init__(self, models: Path, *args: str, port: int = 0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "codec.cli", "serve", "--models", str(models), "--port", str(port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), line + self.proc.stderr.read()
+        self.port = int(line.split()[2].rsplit(":", 1)[1])
+
+    def url(self, name: str = "short", scheme: str = "grpc", host: str = "127.0.0.1") -> str:
+        return f"{scheme}://{host}:{self.port}/{name}"
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _, err = self.proc.communicate(timeout=30)
+        return err

@@ -7,7 +7,6 @@ import filecmp
 import ipaddress
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +19,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from clips import write_clip
-from conftest import TINY, run_cli
+from conftest import Server, run_cli
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import Connection, Target, Transfer, play, stream_chunks
@@ -32,43 +30,6 @@ from codec.decode import DecodeStats, decode_frames
 from codec.video import read_clip
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
-    """DIR/short/: a tiny bundle trained on 24 frames of carphone, with its source beside it."""
-    root = tmp_path_factory.mktemp("models")
-    source = write_clip(
-        root / "short.mkv", np.stack(read_clip(carphone, max_frames=24).frames), codec="ffv1", pix_fmt="yuv444p"
-    )
-    code, _, err = run_cli("train", source, "-o", root / "short", "--steps", "4", "--gop", "8", *TINY)
-    assert code == 0, err
-    shutil.move(source, root / "short" / "short.mkv")
-    return root
-
-
-class Server:
-    """A `codec serve` subprocess; its port is read from the line it prints when listening."""
-
-    def __init__(self, models: Path, *args: str, port: int = 0) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codec.cli", "serve", "--models", str(models), "--port", str(port), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        assert line.startswith("listening on "), line + self.proc.stderr.read()
-        self.port = int(line.split()[2].rsplit(":", 1)[1])
-
-    def url(self, name: str = "short", scheme: str = "grpc", host: str = "127.0.0.1") -> str:
-        return f"{scheme}://{host}:{self.port}/{name}"
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        _, err = self.proc.communicate(timeout=30)
-        return err
 
 
 @pytest.fixture

@@ -1,0 +1,37 @@
+# aecodec images. Two targets:
+#   docker build --target server -t aecodec-server .   onnxruntime + the gRPC service, no torch
+#   docker build --target train  -t aecodec-train  .   torch (CPU build) for `codec train` / `codec bench`
+# Both install the package as the README does: torch pinned first where it is wanted, then aecodec.
+
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --create-home --uid 10001 aecodec
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY codec ./codec
+COPY proto ./proto
+COPY server ./server
+COPY client ./client
+
+FROM base AS server
+RUN pip install --no-cache-dir .
+USER 10001
+WORKDIR /home/aecodec
+VOLUME ["/models"]
+EXPOSE 50051
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "aecodec.server.healthcheck", "127.0.0.1:50051"]
+ENTRYPOINT ["codec", "serve", "--models", "/models", "--host", "0.0.0.0", "--port", "50051"]
+
+FROM base AS train
+RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir "/src[bench]"
+USER 10001
+WORKDIR /home/aecodec
+VOLUME ["/work"]
+ENTRYPOINT ["codec"]
+CMD ["--help"]
