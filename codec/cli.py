@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,18 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
 
     model_args = {k: v for k, v in settings.items() if k in MODEL_FIELDS}
     option_args = {k: v for k, v in settings.items() if k in OPTION_FIELDS}
+    nproc = settings.pop("nproc", None)
+    if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from codec.distributed import launch
+
+        args = [video, "-o", model_dir, *(["--resume"] if resume else []), *(["--force"] if force else [])]
+        args += ["--quiet"] if quiet else []
+        args += ["--json"] if as_json else []
+        for key, value in settings.items():
+            if value is not None:
+                args += [f"--{key.replace('_', '-')}", str(value)]
+        launch(nproc, ["train", *args])
+        return
     bar = _ProgressBar(quiet)
     try:
         meta = train_video(
@@ -102,6 +115,8 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
         )
     finally:
         bar.close()
+    if meta is None:  # a distributed run's other processes: rank 0 reports
+        return
     values = summary(meta)
     click.echo(json.dumps(values, indent=2) if as_json else format_summary(values))
 
@@ -121,6 +136,7 @@ def _train_options(f: Any) -> Any:
         ("--batch", int, "Frame pairs per step (default 4)."),
         ("--crop", int, "Side of the square training crops (default 128)."),
         ("--lr", float, "Peak learning rate (default 1e-3)."),
+        ("--nproc", int, "Train in N processes with torch.distributed (gloo on CPU, NCCL on GPUs)."),
     ]
     f = click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)

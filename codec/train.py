@@ -24,8 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 
+from codec.distributed import rank
 from codec.errors import CodecError
 from codec.model import AutoEncoder, ModelConfig
 from codec.prior import LatentPrior
@@ -115,11 +118,15 @@ def resolve_device(name: str) -> torch.device:
 def new_state(
     cfg: ModelConfig, opts: TrainOptions, device: torch.device, model_class: type[AutoEncoder] = AutoEncoder
 ) -> TrainState:
-    torch.manual_seed(opts.seed)
+    torch.manual_seed(opts.seed)  # the same initial weights in every process
     model = model_class(cfg).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     prior = LatentPrior(cfg.latent_channels).to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=opts.lr)
-    return TrainState(model, prior, optimizer, rng=np.random.default_rng(opts.seed))
+    seed = opts.seed + rank()  # then each process its own frames, crops and noise
+    torch.manual_seed(seed)
+    return TrainState(model, prior, optimizer, rng=np.random.default_rng(seed))
 
 
 def peak_memory_mib() -> float:
@@ -173,29 +180,37 @@ def _gop_bpp(intra: torch.Tensor, inter: torch.Tensor, gop: int, pixels: int) ->
     return (intra / gop + inter * (gop - 1) / gop) / pixels
 
 
-def _loss(state: TrainState, x: torch.Tensor, step: float, opts: TrainOptions) -> tuple[torch.Tensor, float, float]:
-    """Rate-distortion loss of a pair batch at quantization ``step``: frames t in the first half of
-    ``x``, t+1 in the second. Returns (loss, mse, bpp), bpp pricing the rounded latents as coded."""
-    prior = state.prior
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda)
-    with autocast:
-        y = state.model.encoder(x).float()
-    y0, y1 = y.chunk(2)
-    y_hat = _straight_through_round(y, step)
-    y0_hat, y1_hat = y_hat.chunk(2)
-    noise = torch.empty_like(y).uniform_(-step / 2, step / 2)
-    intra = prior.intra_bits(y0 + noise[: len(y0)], step).sum()
-    inter = prior.inter_bits(y1 + noise[len(y0) :] - y0_hat, step).sum()
-    with autocast:
-        x_hat = state.model.reconstruct(x, y_hat)
-    mse = F.mse_loss(x_hat.float(), x)
-    pixels = len(y0) * x.shape[-2] * x.shape[-1]
-    loss = opts.lmbda * 255**2 * mse + _gop_bpp(intra, inter, opts.gop, pixels)
-    with torch.no_grad():
-        coded = _gop_bpp(
-            prior.intra_bits(y0_hat, step).sum(), prior.inter_bits(y1_hat - y0_hat, step).sum(), opts.gop, pixels
-        )
-    return loss, float(mse.detach()), float(coded)
+class RateDistortion(nn.Module):
+    """Autoencoder and prior as one module with the training loss as its forward, so that
+    DistributedDataParallel can keep both in step across processes."""
+
+    def __init__(self, model: AutoEncoder, prior: LatentPrior, opts: TrainOptions) -> None:
+        super().__init__()
+        self.model, self.prior, self.opts = model, prior, opts
+
+    def forward(self, x: torch.Tensor, step: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss of a pair batch at quantization ``step``: frames t in the first half of ``x``, t+1 in
+        the second. Returns (loss, mse, bpp), bpp pricing the rounded latents as they are coded."""
+        prior, opts = self.prior, self.opts
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda)
+        with autocast:
+            y = self.model.encoder(x).float()
+        y0, y1 = y.chunk(2)
+        y_hat = _straight_through_round(y, step)
+        y0_hat, y1_hat = y_hat.chunk(2)
+        noise = torch.empty_like(y).uniform_(-step / 2, step / 2)
+        intra = prior.intra_bits(y0 + noise[: len(y0)], step).sum()
+        inter = prior.inter_bits(y1 + noise[len(y0) :] - y0_hat, step).sum()
+        with autocast:
+            x_hat = self.model.reconstruct(x, y_hat)
+        mse = F.mse_loss(x_hat.float(), x)
+        pixels = len(y0) * x.shape[-2] * x.shape[-1]
+        loss = opts.lmbda * 255**2 * mse + _gop_bpp(intra, inter, opts.gop, pixels)
+        with torch.no_grad():
+            coded = _gop_bpp(
+                prior.intra_bits(y0_hat, step).sum(), prior.inter_bits(y1_hat - y0_hat, step).sum(), opts.gop, pixels
+            )
+        return loss, mse.detach(), coded
 
 
 def fit(
@@ -204,11 +219,20 @@ def fit(
     opts: TrainOptions,
     device: torch.device,
     report: Callable[[Progress], None] = lambda p: None,
-) -> dict[str, float]:
-    """Train ``state`` on ``frames`` within the budget in ``opts``; returns speed figures of this run."""
+) -> dict[str, float | None]:
+    """Train ``state`` on ``frames`` within the budget in ``opts``; returns speed figures of this run.
+
+    Under torch.distributed (launched by torchrun or ``codec train --nproc``) the loss module runs
+    in DistributedDataParallel: each process draws its own frames and crops, gradients are averaged,
+    and the time budget ends every process at the same step."""
     model, prior, optimizer = state.model, state.prior, state.optimizer
     model.train()
     stride = model.cfg.stride
+    net: nn.Module = RateDistortion(model, prior, opts)
+    distributed = dist.is_available() and dist.is_initialized()
+    if distributed:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    losses: list[float] = []
     budget_s = opts.minutes * 60 if opts.minutes is not None else math.inf
     started = time.perf_counter()
     steps_done = 0
@@ -217,14 +241,22 @@ def fit(
     while True:
         elapsed = time.perf_counter() - started
         fraction = max(elapsed / budget_s, steps_done / opts.steps if opts.steps else 0.0)
+        if distributed:  # every process stops at the same step: the furthest along decides
+            shared = torch.tensor([fraction], device=device)
+            dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+            fraction = float(shared)
         if fraction >= 1:
             break
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(opts.lr, fraction)
         pairs = _sample_pairs(frames, opts, stride, state.rng)
         x = pad_to_stride(to_tensor(pairs.reshape(-1, *pairs.shape[2:]), device), stride)
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
         step = opts.quality_steps[int(state.rng.integers(len(opts.quality_steps)))]
-        loss, mse, bpp = _loss(state, x, step, opts)
+        loss, mse_t, bpp_t = net(x, step)
+        mse, bpp = float(mse_t), float(bpp_t)
+        losses.append(float(loss.detach()))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *prior.parameters()], 1.0)
@@ -244,6 +276,8 @@ def fit(
         "wall_s": wall,
         "steps_per_s": steps_done / wall if wall else 0.0,
         "pixels_per_s": pixels / wall if wall else 0.0,
+        "loss_start": float(np.mean(losses[:10])) if losses else None,
+        "loss_end": float(np.mean(losses[-10:])) if losses else None,
     }
 
 

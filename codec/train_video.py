@@ -24,6 +24,7 @@ from codec.bundle import (
     sha256_file,
     write_json,
 )
+from codec.distributed import join, leave, rank, world_size
 from codec.entropy_coding import CodingTables
 from codec.errors import CodecError
 from codec.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
@@ -94,14 +95,18 @@ def train_video(
     force: bool = False,
     report: Callable[[Progress], None] = lambda p: None,
     log: Callable[[str], None] = lambda s: None,
-) -> dict[str, Any]:
-    """Train on ``video`` into the bundle ``model_dir`` and return its meta.json content."""
+) -> dict[str, Any] | None:
+    """Train on ``video`` into the bundle ``model_dir`` and return its meta.json content (None in
+    the processes other than rank 0 of a distributed run: they train but do not write)."""
     started = time.perf_counter()
     check_output(model_dir, resume, force)
     ckpt = load_checkpoint(model_dir / CHECKPOINT_FILE) if resume else None
     cfg, opts = _settings(model_args, option_args, ckpt)
     info = probe(video)
-    device = resolve_device(opts.device)
+    device = join(resolve_device(opts.device))
+    main_process = rank() == 0
+    if not main_process:
+        log = lambda s: None  # noqa: E731 - only rank 0 talks
     if ckpt is not None and (info.width, info.height) != tuple(ckpt["source"]["size"]):
         raise CodecError(
             f"{video}: is {info.width}x{info.height}, the checkpoint was trained on "
@@ -116,13 +121,20 @@ def train_video(
     state = new_state(cfg, opts, device)
     if ckpt is not None:
         restore(state, ckpt)
-    speed = fit(state, seen, opts, device, report)
+    speed = fit(state, seen, opts, device, report if main_process else lambda p: None)
+    leave()
+    if not main_process:
+        return None
     log("evaluating full frames")
     seen_eval = evaluate(state, seen, opts, device)
     unseen_eval = evaluate(state, unseen, opts, device) if unseen else [None] * len(seen_eval)
     default_quality = _default_quality(opts.quality_steps)
 
-    runs = [*(ckpt["runs"] if ckpt else []), {**speed, "device": str(device), "steps_after": state.step}]
+    processes = world_size()
+    runs = [
+        *(ckpt["runs"] if ckpt else []),
+        {**speed, "device": str(device), "processes": processes, "steps_after": state.step},
+    ]
     source = {"name": clip.name, "size": [clip.width, clip.height], "sha256": sha256_file(video)}
     model_dir.mkdir(parents=True, exist_ok=True)
     extra = {"config": cfg.to_dict(), "options": asdict(opts), "source": source, "runs": runs}
@@ -173,6 +185,7 @@ def train_video(
         "training": {
             "options": asdict(opts),
             "device": str(device),
+            "processes": processes,
             "steps": state.step,
             "seconds": state.seconds,
             "frames_seen": len(seen),
