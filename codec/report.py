@@ -87,6 +87,7 @@ LABELS = {
     "onnx_parity_max_abs_diff": "ONNX vs torch max |diff|",
     "onnx_parity_size": "ONNX parity checked at",
     "gop": "GOP",
+    "onnxruntime_provider": "encodes/decodes on",
 }
 
 

@@ -44,6 +44,7 @@ SPEED_KEYS = {
     "encoder_macs_per_pixel",
     "decoder_macs_per_pixel",
     "peak_memory_mib",
+    "onnxruntime_provider",
 }
 
 

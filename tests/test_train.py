@@ -61,6 +61,7 @@ def test_info_text_and_json(carphone_bundle: Path) -> None:
     assert values["decoder_params"] > 0 and values["decoder_macs_per_pixel"] > 0
     assert values["onnx_parity_max_abs_diff"] <= PARITY_LIMIT
     assert len(values["bundle_sha256"]) == 64
+    assert values["onnxruntime_provider"] in ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def test_holdout_reports_psnr_on_unseen_tail(carphone_bundle: Path) -> None:
