@@ -36,14 +36,6 @@ def memory_mib(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def memory_mib(pid: int, field: str = "VmRSS") -> float:
-    """Resident memory of ``pid`` now (VmRSS) or at its peak (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
