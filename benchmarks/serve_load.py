@@ -11,8 +11,6 @@ import argparse
 import os
 import queue
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from fractions import Fraction
@@ -21,6 +19,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bitstream import Chunk, Header
 from codec.bundle import load_bundle
@@ -88,24 +87,19 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "codec.cli", "serve", "--models", str(args.models), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server = LocalServer(args.models, log=False)
+    port, pid = server.port, server.proc.pid
     try:
-        port = int(server.stdout.readline().split()[2].rsplit(":", 1)[1])
         bundle_dir = args.models / args.name
         source = bundle_dir / load_bundle(bundle_dir).meta["source"]["name"]
         if not source.is_file():
             source = args.models / source.name
         stream_all(port, args.name)  # warm up: sessions loaded, caches filled
-        idle = memory_mib(server.pid)
+        idle = memory_mib(pid)
         print(f"{args.name}: server resident memory after one stream {idle:.0f} MiB")
         for clients in (1, args.clients):
-            rate, cpu, frames = served_rate(port, args.name, clients, server.pid)
-            peak = memory_mib(server.pid, "VmHWM")
+            rate, cpu, frames = served_rate(port, args.name, clients, pid)
+            peak = memory_mib(pid, "VmHWM")
             print(
                 f"{clients} client(s): {rate:.1f} frames/s served in all, {rate / clients:.1f} per client; "
                 f"server CPU {cpu:.2f} s per stream of {frames} frames ({1000 * cpu / frames:.1f} ms per frame); "
@@ -117,8 +111,7 @@ def main() -> None:
             f"p95 {np.percentile(lat, 95):.1f} ms over {len(lat)} frames"
         )
     finally:
-        server.terminate()
-        server.wait(30)
+        server.drain()
 
 
 if __name__ == "__main__":

@@ -131,20 +131,16 @@ def bd_figures(test: list[dict[str, Any]], anchor: list[dict[str, Any]], rate_ke
     psnr_overlap = min(dt.max(), da.max()) - max(dt.min(), da.min())
     rate_overlap = min(np.log(rt.max()), np.log(ra.max())) - max(np.log(rt.min()), np.log(ra.min()))
     result: dict[str, Any] = {"psnr_overlap_db": float(psnr_overlap), "rate_overlap_log": float(rate_overlap)}
-    if psnr_overlap > 0 and len(rt) >= 2 and len(ra) >= 2:
-        result["bd_rate_pct"] = float(
-            bjontegaard.bd_rate(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0)
-        )
-    else:
-        result["bd_rate_pct"] = None
-        result["note_rate"] = "PSNR ranges do not overlap: no BD-rate without extrapolating"
-    if rate_overlap > 0 and len(rt) >= 2 and len(ra) >= 2:
-        result["bd_psnr_db"] = float(
-            bjontegaard.bd_psnr(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0)
-        )
-    else:
-        result["bd_psnr_db"] = None
-        result["note_psnr"] = "bitrate ranges do not overlap: no BD-PSNR without extrapolating"
+    figures = (
+        ("bd_rate_pct", "note_rate", psnr_overlap, bjontegaard.bd_rate, "PSNR ranges do not overlap: no BD-rate"),
+        ("bd_psnr_db", "note_psnr", rate_overlap, bjontegaard.bd_psnr, "bitrate ranges do not overlap: no BD-PSNR"),
+    )
+    for key, note_key, overlap, delta, note in figures:
+        if overlap > 0 and len(rt) >= 2 and len(ra) >= 2:
+            result[key] = float(delta(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0))
+        else:
+            result[key] = None
+            result[note_key] = note + " without extrapolating"
     return result
 
 

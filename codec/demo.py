@@ -4,9 +4,6 @@ local server to the client-side decoder, as a deployment would."""
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +11,12 @@ from typing import Any
 from codec.bundle import load_bundle
 from codec.decode import decode_file
 from codec.encode import encode_video
-from codec.errors import CodecError
 
 
 def code_and_stream(clip: Path, model_dir: Path, out: Path, force: bool, echo: Callable[[str], None]) -> dict[str, Any]:
     """Encode ``clip`` with the bundle, decode it, then serve and play it over gRPC on 127.0.0.1."""
     from aecodec.client.player import play
+    from aecodec.server.local import LocalServer
 
     bundle = load_bundle(model_dir)
     stream, decoded, streamed = (
@@ -32,22 +29,13 @@ def code_and_stream(clip: Path, model_dir: Path, out: Path, force: bool, echo: C
     echo(f"decoding {stream} -> {decoded} (onnxruntime, no torch)")
     dec = decode_file(stream, bundle, decoded, force=force).to_dict()
     shutil.copyfile(clip, model_dir / clip.name)  # the server serves a bundle beside its source
-    server = subprocess.Popen(
-        [sys.executable, "-m", "codec.cli", "serve", "--models", str(model_dir.parent), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    server = LocalServer(model_dir.parent, log=False)
     try:
-        line = server.stdout.readline() if server.stdout else ""
-        if not line.startswith("listening on "):
-            raise CodecError(f"the demo server did not start ({line.strip() or 'no output'})")
-        url = f"grpc://{line.split()[2]}/{model_dir.name}"
+        url = server.url(model_dir.name)
         echo(f"streaming {url} -> {streamed} (the client fetches the decoder once, then only codes travel)")
         played = play(url, streamed, reference=clip, cache=out / "client-cache", force=force)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        server.drain()
     keys = ("bytes", "bpp", "ratio_vs_rgb24", "ratio_vs_source", "psnr_rgb", "decoder_bytes_xz", "total_bpp")
     return {
         **{k: enc[k] for k in keys},

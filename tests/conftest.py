@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from clips import synthetic_frames, write_clip
 
+from aecodec.server.local import LocalServer
 from codec.cli import cli
 from codec.video import read_clip
 
@@ -64,25 +64,8 @@ def models(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
     return root
 
 
-class Server:
-    """A `codec serve` subprocess; its port is read from the line it prints when listening."""
-
-    def __init__(self, models: Path, *args: str, port: int = 0) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codec.cli", "serve", "--models", str(models), "--port", str(port), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        assert line.startswith("listening on "), line + self.proc.stderr.read()
-        self.port = int(line.split()[2].rsplit(":", 1)[1])
+class Server(LocalServer):
+    """A real `codec serve` on 127.0.0.1 for the tests, serving the ``short`` video by default."""
 
     def url(self, name: str = "short", scheme: str = "grpc", host: str = "127.0.0.1") -> str:
-        return f"{scheme}://{host}:{self.port}/{name}"
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        _, err = self.proc.communicate(timeout=30)
-        return err
+        return super().url(name, scheme, host)

@@ -1,0 +1,40 @@
+"""A `codec serve` process on 127.0.0.1 for demos, benchmarks and tests: started on a free port,
+its port read from the line it prints once listening."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from codec.errors import CodecError
+
+
+class LocalServer:
+    """``codec serve --models MODELS --port 0 ARGS`` as a child process; ``port`` once it listens."""
+
+    def __init__(self, models: Path, *args: str, port: int = 0, log: bool = True) -> None:
+        command = [sys.executable, "-m", "codec.cli", "serve", "--models", str(models), "--port", str(port), *args]
+        stderr = subprocess.PIPE if log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise CodecError(f"codec serve did not start ({line.strip() or 'no output'})")
+        self.port = int(line.split()[2].rsplit(":", 1)[1])
+
+    def url(self, name: str, scheme: str = "grpc", host: str = "127.0.0.1") -> str:
+        return f"{scheme}://{host}:{self.port}/{name}"
+
+    def drain(self, timeout: float = 30) -> int:
+        """SIGTERM, as an orchestrator stops it; returns its exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stop(self) -> str:
+        """Kill it if it still runs; returns what it logged."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _, err = self.proc.communicate(timeout=30)
+        return err or ""
