@@ -234,7 +234,8 @@ def test_header_crc_guards_every_field() -> None:
 def test_auto_keyframes_put_an_i_frame_at_a_hard_cut(tmp_path: Path) -> None:
     from clips import synthetic_frames
 
-    cut = np.concatenate([synthetic_frames(10, 64, 64, seed=1), 255 - synthetic_frames(10, 64, 64, seed=7)])
+    dark, bright = synthetic_frames(10, 64, 64, seed=1) // 4, 255 - synthetic_frames(10, 64, 64, seed=7) // 4
+    cut = np.concatenate([dark, bright])  # a hard cut at frame 10: the picture and its code jump
     clip = write_clip(tmp_path / "cut.mkv", cut, codec="ffv1", pix_fmt="yuv444p")
     # Cheap rate (high lmbda) so that even a 40-step model's code follows the picture.
     args = ["--steps", "40", "--gop", "100", "--lmbda", "0.05", "--lr", "0.003", *TINY]
