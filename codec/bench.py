@@ -10,6 +10,7 @@ overlap; elsewhere the result says so instead of extrapolating. JSON schema: doc
 from __future__ import annotations
 
 import math
+import os
 import platform
 import resource
 import tempfile
@@ -257,8 +258,6 @@ def _as_total(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

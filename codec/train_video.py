@@ -104,9 +104,7 @@ def train_video(
     cfg, opts = _settings(model_args, option_args, ckpt)
     info = probe(video)
     device = join(resolve_device(opts.device))
-    main_process = rank() == 0
-    if not main_process:
-        log = lambda s: None  # noqa: E731 - only rank 0 talks
+    main_process = rank() == 0  # in a distributed run only rank 0 talks, evaluates and writes
     if ckpt is not None and (info.width, info.height) != tuple(ckpt["source"]["size"]):
         raise CodecError(
             f"{video}: is {info.width}x{info.height}, the checkpoint was trained on "
@@ -116,7 +114,8 @@ def train_video(
     clip = read_clip(video)
     n_train = _split(len(clip), opts.holdout)
     seen, unseen = clip.frames[:n_train], clip.frames[n_train:]
-    log(f"{clip.name}: {len(clip)} frames {clip.width}x{clip.height} @ {info.fps:.3f} fps; training on {device}")
+    if main_process:
+        log(f"{clip.name}: {len(clip)} frames {clip.width}x{clip.height} @ {info.fps:.3f} fps; training on {device}")
 
     state = new_state(cfg, opts, device)
     if ckpt is not None:
