@@ -170,6 +170,7 @@ def _speed(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> di
         "train_steps_per_s": meta["training"]["this_run"]["steps_per_s"],
         "train_pixels_per_s": meta["training"]["this_run"]["pixels_per_s"],
         "train_device": meta["training"]["device"],
+        "train_precision": meta["training"]["this_run"].get("precision"),
         "onnxruntime_encode_fps": default["encode_fps"],
         "onnxruntime_decode_fps": default["decode_fps"],
         "torch_encode_fps": torch_encode,
@@ -360,7 +361,8 @@ def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -
     any_report = next(iter(reports.values()))
     lines = [
         f"Machine: {any_report['machine']['platform']}, {any_report['machine']['cpus']} CPUs; "
-        f"training budget {train_minutes:g} min per clip on {any_report['speed']['train_device']}.",
+        f"training budget {train_minutes:g} min per clip on {any_report['speed']['train_device']} "
+        f"({any_report['speed']['train_precision']}).",
         "",
         "| clip | aecodec bpp (stream / total) | aecodec RGB PSNR | x264 medium at similar bpp "
         "| BD-rate vs x264 (stream) | BD-rate vs x264 low-delay (stream) | BD-rate vs x264 (total) |",

@@ -13,6 +13,7 @@ import click
 from codec.errors import CodecError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+PRECISION_CHOICES = ("auto", "fp32", "bf16")
 DEMO_MINUTES = 3.0
 
 
@@ -124,6 +125,11 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
 def _train_options(f: Any) -> Any:
     options = [
         ("--device", click.Choice(DEVICE_CHOICES), "Where to train (default: auto, the best present)."),
+        (
+            "--precision",
+            click.Choice(PRECISION_CHOICES),
+            "Arithmetic of the training step: auto takes bf16 where the GPU or CPU has it natively.",
+        ),
         ("--minutes", float, "Time budget for this run (default 8 when --steps is not given)."),
         ("--steps", int, "Step budget for this run; with --minutes, whichever ends first."),
         ("--lmbda", float, "Rate-distortion trade-off: loss = lmbda*255^2*MSE + bpp."),

@@ -32,6 +32,7 @@ def summary(meta: dict[str, Any]) -> dict[str, Any]:
         "encoder_macs_per_pixel": model["encoder_macs_per_pixel"],
         "decoder_macs_per_pixel": model["decoder_macs_per_pixel"],
         "device": train["device"],
+        "precision": this_run.get("precision"),  # None in bundles trained before it was recorded
         "steps": train["steps"],
         "train_seconds": round(train["seconds"], 1),
         "steps_per_s": round(this_run["steps_per_s"], 3),
@@ -73,6 +74,7 @@ LABELS = {
     "encoder_macs_per_pixel": "encoder MACs / pixel",
     "decoder_macs_per_pixel": "decoder MACs / pixel",
     "device": "trained on",
+    "precision": "training arithmetic",
     "steps": "steps",
     "train_seconds": "training seconds",
     "steps_per_s": "steps / s (last run)",

@@ -34,6 +34,9 @@ from codec.model import AutoEncoder, ModelConfig
 from codec.prior import LatentPrior
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+# CPU feature flags (/proc/cpuinfo) of native bfloat16 arithmetic: x86 AVX512-BF16 or AMX, Arm BF16.
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 # Quantization steps of the quality levels, coarsest (quality 0) to finest; one model serves all.
 QUALITY_STEPS = (2.83, 2.0, 1.41, 1.0, 0.71, 0.5)
 
@@ -50,6 +53,7 @@ class TrainOptions:
     crop: int = 128
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
     holdout: float = 0.0
     gop: int = 30
     quality_steps: tuple[float, ...] = QUALITY_STEPS
@@ -70,6 +74,8 @@ class TrainOptions:
             raise CodecError("--gop and --batch must be at least 1, --crop at least 16")
         if self.device not in DEVICES:
             raise CodecError(f"--device must be one of {', '.join(DEVICES)}, not {self.device}")
+        if self.precision not in PRECISIONS:
+            raise CodecError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision}")
 
 
 @dataclass
@@ -115,13 +121,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (read from /proc/cpuinfo; False where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = (line.partition(":")[2].split() for line in text.splitlines() if line.startswith(("flags", "Features")))
+    return any(CPU_BF16_FLAGS.intersection(f) for f in flags)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """Map ``auto|fp32|bf16`` to what the training step computes in on ``device``.
+
+    auto takes bfloat16 autocast where the hardware has it (CUDA GPUs from Ampere on, CPUs with
+    AVX512-BF16/AMX/Arm BF16), float32 elsewhere; the latents, the prior and the loss stay float32."""
+    if name == "bf16" and device.type not in ("cpu", "cuda"):
+        raise CodecError(f"--precision bf16: supported on cpu and cuda, not {device.type}")
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+
+
 def new_state(
     cfg: ModelConfig, opts: TrainOptions, device: torch.device, model_class: type[AutoEncoder] = AutoEncoder
 ) -> TrainState:
     torch.manual_seed(opts.seed)  # the same initial weights in every process
-    model = model_class(cfg).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last on every device: faster convolutions on GPUs and on oneDNN CPUs alike
+    model = model_class(cfg).to(device, memory_format=torch.channels_last)
     prior = LatentPrior(cfg.latent_channels).to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=opts.lr)
     seed = opts.seed + rank()  # then each process its own frames, crops and noise
@@ -184,15 +213,15 @@ class RateDistortion(nn.Module):
     """Autoencoder and prior as one module with the training loss as its forward, so that
     DistributedDataParallel can keep both in step across processes."""
 
-    def __init__(self, model: AutoEncoder, prior: LatentPrior, opts: TrainOptions) -> None:
+    def __init__(self, model: AutoEncoder, prior: LatentPrior, opts: TrainOptions, bf16: bool = False) -> None:
         super().__init__()
-        self.model, self.prior, self.opts = model, prior, opts
+        self.model, self.prior, self.opts, self.bf16 = model, prior, opts, bf16
 
     def forward(self, x: torch.Tensor, step: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss of a pair batch at quantization ``step``: frames t in the first half of ``x``, t+1 in
         the second. Returns (loss, mse, bpp), bpp pricing the rounded latents as they are coded."""
         prior, opts = self.prior, self.opts
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda)
+        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16)
         with autocast:
             y = self.model.encoder(x).float()
         y0, y1 = y.chunk(2)
@@ -228,7 +257,8 @@ def fit(
     model, prior, optimizer = state.model, state.prior, state.optimizer
     model.train()
     stride = model.cfg.stride
-    net: nn.Module = RateDistortion(model, prior, opts)
+    precision = resolve_precision(opts.precision, device)
+    net: nn.Module = RateDistortion(model, prior, opts, bf16=precision == "bf16")
     distributed = dist.is_available() and dist.is_initialized()
     if distributed:
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -251,8 +281,7 @@ def fit(
             group["lr"] = learning_rate(opts.lr, fraction)
         pairs = _sample_pairs(frames, opts, stride, state.rng)
         x = pad_to_stride(to_tensor(pairs.reshape(-1, *pairs.shape[2:]), device), stride)
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         step = opts.quality_steps[int(state.rng.integers(len(opts.quality_steps)))]
         loss, mse_t, bpp_t = net(x, step)
         mse, bpp = float(mse_t), float(bpp_t)
@@ -273,6 +302,7 @@ def fit(
     model.eval()
     return {
         "steps": steps_done,
+        "precision": precision,
         "wall_s": wall,
         "steps_per_s": steps_done / wall if wall else 0.0,
         "pixels_per_s": pixels / wall if wall else 0.0,

@@ -145,3 +145,28 @@ def test_bad_settings_are_refused(carphone: Path, tmp_path: Path, args: list[str
 def test_absent_device_is_a_clear_error(carphone: Path, tmp_path: Path) -> None:
     code, _, err = run_cli("train", carphone, "-o", tmp_path / "x", "--steps", "1", "--device", "cuda")
     assert code == 2 and "no CUDA GPU" in err
+
+
+def test_precision_is_engaged_and_recorded(carphone: Path, tmp_path: Path) -> None:
+    weights = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        args = ("train", carphone, "-o", out, "--steps", "4", "--seed", "3", "--precision", precision, "--json")
+        code, stdout, stderr = run_cli(*args, *TINY)
+        assert code == 0, stderr
+        values = json.loads(stdout)
+        assert values["precision"] == precision and 5 < values["psnr"] < 60
+        weights[precision] = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    # Same seed, same crops: only the arithmetic differs, so bf16 autocast really ran.
+    assert any(not torch.equal(weights["fp32"][k], weights["bf16"][k]) for k in weights["fp32"])
+
+
+def test_auto_precision_follows_the_hardware() -> None:
+    from codec.errors import CodecError
+    from codec.train import cpu_has_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bf16() else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(CodecError, match="--precision bf16"):
+        resolve_precision("bf16", torch.device("mps"))
