@@ -29,7 +29,7 @@ from codec.decode import DecodeStats, decode_frames, open_stream
 from codec.encode import encode_video
 from codec.errors import CodecError
 from codec.metrics import FrameMetrics
-from codec.runtime import providers
+from codec.runtime import active_provider
 from codec.video import Clip, read_clip
 
 SCHEMA = "aecodec-bench/1"
@@ -178,7 +178,7 @@ def _speed(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> di
         "decoder_macs_per_pixel": meta["model"]["decoder_macs_per_pixel"],
         "encoder_macs_per_pixel": meta["model"]["encoder_macs_per_pixel"],
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "onnxruntime_provider": providers()[0],
+        "onnxruntime_provider": active_provider(bundle),
     }
 
 

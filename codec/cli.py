@@ -169,10 +169,14 @@ def info(model_dir: str, as_json: bool) -> None:
     """Describe the model bundle in MODEL_DIR (its files are checked against meta.json)."""
     from codec.bundle import load_bundle
     from codec.report import format_summary, summary
-    from codec.runtime import providers
+    from codec.runtime import active_provider
 
     bundle = load_bundle(model_dir)
-    values = {**summary(bundle.meta), "bundle_sha256": bundle.decoder_sha256, "onnxruntime_provider": providers()[0]}
+    values = {
+        **summary(bundle.meta),
+        "bundle_sha256": bundle.decoder_sha256,
+        "onnxruntime_provider": active_provider(bundle),
+    }
     click.echo(json.dumps(values, indent=2) if as_json else format_summary(values))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,23 @@ from codec.errors import CodecError
 def providers() -> list[str]:
     """CUDA when this onnxruntime build has it, the CPU always."""
     available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available:
+        _preload_cuda()
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+@cache
+def _preload_cuda() -> None:
+    """Load CUDA and cuDNN from the nvidia-* wheels (``onnxruntime-gpu[cuda,cudnn]``, or a CUDA
+    build of torch) so that onnxruntime-gpu finds them where the system has none."""
+    if hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
+
+
+def active_provider(bundle: Bundle) -> str:
+    """The provider onnxruntime really runs ``bundle``'s decoder on: CUDA can be built in yet fail to
+    load its libraries, and then the CPU takes over."""
+    return _session(bundle.file(DECODER_FILE)).get_providers()[0]
 
 
 def _session(path: Any) -> ort.InferenceSession:
