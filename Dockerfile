@@ -3,7 +3,7 @@
 #   docker build --target train  -t aecodec-train  .   torch for `codec train` / `codec bench`
 # Both install the package as the README does: torch pinned first where it is wanted, then aecodec.
 # PyPI's Linux x86_64 torch carries CUDA, so the train image trains on GPUs (docker run --gpus all)
-# and on the CPU alike; it is several GB, the server image a few hundred MB.
+# and on the CPU alike; it is several GB, while the server's packages take about 300 MB.
 
 ARG PYTHON_VERSION=3.11
 
