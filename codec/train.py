@@ -356,6 +356,7 @@ def save_checkpoint(state: TrainState, path: Path, extra: dict[str, Any]) -> Non
         "seconds": state.seconds,
         "numpy_rng": state.rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         **extra,
     }
     tmp = path.with_name(f".{path.name}.tmp")
@@ -370,12 +371,22 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CodecError(f"{path}: unreadable checkpoint ({exc})") from None
 
 
-def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
-    """Load a checkpoint's weights, optimizer, step count and RNG states into ``state``."""
+def restore(state: TrainState, ckpt: dict[str, Any], seed: int) -> None:
+    """Load a checkpoint's weights, optimizer, step count and RNG states into ``state``.
+
+    The checkpoint holds the random streams of the process that wrote it (rank 0). In a
+    distributed run the other processes draw fresh streams of their own, from ``seed``, their rank
+    and the step count, so that they keep sampling frames, crops and noise unlike rank 0's."""
     state.model.load_state_dict(ckpt["model"])
     state.prior.load_state_dict(ckpt["prior"])
     state.optimizer.load_state_dict(ckpt["optimizer"])
     state.step = ckpt["step"]
     state.seconds = ckpt["seconds"]
-    state.rng.bit_generator.state = ckpt["numpy_rng"]
-    torch.set_rng_state(ckpt["torch_rng"])
+    if rank() == 0:
+        state.rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt.get("cuda_rng") and torch.cuda.is_available():  # noise drawn on the GPU continues too
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+    else:
+        state.rng = np.random.default_rng([seed, rank(), state.step])
+        torch.manual_seed(int(state.rng.integers(2**62)))

@@ -119,7 +119,7 @@ def train_video(
 
     state = new_state(cfg, opts, device)
     if ckpt is not None:
-        restore(state, ckpt)
+        restore(state, ckpt, opts.seed)
     speed = fit(state, seen, opts, device, report if main_process else lambda p: None)
     leave()
     if not main_process:

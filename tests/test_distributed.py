@@ -12,32 +12,21 @@ from conftest import TINY
 from codec.bundle import load_bundle
 
 
-def test_two_processes_train_one_bundle(carphone: Path, tmp_path: Path) -> None:
-    out = tmp_path / "ddp"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "codec.cli",
-            "train",
-            str(carphone),
-            "-o",
-            str(out),
-            "--nproc",
-            "2",
-            "--steps",
-            "40",
-            "--lr",
-            "0.003",
-            *TINY,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _train(*args: str | Path) -> None:
+    cmd = [sys.executable, "-m", "codec.cli", "train", *map(str, args), "--nproc", "2", "--lr", "0.003", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_two_processes_train_one_bundle_and_resume(carphone: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    _train(carphone, "-o", out, "--steps", "40")
     bundle = load_bundle(out)  # every file present and matching meta.json
     train = bundle.meta["training"]
     assert train["processes"] == 2 and train["steps"] == 40
     assert train["this_run"]["loss_end"] < train["this_run"]["loss_start"]
     assert json.loads((out / "entropy.json").read_text())["levels"]
+    # Resumed in two processes: rank 0 takes the checkpoint's random streams, rank 1 fresh ones.
+    _train(carphone, "-o", out, "--steps", "10", "--resume")
+    train = load_bundle(out).meta["training"]
+    assert train["steps"] == 50 and [r["steps_after"] for r in train["runs"]] == [40, 50]
