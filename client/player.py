@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import os
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from codec.bundle import DECODER_FILE, ENTROPY_FILE, Bundle, load_bundle, write_
 from codec.catalog import SHIPPED_FILES
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
+from codec.metrics import psnr
 from codec.video import VideoWriter, iter_frames
 
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
@@ -193,7 +193,7 @@ def play(
         stats = DecodeStats(header=header, bytes=0)
         transfer = Transfer()
         refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
-        errors: list[float] = []
+        psnrs: list[float] = []
         started = time.perf_counter()
         received = stream_chunks(conn, start, end, quality, transfer, retries)
         chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
@@ -206,7 +206,7 @@ def play(
                         ref = next(refs, None)
                         if ref is None or ref.shape != frame.shape:
                             raise CodecError(f"{reference}: frame {start + index} is missing or of another size")
-                        errors.append(float(np.mean((frame.astype(np.float64) - ref) ** 2)))
+                        psnrs.append(psnr(frame, ref))
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
@@ -223,8 +223,8 @@ def play(
         "quality": q,
         "decoder_cached_at": str(bundle.path),
     }
-    if errors:
-        result["psnr_rgb"] = float(np.mean([10 * math.log10(255**2 / max(e, 1e-10)) for e in errors]))
+    if psnrs:
+        result["psnr_rgb"] = float(np.mean(psnrs))
     return result
 
 

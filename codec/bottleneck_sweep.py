@@ -18,14 +18,13 @@ import numpy as np
 
 from codec.bundle import load_bundle
 from codec.encode import encode_video
-from codec.metrics import psnr_from_mse
+from codec.metrics import psnr
 from codec.runtime import Networks
 from codec.video import Clip, read_clip
 
 
 def _mean_psnr(decoded: list[np.ndarray], frames: list[np.ndarray]) -> float:
-    pairs = zip(decoded, frames, strict=True)
-    return float(np.mean([psnr_from_mse(float(np.mean((d.astype(np.float64) - f) ** 2))) for d, f in pairs]))
+    return float(np.mean([psnr(d, f) for d, f in zip(decoded, frames, strict=True)]))
 
 
 def _partner(t: int, n: int) -> int:

@@ -20,6 +20,7 @@ from codec.bundle import Bundle
 from codec.entropy_coding import laplace_bits
 from codec.errors import CodecError
 from codec.latent_codec import LatentEncoder
+from codec.metrics import psnr
 from codec.runtime import Networks
 from codec.video import iter_frames, probe
 
@@ -186,8 +187,7 @@ def encode_video(
         coded = encoder.encode(frame, index, reconstruct=True)
         chunks.append(coded.chunk)
         estimated += coded.estimated_bits
-        mse = np.mean((coded.reconstruction.astype(np.float64) - frame) ** 2)
-        psnrs.append(10 * math.log10(255**2 / max(mse, 1e-10)))
+        psnrs.append(psnr(coded.reconstruction, frame))
         on_frame(index, coded.reconstruction)
     seconds = time.perf_counter() - started
     fps = Fraction(info.fps).limit_denominator(1001 * 1000)

@@ -26,6 +26,11 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
 
 
+def psnr(decoded: np.ndarray, source: np.ndarray) -> float:
+    """PSNR in dB of one 8-bit image against another (all channels together: RGB PSNR for RGB24)."""
+    return psnr_from_mse(_mse(decoded, source))
+
+
 @dataclass
 class FrameMetrics:
     """Running per-frame metrics of one decoded video against its source."""
@@ -38,7 +43,7 @@ class FrameMetrics:
 
     def add(self, decoded: np.ndarray, source: np.ndarray, with_ms_ssim: bool = True) -> None:
         """Measure one (H,W,3) uint8 ``decoded`` frame against ``source``."""
-        self.rgb.append(psnr_from_mse(_mse(decoded, source)))
+        self.rgb.append(psnr(decoded, source))
         dy, sy = decoded.astype(np.float64) @ _YUV.T, source.astype(np.float64) @ _YUV.T
         for plane, values in enumerate((self.y, self.u, self.v)):
             values.append(psnr_from_mse(_mse(dy[..., plane], sy[..., plane])))

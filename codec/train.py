@@ -30,6 +30,7 @@ from torch import nn
 
 from codec.distributed import rank
 from codec.errors import CodecError
+from codec.metrics import psnr_from_mse
 from codec.model import AutoEncoder, ModelConfig
 from codec.prior import LatentPrior
 
@@ -295,9 +296,9 @@ def fit(
         pixels += x[0].numel() // 3 * len(x)
         ema_mse = mse if ema_mse is None else 0.95 * ema_mse + 0.05 * mse
         ema_bpp = bpp if ema_bpp is None else 0.95 * ema_bpp + 0.05 * bpp
-        report(Progress(state.step, min(fraction, 1.0), _psnr(ema_mse), ema_bpp))
+        report(Progress(state.step, min(fraction, 1.0), psnr_from_mse(ema_mse, 1.0), ema_bpp))
     wall = time.perf_counter() - started
-    report(Progress(state.step, 1.0, _psnr(ema_mse or 1.0), ema_bpp or 0.0))
+    report(Progress(state.step, 1.0, psnr_from_mse(ema_mse or 1.0, 1.0), ema_bpp or 0.0))
     state.seconds += wall
     model.eval()
     return {
@@ -309,10 +310,6 @@ def fit(
         "loss_start": float(np.mean(losses[:10])) if losses else None,
         "loss_end": float(np.mean(losses[-10:])) if losses else None,
     }
-
-
-def _psnr(mse: float) -> float:
-    return 10 * math.log10(1 / max(mse, 1e-10))
 
 
 @torch.inference_mode()
@@ -341,7 +338,7 @@ def evaluate(
                 previous[k] = q[i]
             out = torch.round(model.decoder(q * step)[..., :h, :w] * 255)
             mse = ((out - x * 255) ** 2).flatten(1).mean(1) / 255**2
-            psnrs[k] += [_psnr(float(m)) for m in mse]
+            psnrs[k] += [psnr_from_mse(float(m), 1.0) for m in mse]
     pixels = len(frames) * h * w
     return [EvalResult(len(frames), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
 
