@@ -21,6 +21,7 @@ from codec.runtime import Networks
 from codec.streaming import check_range, stream_frames
 
 log = logging.getLogger("aecodec.server")
+CANCEL_NOTICE_S = 0.2  # how long a live Encode whose input ended waits to learn whether it was cancelled
 
 
 class StreamLimit:
@@ -125,6 +126,8 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"quality {quality} is not one of the model's levels")
         if not (0 < width <= 16384 and 0 < height <= 16384):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"frame size {width}x{height} is not usable")
+        terminated = threading.Event()
+        context.add_callback(terminated.set)
         with self.limit.slot(context), _StreamLog(context, entry.name) as record:
             nets = self._networks(entry, width, height)
             encoder = VideoEncoder(entry.bundle, width, height, quality, first.gop or None, nets)
@@ -141,6 +144,11 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
                 coded = encoder.encode(frame, index)
                 record.add(coded)
                 yield _message(coded, entry.info.fps)
+            else:
+                # The input ended: the client half-closed, or it cancelled and grpc ended the request
+                # stream a moment before marking the call cancelled. Only a cancelled call ends
+                # before this handler returns, so a short wait tells the two apart for the log.
+                terminated.wait(CANCEL_NOTICE_S)
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
