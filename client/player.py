@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,7 +27,7 @@ from codec.catalog import SHIPPED_FILES
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.metrics import psnr
-from codec.video import VideoWriter, iter_frames
+from codec.video import VideoWriter, exact_rate, iter_frames
 
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -188,7 +187,7 @@ def play(
         if not 0 <= start < end <= video.frames:
             raise CodecError(f"{url}: frames [{start}, {end}) are not within its {video.frames} frames")
         q = video.default_quality if quality is None else quality
-        fps = Fraction(video.fps).limit_denominator(1001 * 1000)
+        fps = exact_rate(video.fps)
         header = Header(video.bundle_sha256, video.width, video.height, fps, end - start, video.gop, q)
         stats = DecodeStats(header=header, bytes=0)
         transfer = Transfer()

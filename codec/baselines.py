@@ -13,12 +13,12 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 import numpy as np
 
 from codec.errors import CodecError
+from codec.video import exact_rate
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def encode_point(frames: list[np.ndarray], fps: float, baseline: Baseline, crf: 
     frame_bytes = [0] * len(frames)
     started = time.perf_counter()
     with av.open(buffer, "w", format="matroska") as out:
-        stream = out.add_stream(baseline.encoder, rate=Fraction(fps).limit_denominator(1001 * 1000), options=options)
+        stream = out.add_stream(baseline.encoder, rate=exact_rate(fps), options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for packets in _encode(stream, frames):
             for packet in packets:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from codec.bitstream import Header
 from codec.bundle import DECODER_FILE, ENTROPY_FILE, META_FILE, Bundle, load_bundle
 from codec.errors import CodecError
-from codec.video import VideoInfo, probe
+from codec.video import VideoInfo, exact_rate, probe
 
 PIECE = 512 * 1024
 SHIPPED_FILES = (DECODER_FILE, ENTROPY_FILE, META_FILE)
@@ -41,7 +40,7 @@ class Entry:
 
     def header(self, quality: int, frames: int) -> Header:
         """The .aec header of a stream of ``frames`` frames of this video at ``quality``."""
-        fps = Fraction(self.info.fps).limit_denominator(1001 * 1000)
+        fps = exact_rate(self.info.fps)
         gop = self.bundle.meta["coding"]["gop"]
         return Header(self.bundle.decoder_sha256, self.info.width, self.info.height, fps, frames, gop, quality)
 

@@ -10,7 +10,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from codec.errors import CodecError
 from codec.latent_codec import LatentEncoder
 from codec.metrics import psnr
 from codec.runtime import Networks
-from codec.video import iter_frames, probe
+from codec.video import exact_rate, iter_frames, probe
 
 
 @dataclass
@@ -190,7 +189,7 @@ def encode_video(
         psnrs.append(psnr(coded.reconstruction, frame))
         on_frame(index, coded.reconstruction)
     seconds = time.perf_counter() - started
-    fps = Fraction(info.fps).limit_denominator(1001 * 1000)
+    fps = exact_rate(info.fps)
     header = Header(bundle.decoder_sha256, info.width, info.height, fps, len(chunks), encoder.gop, encoder.quality)
     tmp = out.with_name(f".{out.name}.partial")
     try:

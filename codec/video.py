@@ -93,6 +93,11 @@ def _fps(stream: av.video.stream.VideoStream) -> float:
     return float(rate) if rate else DEFAULT_FPS
 
 
+def exact_rate(fps: float) -> Fraction:
+    """``fps`` as the rational frame rate written to streams and .aec headers (30000/1001, not 29.97...)."""
+    return Fraction(fps).limit_denominator(1001 * 1000)
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read the header of ``path`` and describe its first video stream (nothing is decoded)."""
     path = Path(path)
