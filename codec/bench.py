@@ -96,7 +96,7 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
         chunks = list(read_chunks(data, str(out)))
         frames = list(decode_frames(chunks, bundle, str(out), False, DecodeStats(header=header, bytes=len(data))))
         decode_s = time.perf_counter() - started
-        frame_bytes = [14 + len(c.payload) for c in chunks]
+        frame_bytes = [c.size for c in chunks]
         frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame
         step = bundle.meta["coding"]["quality_steps"][quality]
         points.append(
@@ -333,9 +333,6 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-SUITE = ("carphone", "bikes", "bigbuckbunny")
 
 
 def suite_clips() -> dict[str, Path]:

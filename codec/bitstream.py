@@ -104,6 +104,11 @@ class Chunk:
     def crc32(self) -> int:
         return zlib.crc32(self.payload, zlib.crc32(_CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))))
 
+    @property
+    def size(self) -> int:
+        """Bytes this chunk takes in a stream: its 14-byte head and its payload."""
+        return _CHUNK_SIZE + len(self.payload)
+
     def pack(self) -> bytes:
         head = _CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))
         return head + struct.pack("<I", self.crc32) + self.payload
@@ -158,7 +163,7 @@ def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chun
         parsed = _parse_chunk(data, pos)
         if isinstance(parsed, Chunk):
             yield parsed
-            pos += _CHUNK_SIZE + len(parsed.payload)
+            pos += parsed.size
             continue
         if not resync:
             raise CodecError(f"{source}: at byte {pos}: {parsed}")
