@@ -10,10 +10,9 @@ from typing import Any
 
 import click
 
+from codec.devices import DEVICES, PRECISIONS
 from codec.errors import CodecError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-PRECISION_CHOICES = ("auto", "fp32", "bf16")
 DEMO_MINUTES = 3.0
 
 
@@ -124,10 +123,10 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
 
 def _train_options(f: Any) -> Any:
     options = [
-        ("--device", click.Choice(DEVICE_CHOICES), "Where to train (default: auto, the best present)."),
+        ("--device", click.Choice(DEVICES), "Where to train (default: auto, the best present)."),
         (
             "--precision",
-            click.Choice(PRECISION_CHOICES),
+            click.Choice(PRECISIONS),
             "Arithmetic of the training step: auto takes bf16 where the GPU or CPU has it natively.",
         ),
         ("--minutes", float, "Time budget for this run (default 8 when --steps is not given)."),

@@ -28,16 +28,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from codec.devices import DEVICES, PRECISIONS, cpu_has_bf16
 from codec.distributed import rank
 from codec.errors import CodecError
 from codec.metrics import psnr_from_mse
 from codec.model import AutoEncoder, ModelConfig
 from codec.prior import LatentPrior
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
-# CPU feature flags (/proc/cpuinfo) of native bfloat16 arithmetic: x86 AVX512-BF16 or AMX, Arm BF16.
-CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 # Quantization steps of the quality levels, coarsest (quality 0) to finest; one model serves all.
 QUALITY_STEPS = (2.83, 2.0, 1.41, 1.0, 0.71, 0.5)
 
@@ -120,16 +117,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not has_mps:
         raise CodecError("--device mps: Apple's Metal backend is not available here")
     return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (read from /proc/cpuinfo; False where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = (line.partition(":")[2].split() for line in text.splitlines() if line.startswith(("flags", "Features")))
-    return any(CPU_BF16_FLAGS.intersection(f) for f in flags)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

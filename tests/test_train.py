@@ -162,8 +162,9 @@ def test_precision_is_engaged_and_recorded(carphone: Path, tmp_path: Path) -> No
 
 
 def test_auto_precision_follows_the_hardware() -> None:
+    from codec.devices import cpu_has_bf16
     from codec.errors import CodecError
-    from codec.train import cpu_has_bf16, resolve_precision
+    from codec.train import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bf16() else "fp32")
