@@ -23,6 +23,7 @@ from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bitstream import Chunk, Header
 from codec.bundle import load_bundle
+from codec.catalog import find_source
 from codec.decode import DecodeStats, decode_frames
 from codec.video import iter_frames
 
@@ -91,9 +92,7 @@ def main() -> None:
     port, pid = server.port, server.proc.pid
     try:
         bundle_dir = args.models / args.name
-        source = bundle_dir / load_bundle(bundle_dir).meta["source"]["name"]
-        if not source.is_file():
-            source = args.models / source.name
+        source = find_source(load_bundle(bundle_dir))  # the server found it, so it is there
         stream_all(port, args.name)  # warm up: sessions loaded, caches filled
         idle = memory_mib(pid)
         print(f"{args.name}: server resident memory after one stream {idle:.0f} MiB")

@@ -12,14 +12,19 @@ from codec.runtime import Networks
 from codec.video import iter_frames
 
 
+def check_quality(entry: Entry, quality: int | None) -> None:
+    """Refuse a quality level the entry's model does not have (None: its default)."""
+    if quality is not None and not 0 <= quality < entry.quality_levels:
+        raise CodecError(f"{entry.name}: quality {quality} is not one of its levels 0..{entry.quality_levels - 1}")
+
+
 def check_range(entry: Entry, start: int, end: int, quality: int | None) -> tuple[int, int]:
     """Validate a request for frames [start, end) (end 0: to the end); returns (start, end)."""
     frames = entry.frames
     end = end or frames
     if not 0 <= start < end <= frames:
         raise CodecError(f"{entry.name}: frames [{start}, {end}) are not within its {frames} frames")
-    if quality is not None and not 0 <= quality < entry.quality_levels:
-        raise CodecError(f"{entry.name}: quality {quality} is not one of its levels 0..{entry.quality_levels - 1}")
+    check_quality(entry, quality)
     return start, end
 
 

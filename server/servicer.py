@@ -18,7 +18,7 @@ from codec.catalog import Entry, decoder_pieces
 from codec.encode import EncodedFrame, VideoEncoder
 from codec.errors import CodecError
 from codec.runtime import Networks
-from codec.streaming import check_range, stream_frames
+from codec.streaming import check_quality, check_range, stream_frames
 
 log = logging.getLogger("aecodec.server")
 CANCEL_NOTICE_S = 0.2  # how long a live Encode whose input ended waits to learn whether it was cancelled
@@ -122,8 +122,10 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         entry = self._entry(first.name, context)
         width, height = first.width, first.height
         quality = first.quality if first.HasField("quality") else None
-        if quality is not None and not 0 <= quality < entry.quality_levels:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"quality {quality} is not one of the model's levels")
+        try:
+            check_quality(entry, quality)
+        except CodecError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if not (0 < width <= 16384 and 0 < height <= 16384):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"frame size {width}x{height} is not usable")
         terminated = threading.Event()
