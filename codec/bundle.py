@@ -95,6 +95,12 @@ class Bundle:
         text = "\n".join(f"{n} {files[n]['sha256']}" for n in (DECODER_FILE, ENTROPY_FILE))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    @property
+    def default_step(self) -> float:
+        """The quantization step of the bundle's default quality level."""
+        coding = self.meta["coding"]
+        return float(coding["quality_steps"][coding["default_quality"]])
+
     def entropy(self) -> dict[str, Any]:
         """The parsed entropy.json: the learned priors and the integer coding tables."""
         path = self.file(ENTROPY_FILE)
