@@ -396,6 +396,7 @@ def inspect_sweep(
     from tqdm import tqdm
 
     from codec.bottleneck_sweep import plot_sweep, sweep
+    from codec.report import format_rows
 
     widths = [int(c) for c in channels.split(",") if c.strip()]
     if minutes is None and steps is None:
@@ -419,8 +420,6 @@ def inspect_sweep(
             f"{skip['psnr']:.2f} dB; another frame's code: {skip['ablated_psnr']:.2f} dB (the identity trap)",
         )
     )
-    from codec.report import format_rows
-
     click.echo(format_rows(rows))
 
 

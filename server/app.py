@@ -23,6 +23,7 @@ from codec.errors import CodecError
 
 SERVICE = codec_pb2.DESCRIPTOR.services_by_name["VideoCodec"].full_name
 DRAIN_NOTICE_S = 1.0
+log = logging.getLogger("aecodec.server")
 
 
 def _read(path: Path | None, what: str) -> bytes | None:
@@ -81,8 +82,8 @@ def serve(
         pass
     # Drain: report NOT_SERVING while still answering, so health checks and load balancers see it
     # and send no more; then refuse new calls and give the streams in flight their grace period.
-    logging.getLogger("aecodec.server").info(json.dumps({"event": "drain", "grace_s": grace}))
+    log.info(json.dumps({"event": "drain", "grace_s": grace}))
     health_servicer.enter_graceful_shutdown()
     time.sleep(min(DRAIN_NOTICE_S, grace))
     server.stop(grace).wait()
-    logging.getLogger("aecodec.server").info(json.dumps({"event": "stopped"}))
+    log.info(json.dumps({"event": "stopped"}))
