@@ -433,6 +433,15 @@ def inspect_sweep(
 @click.option("--token-file", type=click.Path(path_type=Path), help="Require 'authorization: Bearer <token>'.")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds in-flight streams get on SIGTERM.")
 @click.option("--pace", is_flag=True, help="Send StreamVideo frames no faster than real time, as a live feed.")
+@click.option("--health-port", type=int, help="Also answer health checks alone, in plaintext, on this port.")
+@click.option(
+    "--stall-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a client may send or take nothing before its call is cancelled.",
+)
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without TLS and a token.")
 def serve(models: str, **options: Any) -> None:
     """Serve every bundle under --models over gRPC, encoding frames live (no torch)."""
     from aecodec.server.app import serve as run

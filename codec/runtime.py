@@ -43,21 +43,33 @@ def _session(path: Any) -> ort.InferenceSession:
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
+class Sessions:
+    """A bundle's onnxruntime sessions. Their inputs have dynamic sizes, so one pair serves frames
+    of every size and every stream of the bundle; onnxruntime sessions may run in several threads."""
+
+    def __init__(self, bundle: Bundle, need_encoder: bool = True) -> None:
+        self.encoder = _session(bundle.file(ENCODER_FILE)) if need_encoder else None
+        self.decoder = _session(bundle.file(DECODER_FILE))
+
+
 class Networks:
-    """Encoder and decoder sessions of one bundle, for frames of one size.
+    """Encoder and decoder of one bundle, for frames of one size.
 
     Frames are padded (edge replication) up to a multiple of the stride before encoding and the
-    decoder's output is cropped back, so any width and height work.
+    decoder's output is cropped back, so any width and height work. ``sessions`` shares already
+    opened sessions of the same bundle; without it they are opened here.
     """
 
-    def __init__(self, bundle: Bundle, width: int, height: int, need_encoder: bool = True) -> None:
+    def __init__(
+        self, bundle: Bundle, width: int, height: int, need_encoder: bool = True, sessions: Sessions | None = None
+    ) -> None:
         model = bundle.meta["model"]
         self.stride = int(model["stride"])
         self.channels = int(model["latent_channels"])
         self.width, self.height = width, height
         self.latent_shape = (self.channels, -(-height // self.stride), -(-width // self.stride))
-        self._encoder = _session(bundle.file(ENCODER_FILE)) if need_encoder else None
-        self._decoder = _session(bundle.file(DECODER_FILE))
+        sessions = sessions or Sessions(bundle, need_encoder)
+        self._encoder, self._decoder = sessions.encoder, sessions.decoder
 
     @property
     def provider(self) -> str:

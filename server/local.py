@@ -3,6 +3,7 @@ its port read from the line it prints once listening."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -12,10 +13,13 @@ from codec.errors import CodecError
 
 
 class LocalServer:
-    """``codec serve --models MODELS --port 0 ARGS`` as a child process; ``port`` once it listens."""
+    """``codec serve --models MODELS --port 0 ARGS`` as a child process; ``port`` (and
+    ``health_port`` with ``--health-port``) once it listens."""
 
-    def __init__(self, models: Path, *args: str, port: int = 0, log: bool = True) -> None:
-        command = [sys.executable, "-m", "codec.cli", "serve", "--models", str(models), "--port", str(port), *args]
+    def __init__(self, models: Path, *args: str, port: int = 0, log: bool = True, prelude: str = "") -> None:
+        """``prelude``: Python run in the server process before the command line is read."""
+        script = f"{prelude}\nfrom codec.cli import main\nmain()"
+        command = [sys.executable, "-c", script, "serve", "--models", str(models), "--port", str(port), *args]
         stderr = subprocess.PIPE if log else subprocess.DEVNULL
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -23,6 +27,8 @@ class LocalServer:
             self.stop()
             raise CodecError(f"codec serve did not start ({line.strip() or 'no output'})")
         self.port = int(line.split()[2].rsplit(":", 1)[1])
+        health = re.search(r"health on \S+:(\d+)", line)
+        self.health_port = int(health.group(1)) if health else None
 
     def url(self, name: str, scheme: str = "grpc", host: str = "127.0.0.1") -> str:
         return f"{scheme}://{host}:{self.port}/{name}"

@@ -13,36 +13,26 @@ from typing import Any
 import grpc
 import numpy as np
 
+from aecodec.server.limits import Reaper, Slots
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.catalog import Entry, decoder_pieces
 from codec.encode import EncodedFrame, VideoEncoder
 from codec.errors import CodecError
-from codec.runtime import Networks
-from codec.streaming import check_quality, check_range, stream_frames
+from codec.runtime import Networks, Sessions
+from codec.streaming import check_frame_size, check_quality, check_range, stream_frames
 
 log = logging.getLogger("aecodec.server")
 CANCEL_NOTICE_S = 0.2  # how long a live Encode whose input ended waits to learn whether it was cancelled
+SHOWN_NAME = 64  # characters of a requested name echoed back in an error
 
 
-class StreamLimit:
-    """At most ``limit`` streams at once; one more is refused rather than queued."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-        self.lock = threading.Lock()
-
-    @contextmanager
-    def slot(self, context: grpc.ServicerContext) -> Iterator[None]:
-        with self.lock:
-            if self.active >= self.limit:
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"server is at its limit of {self.limit} streams")
-            self.active += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.active -= 1
+@contextmanager
+def _invalid_argument(context: grpc.ServicerContext) -> Iterator[None]:
+    """A CodecError raised while checking a request becomes INVALID_ARGUMENT with its message."""
+    try:
+        yield
+    except CodecError as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
 
 def _message(coded: EncodedFrame, fps: float) -> codec_pb2.EncodedFrame:
@@ -55,26 +45,35 @@ def _message(coded: EncodedFrame, fps: float) -> codec_pb2.EncodedFrame:
 class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
     """Serves the videos of a catalog; encoding runs on onnxruntime, never torch."""
 
-    def __init__(self, catalog: dict[str, Entry], max_streams: int, pace: bool = False) -> None:
+    def __init__(
+        self,
+        catalog: dict[str, Entry],
+        max_streams: int,
+        pace: bool = False,
+        stall_timeout: float = 30.0,
+    ) -> None:
         self.catalog = catalog
         self.pace = pace
-        self.limit = StreamLimit(max_streams)
-        self.nets: dict[str, Networks] = {}
-        self.nets_lock = threading.Lock()
+        self.stall_timeout = stall_timeout
+        self.streams = Slots(max_streams, "streams")  # decoder downloads count as streams
+        self.reaper = Reaper()
+        self.sessions: dict[str, Sessions] = {}  # one pair per catalogued bundle, whatever the frame size
+        self.sessions_lock = threading.Lock()
 
     def _entry(self, name: str, context: grpc.ServicerContext) -> Entry:
         entry = self.catalog.get(name)
         if entry is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no video named {name!r}")
+            shown = name if len(name) <= SHOWN_NAME else f"{name[:SHOWN_NAME]}... ({len(name)} characters)"
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no video named {shown!r}")
         return entry
 
     def _networks(self, entry: Entry, width: int, height: int) -> Networks:
-        """onnxruntime sessions, shared by every stream of the same model and frame size."""
-        key = f"{entry.name}:{width}x{height}"
-        with self.nets_lock:
-            if key not in self.nets:
-                self.nets[key] = Networks(entry.bundle, width, height)
-            return self.nets[key]
+        """The entry's networks for frames of this size, on sessions shared by all its streams."""
+        with self.sessions_lock:
+            if entry.name not in self.sessions:
+                self.sessions[entry.name] = Sessions(entry.bundle)
+            sessions = self.sessions[entry.name]
+        return Networks(entry.bundle, width, height, sessions=sessions)
 
     def ListVideos(self, request: Any, context: grpc.ServicerContext) -> codec_pb2.ListVideosResponse:
         videos = [
@@ -95,62 +94,72 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         return codec_pb2.ListVideosResponse(videos=videos)
 
     def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
-        for piece in decoder_pieces(self._entry(request.name, context).bundle):
-            yield codec_pb2.DecoderChunk(
-                file=piece.file, size=piece.size, sha256=piece.sha256, offset=piece.offset, data=piece.data
-            )
+        entry = self._entry(request.name, context)
+        with self.streams.hold(context), self.reaper.watch(context, self.stall_timeout) as watch:
+            for piece in decoder_pieces(entry.bundle):
+                yield codec_pb2.DecoderChunk(
+                    file=piece.file, size=piece.size, sha256=piece.sha256, offset=piece.offset, data=piece.data
+                )
+                watch.touch()
 
     def StreamVideo(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.EncodedFrame]:
         entry = self._entry(request.name, context)
         quality = request.quality if request.HasField("quality") else None
-        try:
+        with _invalid_argument(context):
             start, end = check_range(entry, request.start_frame, request.end_frame, quality)
-        except CodecError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        with self.limit.slot(context), _StreamLog(context, entry.name) as record:
+        with (
+            self.streams.hold(context),
+            self.reaper.watch(context, self.stall_timeout) as watch,
+            _StreamLog(context, entry.name) as record,
+        ):
             nets = self._networks(entry, entry.info.width, entry.info.height)
             for coded in stream_frames(entry, start, end, quality, nets, context.is_active, self.pace):
                 record.add(coded)
                 yield _message(coded, entry.info.fps)
+                watch.touch()
 
     def Encode(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[codec_pb2.EncodedFrame]:
-        first = next(request_iterator, None)
-        if first is None:
-            return
-        entry = self._entry(first.name, context)
-        width, height = first.width, first.height
-        quality = first.quality if first.HasField("quality") else None
-        try:
-            check_quality(entry, quality)
-        except CodecError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if not (0 < width <= 16384 and 0 < height <= 16384):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"frame size {width}x{height} is not usable")
-        terminated = threading.Event()
-        context.add_callback(terminated.set)
-        with self.limit.slot(context), _StreamLog(context, entry.name) as record:
-            nets = self._networks(entry, width, height)
-            encoder = VideoEncoder(entry.bundle, width, height, quality, first.gop or None, nets)
-            for index, message in enumerate(_chain(first, request_iterator)):
-                if not context.is_active():
-                    break
-                if (message.width, message.height) != (width, height) or len(message.rgb24) != width * height * 3:
-                    context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"frame {index}: expected {width}x{height} RGB24 ({width * height * 3} bytes), "
-                        f"got {message.width}x{message.height} with {len(message.rgb24)} bytes",
-                    )
-                frame = np.frombuffer(message.rgb24, np.uint8).reshape(height, width, 3)
-                coded = encoder.encode(frame, index)
-                record.add(coded)
-                yield _message(coded, entry.info.fps)
-            else:
-                # The input ended: the client half-closed, or it cancelled and grpc ended the request
-                # stream a moment before marking the call cancelled. Only a cancelled call ends
-                # before this handler returns, so a short wait tells the two apart for the log.
-                terminated.wait(CANCEL_NOTICE_S)
+        # The slot is taken before waiting on the client, and the reaper ends a call whose client
+        # sends nothing (not even its first frame) for the stall timeout.
+        with self.streams.hold(context), self.reaper.watch(context, self.stall_timeout) as watch:
+            first = next(request_iterator, None)
+            if first is None:
+                return
+            watch.touch()
+            entry = self._entry(first.name, context)
+            width, height = first.width, first.height
+            quality = first.quality if first.HasField("quality") else None
+            with _invalid_argument(context):
+                check_quality(entry, quality)
+                check_frame_size(entry, width, height)
+                encoder = VideoEncoder(
+                    entry.bundle, width, height, quality, first.gop or None, self._networks(entry, width, height)
+                )
+            terminated = threading.Event()
+            context.add_callback(terminated.set)
+            with _StreamLog(context, entry.name) as record:
+                for index, message in enumerate(_chain(first, request_iterator)):
+                    watch.touch()
+                    if not context.is_active():
+                        break
+                    if (message.width, message.height) != (width, height) or len(message.rgb24) != width * height * 3:
+                        context.abort(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            f"frame {index}: expected {width}x{height} RGB24 ({width * height * 3} bytes), "
+                            f"got {message.width}x{message.height} with {len(message.rgb24)} bytes",
+                        )
+                    frame = np.frombuffer(message.rgb24, np.uint8).reshape(height, width, 3)
+                    coded = encoder.encode(frame, index)
+                    record.add(coded)
+                    yield _message(coded, entry.info.fps)
+                    watch.touch()
+                else:
+                    # The input ended: the client half-closed, or it cancelled and grpc ended the
+                    # request stream a moment before marking the call cancelled. Only a cancelled call
+                    # ends before this handler returns, so a short wait tells the two apart for the log.
+                    terminated.wait(CANCEL_NOTICE_S)
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
