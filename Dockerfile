@@ -25,10 +25,14 @@ RUN pip install --no-cache-dir .
 USER 10001
 WORKDIR /home/aecodec
 VOLUME ["/models"]
-EXPOSE 50051
+# 50051: the service (TLS + bearer token); 50052: health checks alone, in plaintext, for probes.
+EXPOSE 50051 50052
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "aecodec.server.healthcheck", "127.0.0.1:50051"]
-ENTRYPOINT ["codec", "serve", "--models", "/models", "--host", "0.0.0.0", "--port", "50051"]
+    CMD ["python", "-m", "aecodec.server.healthcheck", "127.0.0.1:50052"]
+ENTRYPOINT ["codec", "serve", "--models", "/models", "--host", "0.0.0.0", "--port", "50051", "--health-port", "50052"]
+# Secure by default: mount the token and the TLS pair here (docker secrets, Kubernetes Secrets).
+# Behind a proxy that terminates TLS and checks tokens, replace this with "--insecure".
+CMD ["--token-file", "/run/secrets/aecodec-token", "--tls-cert", "/run/secrets/aecodec-tls.crt", "--tls-key", "/run/secrets/aecodec-tls.key"]
 
 FROM base AS train
 RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir "/src[bench]"

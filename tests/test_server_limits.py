@@ -1,0 +1,216 @@
+"""A real `codec serve` on 127.0.0.1 against hostile clients: idle and slow callers, bursts of
+frame sizes, huge names and values, plaintext where secrets would travel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from clips import synthetic_frames, write_clip
+from conftest import TINY, Server, run_cli
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from test_service import _raw, _self_signed
+
+from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.video import read_clip
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _health_latency(channel: grpc.Channel) -> float:
+    started = time.perf_counter()
+    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    return time.perf_counter() - started
+
+
+def _silent(gate: threading.Event) -> Iterator[codec_pb2.RawFrame]:
+    """A client that opens Encode and never sends a frame."""
+    gate.wait(60)
+    yield from ()
+
+
+def test_idle_callers_starve_nothing_and_are_cancelled(models: Path) -> None:
+    srv = Server(models, "--max-streams", "2", "--stall-timeout", "2", "--health-port", "0")
+    gate = threading.Event()
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")
+        stub = codec_pb2_grpc.VideoCodecStub(channel)
+        idle = [stub.Encode(_silent(gate), timeout=30) for _ in range(12)]  # 6x the stream limit
+        time.sleep(1.0)
+        # Health and listing answer at once, on the main port and on the probe port.
+        probe = grpc.insecure_channel(f"127.0.0.1:{srv.health_port}")
+        assert max(_health_latency(channel), _health_latency(probe)) < 1.0
+        assert stub.ListVideos(codec_pb2.ListVideosRequest(), timeout=2).videos[0].name == "short"
+        # Ten of the twelve were refused at once; the two holding the slots are cancelled after the
+        # stall timeout, and then the slots serve a real stream.
+        codes = []
+        for call in idle:
+            with pytest.raises(grpc.RpcError) as err:
+                list(call)
+            codes.append(err.value.code())
+        assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 10
+        assert codes.count(grpc.StatusCode.CANCELLED) == 2, codes
+        assert len(list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="short"), timeout=30))) == 24
+        channel.close()
+        probe.close()
+    finally:
+        gate.set()
+        srv.stop()
+
+
+def test_a_burst_of_frame_sizes_costs_no_memory(models: Path) -> None:
+    srv = Server(models)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = codec_pb2_grpc.VideoCodecStub(channel)
+
+            def empty_frame(width: int, height: int) -> grpc.StatusCode:
+                request = codec_pb2.RawFrame(name="short", width=width, height=height)
+                with pytest.raises(grpc.RpcError) as err:
+                    list(stub.Encode(iter([request]), timeout=30))
+                return err.value.code()
+
+            assert empty_frame(176, 144) == grpc.StatusCode.INVALID_ARGUMENT  # the first builds the sessions
+            before = _rss_mib(srv.proc.pid)
+            sizes = [(w, h) for w in range(100, 176, 4) for h in (64, 144)]  # 38 sizes the model takes
+            assert {empty_frame(w, h) for w, h in sizes} == {grpc.StatusCode.INVALID_ARGUMENT}
+            # Larger than the model's source, or absurd: refused before anything is allocated.
+            for w, h in ((177, 144), (16384, 16384), (0, 10), (2**31 - 1, 1)):
+                assert empty_frame(w, h) == grpc.StatusCode.INVALID_ARGUMENT
+            grown = _rss_mib(srv.proc.pid) - before
+        assert grown < 20, f"server grew {grown:.0f} MiB over {len(sizes)} frame sizes"
+    finally:
+        srv.stop()
+
+
+def test_absurd_values_get_invalid_argument_or_not_found(models: Path) -> None:
+    srv = Server(models)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = codec_pb2_grpc.VideoCodecStub(channel)
+            frame = read_clip(models / "short" / "short.mkv", max_frames=1).frames[0]
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.Encode(_raw(frame[None], gop=70000), timeout=30))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "65535" in err.value.details()
+            long_name = "x" * 100_000
+            with pytest.raises(grpc.RpcError) as err:
+                list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name=long_name), timeout=30))
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND and "100000 characters" in err.value.details()
+            assert len(err.value.details()) < 200
+            with pytest.raises(grpc.RpcError) as err:  # larger than any message the server takes
+                list(stub.GetDecoder(codec_pb2.GetDecoderRequest(name="x" * (3 << 20)), timeout=30))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert stub.ListVideos(codec_pb2.ListVideosRequest(), timeout=5).videos  # and it still serves
+    finally:
+        srv.stop()
+
+
+def test_live_encode_takes_a_1080p_frame(tmp_path: Path) -> None:
+    """gRPC's default 4 MiB message limit would refuse one 1920x1080 RGB24 frame (6.2 MB)."""
+    root = tmp_path / "models"
+    root.mkdir()
+    frames = synthetic_frames(2, 1920, 1080)
+    source = write_clip(root / "hd.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    code, _, err = run_cli("train", source, "-o", root / "hd", "--steps", "1", *TINY)
+    assert code == 0, err
+    srv = Server(root)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = codec_pb2_grpc.VideoCodecStub(channel)
+            frames = [codec_pb2.RawFrame(name="hd", width=1920, height=1080, rgb24=frames[0].tobytes())]
+            (reply,) = list(stub.Encode(iter(frames), timeout=120))
+        assert reply.index == 0 and reply.type == 0 and len(reply.payload) > 0
+    finally:
+        srv.stop()
+
+
+def _serve(models: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "codec.cli", "serve", "--models", str(models), "--port", "0", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_a_public_address_needs_tls_and_a_token(models: Path, tmp_path: Path) -> None:
+    proc = _serve(models, "--host", "0.0.0.0")
+    assert proc.returncode == 2 and "without TLS and a token" in proc.stderr and "--insecure" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    token = tmp_path / "token"
+    token.write_text("t")
+    proc = _serve(models, "--host", "0.0.0.0", "--token-file", str(token))  # a token in clear text
+    assert proc.returncode == 2 and "without TLS and a token" in proc.stderr
+    # With --insecure it serves, and says so in its log.
+    srv = Server(models, "--host", "0.0.0.0", "--insecure")
+    try:
+        assert len(list(_stub(srv.port).ListVideos(codec_pb2.ListVideosRequest(), timeout=10).videos)) == 1
+    finally:
+        log = srv.stop()
+    assert '"event": "insecure"' in log
+
+
+def _stub(port: int, credentials: grpc.ChannelCredentials | None = None) -> codec_pb2_grpc.VideoCodecStub:
+    target = f"127.0.0.1:{port}"
+    channel = grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+    return codec_pb2_grpc.VideoCodecStub(channel)
+
+
+def test_every_rpc_needs_the_token(models: Path, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    srv = Server(models, "--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token))
+    frames = np.stack(read_clip(models / "short" / "short.mkv", max_frames=2).frames)
+    calls = {
+        "ListVideos": lambda stub, md: stub.ListVideos(codec_pb2.ListVideosRequest(), metadata=md, timeout=30),
+        "GetDecoder": lambda stub, md: list(
+            stub.GetDecoder(codec_pb2.GetDecoderRequest(name="short"), metadata=md, timeout=30)
+        ),
+        "StreamVideo": lambda stub, md: list(
+            stub.StreamVideo(codec_pb2.StreamVideoRequest(name="short", end_frame=2), metadata=md, timeout=30)
+        ),
+        "Encode": lambda stub, md: list(stub.Encode(_raw(frames), metadata=md, timeout=30)),
+    }
+    try:
+        stub = _stub(srv.port, grpc.ssl_channel_credentials(cert.read_bytes()))
+        for name, call in calls.items():
+            for metadata in ((), (("authorization", "Bearer guess"),), (("authorization", "s3cret"),)):
+                with pytest.raises(grpc.RpcError) as err:
+                    call(stub, metadata)
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (name, metadata)
+            assert call(stub, (("authorization", "Bearer s3cret"),)), name
+    finally:
+        srv.stop()
+
+
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None"  # any 'import torch' now raises ImportError
+
+
+def test_serve_and_play_need_no_torch(models: Path, tmp_path: Path) -> None:
+    srv = Server(models, prelude=BLOCK_TORCH)
+    try:
+        script = f"{BLOCK_TORCH}\nfrom codec.cli import main\nmain()"
+        out = tmp_path / "p.mkv"
+        proc = subprocess.run(
+            [sys.executable, "-c", script, "play", srv.url(), "-o", str(out), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "AECODEC_CACHE": str(tmp_path / "cache")},
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert len(read_clip(out)) == 24
+    finally:
+        log = srv.stop()
+    assert '"outcome": "ok"' in log and "torch" not in log
