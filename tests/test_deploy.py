@@ -81,3 +81,28 @@ def test_healthcheck_command(models: Path) -> None:
     finally:
         srv.stop()
     assert not healthy(f"127.0.0.1:{srv.port}", timeout=1)
+
+
+def test_the_server_image_starts_secure_with_its_own_command_line(models: Path, tmp_path: Path) -> None:
+    """The image's ENTRYPOINT + CMD, with its secrets mounted, pass the server's public-address
+    guard, and its HEALTHCHECK probes the port the command line opens for health."""
+    from test_service import _self_signed
+
+    server = _stages()["server"]
+    args = [json.loads(re.search(rf"^{word} (\[.*\])$", server, flags=re.M).group(1)) for word in ("ENTRYPOINT", "CMD")]
+    command = args[0] + args[1]
+    assert command[:2] == ["codec", "serve"]
+    options = dict(zip(command[2::2], command[3::2], strict=True))
+    assert options["--host"] == "0.0.0.0" and "--insecure" not in command
+    probe = json.loads(re.search(r"CMD (\[.*\])$", server.split("HEALTHCHECK", 1)[1], flags=re.M).group(1))
+    assert probe[-1] == f"127.0.0.1:{options['--health-port']}"
+    assert re.search(rf"^EXPOSE {options['--port']} {options['--health-port']}$", server, flags=re.M)
+    cert, key = _self_signed(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("t0ken\n")
+    mounted = {"--token-file": token, "--tls-cert": cert, "--tls-key": key, "--port": 0, "--health-port": 0}
+    srv = Server(models, *[a for k, v in options.items() if k != "--models" for a in (k, str(mounted.get(k, v)))])
+    try:
+        assert healthy(f"127.0.0.1:{srv.health_port}")
+    finally:
+        srv.stop()
