@@ -28,14 +28,6 @@ from codec.decode import DecodeStats, decode_frames
 from codec.video import iter_frames
 
 
-def memory_mib(pid: int, field: str = "VmRSS") -> float:
-    """Resident memory of ``pid`` now (VmRSS) or at its peak (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -94,11 +86,11 @@ def main() -> None:
         bundle_dir = args.models / args.name
         source = find_source(load_bundle(bundle_dir))  # the server found it, so it is there
         stream_all(port, args.name)  # warm up: sessions loaded, caches filled
-        idle = memory_mib(pid)
+        idle = server.memory_mib()
         print(f"{args.name}: server resident memory after one stream {idle:.0f} MiB")
         for clients in (1, args.clients):
             rate, cpu, frames = served_rate(port, args.name, clients, pid)
-            peak = memory_mib(pid, "VmHWM")
+            peak = server.memory_mib("VmHWM")
             print(
                 f"{clients} client(s): {rate:.1f} frames/s served in all, {rate / clients:.1f} per client; "
                 f"server CPU {cpu:.2f} s per stream of {frames} frames ({1000 * cpu / frames:.1f} ms per frame); "

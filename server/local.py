@@ -30,6 +30,13 @@ class LocalServer:
         health = re.search(r"health on \S+:(\d+)", line)
         self.health_port = int(health.group(1)) if health else None
 
+    def memory_mib(self, field: str = "VmRSS") -> float:
+        """The server's resident memory now (VmRSS) or at its peak (VmHWM), in MiB (Linux)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def url(self, name: str, scheme: str = "grpc", host: str = "127.0.0.1") -> str:
         return f"{scheme}://{host}:{self.port}/{name}"
 

@@ -23,13 +23,6 @@ from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.video import read_clip
 
 
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def _health_latency(channel: grpc.Channel) -> float:
     started = time.perf_counter()
     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -85,13 +78,13 @@ def test_a_burst_of_frame_sizes_costs_no_memory(models: Path) -> None:
                 return err.value.code()
 
             assert empty_frame(176, 144) == grpc.StatusCode.INVALID_ARGUMENT  # the first builds the sessions
-            before = _rss_mib(srv.proc.pid)
+            before = srv.memory_mib()
             sizes = [(w, h) for w in range(100, 176, 4) for h in (64, 144)]  # 38 sizes the model takes
             assert {empty_frame(w, h) for w, h in sizes} == {grpc.StatusCode.INVALID_ARGUMENT}
             # Larger than the model's source, or absurd: refused before anything is allocated.
             for w, h in ((177, 144), (16384, 16384), (0, 10), (2**31 - 1, 1)):
                 assert empty_frame(w, h) == grpc.StatusCode.INVALID_ARGUMENT
-            grown = _rss_mib(srv.proc.pid) - before
+            grown = srv.memory_mib() - before
         assert grown < 20, f"server grew {grown:.0f} MiB over {len(sizes)} frame sizes"
     finally:
         srv.stop()

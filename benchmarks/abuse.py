@@ -1,0 +1,285 @@
+"""Abuse aecodec as an attacker would, on loopback only, bounded in count and time: a real
+`codec serve` against idle, slow and lying clients; `codec play` against a lying server; `codec
+decode` against crafted files. Prints health latency throughout, the server's memory before and
+after, and what each abuse got.
+
+Usage: python benchmarks/abuse.py MODELS_DIR NAME [--idle 24] [--sizes 200] [--stall 5]
+MODELS_DIR/NAME/ is a bundle with its source video beside it (see `codec serve --help`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aecodec.client.player import play
+from aecodec.server.local import LocalServer
+from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.bitstream import Chunk, Header
+from codec.bundle import load_bundle
+from codec.catalog import decoder_pieces
+from codec.errors import CodecError
+
+MAX_STREAMS = 4
+
+
+class HealthProbe:
+    """Checks health every 50 ms on one port until stopped; keeps every latency (inf: no answer)."""
+
+    def __init__(self, port: int) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.latencies: list[float] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        while not self.stopping.wait(0.05):
+            started = time.perf_counter()
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                self.latencies.append(time.perf_counter() - started)
+            except grpc.RpcError:
+                self.latencies.append(float("inf"))
+
+    def stop(self) -> str:
+        self.stopping.set()
+        self.thread.join()
+        self.channel.close()
+        ms = [1000 * x for x in self.latencies]
+        return f"{len(ms)} checks, median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms"
+
+
+def _codes(calls: list[Callable[[], Any]], parallel: int = 0) -> Counter:
+    """Run the calls, ``parallel`` at a time (0: all at once); count how each ended (OK or its status)."""
+    results: Counter = Counter()
+
+    def run(call: Callable[[], Any]) -> None:
+        try:
+            call()
+            results["OK"] += 1
+        except grpc.RpcError as exc:
+            results[exc.code().name] += 1
+
+    with futures.ThreadPoolExecutor(parallel or len(calls)) as pool:
+        list(pool.map(run, calls))
+    return results
+
+
+def abuse_server(models: Path, name: str, idle: int, sizes: int, stall: float) -> None:
+    server = LocalServer(
+        models, "--max-streams", str(MAX_STREAMS), "--stall-timeout", str(stall), "--health-port", "0", log=False
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    stub = codec_pb2_grpc.VideoCodecStub(channel)
+    try:
+        (video,) = [v for v in stub.ListVideos(codec_pb2.ListVideosRequest(), timeout=10).videos if v.name == name]
+        list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name=name), timeout=600))  # warm up: sessions loaded
+        start = server.memory_mib()
+        print(f"server: {video.width}x{video.height}, --max-streams {MAX_STREAMS}, --stall-timeout {stall} s")
+        print(f"server memory after one real stream: {start:.0f} MiB")
+        probes = {"main port": HealthProbe(server.port), "probe port": HealthProbe(server.health_port)}
+        gate = threading.Event()
+
+        def silent() -> Iterator[codec_pb2.RawFrame]:
+            gate.wait(stall * 4)
+            yield from ()
+
+        def one_frame_then_silent() -> Iterator[codec_pb2.RawFrame]:
+            yield codec_pb2.RawFrame(
+                name=name, width=video.width, height=video.height, rgb24=bytes(video.width * video.height * 3)
+            )
+            gate.wait(stall * 4)
+
+        started = time.perf_counter()
+        calls = [lambda: list(stub.Encode(silent(), timeout=stall * 4)) for _ in range(idle)]
+        calls += [lambda: list(stub.Encode(one_frame_then_silent(), timeout=stall * 4)) for _ in range(2)]
+        print(f"{idle} idle + 2 stalled Encode callers: {dict(_codes(calls))} in {time.perf_counter() - started:.1f} s")
+
+        shapes = [
+            (video.width - 1 - i % video.width, video.height - i // video.width % video.height) for i in range(sizes)
+        ]
+        shapes += [(video.width + 1, video.height), (16384, 16384), (2**31 - 1, 1)]
+        started = time.perf_counter()
+        before = server.memory_mib()
+        burst = [
+            lambda w=w, h=h: list(stub.Encode(iter([codec_pb2.RawFrame(name=name, width=w, height=h)]), timeout=30))
+            for w, h in shapes
+        ]
+        got = dict(_codes(burst, parallel=MAX_STREAMS))
+        grown = server.memory_mib() - before
+        print(
+            f"{len(shapes)} frame sizes in empty frames: {got}, server {grown:+.0f} MiB, "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+
+        frame = codec_pb2.RawFrame(
+            name=name, width=video.width, height=video.height, rgb24=bytes(video.width * video.height * 3)
+        )
+        absurd = {
+            "gop 70000": lambda: list(stub.Encode(iter([codec_pb2.RawFrame(gop=70000, **_fields(frame))]), timeout=30)),
+            "quality 255": lambda: list(
+                stub.StreamVideo(codec_pb2.StreamVideoRequest(name=name, quality=255), timeout=30)
+            ),
+            "frames [2^31, 0)": lambda: list(
+                stub.StreamVideo(codec_pb2.StreamVideoRequest(name=name, start_frame=2**31), timeout=30)
+            ),
+            "100 KB name": lambda: list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="x" * 100_000), timeout=30)),
+            "3 MB name": lambda: list(stub.GetDecoder(codec_pb2.GetDecoderRequest(name="x" * (3 << 20)), timeout=30)),
+            "frame of another size mid-stream": lambda: list(
+                stub.Encode(
+                    iter([frame, codec_pb2.RawFrame(name=name, width=8, height=8, rgb24=bytes(192))]), timeout=30
+                )
+            ),
+        }
+        for what, call in absurd.items():
+            print(f"{what}: {dict(_codes([call]))}")
+        gate.set()
+        time.sleep(stall + 1)  # every call the reaper is watching has ended by now
+        for where, probe in probes.items():
+            print(f"health on the {where} throughout: {probe.stop()}")
+        end = server.memory_mib()
+        print(
+            f"server memory after the abuse: {end:.0f} MiB ({end - start:+.0f} MiB), "
+            f"peak {server.memory_mib('VmHWM'):.0f} MiB"
+        )
+        served = sum(1 for _ in stub.StreamVideo(codec_pb2.StreamVideoRequest(name=name), timeout=600))
+        print(f"and it still serves: {served} frames")
+    finally:
+        channel.close()
+        server.drain()
+
+
+def _fields(message: codec_pb2.RawFrame) -> dict[str, Any]:
+    return {"name": message.name, "width": message.width, "height": message.height, "rgb24": message.rgb24}
+
+
+class LyingServer(codec_pb2_grpc.VideoCodecServicer):
+    """Lists one video with the real bundle's size and frames, then lies in the way ``lie`` names."""
+
+    def __init__(self, bundle_dir: Path, lie: str, outside: Path) -> None:
+        self.bundle, self.lie, self.outside = load_bundle(bundle_dir), lie, outside
+
+    def ListVideos(self, request: Any, context: Any) -> codec_pb2.ListVideosResponse:
+        sha = {
+            "absolute path": str(self.outside),
+            "../ path": f"../{self.outside.name}",
+        }.get(self.lie, self.bundle.decoder_sha256 if self.lie != "other bundle" else "0" * 64)
+        width, height = self.bundle.meta["source"]["size"]
+        video = codec_pb2.Video(
+            name="v",
+            width=width,
+            height=height,
+            fps=25,
+            frames=2,
+            quality_levels=6,
+            default_quality=3,
+            gop=8,
+            bundle_sha256=sha,
+        )
+        return codec_pb2.ListVideosResponse(videos=[video])
+
+    def GetDecoder(self, request: Any, context: Any) -> Iterator[codec_pb2.DecoderChunk]:
+        for piece in decoder_pieces(self.bundle):
+            size, offset, data, sha = piece.size, piece.offset, piece.data, piece.sha256
+            if self.lie == "2^40-byte file":
+                size = 1 << 40
+            elif self.lie == "piece beyond its file":
+                offset = size + 1000
+            elif self.lie == "damaged piece":
+                data = bytes(len(data))
+            yield codec_pb2.DecoderChunk(file=piece.file, size=size, sha256=sha, offset=offset, data=data)
+
+
+def abuse_player(models: Path, name: str) -> None:
+    lies = ("absolute path", "../ path", "2^40-byte file", "piece beyond its file", "damaged piece", "other bundle")
+    for lie in lies:
+        with tempfile.TemporaryDirectory() as tmp:
+            outside = Path(tmp) / "planted"
+            server = grpc.server(futures.ThreadPoolExecutor(2))
+            codec_pb2_grpc.add_VideoCodecServicer_to_server(LyingServer(models / name, lie, outside), server)
+            port = server.add_insecure_port("127.0.0.1:0")
+            server.start()
+            started = time.perf_counter()
+            try:
+                play(f"grpc://127.0.0.1:{port}/v", Path(tmp) / "out.mkv", cache=Path(tmp) / "cache", retries=0)
+                outcome = "played (!)"
+            except CodecError as exc:
+                outcome = f"refused: {exc}"
+            finally:
+                server.stop(0)
+            planted = "planted a file outside the cache (!)" if outside.exists() else "nothing outside the cache"
+            print(f"lying server, {lie}: {outcome[:150]} [{time.perf_counter() - started:.2f} s, {planted}]")
+
+
+def abuse_decoder(models: Path, name: str) -> None:
+    bundle = load_bundle(models / name)
+    width, height = bundle.meta["source"]["size"]
+    sha = bundle.decoder_sha256
+    tiny = Chunk(0, 0, b"\0" * 4).pack()
+    far = Chunk(10**6, 0, b"\0" * 4).pack()
+    crafted = {
+        "16384x16384, 2^32-1 frames": Header(sha, 16384, 16384, Fraction(25), 2**32 - 1, 8, 0).pack() + tiny,
+        "own size, a 4-byte I-frame": Header(sha, width, height, Fraction(25), 1, 8, 0).pack() + tiny,
+        "own size, 2^32-1 frames, chunk 10^6 (--conceal)": Header(
+            sha, width, height, Fraction(25), 2**32 - 1, 8, 0
+        ).pack()
+        + tiny
+        + far,
+        "quality 255": Header(sha, width, height, Fraction(25), 1, 8, 255).pack() + tiny,
+        "fps 1/4294967295": Header(sha, width, height, Fraction(1, 2**32 - 1), 1, 8, 0).pack() + tiny,
+    }
+    wrapper = (
+        "import atexit, resource, sys\n"
+        "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "atexit.register(lambda: print(f'peak {peak()} MiB', file=sys.stderr))\n"
+        "from codec.cli import main\nmain()"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for what, data in crafted.items():
+            stream, out = Path(tmp) / "x.aec", Path(tmp) / "x.y4m"
+            stream.write_bytes(data)
+            args = ["decode", str(stream), "-m", str(models / name), "-o", str(out), "--force"]
+            args += ["--conceal"] if "conceal" in what else []
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=120)
+            lines = proc.stderr.strip().splitlines()
+            written = out.stat().st_size if out.exists() else 0
+            print(
+                f"crafted .aec, {what} ({len(data)} bytes): exit {proc.returncode}, "
+                f"{time.perf_counter() - started:.2f} s, "
+                f"{lines[-1]}, {written} bytes written; {lines[0][:120] if len(lines) > 1 else ''}"
+            )
+            out.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--idle", type=int, default=24, help="idle Encode callers at once")
+    parser.add_argument("--sizes", type=int, default=200, help="distinct frame sizes in the burst")
+    parser.add_argument("--stall", type=float, default=5.0, help="the server's --stall-timeout")
+    args = parser.parse_args()
+    abuse_server(args.models, args.name, args.idle, args.sizes, args.stall)
+    abuse_player(args.models, args.name)
+    abuse_decoder(args.models, args.name)
+
+
+if __name__ == "__main__":
+    main()
