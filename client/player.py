@@ -7,7 +7,6 @@ bounded retries and exponential backoff.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import time
@@ -20,10 +19,10 @@ from urllib.parse import urlparse
 import grpc
 import numpy as np
 
+from aecodec.client.decoder_cache import cached_decoder
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bitstream import Chunk, Header
-from codec.bundle import DECODER_FILE, ENTROPY_FILE, Bundle, load_bundle, write_atomic
-from codec.catalog import SHIPPED_FILES
+from codec.bundle import Bundle
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.metrics import psnr
@@ -71,6 +70,16 @@ class Connection:
         except grpc.RpcError as exc:
             raise _error(self.target, exc) from None
 
+    def stream(self, method: str, request: Any, **kwargs: Any) -> Iterator[Any]:
+        """A server-streaming call's messages, started when first asked for; errors as in :meth:`call`."""
+        responses = getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+        try:
+            yield from responses
+        except grpc.RpcError as exc:
+            raise _error(self.target, exc) from None
+        finally:
+            responses.cancel()  # a caller that stops reading early ends the call
+
     def close(self) -> None:
         self.channel.close()
 
@@ -88,31 +97,8 @@ def find_video(conn: Connection) -> Any:
 
 def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
     """The decoding half of the video's bundle, from ``cache/<sha256>`` or, once, from the server."""
-    folder = cache / video.bundle_sha256
-    if not all((folder / name).is_file() for name in SHIPPED_FILES):
-        parts: dict[str, bytearray] = {}
-        hashes: dict[str, str] = {}
-        try:
-            for piece in conn.stub.GetDecoder(
-                codec_pb2.GetDecoderRequest(name=video.name), metadata=conn.metadata, timeout=300
-            ):
-                buf = parts.setdefault(piece.file, bytearray(piece.size))
-                buf[piece.offset : piece.offset + len(piece.data)] = piece.data
-                hashes[piece.file] = piece.sha256
-        except grpc.RpcError as exc:
-            raise _error(conn.target, exc) from None
-        if set(parts) != set(SHIPPED_FILES):
-            raise CodecError(f"{conn.target.address}: the server sent {sorted(parts)}, not the decoder files")
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in SHIPPED_FILES:  # meta.json last: once it is there, the others are whole
-            data = parts[name]
-            if hashlib.sha256(data).hexdigest() != hashes[name]:
-                raise CodecError(f"{conn.target.address}: {name} arrived damaged (sha256 mismatch)")
-            write_atomic(folder / name, bytes(data))  # clients sharing the cache never see half a file
-    bundle = load_bundle(folder, files=(DECODER_FILE, ENTROPY_FILE))
-    if bundle.decoder_sha256 != video.bundle_sha256:
-        raise CodecError(f"{folder}: cached decoder does not match the server's bundle {video.bundle_sha256[:12]}")
-    return bundle
+    pieces = conn.stream("GetDecoder", codec_pb2.GetDecoderRequest(name=video.name), timeout=300)
+    return cached_decoder(cache, video.bundle_sha256, pieces, conn.target.address)
 
 
 @dataclass
