@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 import grpc
 import numpy as np
 
-from aecodec.client.decoder_cache import cached_decoder
+from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bitstream import Chunk, Header
+from codec.bitstream import MAX_SIDE, Chunk, Header
 from codec.bundle import Bundle
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
@@ -31,6 +31,12 @@ from codec.video import VideoWriter, exact_rate, iter_frames
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
 RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+# What a server says is bounded before use. A catalog is a folder of bundle folders, named after
+# them: far fewer than MAX_VIDEOS, and no file system allows a name past MAX_NAME.
+MAX_VIDEOS = 10_000
+MAX_NAME = 255
+MAX_FPS = 1000  # frames a second; slow-motion sources are played back far slower
+MAX_DETAILS = 300  # characters of a server's error message that are shown
 
 
 @dataclass(frozen=True)
@@ -85,14 +91,33 @@ class Connection:
 
 
 def _error(target: Target, exc: grpc.RpcError) -> CodecError:
-    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {exc.details()}")
+    details = " ".join(str(exc.details()).split())[:MAX_DETAILS]  # the server's words, on one line
+    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {details}")
 
 
 def find_video(conn: Connection) -> Any:
-    for video in conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos:
+    """The server's description of the video the target names, checked before anything uses it."""
+    origin = conn.target.address
+    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos
+    if len(videos) > MAX_VIDEOS:
+        raise CodecError(f"{origin}: lists {len(videos)} videos; a client reads at most {MAX_VIDEOS}")
+    if any(len(video.name) > MAX_NAME for video in videos):
+        raise CodecError(f"{origin}: lists a video name longer than {MAX_NAME} characters")
+    for video in videos:
         if video.name == conn.target.name:
-            return video
-    raise CodecError(f"{conn.target.address}: has no video named {conn.target.name!r}")
+            return _checked(video, origin)
+    raise CodecError(f"{origin}: has no video named {conn.target.name!r}")
+
+
+def _checked(video: Any, origin: str) -> Any:
+    """``video`` if its identity, frame size and rate are usable."""
+    where = f"{origin}/{video.name}"
+    check_sha256(video.bundle_sha256, where, "bundle_sha256")
+    if not (0 < video.width <= MAX_SIDE and 0 < video.height <= MAX_SIDE):
+        raise CodecError(f"{where}: frame size {video.width}x{video.height} is not 1 to {MAX_SIDE} pixels a side")
+    if not (0 < video.fps <= MAX_FPS and exact_rate(video.fps) > 0):  # NaN fails the first test
+        raise CodecError(f"{where}: frame rate {video.fps} is not above 0 and at most {MAX_FPS}")
+    return video
 
 
 def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:

@@ -4,6 +4,7 @@ generated stubs and serving a real tiny bundle's files, honestly or not."""
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import pytest
 from conftest import run_cli
 
 from aecodec.client.decoder_cache import MAX_DECODER_BYTES
-from aecodec.client.player import Connection, Target, fetch_decoder, find_video, play
+from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bundle import load_bundle
 from codec.catalog import SHIPPED_FILES
@@ -162,6 +163,44 @@ def test_play_command_line_refuses_a_lying_server(
         code, out, err = run_cli("play", url, "-o", tmp_path / "out.mkv")
     assert code == 2 and out == "" and err.startswith("error: 127.0.0.1:") and err.count("\n") == 1, err
     assert "bundle_sha256" in err and not evil.exists() and not cache.exists()
+
+
+def _video(**fields: Any) -> codec_pb2.Video:
+    return codec_pb2.Video(**{"name": "x", "width": 16, "height": 16, "fps": 25, "bundle_sha256": "0" * 64, **fields})
+
+
+LISTINGS: dict[str, Callable[[FakeServer], None]] = {
+    "too many videos": lambda f: f.videos.extend([_video()] * MAX_VIDEOS),
+    "an overlong name": lambda f: f.videos.insert(0, _video(name="n" * (MAX_NAME + 1))),
+    "no width": lambda f: setattr(f.videos[0], "width", 0),
+    "a huge height": lambda f: setattr(f.videos[0], "height", 1 << 20),
+    "no frame rate": lambda f: setattr(f.videos[0], "fps", 0),
+    "a NaN frame rate": lambda f: setattr(f.videos[0], "fps", math.nan),
+    "an infinite frame rate": lambda f: setattr(f.videos[0], "fps", math.inf),
+}
+
+
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_a_listing_out_of_bounds_is_refused_before_use(models: Path, tmp_path: Path, listing: str) -> None:
+    fake = honest(models / "short")
+    LISTINGS[listing](fake)
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    assert "\n" not in str(err.value) and fake.decoder_calls == 0 and not (tmp_path / "cache").exists()
+
+
+class Refusing(codec_pb2_grpc.VideoCodecServicer):
+    """Refuses every listing with a long message of many lines."""
+
+    def ListVideos(self, request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "no\nway\n" * 500)
+
+
+def test_a_server_error_message_is_shown_on_one_bounded_line(tmp_path: Path) -> None:
+    with serving(Refusing()) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    message = str(err.value)
+    assert "PERMISSION_DENIED: no way no way" in message and "\n" not in message and len(message) < 400
 
 
 def test_an_honest_decoder_is_fetched_once_and_cached_by_its_sha256(models: Path, tmp_path: Path) -> None:
