@@ -106,7 +106,7 @@ class Bundle:
         path = self.file(ENTROPY_FILE)
         try:
             return json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise CodecError(f"{path}: unreadable ({exc})") from None
 
     def coding_tables(self) -> CodingTables:

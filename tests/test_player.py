@@ -4,6 +4,7 @@ generated stubs and serving a real tiny bundle's files, honestly or not."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import shutil
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from conftest import run_cli
 from aecodec.client.decoder_cache import MAX_DECODER_BYTES
 from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bundle import load_bundle
+from codec.bundle import Bundle, load_bundle
 from codec.catalog import SHIPPED_FILES
 from codec.errors import CodecError
 
@@ -201,6 +202,26 @@ def test_a_server_error_message_is_shown_on_one_bounded_line(tmp_path: Path) -> 
         play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
     message = str(err.value)
     assert "PERMISSION_DENIED: no way no way" in message and "\n" not in message and len(message) < 400
+
+
+def _sign(fake: FakeServer, name: str, data: bytes) -> None:
+    """Send ``data`` as file ``name``, with meta.json and the advertised bundle_sha256 made to match it."""
+    meta = json.loads(b"".join(p.data for p in _of(fake, "meta.json")))
+    meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _replace_file(fake, name, data)
+    _replace_file(fake, "meta.json", json.dumps(meta).encode())
+    fake.videos[0].bundle_sha256 = Bundle(Path(), meta).decoder_sha256
+
+
+@pytest.mark.parametrize(("name", "data"), [("entropy.json", b"[" * 100_000), ("decoder.onnx", b"no model")])
+def test_a_consistent_but_unusable_decoder_is_a_one_line_error(
+    models: Path, tmp_path: Path, name: str, data: bytes
+) -> None:
+    fake = honest(models / "short")
+    _sign(fake, name, data)
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    assert name in str(err.value) and "\n" not in str(err.value) and not (tmp_path / "out.mkv").exists()
 
 
 def test_an_honest_decoder_is_fetched_once_and_cached_by_its_sha256(models: Path, tmp_path: Path) -> None:
