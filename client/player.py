@@ -7,8 +7,10 @@ bounded retries and exponential backoff.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +45,8 @@ MAX_DETAILS = 300  # characters of a server's error message that are shown
 class Target:
     """Where to play from: ``grpc://HOST:PORT/NAME`` (``grpcs://`` for TLS)."""
 
-    address: str
+    host: str
+    port: int
     name: str
     tls: bool
 
@@ -53,15 +56,41 @@ class Target:
         name = parts.path.strip("/")
         if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not name:
             raise CodecError(f"{url}: expected grpc://HOST:PORT/NAME")
-        return cls(f"{parts.hostname}:{parts.port}", name, parts.scheme == "grpcs")
+        return cls(parts.hostname, parts.port, name, parts.scheme == "grpcs")
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the host is this machine itself: localhost, 127.0.0.0/8 or ::1."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 class Connection:
-    """A channel and stub with the call options every request needs (auth metadata, TLS)."""
+    """A channel and stub with the call options every request needs (auth metadata, TLS).
 
-    def __init__(self, target: Target, ca: Path | None = None, token: str | None = None) -> None:
+    A bearer token goes over plaintext only to a loopback host, or with ``insecure`` and a warning."""
+
+    def __init__(
+        self, target: Target, ca: Path | None = None, token: str | None = None, insecure: bool = False
+    ) -> None:
         self.target = target
-        if target.tls or ca is not None:
+        tls = target.tls or ca is not None
+        if token and not tls and not target.loopback:
+            if not insecure:
+                raise CodecError(
+                    f"{target.address}: will not send the bearer token unencrypted to a host that is not loopback; "
+                    "use grpcs:// (or --ca), or --insecure to send it anyway"
+                )
+            print(f"warning: sending the bearer token unencrypted to {target.address} (--insecure)", file=sys.stderr)
+        if tls:
             roots = ca.read_bytes() if ca is not None else None
             credentials = grpc.ssl_channel_credentials(root_certificates=roots)
             self.channel = grpc.secure_channel(target.address, credentials, options=CHANNEL_OPTIONS)
@@ -185,12 +214,14 @@ def play(
     cache: Path | None = None,
     force: bool = False,
     retries: int = 5,
+    insecure: bool = False,
 ) -> dict[str, Any]:
-    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR."""
+    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
+    ``insecure`` lets the token go unencrypted to a host that is not loopback."""
     if out.exists() and not force:
         raise CodecError(f"{out}: exists; use --force to overwrite it")
     token = token_file.read_text().strip() if token_file is not None else None
-    conn = Connection(Target.parse(url), ca, token)
+    conn = Connection(Target.parse(url), ca, token, insecure)
     try:
         video = find_video(conn)
         bundle = fetch_decoder(conn, video, cache or default_cache())

@@ -7,15 +7,17 @@ import hashlib
 import json
 import math
 import shutil
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from conftest import run_cli
+from conftest import Server, run_cli
 
 from aecodec.client.decoder_cache import MAX_DECODER_BYTES
 from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
@@ -265,3 +267,106 @@ def test_a_decoder_another_client_placed_first_is_used_if_it_verifies(
         finally:
             conn.close()
     assert [p.name for p in cache.iterdir()] == [placed.name]
+
+
+@contextmanager
+def tunnel(port: int) -> Iterator[tuple[str, list[bytes]]]:
+    """An HTTP CONNECT proxy on 127.0.0.1 that takes every tunnel to 127.0.0.1:``port``, standing in for
+    the network: a host that is not loopback can be played while nothing leaves this machine. Yields
+    the proxy's URL and the request lines it was sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+    sockets = [listener]
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+
+    def accept() -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += client.recv(4096)
+                seen.append(head.split(b"\r\n")[0])
+                upstream = socket.create_connection(("127.0.0.1", port))
+                sockets.extend((client, upstream))
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                for ends in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=ends, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture
+def token_server(models: Path, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    """A real `codec serve` on 127.0.0.1 that wants a bearer token, over plaintext."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    srv = Server(models, "--token-file", str(token))
+    yield srv, token
+    srv.stop()
+
+
+def test_a_token_goes_over_plaintext_to_loopback_without_asking(
+    token_server: tuple[Server, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv, token = token_server
+    for host in ("127.0.0.1", "localhost"):
+        result = play(srv.url(host=host), tmp_path / f"{host}.mkv", token_file=token, cache=tmp_path / "cache")
+        assert result["frames"] == 24
+    assert capsys.readouterr().err == ""
+
+
+def test_a_token_goes_over_plaintext_beyond_loopback_only_with_insecure(
+    token_server: tuple[Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, token = token_server
+    url = f"grpc://video.invalid:{srv.port}/short"
+    monkeypatch.setenv("AECODEC_CACHE", str(tmp_path / "cache"))
+    with tunnel(srv.port) as (proxy, seen):
+        monkeypatch.setenv("grpc_proxy", proxy)
+        code, out, err = run_cli("play", url, "--token-file", token, "-o", tmp_path / "refused.mkv")
+        assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+        assert (
+            err.startswith(f"error: video.invalid:{srv.port}: will not send the bearer token") and "--insecure" in err
+        )
+        assert seen == [] and not (tmp_path / "refused.mkv").exists()  # nothing at all was sent
+        code, out, err = run_cli(
+            "play", url, "--token-file", token, "--insecure", "-o", tmp_path / "sent.mkv", "--json"
+        )
+    assert code == 0 and json.loads(out)["frames"] == 24, err
+    assert err == f"warning: sending the bearer token unencrypted to video.invalid:{srv.port} (--insecure)\n"
+    assert seen and set(seen) == {f"CONNECT video.invalid:{srv.port} HTTP/1.1".encode()}
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("grpc://127.0.0.1:1/v", True),
+        ("grpc://127.8.9.10:1/v", True),
+        ("grpc://localhost:1/v", True),
+        ("grpc://[::1]:1/v", True),
+        ("grpc://192.0.2.1:1/v", False),
+        ("grpc://[2001:db8::1]:1/v", False),
+        ("grpc://localhost.example:1/v", False),
+    ],
+)
+def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
+    """Decided before any channel is used: nothing here connects anywhere."""
+    target = Target.parse(url)
+    assert target.loopback == loopback and target.address.endswith("]:1") == url.startswith("grpc://[")
+    if loopback:
+        Connection(target, token="t").close()
+    else:
+        with pytest.raises(CodecError, match="--insecure"):
+            Connection(target, token="t")
+        Connection(target, token="t", insecure=True).close()
+        Connection(Target.parse(url.replace("grpc:", "grpcs:")), token="t").close()
