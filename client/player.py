@@ -7,9 +7,10 @@ bounded retries and exponential backoff.
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import itertools
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from urllib.parse import urlparse
 import grpc
 import numpy as np
 
+from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bitstream import Chunk, Header
-from codec.bundle import DECODER_FILE, ENTROPY_FILE, Bundle, load_bundle, write_atomic
-from codec.catalog import SHIPPED_FILES
+from codec.bitstream import MAX_SIDE, Chunk, Header
+from codec.bundle import Bundle
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.metrics import psnr
@@ -32,13 +33,20 @@ from codec.video import VideoWriter, exact_rate, iter_frames
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
 RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+# What a server says is bounded before use. A catalog is a folder of bundle folders, named after
+# them: far fewer than MAX_VIDEOS, and no file system allows a name past MAX_NAME.
+MAX_VIDEOS = 10_000
+MAX_NAME = 255
+MAX_FPS = 1000  # frames a second; slow-motion sources are played back far slower
+MAX_DETAILS = 300  # characters of a server's error message that are shown
 
 
 @dataclass(frozen=True)
 class Target:
     """Where to play from: ``grpc://HOST:PORT/NAME`` (``grpcs://`` for TLS)."""
 
-    address: str
+    host: str
+    port: int
     name: str
     tls: bool
 
@@ -48,15 +56,41 @@ class Target:
         name = parts.path.strip("/")
         if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not name:
             raise CodecError(f"{url}: expected grpc://HOST:PORT/NAME")
-        return cls(f"{parts.hostname}:{parts.port}", name, parts.scheme == "grpcs")
+        return cls(parts.hostname, parts.port, name, parts.scheme == "grpcs")
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the host is this machine itself: localhost, 127.0.0.0/8 or ::1."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 class Connection:
-    """A channel and stub with the call options every request needs (auth metadata, TLS)."""
+    """A channel and stub with the call options every request needs (auth metadata, TLS).
 
-    def __init__(self, target: Target, ca: Path | None = None, token: str | None = None) -> None:
+    A bearer token goes over plaintext only to a loopback host, or with ``insecure`` and a warning."""
+
+    def __init__(
+        self, target: Target, ca: Path | None = None, token: str | None = None, insecure: bool = False
+    ) -> None:
         self.target = target
-        if target.tls or ca is not None:
+        tls = target.tls or ca is not None
+        if token and not tls and not target.loopback:
+            if not insecure:
+                raise CodecError(
+                    f"{target.address}: will not send the bearer token unencrypted to a host that is not loopback; "
+                    "use grpcs:// (or --ca), or --insecure to send it anyway"
+                )
+            print(f"warning: sending the bearer token unencrypted to {target.address} (--insecure)", file=sys.stderr)
+        if tls:
             roots = ca.read_bytes() if ca is not None else None
             credentials = grpc.ssl_channel_credentials(root_certificates=roots)
             self.channel = grpc.secure_channel(target.address, credentials, options=CHANNEL_OPTIONS)
@@ -71,48 +105,54 @@ class Connection:
         except grpc.RpcError as exc:
             raise _error(self.target, exc) from None
 
+    def stream(self, method: str, request: Any, **kwargs: Any) -> Iterator[Any]:
+        """A server-streaming call's messages, started when first asked for; errors as in :meth:`call`."""
+        responses = getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+        try:
+            yield from responses
+        except grpc.RpcError as exc:
+            raise _error(self.target, exc) from None
+        finally:
+            responses.cancel()  # a caller that stops reading early ends the call
+
     def close(self) -> None:
         self.channel.close()
 
 
 def _error(target: Target, exc: grpc.RpcError) -> CodecError:
-    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {exc.details()}")
+    details = " ".join(str(exc.details()).split())[:MAX_DETAILS]  # the server's words, on one line
+    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {details}")
 
 
 def find_video(conn: Connection) -> Any:
-    for video in conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos:
+    """The server's description of the video the target names, checked before anything uses it."""
+    origin = conn.target.address
+    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos
+    if len(videos) > MAX_VIDEOS:
+        raise CodecError(f"{origin}: lists {len(videos)} videos; a client reads at most {MAX_VIDEOS}")
+    if any(len(video.name) > MAX_NAME for video in videos):
+        raise CodecError(f"{origin}: lists a video name longer than {MAX_NAME} characters")
+    for video in videos:
         if video.name == conn.target.name:
-            return video
-    raise CodecError(f"{conn.target.address}: has no video named {conn.target.name!r}")
+            return _checked(video, origin)
+    raise CodecError(f"{origin}: has no video named {conn.target.name!r}")
+
+
+def _checked(video: Any, origin: str) -> Any:
+    """``video`` if its identity, frame size and rate are usable."""
+    where = f"{origin}/{video.name}"
+    check_sha256(video.bundle_sha256, where, "bundle_sha256")
+    if not (0 < video.width <= MAX_SIDE and 0 < video.height <= MAX_SIDE):
+        raise CodecError(f"{where}: frame size {video.width}x{video.height} is not 1 to {MAX_SIDE} pixels a side")
+    if not (0 < video.fps <= MAX_FPS and exact_rate(video.fps) > 0):  # NaN fails the first test
+        raise CodecError(f"{where}: frame rate {video.fps} is not above 0 and at most {MAX_FPS}")
+    return video
 
 
 def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
     """The decoding half of the video's bundle, from ``cache/<sha256>`` or, once, from the server."""
-    folder = cache / video.bundle_sha256
-    if not all((folder / name).is_file() for name in SHIPPED_FILES):
-        parts: dict[str, bytearray] = {}
-        hashes: dict[str, str] = {}
-        try:
-            for piece in conn.stub.GetDecoder(
-                codec_pb2.GetDecoderRequest(name=video.name), metadata=conn.metadata, timeout=300
-            ):
-                buf = parts.setdefault(piece.file, bytearray(piece.size))
-                buf[piece.offset : piece.offset + len(piece.data)] = piece.data
-                hashes[piece.file] = piece.sha256
-        except grpc.RpcError as exc:
-            raise _error(conn.target, exc) from None
-        if set(parts) != set(SHIPPED_FILES):
-            raise CodecError(f"{conn.target.address}: the server sent {sorted(parts)}, not the decoder files")
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in SHIPPED_FILES:  # meta.json last: once it is there, the others are whole
-            data = parts[name]
-            if hashlib.sha256(data).hexdigest() != hashes[name]:
-                raise CodecError(f"{conn.target.address}: {name} arrived damaged (sha256 mismatch)")
-            write_atomic(folder / name, bytes(data))  # clients sharing the cache never see half a file
-    bundle = load_bundle(folder, files=(DECODER_FILE, ENTROPY_FILE))
-    if bundle.decoder_sha256 != video.bundle_sha256:
-        raise CodecError(f"{folder}: cached decoder does not match the server's bundle {video.bundle_sha256[:12]}")
-    return bundle
+    pieces = conn.stream("GetDecoder", codec_pb2.GetDecoderRequest(name=video.name), timeout=300)
+    return cached_decoder(cache, video.bundle_sha256, pieces, conn.target.address)
 
 
 @dataclass
@@ -174,12 +214,14 @@ def play(
     cache: Path | None = None,
     force: bool = False,
     retries: int = 5,
+    insecure: bool = False,
 ) -> dict[str, Any]:
-    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR."""
+    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
+    ``insecure`` lets the token go unencrypted to a host that is not loopback."""
     if out.exists() and not force:
         raise CodecError(f"{out}: exists; use --force to overwrite it")
     token = token_file.read_text().strip() if token_file is not None else None
-    conn = Connection(Target.parse(url), ca, token)
+    conn = Connection(Target.parse(url), ca, token, insecure)
     try:
         video = find_video(conn)
         bundle = fetch_decoder(conn, video, cache or default_cache())

@@ -106,7 +106,7 @@ class Bundle:
         path = self.file(ENTROPY_FILE)
         try:
             return json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise CodecError(f"{path}: unreadable ({exc})") from None
 
     def coding_tables(self) -> CodingTables:
@@ -124,7 +124,7 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
         raise CodecError(f"{path}: not a model bundle ({META_FILE} is missing)")
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CodecError(f"{meta_path}: unreadable ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CodecError(f"{meta_path}: not an aecodec bundle description")
@@ -134,9 +134,13 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
             f"(this aecodec reads version {FORMAT_VERSION})"
         )
     if verify:
-        listed = meta["files"]
+        listed = meta.get("files")
+        if not isinstance(listed, dict):
+            raise CodecError(f"{meta_path}: lists no files")
         for name in listed if files is None else files:
-            entry, file = listed[name], path / name
+            entry, file = listed.get(name), path / name
+            if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or "sha256" not in entry:
+                raise CodecError(f"{meta_path}: does not give the size and sha256 of {name}")
             if not file.is_file():
                 raise CodecError(f"{path}: {name} is missing")
             if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:

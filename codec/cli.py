@@ -458,6 +458,11 @@ def serve(models: str, **options: Any) -> None:
 @click.option("--end", type=int, default=0, help="Frame to stop before (0: the end).")
 @click.option("--ca", type=click.Path(path_type=Path), help="PEM root certificate to trust (turns on TLS).")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Bearer token to send.")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Send the token over plaintext grpc:// to a host that is not loopback, where others can read it.",
+)
 @click.option("--retries", type=int, default=5, show_default=True, help="Reconnections in a row before giving up.")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")

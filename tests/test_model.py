@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from codec.errors import CodecError
+from codec.identity_trap import SkipAutoEncoder
 from codec.model import AutoEncoder, ModelConfig, macs_per_pixel, parameter_count
 from codec.prior import laplace_bits
+
+CFG = ModelConfig(latent_channels=8, width=16, stride=16)
 
 
 def test_identity_trap_is_refused_with_an_explanation() -> None:
@@ -17,29 +20,34 @@ def test_identity_trap_is_refused_with_an_explanation() -> None:
     ModelConfig(latent_channels=3 * 16 * 16 - 1, stride=16)  # one value fewer per 16x16 block is allowed
 
 
-def test_the_latent_is_the_only_path_from_input_to_output() -> None:
-    """Two different frames given the same latent decode identically: nothing bypasses the code."""
+def _decoded_with_a_code(kind: type[AutoEncoder]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames a and b reconstructed as training and the sweep do, ``model.reconstruct(x, y_hat)``,
+    both with a's quantized code: (a's output, b's output)."""
     torch.manual_seed(0)
-    model = AutoEncoder(ModelConfig(latent_channels=8, width=16, stride=16)).eval()
+    model = kind(CFG).eval()
     a, b = torch.rand(2, 1, 3, 64, 64)
-    y = model.encoder(a)
-    assert not torch.equal(y, model.encoder(b))
-    captured = {}
+    step = 1 / 256  # fine enough that an untrained encoder's small codes of a and b differ
+    with torch.no_grad():
+        y_a, y_b = (torch.round(model.encoder(x) / step) * step for x in (a, b))
+        assert not torch.equal(y_a, y_b)
+        return model.reconstruct(a, y_a), model.reconstruct(b, y_a)
 
-    def swap(_m: torch.nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:
-        return captured.setdefault("y", out)
 
-    hook = model.encoder.register_forward_hook(swap)
-    try:
-        out_a = model.decoder(model.encoder(a))
-        out_b = model.decoder(model.encoder(b))  # the hook hands back a's latent for b
-    finally:
-        hook.remove()
+def test_the_latent_is_the_only_path_from_input_to_output() -> None:
+    """Two different frames given the same code decode identically: nothing bypasses the code."""
+    out_a, out_b = _decoded_with_a_code(AutoEncoder)
     assert torch.equal(out_a, out_b)
-    # And the code carries the frame: the gradient of the output reaches the input only through y.
+    # And the code carries the frame: the output's gradient reaches the input through y.
+    model = AutoEncoder(CFG)
     x = torch.rand(1, 3, 64, 64, requires_grad=True)
-    model.decoder(model.encoder(x)).sum().backward()
+    model.reconstruct(x, model.encoder(x)).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_the_swap_check_catches_a_skip_connection() -> None:
+    """The same check fails on the skip-connected variant, whose output follows its input past the code."""
+    out_a, out_b = _decoded_with_a_code(SkipAutoEncoder)
+    assert (out_a - out_b).abs().max() > 1e-3
 
 
 def test_shapes_and_size_figures() -> None:

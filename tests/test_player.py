@@ -1,0 +1,372 @@
+"""`codec play` against servers that lie: in-process fake servers on 127.0.0.1, built on the real
+generated stubs and serving a real tiny bundle's files, honestly or not."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from conftest import Server, run_cli
+
+from aecodec.client.decoder_cache import MAX_DECODER_BYTES
+from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
+from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.bundle import Bundle, load_bundle
+from codec.catalog import SHIPPED_FILES
+from codec.errors import CodecError
+
+PIECE = 4096  # small, so that decoder.onnx comes in several pieces
+
+
+class FakeServer(codec_pb2_grpc.VideoCodecServicer):
+    """Lists ``videos`` and sends ``pieces`` as any video's decoder; ``after_pieces`` runs before the
+    decoder stream ends."""
+
+    def __init__(self, videos: list[codec_pb2.Video], pieces: list[codec_pb2.DecoderChunk]) -> None:
+        self.videos, self.pieces = videos, pieces
+        self.after_pieces: Callable[[], None] = lambda: None
+        self.decoder_calls = 0
+
+    def ListVideos(self, request: Any, context: grpc.ServicerContext) -> codec_pb2.ListVideosResponse:
+        return codec_pb2.ListVideosResponse(videos=self.videos)
+
+    def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
+        self.decoder_calls += 1
+        yield from self.pieces
+        self.after_pieces()
+
+
+@contextmanager
+def serving(servicer: codec_pb2_grpc.VideoCodecServicer) -> Iterator[str]:
+    """``servicer`` on a free port of 127.0.0.1; yields the URL of its video ``short``."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    codec_pb2_grpc.add_VideoCodecServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"grpc://127.0.0.1:{port}/short"
+    finally:
+        server.stop(None)
+
+
+def honest(bundle_dir: Path) -> FakeServer:
+    """A fake that tells the truth about ``bundle_dir``, its files in PIECE-byte pieces."""
+    video = codec_pb2.Video(
+        name="short", width=176, height=144, fps=25, frames=24, quality_levels=4, default_quality=1, gop=8
+    )
+    video.bundle_sha256 = load_bundle(bundle_dir).decoder_sha256
+    pieces = []
+    for name in SHIPPED_FILES:
+        data = (bundle_dir / name).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        for offset in range(0, len(data), PIECE):
+            chunk = data[offset : offset + PIECE]
+            pieces.append(codec_pb2.DecoderChunk(file=name, size=len(data), sha256=sha, offset=offset, data=chunk))
+    return FakeServer([video], pieces)
+
+
+def _of(fake: FakeServer, name: str) -> list[codec_pb2.DecoderChunk]:
+    return [p for p in fake.pieces if p.file == name]
+
+
+def _replace_file(fake: FakeServer, name: str, data: bytes) -> None:
+    """Send ``data`` as file ``name``, with its true size and sha256, in one piece."""
+    sha = hashlib.sha256(data).hexdigest()
+    fake.pieces = [p for p in fake.pieces if p.file != name]
+    fake.pieces.append(codec_pb2.DecoderChunk(file=name, size=len(data), sha256=sha, offset=0, data=data))
+
+
+def _set(pieces: list[codec_pb2.DecoderChunk], **fields: Any) -> None:
+    for piece in pieces:
+        for key, value in fields.items():
+            setattr(piece, key, value)
+
+
+# Each lie, told by changing an honest fake; ``evil`` is an absolute path outside the cache.
+LIES: dict[str, Callable[[FakeServer, Path], None]] = {
+    "absolute bundle_sha256": lambda f, evil: setattr(f.videos[0], "bundle_sha256", str(evil)),
+    "bundle_sha256 climbing out of the cache": lambda f, evil: setattr(f.videos[0], "bundle_sha256", "../../evil"),
+    "uppercase bundle_sha256": lambda f, evil: setattr(f.videos[0], "bundle_sha256", f.videos[0].bundle_sha256.upper()),
+    "a decoder that is not the advertised bundle": lambda f, evil: setattr(
+        f.videos[0], "bundle_sha256", hashlib.sha256(b"another bundle").hexdigest()
+    ),
+    "a file named as a path": lambda f, evil: f.pieces.insert(
+        0, codec_pb2.DecoderChunk(file=str(evil), size=1, sha256="0" * 64, offset=0, data=b"x")
+    ),
+    "an unknown file": lambda f, evil: f.pieces.append(
+        codec_pb2.DecoderChunk(file="run.sh", size=1, sha256="0" * 64, offset=0, data=b"x")
+    ),
+    "a missing file": lambda f, evil: setattr(f, "pieces", [p for p in f.pieces if p.file != "entropy.json"]),
+    "2^40 bytes claimed": lambda f, evil: _set(_of(f, "decoder.onnx"), size=2**40),
+    "over the limit in all": lambda f, evil: (
+        _set(_of(f, "decoder.onnx"), size=MAX_DECODER_BYTES // 2 + 1),
+        _set(_of(f, "entropy.json"), size=MAX_DECODER_BYTES // 2),
+    ),
+    "a gap": lambda f, evil: _set(_of(f, "decoder.onnx")[1:2], offset=PIECE + 1),
+    "an overlap": lambda f, evil: f.pieces.insert(2, _of(f, "decoder.onnx")[0]),
+    "a piece beyond the declared size": lambda f, evil: _set(
+        _of(f, "decoder.onnx")[-1:], data=_of(f, "decoder.onnx")[-1].data + b"x"
+    ),
+    "a piece after the last byte": lambda f, evil: f.pieces.append(
+        codec_pb2.DecoderChunk(
+            file="meta.json",
+            size=_of(f, "meta.json")[0].size,
+            sha256=_of(f, "meta.json")[0].sha256,
+            offset=_of(f, "meta.json")[0].size,
+            data=b"x",
+        )
+    ),
+    "a flood of empty pieces": lambda f, evil: f.pieces.__setitem__(
+        slice(0, 0), [codec_pb2.DecoderChunk(file="decoder.onnx", size=_of(f, "decoder.onnx")[0].size)] * 1000
+    ),
+    "a truncated file": lambda f, evil: f.pieces.remove(_of(f, "decoder.onnx")[-1]),
+    "a damaged piece": lambda f, evil: _set(_of(f, "decoder.onnx")[1:2], data=b"\0" * PIECE),
+    "pieces that disagree on the sha256": lambda f, evil: _set(_of(f, "decoder.onnx")[1:], sha256="1" * 64),
+    "pieces that disagree on the size": lambda f, evil: _set(
+        _of(f, "decoder.onnx")[1:], size=_of(f, "decoder.onnx")[0].size + 1
+    ),
+    "a sha256 that is not one": lambda f, evil: _set(_of(f, "entropy.json"), sha256="../../evil"),
+    "a meta.json listing no files": lambda f, evil: _replace_file(
+        f, "meta.json", b'{"format": "aecodec-bundle", "format_version": 1, "files": []}'
+    ),
+    "a meta.json nested too deep": lambda f, evil: _replace_file(f, "meta.json", b"[" * 100_000),
+}
+
+
+@pytest.mark.parametrize("lie", LIES)
+def test_play_refuses_a_lying_server_and_stores_nothing(models: Path, tmp_path: Path, lie: str) -> None:
+    fake, evil, cache = honest(models / "short"), tmp_path / "evil", tmp_path / "home" / "cache"
+    LIES[lie](fake, evil)
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=cache)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(url.split("/")[2]), message
+    assert not evil.exists() and not (tmp_path / "out.mkv").exists()
+    assert not cache.exists() or not any(cache.iterdir())  # no folder, partial or hidden, is left
+
+
+def test_play_command_line_refuses_a_lying_server(
+    models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, evil, cache = honest(models / "short"), tmp_path / "evil", tmp_path / "cache"
+    LIES["absolute bundle_sha256"](fake, evil)
+    monkeypatch.setenv("AECODEC_CACHE", str(cache))
+    with serving(fake) as url:
+        code, out, err = run_cli("play", url, "-o", tmp_path / "out.mkv")
+    assert code == 2 and out == "" and err.startswith("error: 127.0.0.1:") and err.count("\n") == 1, err
+    assert "bundle_sha256" in err and not evil.exists() and not cache.exists()
+
+
+def _video(**fields: Any) -> codec_pb2.Video:
+    return codec_pb2.Video(**{"name": "x", "width": 16, "height": 16, "fps": 25, "bundle_sha256": "0" * 64, **fields})
+
+
+LISTINGS: dict[str, Callable[[FakeServer], None]] = {
+    "too many videos": lambda f: f.videos.extend([_video()] * MAX_VIDEOS),
+    "an overlong name": lambda f: f.videos.insert(0, _video(name="n" * (MAX_NAME + 1))),
+    "no width": lambda f: setattr(f.videos[0], "width", 0),
+    "a huge height": lambda f: setattr(f.videos[0], "height", 1 << 20),
+    "no frame rate": lambda f: setattr(f.videos[0], "fps", 0),
+    "a NaN frame rate": lambda f: setattr(f.videos[0], "fps", math.nan),
+    "an infinite frame rate": lambda f: setattr(f.videos[0], "fps", math.inf),
+}
+
+
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_a_listing_out_of_bounds_is_refused_before_use(models: Path, tmp_path: Path, listing: str) -> None:
+    fake = honest(models / "short")
+    LISTINGS[listing](fake)
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    assert "\n" not in str(err.value) and fake.decoder_calls == 0 and not (tmp_path / "cache").exists()
+
+
+class Refusing(codec_pb2_grpc.VideoCodecServicer):
+    """Refuses every listing with a long message of many lines."""
+
+    def ListVideos(self, request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, "no\nway\n" * 500)
+
+
+def test_a_server_error_message_is_shown_on_one_bounded_line(tmp_path: Path) -> None:
+    with serving(Refusing()) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    message = str(err.value)
+    assert "PERMISSION_DENIED: no way no way" in message and "\n" not in message and len(message) < 400
+
+
+def _sign(fake: FakeServer, name: str, data: bytes) -> None:
+    """Send ``data`` as file ``name``, with meta.json and the advertised bundle_sha256 made to match it."""
+    meta = json.loads(b"".join(p.data for p in _of(fake, "meta.json")))
+    meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _replace_file(fake, name, data)
+    _replace_file(fake, "meta.json", json.dumps(meta).encode())
+    fake.videos[0].bundle_sha256 = Bundle(Path(), meta).decoder_sha256
+
+
+@pytest.mark.parametrize(("name", "data"), [("entropy.json", b"[" * 100_000), ("decoder.onnx", b"no model")])
+def test_a_consistent_but_unusable_decoder_is_a_one_line_error(
+    models: Path, tmp_path: Path, name: str, data: bytes
+) -> None:
+    fake = honest(models / "short")
+    _sign(fake, name, data)
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    assert name in str(err.value) and "\n" not in str(err.value) and not (tmp_path / "out.mkv").exists()
+
+
+def test_an_honest_decoder_is_fetched_once_and_cached_by_its_sha256(models: Path, tmp_path: Path) -> None:
+    fake, cache = honest(models / "short"), tmp_path / "cache"
+    with serving(fake) as url:
+        conn = Connection(Target.parse(url))
+        try:
+            video = find_video(conn)
+            first = fetch_decoder(conn, video, cache)
+            again = fetch_decoder(conn, video, cache)
+        finally:
+            conn.close()
+    assert first.path == again.path == cache / video.bundle_sha256 and fake.decoder_calls == 1
+    assert [p.name for p in cache.iterdir()] == [video.bundle_sha256]  # no temporary folder is left
+    for name in SHIPPED_FILES:
+        assert (first.path / name).read_bytes() == (models / "short" / name).read_bytes()
+
+
+@pytest.mark.parametrize("intact", [True, False])
+def test_a_decoder_another_client_placed_first_is_used_if_it_verifies(
+    models: Path, tmp_path: Path, intact: bool
+) -> None:
+    """A concurrent client stores the same decoder while this one is still receiving it."""
+    fake, cache = honest(models / "short"), tmp_path / "cache"
+    placed = cache / fake.videos[0].bundle_sha256
+
+    def place() -> None:
+        shutil.copytree(models / "short", placed, ignore=shutil.ignore_patterns("*.mkv", "*.pt", "encoder.onnx"))
+        if not intact:
+            (placed / "entropy.json").write_text("{}")
+
+    fake.after_pieces = place
+    with serving(fake) as url:
+        conn = Connection(Target.parse(url))
+        try:
+            if intact:
+                assert fetch_decoder(conn, find_video(conn), cache).path == placed
+            else:
+                with pytest.raises(CodecError, match="damaged cache entry: delete"):
+                    fetch_decoder(conn, find_video(conn), cache)
+        finally:
+            conn.close()
+    assert [p.name for p in cache.iterdir()] == [placed.name]
+
+
+@contextmanager
+def tunnel(port: int) -> Iterator[tuple[str, list[bytes]]]:
+    """An HTTP CONNECT proxy on 127.0.0.1 that takes every tunnel to 127.0.0.1:``port``, standing in for
+    the network: a host that is not loopback can be played while nothing leaves this machine. Yields
+    the proxy's URL and the request lines it was sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+    sockets = [listener]
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+
+    def accept() -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += client.recv(4096)
+                seen.append(head.split(b"\r\n")[0])
+                upstream = socket.create_connection(("127.0.0.1", port))
+                sockets.extend((client, upstream))
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                for ends in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=ends, daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture
+def token_server(models: Path, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    """A real `codec serve` on 127.0.0.1 that wants a bearer token, over plaintext."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    srv = Server(models, "--token-file", str(token))
+    yield srv, token
+    srv.stop()
+
+
+def test_a_token_goes_over_plaintext_to_loopback_without_asking(
+    token_server: tuple[Server, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    srv, token = token_server
+    for host in ("127.0.0.1", "localhost"):
+        result = play(srv.url(host=host), tmp_path / f"{host}.mkv", token_file=token, cache=tmp_path / "cache")
+        assert result["frames"] == 24
+    assert capsys.readouterr().err == ""
+
+
+def test_a_token_goes_over_plaintext_beyond_loopback_only_with_insecure(
+    token_server: tuple[Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    srv, token = token_server
+    url = f"grpc://video.invalid:{srv.port}/short"
+    monkeypatch.setenv("AECODEC_CACHE", str(tmp_path / "cache"))
+    with tunnel(srv.port) as (proxy, seen):
+        monkeypatch.setenv("grpc_proxy", proxy)
+        code, out, err = run_cli("play", url, "--token-file", token, "-o", tmp_path / "refused.mkv")
+        assert code == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, err
+        assert (
+            err.startswith(f"error: video.invalid:{srv.port}: will not send the bearer token") and "--insecure" in err
+        )
+        assert seen == [] and not (tmp_path / "refused.mkv").exists()  # nothing at all was sent
+        code, out, err = run_cli(
+            "play", url, "--token-file", token, "--insecure", "-o", tmp_path / "sent.mkv", "--json"
+        )
+    assert code == 0 and json.loads(out)["frames"] == 24, err
+    assert err == f"warning: sending the bearer token unencrypted to video.invalid:{srv.port} (--insecure)\n"
+    assert seen and set(seen) == {f"CONNECT video.invalid:{srv.port} HTTP/1.1".encode()}
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("grpc://127.0.0.1:1/v", True),
+        ("grpc://127.8.9.10:1/v", True),
+        ("grpc://localhost:1/v", True),
+        ("grpc://[::1]:1/v", True),
+        ("grpc://192.0.2.1:1/v", False),
+        ("grpc://[2001:db8::1]:1/v", False),
+        ("grpc://localhost.example:1/v", False),
+    ],
+)
+def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
+    """Decided before any channel is used: nothing here connects anywhere."""
+    target = Target.parse(url)
+    assert target.loopback == loopback and target.address.endswith("]:1") == url.startswith("grpc://[")
+    if loopback:
+        Connection(target, token="t").close()
+    else:
+        with pytest.raises(CodecError, match="--insecure"):
+            Connection(target, token="t")
+        Connection(target, token="t", insecure=True).close()
+        Connection(Target.parse(url.replace("grpc:", "grpcs:")), token="t").close()
