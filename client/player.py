@@ -7,7 +7,6 @@ bounded retries and exponential backoff.
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import os
 import sys
@@ -28,6 +27,7 @@ from codec.bundle import Bundle
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.metrics import psnr
+from codec.net import is_loopback
 from codec.video import VideoWriter, exact_rate, iter_frames
 
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
@@ -62,16 +62,6 @@ class Target:
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    @property
-    def loopback(self) -> bool:
-        """Whether the host is this machine itself: localhost, 127.0.0.0/8 or ::1."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
 
 class Connection:
     """A channel and stub with the call options every request needs (auth metadata, TLS).
@@ -83,7 +73,7 @@ class Connection:
     ) -> None:
         self.target = target
         tls = target.tls or ca is not None
-        if token and not tls and not target.loopback:
+        if token and not tls and not is_loopback(target.host):
             if not insecure:
                 raise CodecError(
                     f"{target.address}: will not send the bearer token unencrypted to a host that is not loopback; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import signal
@@ -21,6 +20,7 @@ from aecodec.server.servicer import VideoCodecServicer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.catalog import Entry, load_catalog
 from codec.errors import CodecError
+from codec.net import is_loopback
 
 SERVICE = codec_pb2.DESCRIPTOR.services_by_name["VideoCodec"].full_name
 DRAIN_NOTICE_S = 1.0
@@ -36,17 +36,6 @@ def _read(path: Path | None, what: str) -> bytes | None:
         return path.read_bytes()
     except OSError as exc:
         raise CodecError(f"{path}: cannot read the {what} ({exc.strerror})") from None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _message_limit(catalog: dict[str, Entry]) -> int:

@@ -25,6 +25,7 @@ from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bundle import Bundle, load_bundle
 from codec.catalog import SHIPPED_FILES
 from codec.errors import CodecError
+from codec.net import is_loopback
 
 PIECE = 4096  # small, so that decoder.onnx comes in several pieces
 
@@ -362,7 +363,7 @@ def test_a_token_goes_over_plaintext_beyond_loopback_only_with_insecure(
 def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
     """Decided before any channel is used: nothing here connects anywhere."""
     target = Target.parse(url)
-    assert target.loopback == loopback and target.address.endswith("]:1") == url.startswith("grpc://[")
+    assert is_loopback(target.host) == loopback and target.address.endswith("]:1") == url.startswith("grpc://[")
     if loopback:
         Connection(target, token="t").close()
     else:
