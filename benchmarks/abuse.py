@@ -10,6 +10,7 @@ MODELS_DIR/NAME/ is a bundle with its source video beside it (see `codec serve -
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from codec.catalog import decoder_pieces
 from codec.errors import CodecError
 
 MAX_STREAMS = 4
+DECODER_ADDRESS_SPACE = 4 << 30
+DECODE_LIMIT_S = 30
 
 
 class HealthProbe:
@@ -257,15 +260,27 @@ def abuse_decoder(models: Path, name: str) -> None:
             args = ["decode", str(stream), "-m", str(models / name), "-o", str(out), "--force"]
             args += ["--conceal"] if "conceal" in what else []
             started = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=120)
-            lines = proc.stderr.strip().splitlines()
+            command = [sys.executable, "-c", wrapper, *args]
+            try:
+                proc = subprocess.run(
+                    command, capture_output=True, text=True, timeout=DECODE_LIMIT_S, preexec_fn=_limit_memory
+                )
+                lines = proc.stderr.strip().splitlines()
+                said = [line for line in lines if line.startswith(("error:", "peak"))]
+                outcome = f"exit {proc.returncode}, {'; '.join(said) or 'no output'}"
+            except subprocess.TimeoutExpired:
+                outcome = f"still running after {DECODE_LIMIT_S} s, killed (!)"
             written = out.stat().st_size if out.exists() else 0
             print(
-                f"crafted .aec, {what} ({len(data)} bytes): exit {proc.returncode}, "
-                f"{time.perf_counter() - started:.2f} s, "
-                f"{lines[-1]}, {written} bytes written; {lines[0][:120] if len(lines) > 1 else ''}"
+                f"crafted .aec, {what} ({len(data)} bytes): {outcome}; "
+                f"{time.perf_counter() - started:.2f} s, {written} bytes written"
             )
             out.unlink(missing_ok=True)
+
+
+def _limit_memory() -> None:
+    """A decoder that tries to allocate from a crafted header fails at 4 GiB instead of taking the machine."""
+    resource.setrlimit(resource.RLIMIT_AS, (DECODER_ADDRESS_SPACE, DECODER_ADDRESS_SPACE))
 
 
 def main() -> None:
