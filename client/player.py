@@ -27,7 +27,7 @@ from codec.bundle import Bundle
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.metrics import psnr
-from codec.net import is_loopback
+from codec.net import is_loopback, read_secret, read_token
 from codec.video import VideoWriter, exact_rate, iter_frames
 
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
@@ -81,7 +81,7 @@ class Connection:
                 )
             print(f"warning: sending the bearer token unencrypted to {target.address} (--insecure)", file=sys.stderr)
         if tls:
-            roots = ca.read_bytes() if ca is not None else None
+            roots = read_secret(ca, "CA certificate") if ca is not None else None
             credentials = grpc.ssl_channel_credentials(root_certificates=roots)
             self.channel = grpc.secure_channel(target.address, credentials, options=CHANNEL_OPTIONS)
         else:
@@ -210,7 +210,7 @@ def play(
     ``insecure`` lets the token go unencrypted to a host that is not loopback."""
     if out.exists() and not force:
         raise CodecError(f"{out}: exists; use --force to overwrite it")
-    token = token_file.read_text().strip() if token_file is not None else None
+    token = read_token(token_file) if token_file is not None else None
     conn = Connection(Target.parse(url), ca, token, insecure)
     try:
         video = find_video(conn)

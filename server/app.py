@@ -20,22 +20,13 @@ from aecodec.server.servicer import VideoCodecServicer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.catalog import Entry, load_catalog
 from codec.errors import CodecError
-from codec.net import is_loopback
+from codec.net import is_loopback, read_secret, read_token
 
 SERVICE = codec_pb2.DESCRIPTOR.services_by_name["VideoCodec"].full_name
 DRAIN_NOTICE_S = 1.0
 RESERVED_WORKERS = 8  # worker threads no stream can take: health, listing, reflection
 MESSAGE_SLACK = 64 << 10
 log = logging.getLogger("aecodec.server")
-
-
-def _read(path: Path | None, what: str) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CodecError(f"{path}: cannot read the {what} ({exc.strerror})") from None
 
 
 def _message_limit(catalog: dict[str, Entry]) -> int:
@@ -85,10 +76,8 @@ def serve(
             )
         log.warning(json.dumps({"event": "insecure", "host": host, "tls": tls_cert is not None}))
     catalog = load_catalog(models)
-    token = _read(token_file, "token file")
-    if token is not None and not token.strip():
-        raise CodecError(f"{token_file}: the token file is empty")
-    interceptors = [BearerTokenInterceptor(token.decode().strip())] if token else []
+    token = read_token(token_file) if token_file is not None else None
+    interceptors = [BearerTokenInterceptor(token)] if token else []
     servicer = VideoCodecServicer(catalog, max_streams, pace, stall_timeout)
     # Each stream (StreamVideo, Encode, GetDecoder) holds a worker, at most max_streams of them, and
     # one more is refused at once; the rest of the pool is kept for health, listing and reflection.
@@ -107,7 +96,9 @@ def serve(
     reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{host}:{port}"
     if tls_cert is not None:
-        credentials = grpc.ssl_server_credentials([(_read(tls_key, "TLS key"), _read(tls_cert, "TLS certificate"))])
+        credentials = grpc.ssl_server_credentials(
+            [(read_secret(tls_key, "TLS key"), read_secret(tls_cert, "TLS certificate"))]
+        )
         bound = server.add_secure_port(address, credentials)
     else:
         bound = server.add_insecure_port(address)

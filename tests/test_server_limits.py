@@ -207,3 +207,22 @@ def test_serve_and_play_need_no_torch(models: Path, tmp_path: Path) -> None:
     finally:
         log = srv.stop()
     assert '"outcome": "ok"' in log and "torch" not in log
+
+
+def test_secret_files_that_are_missing_or_malformed_are_one_line_errors(models: Path, tmp_path: Path) -> None:
+    two_lines = tmp_path / "two-lines"
+    two_lines.write_text("first\nsecond\n")
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    missing = tmp_path / "missing"
+    url = "grpc://127.0.0.1:1/short"  # nothing is contacted: the files are read first
+    cases = [
+        (("play", url, "-o", tmp_path / "o.mkv", "--token-file", missing), "cannot read the token file"),
+        (("play", url, "-o", tmp_path / "o.mkv", "--token-file", two_lines), "one token of printable ASCII"),
+        (("play", url, "-o", tmp_path / "o.mkv", "--ca", missing), "cannot read the CA certificate"),
+        (("serve", "--models", models, "--token-file", empty), "one token of printable ASCII"),
+        (("serve", "--models", models, "--tls-cert", missing, "--tls-key", missing), "cannot read the TLS key"),
+    ]
+    for args, message in cases:
+        code, _, err = run_cli(*args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
