@@ -1,13 +1,13 @@
 """The ``.aec`` container: one header, then one self-delimiting chunk per frame. Nothing here
 knows about networks; it reads and writes bytes and says exactly which field is wrong.
 
-Header (little-endian, 64 bytes):
+The 64-byte header (little-endian):
 
     magic "AEC\\x00" | version u16 | flags u16 | bundle sha256 (32 bytes) | width u16 | height u16
     | fps numerator u32 | fps denominator u32 | frames u32 | gop u16 | quality u8 | reserved u8
     | crc32 of the preceding 60 bytes u32
 
-Chunk (14-byte head, then the payload):
+A chunk (a 15-byte head, then the payload):
 
     sync "AF" | frame index u32 | type u8 (0 = I, 1 = P) | payload length u32 | crc32 u32 | payload
 
@@ -36,9 +36,9 @@ MAX_PAYLOAD = 64 << 20
 MAX_SIDE = 16384
 
 _HEADER = struct.Struct("<4sHH32sHHIIIHBB")
-_HEADER_SIZE = _HEADER.size + 4
+HEADER_SIZE = _HEADER.size + 4  # 64: the fields and their crc32
 _CHUNK = struct.Struct("<2sIBI")
-_CHUNK_SIZE = _CHUNK.size + 4
+CHUNK_HEAD_SIZE = _CHUNK.size + 4  # 15: sync, index, type, length and the crc32
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ class Header:
 
     @classmethod
     def unpack(cls, data: bytes, source: str) -> Header:
-        if len(data) < _HEADER_SIZE:
-            raise CodecError(f"{source}: truncated header ({len(data)} of {_HEADER_SIZE} bytes)")
+        if len(data) < HEADER_SIZE:
+            raise CodecError(f"{source}: truncated header ({len(data)} of {HEADER_SIZE} bytes)")
         body, (crc,) = data[: _HEADER.size], struct.unpack_from("<I", data, _HEADER.size)
         magic, version, _flags, sha, width, height, num, den, frames, gop, quality, _ = _HEADER.unpack(body)
         if magic != MAGIC:
@@ -106,8 +106,8 @@ class Chunk:
 
     @property
     def size(self) -> int:
-        """Bytes this chunk takes in a stream: its 14-byte head and its payload."""
-        return _CHUNK_SIZE + len(self.payload)
+        """Bytes this chunk takes in a stream: its head (CHUNK_HEAD_SIZE) and its payload."""
+        return CHUNK_HEAD_SIZE + len(self.payload)
 
     def pack(self) -> bytes:
         head = _CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))
@@ -132,7 +132,7 @@ def write_stream(out: BinaryIO, header: Header, chunks: Iterator[Chunk]) -> int:
 
 def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
     """The chunk at ``pos``, or the reason there is no valid chunk there."""
-    if len(data) - pos < _CHUNK_SIZE:
+    if len(data) - pos < CHUNK_HEAD_SIZE:
         return f"truncated chunk head ({len(data) - pos} bytes left)"
     sync, index, frame_type, length = _CHUNK.unpack_from(data, pos)
     (crc,) = struct.unpack_from("<I", data, pos + _CHUNK.size)
@@ -142,10 +142,10 @@ def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
         return f"frame {index}: unknown frame type {frame_type}"
     if length > MAX_PAYLOAD:
         return f"frame {index}: payload length {length} is implausible"
-    end = pos + _CHUNK_SIZE + length
+    end = pos + CHUNK_HEAD_SIZE + length
     if end > len(data):
-        return f"frame {index}: truncated payload ({len(data) - pos - _CHUNK_SIZE} of {length} bytes)"
-    chunk = Chunk(index, frame_type, data[pos + _CHUNK_SIZE : end])
+        return f"frame {index}: truncated payload ({len(data) - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
+    chunk = Chunk(index, frame_type, data[pos + CHUNK_HEAD_SIZE : end])
     if chunk.crc32 != crc:
         return f"frame {index}: crc32 mismatch"
     return chunk
@@ -158,7 +158,7 @@ def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chun
     it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker whose
     chunk is whole and passes its crc32.
     """
-    pos = _HEADER_SIZE
+    pos = HEADER_SIZE
     while pos < len(data):
         parsed = _parse_chunk(data, pos)
         if isinstance(parsed, Chunk):

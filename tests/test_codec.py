@@ -16,7 +16,7 @@ from conftest import TINY, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import I_FRAME, P_FRAME, Header, read_chunks
+from codec.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
 from codec.bundle import load_bundle
 from codec.decode import DecodeStats, decode_frames, open_stream
 from codec.encode import encode_video
@@ -113,7 +113,12 @@ def _relabel(data: bytes, frames: int) -> bytes:
     """The stream with its header's frame count replaced and the header crc recomputed: a liar."""
     header = Header.unpack(data, "x")
     body = Header(header.bundle_sha256, header.width, header.height, header.fps, frames, header.gop, header.quality)
-    return body.pack() + data[64:]
+    return body.pack() + data[HEADER_SIZE:]
+
+
+def _offset(chunks: list[Chunk], k: int) -> int:
+    """Where chunk ``k`` starts in the stream."""
+    return HEADER_SIZE + sum(c.size for c in chunks[:k])
 
 
 def _flip(data: bytes, pos: int) -> bytes:
@@ -124,10 +129,10 @@ def test_damaged_streams_fail_with_one_line_naming_the_field(carphone_bundle: Pa
     stream, _, _ = encoded
     data = stream.read_bytes()
     chunks = list(read_chunks(data, "s"))
-    third = 64 + sum(14 + len(c.payload) for c in chunks[:2])  # start of frame 2's chunk
+    third = _offset(chunks, 2)
     cases = {
         "truncated": (data[: len(data) - 10], "frame 9: truncated payload"),
-        "flipped bit": (_flip(data, third + 20), "frame 2: crc32 mismatch"),
+        "flipped bit": (_flip(data, third + CHUNK_HEAD_SIZE), "frame 2: crc32 mismatch"),
         "wrong magic": (b"XYZ\x00" + data[4:], "not an .aec stream"),
         "wrong version": (data[:4] + struct.pack("<H", 9) + data[6:], "format version 9"),
         "damaged header": (_flip(data, 50), "header crc32 mismatch"),
@@ -153,9 +158,8 @@ def test_conceal_repeats_the_last_good_frame_until_the_next_i_frame(carphone_bun
     stream, _, recon = encoded
     data = stream.read_bytes()
     chunks = list(read_chunks(data, "s"))
-    p_frame_5 = 64 + sum(14 + len(c.payload) for c in chunks[:5])
     bad = tmp_path / "bad.aec"
-    bad.write_bytes(_flip(data, p_frame_5 + 16))
+    bad.write_bytes(_flip(data, _offset(chunks, 5) + CHUNK_HEAD_SIZE))
     code, out, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "png", "--conceal", "--json")
     assert code == 0, err
     result = json.loads(out)
