@@ -34,6 +34,8 @@ I_FRAME, P_FRAME = 0, 1
 FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P"}
 MAX_PAYLOAD = 64 << 20
 MAX_SIDE = 16384
+# From a frame an hour to 1000 a second, in terms FFmpeg's muxers take (exact_rate's denominators).
+MIN_FPS, MAX_FPS, MAX_FPS_DENOMINATOR = Fraction(1, 3600), Fraction(1000), 1001 * 1000
 
 _HEADER = struct.Struct("<4sHH32sHHIIIHBB")
 HEADER_SIZE = _HEADER.size + 4  # 64: the fields and their crc32
@@ -53,9 +55,26 @@ class Header:
     gop: int
     quality: int
 
+    def check(self, source: str) -> None:
+        """Refuse what no reader should act on, whatever the crc32 says: a size, count or level the
+        header cannot hold, a zero size or count, or a frame rate outside MIN_FPS..MAX_FPS."""
+        for name, value, low, high in (
+            ("width", self.width, 1, MAX_SIDE),
+            ("height", self.height, 1, MAX_SIDE),
+            ("frames", self.frames, 1, (1 << 32) - 1),
+            ("gop", self.gop, 1, (1 << 16) - 1),
+            ("quality", self.quality, 0, 255),
+        ):
+            if not low <= value <= high:
+                raise CodecError(f"{source}: header field {name} is {value}, not {low} to {high}")
+        if not MIN_FPS <= self.fps <= MAX_FPS or self.fps.denominator > MAX_FPS_DENOMINATOR:
+            raise CodecError(
+                f"{source}: frame rate {self.fps} is outside {MIN_FPS} to {MAX_FPS} fps "
+                f"(with a denominator of at most {MAX_FPS_DENOMINATOR})"
+            )
+
     def pack(self) -> bytes:
-        if not (0 < self.width <= MAX_SIDE and 0 < self.height <= MAX_SIDE):
-            raise CodecError(f"frame size {self.width}x{self.height} does not fit the .aec header")
+        self.check("cannot write the .aec header")
         body = _HEADER.pack(
             MAGIC,
             VERSION,
@@ -84,12 +103,11 @@ class Header:
             raise CodecError(f"{source}: .aec format version {version} is not supported (this reads {VERSION})")
         if zlib.crc32(body) != crc:
             raise CodecError(f"{source}: header crc32 mismatch; the header is damaged")
-        for name, value in (("width", width), ("height", height), ("fps", num), ("fps denominator", den), ("gop", gop)):
-            if value == 0:
-                raise CodecError(f"{source}: header field {name} is 0")
-        if width > MAX_SIDE or height > MAX_SIDE:
-            raise CodecError(f"{source}: header frame size {width}x{height} exceeds {MAX_SIDE} pixels a side")
-        return cls(sha.hex(), width, height, Fraction(num, den), frames, gop, quality)
+        if den == 0:
+            raise CodecError(f"{source}: header field fps denominator is 0")
+        header = cls(sha.hex(), width, height, Fraction(num, den), frames, gop, quality)
+        header.check(source)
+        return header
 
 
 @dataclass(frozen=True)

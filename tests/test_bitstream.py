@@ -6,8 +6,12 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+from crafted import craft, field_spans
+
 import codec.bitstream
-from codec.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, SYNC, Chunk, Header, read_chunks
+from codec.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, MAX_SIDE, SYNC, Chunk, Header, read_chunks
+from codec.errors import CodecError
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -45,3 +49,72 @@ def test_chunk_offsets_follow_from_the_format_constants() -> None:
         offset += CHUNK_HEAD_SIZE + len(chunk.payload)
     assert offset == len(data)
     assert list(read_chunks(data, "s")) == chunks
+
+
+HEADER = Header("ab" * 32, 176, 144, Fraction(30000, 1001), 10, 30, 2)
+
+
+def _flip(data: bytes, pos: int) -> bytes:
+    return data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1 :]
+
+
+def test_header_crc_guards_every_field() -> None:
+    packed = HEADER.pack()
+    assert Header.unpack(packed, "h") == HEADER
+    spans = field_spans()
+    assert max(end for _, end in spans.values()) == HEADER_SIZE - 4
+    spans["crc32"] = (HEADER_SIZE - 4, HEADER_SIZE)
+    checked_first = {"magic": "not an .aec stream", "version": "format version"}  # read before the crc
+    for name, (start, end) in spans.items():
+        for pos in range(start, end):
+            with pytest.raises(CodecError, match=checked_first.get(name, "header crc32 mismatch")):
+                Header.unpack(_flip(packed, pos), "h")
+
+
+ABSURD = {
+    "width 0": ({"width": 0}, "header field width is 0"),
+    "height 0": ({"height": 0}, "height is 0"),
+    "too wide": ({"width": MAX_SIDE + 1}, f"width is {MAX_SIDE + 1}, not 1 to {MAX_SIDE}"),
+    "frames 0": ({"frames": 0}, "frames is 0"),
+    "gop 0": ({"gop": 0}, "gop is 0"),
+    "fps 0": ({"fps_num": 0}, "frame rate 0 "),
+    "fps denominator 0": ({"fps_den": 0}, "fps denominator is 0"),
+    "fps 2^32-1": ({"fps_num": 2**32 - 1, "fps_den": 1}, "frame rate 4294967295 "),
+    "fps 1/(2^32-1)": ({"fps_num": 1, "fps_den": 2**32 - 1}, "frame rate 1/4294967295 "),
+    "fps near 1 from huge terms": ({"fps_num": 2**32 - 1, "fps_den": 2**32 - 2}, "frame rate 4294967295/4294967294 "),
+}
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_absurd_header_fields_are_refused_though_the_crc_holds(case: str) -> None:
+    values, message = ABSURD[case]
+    with pytest.raises(CodecError, match=re.escape(message)) as caught:
+        Header.unpack(craft(HEADER.pack(), **values), "h")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"gop": 65535}, {"frames": 2**32 - 1}, {"quality": 255}, {"fps_num": 1000, "fps_den": 1}, {"fps_den": 3600}],
+)
+def test_extreme_but_valid_header_fields_round_trip(values: dict[str, int]) -> None:
+    header = Header.unpack(craft(HEADER.pack(), **values), "h")
+    assert Header.unpack(header.pack(), "h") == header
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fps": Fraction(2000)}, "frame rate 2000 "),
+        ({"fps": Fraction(1, 7200)}, "frame rate 1/7200 "),
+        ({"fps": Fraction(1, 1_000_003)}, "frame rate 1/1000003 "),
+        ({"frames": 0}, "frames is 0"),
+        ({"frames": 2**32}, "frames is 4294967296"),
+        ({"gop": 65536}, "gop is 65536"),
+        ({"width": MAX_SIDE + 1}, f"width is {MAX_SIDE + 1}"),
+    ],
+)
+def test_the_writer_refuses_what_the_reader_would(change: dict[str, object], message: str) -> None:
+    fields = {**HEADER.__dict__, **change}
+    with pytest.raises(CodecError, match=re.escape(message)):
+        Header(**fields).pack()
