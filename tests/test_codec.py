@@ -23,22 +23,6 @@ from codec.errors import CodecError
 from codec.video import read_clip
 
 
-@pytest.fixture(scope="module")
-def short_clip(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
-    """The first 10 frames of carphone, re-encoded losslessly."""
-    frames = np.stack(read_clip(carphone, max_frames=10).frames)
-    return write_clip(tmp_path_factory.mktemp("short") / "short.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
-
-
-@pytest.fixture(scope="module")
-def encoded(carphone_bundle: Path, short_clip: Path, tmp_path_factory: pytest.TempPathFactory):
-    """short_clip encoded with GOP 4, plus the encoder's own reconstruction of every frame."""
-    out = tmp_path_factory.mktemp("enc") / "short.aec"
-    recon: list[np.ndarray] = []
-    stats = encode_video(short_clip, load_bundle(carphone_bundle), out, gop=4, on_frame=lambda i, f: recon.append(f))
-    return out, stats, np.stack(recon)
-
-
 def test_decoded_frames_equal_the_encoders_reconstruction(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
     stream, stats, recon = encoded
     code, out, err = run_cli("decode", stream, "-m", carphone_bundle, "-o", tmp_path / "png", "--json")
