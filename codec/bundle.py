@@ -95,6 +95,18 @@ class Bundle:
         text = "\n".join(f"{n} {files[n]['sha256']}" for n in (DECODER_FILE, ENTROPY_FILE))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def check_frame_size(self, width: int, height: int, source: str) -> None:
+        """Refuse frames of no size or larger on either side than the video the model was made for
+        (meta.json's source size): before any session or buffer is sized by what a peer claims."""
+        model_width, model_height = self.meta["source"]["size"]
+        if width < 1 or height < 1:
+            raise CodecError(f"{source}: frame size {width}x{height} is empty")
+        if width > model_width or height > model_height:
+            raise CodecError(
+                f"{source}: frame size {width}x{height} exceeds the {model_width}x{model_height} "
+                f"of the video model {self.path.name} was made for"
+            )
+
     @property
     def default_step(self) -> float:
         """The quantization step of the bundle's default quality level."""

@@ -18,7 +18,7 @@ from codec.bitstream import I_FRAME, Chunk, Damage, Header, read_chunks
 from codec.bundle import Bundle
 from codec.errors import CodecError
 from codec.latent_codec import LatentDecoder
-from codec.runtime import Networks
+from codec.runtime import Networks, latent_shape
 from codec.video import VideoWriter
 
 
@@ -53,13 +53,14 @@ class DecodeStats:
 
 
 def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
-    """Parse the header and check that the stream was made by this bundle."""
+    """Parse the header and check that the stream was made by this bundle, for frames it can decode."""
     header = Header.unpack(data, source)
     if header.bundle_sha256 != bundle.decoder_sha256:
         raise CodecError(
             f"{source}: made by bundle {header.bundle_sha256[:12]}..., not by {bundle.path} "
             f"({bundle.decoder_sha256[:12]}...)"
         )
+    bundle.check_frame_size(header.width, header.height, source)
     return header
 
 
@@ -75,9 +76,11 @@ def decode_frames(
     ends there, with the shortfall noted in ``stats.damage``.
     """
     header = stats.header
+    bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
+    shape = latent_shape(bundle, header.width, header.height)
+    decoder = LatentDecoder(bundle.coding_tables(), header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
-    decoder = LatentDecoder(bundle.coding_tables(), header.quality, nets.latent_shape)
     step = decoder.level.step
     last = np.full((header.height, header.width, 3), 128, np.uint8)
     expected = 0

@@ -177,6 +177,7 @@ def encode_video(
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)
     info = probe(video)
+    bundle.check_frame_size(info.width, info.height, str(video))
     encoder = VideoEncoder(bundle, info.width, info.height, quality, gop, keyframes=keyframes)
     # Checked before any frame is coded, so no decoder is handed a header it must refuse.
     fps = exact_rate(info.fps)

@@ -43,6 +43,13 @@ def _session(path: Any) -> ort.InferenceSession:
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
+def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
+    """(C, h, w) of the latent of a width x height frame: the frame padded up to the stride."""
+    model = bundle.meta["model"]
+    stride = int(model["stride"])
+    return int(model["latent_channels"]), -(-height // stride), -(-width // stride)
+
+
 class Networks:
     """Encoder and decoder sessions of one bundle, for frames of one size.
 
@@ -51,11 +58,9 @@ class Networks:
     """
 
     def __init__(self, bundle: Bundle, width: int, height: int, need_encoder: bool = True) -> None:
-        model = bundle.meta["model"]
-        self.stride = int(model["stride"])
-        self.channels = int(model["latent_channels"])
+        self.stride = int(bundle.meta["model"]["stride"])
         self.width, self.height = width, height
-        self.latent_shape = (self.channels, -(-height // self.stride), -(-width // self.stride))
+        self.latent_shape = latent_shape(bundle, width, height)
         self._encoder = _session(bundle.file(ENCODER_FILE)) if need_encoder else None
         self._decoder = _session(bundle.file(DECODER_FILE))
 
