@@ -8,12 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from clips import synthetic_frames, write_clip
 from conftest import run_cli
 from crafted import craft
 
-from codec.bitstream import HEADER_SIZE, Chunk, read_chunks
+from codec.bitstream import HEADER_SIZE, I_FRAME, P_FRAME, Chunk, read_chunks
+from codec.bundle import load_bundle
+from codec.errors import CodecError
+from codec.latent_codec import LatentDecoder, LatentEncoder
 
 # A decode of this 176x144 stream peaks near 90 MB (interpreter, numpy, onnxruntime, PyAV); the
 # header-driven allocations these tests guard against reached 0.9 to 17 GB.
@@ -120,3 +124,45 @@ def test_the_encoder_refuses_what_its_decoder_would(carphone_bundle: Path, tmp_p
     code, _, err = run_cli("encode", fast, "-m", carphone_bundle, "-o", tmp_path / "fast.aec")
     assert _one_line_error(code, err, "frame rate 2000 is outside"), err
     assert not (tmp_path / "wide.aec").exists() and not (tmp_path / "fast.aec").exists()
+
+
+def test_a_payload_too_short_for_its_latent_is_refused(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream = encoded[0]
+    chunks = _chunks(stream)
+    short = Chunk(0, chunks[0].frame_type, chunks[0].payload[:4])
+    bad = tmp_path / "short.aec"
+    bad.write_bytes(stream.read_bytes()[:HEADER_SIZE] + short.pack() + b"".join(c.pack() for c in chunks[1:]))
+    code, _, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "out.y4m")
+    assert _one_line_error(code, err, "frame 0: payload of 4 bytes is too short for its 4x9x11 latent"), err
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path, seed: int) -> None:
+    """Down to the cheapest latent of all (every symbol the likeliest), at every level, I and P."""
+    tables = load_bundle(carphone_bundle).coding_tables()
+    rng = np.random.default_rng(seed)
+    shape = (4, 9, 11)
+    for quality, level in enumerate(tables.levels):
+        centre = np.asarray(level.intra_centre)[:, None, None] + np.zeros(shape, np.int64)
+        noisy = centre + rng.integers(-3, 4, shape) * seed
+        encoder, decoder = LatentEncoder(tables, quality), LatentDecoder(tables, quality, shape)
+        for index, (q, frame_type) in enumerate([(noisy, I_FRAME), (noisy, P_FRAME), (centre, I_FRAME)]):
+            assert np.array_equal(decoder.decode(encoder.encode(q, index, frame_type)), q)
+
+
+def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
+    """Payloads of every length that pass the bound, filled with noise: decoded or one CodecError."""
+    tables = load_bundle(carphone_bundle).coding_tables()
+    rng = np.random.default_rng(0)
+    refused = 0
+    for quality in range(len(tables.levels)):
+        decoder = LatentDecoder(tables, quality, (4, 9, 11))
+        for index in range(100):
+            decoder.previous = np.zeros((4, 9, 11), np.int64)
+            payload = rng.integers(0, 256, 4 * int(rng.integers(1, 60)), np.uint8).tobytes()
+            try:
+                decoder.decode(Chunk(index, index % 2, payload))
+            except CodecError as exc:
+                assert str(exc).startswith(f"frame {index}: payload ") and "\n" not in str(exc)
+                refused += 1
+    assert refused
