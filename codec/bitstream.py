@@ -32,6 +32,7 @@ VERSION = 1
 SYNC = b"AF"
 I_FRAME, P_FRAME = 0, 1
 FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P"}
+WORD = 4  # a payload is the range coder's 32-bit words, at least one
 MAX_PAYLOAD = 64 << 20
 MAX_SIDE = 16384
 # From a frame an hour to 1000 a second, in terms FFmpeg's muxers take (exact_rate's denominators).
@@ -41,6 +42,7 @@ _HEADER = struct.Struct("<4sHH32sHHIIIHBB")
 HEADER_SIZE = _HEADER.size + 4  # 64: the fields and their crc32
 _CHUNK = struct.Struct("<2sIBI")
 CHUNK_HEAD_SIZE = _CHUNK.size + 4  # 15: sync, index, type, length and the crc32
+MIN_CHUNK_SIZE = CHUNK_HEAD_SIZE + WORD  # the least a frame takes in a stream
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,11 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Damage:
-    """A stretch of the stream that could not be read as a chunk: its offset and why."""
+    """A stretch of the stream that could not be read as a chunk: where it starts, how many bytes
+    it spans (up to the next valid chunk or the end) and why."""
 
     offset: int
+    length: int
     reason: str
 
 
@@ -158,8 +162,8 @@ def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
         return f"no chunk sync marker (found {sync!r})"
     if frame_type not in FRAME_TYPES:
         return f"frame {index}: unknown frame type {frame_type}"
-    if length > MAX_PAYLOAD:
-        return f"frame {index}: payload length {length} is implausible"
+    if length % WORD or not WORD <= length <= MAX_PAYLOAD:
+        return f"frame {index}: payload length {length} is not 1 to {MAX_PAYLOAD // WORD} 32-bit words"
     end = pos + CHUNK_HEAD_SIZE + length
     if end > len(data):
         return f"frame {index}: truncated payload ({len(data) - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
@@ -185,8 +189,9 @@ def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chun
             continue
         if not resync:
             raise CodecError(f"{source}: at byte {pos}: {parsed}")
-        yield Damage(pos, parsed)
-        pos = _next_chunk(data, pos + 1)
+        resume = _next_chunk(data, pos + 1)
+        yield Damage(pos, resume - pos, parsed)
+        pos = resume
 
 
 def _next_chunk(data: bytes, pos: int) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.bitstream import FRAME_TYPES, I_FRAME, Chunk
+from codec.bitstream import FRAME_TYPES, I_FRAME, WORD, Chunk
 from codec.entropy_coding import CodingTables, FrameDecoder, FrameEncoder, Level, Table
 from codec.errors import CodecError
 
@@ -35,7 +35,6 @@ def _blocks(level: Level, frame_type: int) -> tuple[tuple[int, ...], np.ndarray]
     return level.inter_table, np.zeros(len(level.inter_table), np.int64)
 
 
-WORD = 4  # bytes; the range coder writes 32-bit words, at least one for any frame
 SLACK_WORDS = 2  # what a payload may fall short of its symbols' least information, at most
 
 
@@ -44,7 +43,7 @@ def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: i
     they cost if every one were its table's likeliest, less SLACK_WORDS, and at least one word."""
     indices, _ = _blocks(level, frame_type)
     bits = symbols * sum(tables.tables[t].min_bits for t in indices)
-    return WORD * max(1, math.floor(bits / 32) - SLACK_WORDS)
+    return WORD * max(1, math.floor(bits / (8 * WORD)) - SLACK_WORDS)
 
 
 def _level(tables: CodingTables, quality: int) -> Level:

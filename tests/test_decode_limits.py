@@ -3,6 +3,7 @@ acted on, and bad input is one line on stderr and exit code 2, fast and in bound
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -166,3 +167,54 @@ def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
                 assert str(exc).startswith(f"frame {index}: payload ") and "\n" not in str(exc)
                 refused += 1
     assert refused
+
+
+def _conceal(tmp_path: Path, bundle: Path, data: bytes, name: str = "out") -> tuple[int, dict, str]:
+    """``codec decode --conceal --json`` of ``data``: exit code, figures, stderr; output only on success."""
+    bad, out = tmp_path / f"{name}.aec", tmp_path / f"{name}.y4m"
+    bad.write_bytes(data)
+    code, stdout, err = run_cli("decode", bad, "-m", bundle, "-o", out, "--conceal", "--json")
+    assert out.is_file() == (code == 0)
+    return code, json.loads(stdout) if code == 0 else {}, err
+
+
+def _pack(chunks: list[Chunk]) -> bytes:
+    return b"".join(c.pack() for c in chunks)
+
+
+def test_concealment_needs_damaged_bytes_for_every_missing_frame(carphone_bundle: Path, encoded, tmp_path):
+    stream = encoded[0]
+    chunks = _chunks(stream)
+    before, after = _header(stream) + _pack(chunks[:3]), _pack(chunks[7:])
+    # Chunks 3 to 6 overwritten: their bytes stand for them. Frame 7, a P-frame, loses its reference.
+    code, result, err = _conceal(tmp_path, carphone_bundle, before + bytes(len(_pack(chunks[3:7]))) + after)
+    assert code == 0 and (result["frames"], result["concealed"]) == (10, 5), err
+    # The same gap behind 20 bytes, which cannot have held four chunks: an error, not four repeats.
+    code, _, err = _conceal(tmp_path, carphone_bundle, before + bytes(20) + after, "short")
+    assert _one_line_error(code, err, "frame 7: 4 frames missing before it, but only 20 damaged bytes"), err
+
+
+def test_a_far_frame_index_conceals_nothing(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    """83 bytes once wrote 2 GB of y4m: every frame up to the index a single chunk claimed."""
+    stream = encoded[0]
+    first = _chunks(stream)[0]
+    lone = Chunk(500, first.frame_type, first.payload).pack()
+    data = craft(_header(stream), frames=2**32 - 1) + lone
+    started = time.perf_counter()
+    code, _, err = _conceal(tmp_path, carphone_bundle, data)
+    assert _one_line_error(code, err, "frame 500: 500 frames missing before it, but only 0 damaged bytes"), err
+    assert time.perf_counter() - started < SECONDS
+
+
+def test_a_stream_of_mostly_garbage_is_an_error(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    data = encoded[0].read_bytes()
+    noise = np.random.default_rng(1).integers(0, 256, 2 * len(data), np.uint8).tobytes()
+    code, _, err = _conceal(tmp_path, carphone_bundle, data + noise)
+    assert _one_line_error(code, err, f"{len(noise)} of its {len(data) + len(noise)} bytes are damaged"), err
+
+
+def test_a_stream_without_one_decodable_frame_is_an_error(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream = encoded[0]
+    p_frames = [Chunk(i, c.frame_type, c.payload) for i, c in enumerate(_chunks(stream)[1:4])]
+    code, _, err = _conceal(tmp_path, carphone_bundle, craft(_header(stream), frames=3) + _pack(p_frames))
+    assert _one_line_error(code, err, "no frame could be decoded"), err
