@@ -26,6 +26,7 @@ from fractions import Fraction
 from typing import BinaryIO
 
 from codec.errors import CodecError
+from codec.spancrc import SpanCrc
 
 MAGIC = b"AEC\x00"
 VERSION = 1
@@ -152,8 +153,9 @@ def write_stream(out: BinaryIO, header: Header, chunks: Iterator[Chunk]) -> int:
     return written
 
 
-def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
-    """The chunk at ``pos``, or the reason there is no valid chunk there."""
+def _head(data: bytes, pos: int) -> tuple[int, int, int, int] | str:
+    """Index, type, payload length and crc32 of a chunk head at ``pos`` that passes every check
+    short of the crc32 (the payload is whole), or the reason it does not."""
     if len(data) - pos < CHUNK_HEAD_SIZE:
         return f"truncated chunk head ({len(data) - pos} bytes left)"
     sync, index, frame_type, length = _CHUNK.unpack_from(data, pos)
@@ -164,10 +166,19 @@ def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
         return f"frame {index}: unknown frame type {frame_type}"
     if length % WORD or not WORD <= length <= MAX_PAYLOAD:
         return f"frame {index}: payload length {length} is not 1 to {MAX_PAYLOAD // WORD} 32-bit words"
-    end = pos + CHUNK_HEAD_SIZE + length
-    if end > len(data):
+    if pos + CHUNK_HEAD_SIZE + length > len(data):
         return f"frame {index}: truncated payload ({len(data) - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
-    chunk = Chunk(index, frame_type, data[pos + CHUNK_HEAD_SIZE : end])
+    return index, frame_type, length, crc
+
+
+def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
+    """The chunk at ``pos``, or the reason there is no valid chunk there."""
+    head = _head(data, pos)
+    if isinstance(head, str):
+        return head
+    index, frame_type, length, crc = head
+    start = pos + CHUNK_HEAD_SIZE
+    chunk = Chunk(index, frame_type, data[start : start + length])
     if chunk.crc32 != crc:
         return f"frame {index}: crc32 mismatch"
     return chunk
@@ -178,9 +189,11 @@ def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chun
 
     Without ``resync`` the first damaged chunk raises a CodecError naming the frame and field. With
     it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker whose
-    chunk is whole and passes its crc32.
+    chunk is whole and passes its crc32. Resynchronising reads each byte a bounded number of times,
+    however many false sync markers claim long payloads.
     """
     pos = HEADER_SIZE
+    spans: SpanCrc | None = None  # made at the first damage
     while pos < len(data):
         parsed = _parse_chunk(data, pos)
         if isinstance(parsed, Chunk):
@@ -189,14 +202,21 @@ def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chun
             continue
         if not resync:
             raise CodecError(f"{source}: at byte {pos}: {parsed}")
-        resume = _next_chunk(data, pos + 1)
+        spans = spans or SpanCrc(data)
+        resume = _next_chunk(data, pos + 1, spans)
         yield Damage(pos, resume - pos, parsed)
         pos = resume
 
 
-def _next_chunk(data: bytes, pos: int) -> int:
+def _next_chunk(data: bytes, pos: int, spans: SpanCrc) -> int:
+    """Where the first valid chunk at or after ``pos`` starts (the end of ``data`` if none does):
+    the cheap checks of the head first, then the crc32 without reading the payload again."""
     while (pos := data.find(SYNC, pos)) != -1:
-        if isinstance(_parse_chunk(data, pos), Chunk):
-            return pos
+        head = _head(data, pos)
+        if not isinstance(head, str):
+            _, _, length, crc = head
+            start = pos + CHUNK_HEAD_SIZE
+            if spans.crc32(start, start + length, zlib.crc32(data[pos : pos + _CHUNK.size])) == crc:
+                return pos
         pos += 1
     return len(data)
