@@ -23,6 +23,7 @@ ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 ENTROPY_FILE = "entropy.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+DECODING_FILES = (DECODER_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
 FORMAT = "aecodec-bundle"
 FORMAT_VERSION = 1
 
@@ -92,7 +93,7 @@ class Bundle:
         """What a stream names: sha256 over the sha256 of decoder.onnx and of entropy.json, the
         two files a client needs to decode."""
         files = self.meta["files"]
-        text = "\n".join(f"{n} {files[n]['sha256']}" for n in (DECODER_FILE, ENTROPY_FILE))
+        text = "\n".join(f"{n} {files[n]['sha256']}" for n in DECODING_FILES)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def check_frame_size(self, width: int, height: int, source: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
-from codec.bundle import load_bundle
+from codec.bundle import DECODER_FILE, load_bundle
+from codec.catalog import SHIPPED_FILES
 from codec.decode import DecodeStats, decode_frames, open_stream
 from codec.encode import encode_video
 from codec.errors import CodecError
@@ -78,6 +80,21 @@ def test_decoding_needs_no_torch(carphone_bundle: Path, encoded, tmp_path: Path)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "o.y4m").stat().st_size > 0
+
+
+def test_decoding_needs_only_the_files_a_client_is_sent(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream, _, recon = encoded
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in SHIPPED_FILES:
+        shutil.copy(carphone_bundle / name, shipped / name)
+    code, _, err = run_cli("decode", stream, "-m", shipped, "-o", tmp_path / "out.mkv")
+    assert code == 0, err
+    assert np.array_equal(np.stack(read_clip(tmp_path / "out.mkv").frames), recon)
+    decoder = shipped / DECODER_FILE
+    decoder.write_bytes(_flip(decoder.read_bytes(), decoder.stat().st_size // 2))
+    code, _, err = run_cli("decode", stream, "-m", shipped, "-o", tmp_path / "again.mkv")
+    assert code == 2 and f"{DECODER_FILE}: sha256 differs" in err
 
 
 def test_outputs_are_not_overwritten_without_force(carphone_bundle: Path, encoded, short_clip: Path, tmp_path: Path):
