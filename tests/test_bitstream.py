@@ -52,6 +52,7 @@ def test_format_documents_agree_with_the_code() -> None:
     assert len(header.pack()) == HEADER_SIZE
     assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
     assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE]
+    assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(README.read_text().split())
     for text in (README.read_text(), codec.bitstream.__doc__):
         assert {int(n) for n in re.findall(r"(\d+)-byte (?:chunk )?head\b", text)} == {CHUNK_HEAD_SIZE}
         assert {int(n) for n in re.findall(r"(\d+)-byte header", text)} == {HEADER_SIZE}
