@@ -65,6 +65,10 @@ def _header(stream: Path) -> bytes:
     return stream.read_bytes()[:HEADER_SIZE]
 
 
+def _pack(chunks: list[Chunk]) -> bytes:
+    return b"".join(c.pack() for c in chunks)
+
+
 # name: (header fields, what follows the header, extra options, expected exit code, expected message)
 CRAFTED = {
     "16384x16384, 2^32-1 frames, no chunk": (
@@ -132,22 +136,21 @@ def test_a_payload_too_short_for_its_latent_is_refused(carphone_bundle: Path, en
     chunks = _chunks(stream)
     short = Chunk(0, chunks[0].frame_type, chunks[0].payload[:4])
     bad = tmp_path / "short.aec"
-    bad.write_bytes(stream.read_bytes()[:HEADER_SIZE] + short.pack() + b"".join(c.pack() for c in chunks[1:]))
+    bad.write_bytes(_header(stream) + short.pack() + _pack(chunks[1:]))
     code, _, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "out.y4m")
     assert _one_line_error(code, err, "frame 0: payload of 4 bytes is too short for its 4x9x11 latent"), err
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path, seed: int) -> None:
-    """Down to the cheapest latent of all (every symbol the likeliest), at every level, I and P."""
+def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> None:
+    """Down to the cheapest latents of all (every symbol its table's likeliest), at every level, I and P."""
     tables = load_bundle(carphone_bundle).coding_tables()
-    rng = np.random.default_rng(seed)
     shape = (4, 9, 11)
+    noise = np.random.default_rng(0).integers(-3, 4, shape)
     for quality, level in enumerate(tables.levels):
-        centre = np.asarray(level.intra_centre)[:, None, None] + np.zeros(shape, np.int64)
-        noisy = centre + rng.integers(-3, 4, shape) * seed
+        cheapest = np.asarray(level.intra_centre)[:, None, None] + np.zeros(shape, np.int64)
         encoder, decoder = LatentEncoder(tables, quality), LatentDecoder(tables, quality, shape)
-        for index, (q, frame_type) in enumerate([(noisy, I_FRAME), (noisy, P_FRAME), (centre, I_FRAME)]):
+        frames = [(cheapest, I_FRAME), (cheapest, P_FRAME), (cheapest + noise, P_FRAME), (cheapest + noise, I_FRAME)]
+        for index, (q, frame_type) in enumerate(frames):
             assert np.array_equal(decoder.decode(encoder.encode(q, index, frame_type)), q)
 
 
@@ -176,10 +179,6 @@ def _conceal(tmp_path: Path, bundle: Path, data: bytes, name: str = "out") -> tu
     code, stdout, err = run_cli("decode", bad, "-m", bundle, "-o", out, "--conceal", "--json")
     assert out.is_file() == (code == 0)
     return code, json.loads(stdout) if code == 0 else {}, err
-
-
-def _pack(chunks: list[Chunk]) -> bytes:
-    return b"".join(c.pack() for c in chunks)
 
 
 def test_concealment_needs_damaged_bytes_for_every_missing_frame(carphone_bundle: Path, encoded, tmp_path):
