@@ -23,6 +23,7 @@ ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 ENTROPY_FILE = "entropy.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+DECODING_FILES = (DECODER_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
 FORMAT = "aecodec-bundle"
 FORMAT_VERSION = 1
 
@@ -92,8 +93,26 @@ class Bundle:
         """What a stream names: sha256 over the sha256 of decoder.onnx and of entropy.json, the
         two files a client needs to decode."""
         files = self.meta["files"]
-        text = "\n".join(f"{n} {files[n]['sha256']}" for n in (DECODER_FILE, ENTROPY_FILE))
+        text = "\n".join(f"{n} {files[n]['sha256']}" for n in DECODING_FILES)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(width, height) of the video the model was made for: the largest frames it takes."""
+        width, height = self.meta["source"]["size"]
+        return int(width), int(height)
+
+    def check_frame_size(self, width: int, height: int, source: str) -> None:
+        """Refuse frames of no size or larger on either side than the video the model was made for
+        (meta.json's source size): before any session or buffer is sized by what a peer claims."""
+        model_width, model_height = self.source_size
+        if width < 1 or height < 1:
+            raise CodecError(f"{source}: frame size {width}x{height} is empty")
+        if width > model_width or height > model_height:
+            raise CodecError(
+                f"{source}: frame size {width}x{height} exceeds the {model_width}x{model_height} "
+                f"of the video model {self.path.name} was made for"
+            )
 
     @property
     def default_step(self) -> float:

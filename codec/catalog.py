@@ -35,12 +35,6 @@ class Entry:
         return int(self.bundle.meta["source"]["frames"])
 
     @property
-    def source_size(self) -> tuple[int, int]:
-        """(width, height) of the video the model was trained on: the largest frames it takes."""
-        width, height = self.bundle.meta["source"]["size"]
-        return int(width), int(height)
-
-    @property
     def quality_levels(self) -> int:
         return len(self.bundle.meta["coding"]["quality_steps"])
 

@@ -226,11 +226,13 @@ def encode(
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool, as_json: bool) -> None:
-    """Decode an .aec STREAM with the bundle's ONNX decoder (onnxruntime, no torch)."""
-    from codec.bundle import load_bundle
+    """Decode an .aec STREAM with the bundle's ONNX decoder (onnxruntime, no torch). MODEL_DIR needs
+    only what a server ships to clients: decoder.onnx, entropy.json and meta.json."""
+    from codec.bundle import DECODING_FILES, load_bundle
     from codec.decode import decode_file
 
-    stats = decode_file(Path(stream), load_bundle(model_dir), Path(output), force, conceal)
+    bundle = load_bundle(model_dir, files=DECODING_FILES)
+    stats = decode_file(Path(stream), bundle, Path(output), force, conceal)
     _print(stats.to_dict(), as_json)
 
 

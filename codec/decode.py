@@ -1,6 +1,18 @@
 """``codec decode``: an ``.aec`` stream back to frames with the bundle's ONNX decoder.
 
 The whole decode path is onnxruntime, numpy, constriction and PyAV: torch is never imported.
+
+Nothing a stream claims is acted on before it is bounded: its frame size by the bundle's video
+(:meth:`~codec.bundle.Bundle.check_frame_size`), each payload by what its latent needs at the
+least. With ``conceal``, a frame whose chunk was lost, and every P-frame after it until the next
+I-frame, is replaced by the last good frame (mid-grey before the first one), and the output stays
+in proportion to the input:
+
+- a gap of k missing frames must lie behind at least k * MIN_CHUNK_SIZE damaged bytes, as much as
+  k chunks take at the least; a chunk whose index jumps further is an error, not k repeats;
+- nothing is concealed beyond the header's frame count or after the last chunk: a stream that ends
+  early ends there;
+- a stream whose damaged bytes outnumber its good ones, or of which no frame decodes, is an error.
 """
 
 from __future__ import annotations
@@ -14,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.bitstream import I_FRAME, Chunk, Damage, Header, read_chunks
+from codec.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks
 from codec.bundle import Bundle
 from codec.errors import CodecError
 from codec.latent_codec import LatentDecoder
-from codec.runtime import Networks
+from codec.runtime import Networks, latent_shape
 from codec.video import VideoWriter
 
 
@@ -53,13 +65,14 @@ class DecodeStats:
 
 
 def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
-    """Parse the header and check that the stream was made by this bundle."""
+    """Parse the header and check that the stream was made by this bundle, for frames it can decode."""
     header = Header.unpack(data, source)
     if header.bundle_sha256 != bundle.decoder_sha256:
         raise CodecError(
             f"{source}: made by bundle {header.bundle_sha256[:12]}..., not by {bundle.path} "
             f"({bundle.decoder_sha256[:12]}...)"
         )
+    bundle.check_frame_size(header.width, header.height, source)
     return header
 
 
@@ -69,18 +82,19 @@ def decode_frames(
     """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
     :func:`~codec.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
 
-    Without ``conceal`` any damage is a CodecError naming the frame or field. With it, a frame
-    whose chunk is damaged or missing, and every P-frame after it until the next I-frame, is
-    replaced by the last good frame (mid-grey before the first one); a stream that ends early
-    ends there, with the shortfall noted in ``stats.damage``.
+    Without ``conceal`` any damage is a CodecError naming the frame or field. With it, damage is
+    concealed within the limits the module describes, and noted in ``stats.damage``.
     """
     header = stats.header
+    bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
+    shape = latent_shape(bundle, header.width, header.height)
+    decoder = LatentDecoder(bundle.coding_tables(), header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
-    decoder = LatentDecoder(bundle.coding_tables(), header.quality, nets.latent_shape)
     step = decoder.level.step
     last = np.full((header.height, header.width, 3), 128, np.uint8)
     expected = 0
+    lost = damaged = 0  # damaged bytes since the last good chunk, and in all
     started = time.perf_counter()
 
     def fill(upto: int, reason: str) -> Iterator[np.ndarray]:
@@ -98,6 +112,10 @@ def decode_frames(
         if isinstance(item, Damage):
             stats.damage.append(f"byte {item.offset}: {item.reason}")
             decoder.reset()
+            lost += item.length
+            damaged += item.length
+            if 2 * damaged > stats.bytes:
+                raise CodecError(f"{source}: {damaged} of its {stats.bytes} bytes are damaged; it is mostly garbage")
             continue
         chunk: Chunk = item
         if chunk.index >= header.frames or chunk.index < expected:
@@ -107,8 +125,15 @@ def decode_frames(
                 )
             stats.damage.append(f"frame {chunk.index}: out of order, skipped")
             continue
-        if chunk.index > expected:
+        missing = chunk.index - expected
+        if missing:
+            if conceal and lost < missing * MIN_CHUNK_SIZE:
+                raise CodecError(
+                    f"{source}: frame {chunk.index}: {missing} frames missing before it, but only {lost} "
+                    f"damaged bytes, too few to have held them"
+                )
             yield from fill(chunk.index, "missing from the stream")
+        lost = 0
         if decoder.previous is None and chunk.frame_type != I_FRAME:
             yield from fill(chunk.index + 1, "P-frame without its reference")
             continue
@@ -122,6 +147,8 @@ def decode_frames(
         if not conceal:
             raise CodecError(f"{source}: frame {expected}: {reason}")
         stats.damage.append(f"frame {expected}: {reason}; nothing after it is invented")
+    if not stats.frames:
+        raise CodecError(f"{source}: no frame could be decoded, so none can stand in for the damaged ones")
     stats.frames += stats.concealed
     stats.seconds = time.perf_counter() - started
 

@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +177,12 @@ def encode_video(
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)
     info = probe(video)
+    bundle.check_frame_size(info.width, info.height, str(video))
     encoder = VideoEncoder(bundle, info.width, info.height, quality, gop, keyframes=keyframes)
+    # Checked before any frame is coded, so no decoder is handed a header it must refuse.
+    fps = exact_rate(info.fps)
+    header = Header(bundle.decoder_sha256, info.width, info.height, fps, 1, encoder.gop, encoder.quality)
+    header.check(str(video))
     started = time.perf_counter()
     estimated = 0.0
     psnrs = []
@@ -189,8 +194,7 @@ def encode_video(
         psnrs.append(psnr(coded.reconstruction, frame))
         on_frame(index, coded.reconstruction)
     seconds = time.perf_counter() - started
-    fps = exact_rate(info.fps)
-    header = Header(bundle.decoder_sha256, info.width, info.height, fps, len(chunks), encoder.gop, encoder.quality)
+    header = replace(header, frames=len(chunks))
     tmp = out.with_name(f".{out.name}.partial")
     try:
         with open(tmp, "wb") as f:

@@ -82,6 +82,12 @@ class Table:
     def radius(self) -> int:
         return (len(self.frequencies) - 2) // 2
 
+    @property
+    def min_bits(self) -> float:
+        """A lower bound on what any symbol costs under this table: the likeliest symbol's bits, its
+        frequency raised by one per entry for the coder's own fixed-point rounding."""
+        return -math.log2(min(TOTAL, max(self.frequencies) + len(self.frequencies)) / TOTAL)
+
     def model(self) -> Any:
         probabilities = np.asarray(self.frequencies, dtype=np.float64) / TOTAL
         return constriction.stream.model.Categorical(probabilities, perfect=False)

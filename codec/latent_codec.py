@@ -4,11 +4,12 @@ q_t - q_(t-1). Both are exact integers, so the decoder's reference equals the en
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from codec.bitstream import I_FRAME, Chunk
+from codec.bitstream import FRAME_TYPES, I_FRAME, WORD, Chunk
 from codec.entropy_coding import CodingTables, FrameDecoder, FrameEncoder, Level, Table
 from codec.errors import CodecError
 
@@ -32,6 +33,17 @@ def _blocks(level: Level, frame_type: int) -> tuple[tuple[int, ...], np.ndarray]
     if frame_type == I_FRAME:
         return level.intra_table, np.asarray(level.intra_centre, np.int64)
     return level.inter_table, np.zeros(len(level.inter_table), np.int64)
+
+
+SLACK_WORDS = 2  # what a payload may fall short of its symbols' least information, at most
+
+
+def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: int) -> int:
+    """The fewest bytes that can hold ``symbols`` symbols per channel of a frame of this type: what
+    they cost if every one were its table's likeliest, less SLACK_WORDS, and at least one word."""
+    indices, _ = _blocks(level, frame_type)
+    bits = symbols * sum(tables.tables[t].min_bits for t in indices)
+    return WORD * max(1, math.floor(bits / (8 * WORD)) - SLACK_WORDS)
 
 
 def _level(tables: CodingTables, quality: int) -> Level:
@@ -70,6 +82,8 @@ class LatentDecoder:
             raise CodecError("the entropy tables do not match the decoder's latent channels")
         self.models = _Models(tables)
         self.shape = latent_shape
+        _, h, w = latent_shape
+        self.min_payload = {t: _min_payload(tables, self.level, t, h * w) for t in FRAME_TYPES}
         self.previous: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -79,12 +93,19 @@ class LatentDecoder:
     def decode(self, chunk: Chunk) -> np.ndarray:
         if chunk.frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {chunk.index}: P-frame without a decoded reference frame")
-        _, h, w = self.shape
+        c, h, w = self.shape
+        least = self.min_payload[chunk.frame_type]
+        if len(chunk.payload) < least:  # the coder would read on past the end, not fail
+            raise CodecError(
+                f"frame {chunk.index}: payload of {len(chunk.payload)} bytes is too short for its "
+                f"{c}x{h}x{w} latent (at least {least} bytes)"
+            )
         indices, offsets = _blocks(self.level, chunk.frame_type)
         coder = FrameDecoder(chunk.payload)
         try:
             residual = np.stack([coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in indices])
-        except (ValueError, RuntimeError, OverflowError) as exc:
+        # constriction reports data no message encodes to as an AssertionError
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
             raise CodecError(f"frame {chunk.index}: payload does not decode ({exc})") from None
         q = residual + offsets[:, None, None] if chunk.frame_type == I_FRAME else residual + self.previous
         self.previous = q

@@ -43,6 +43,13 @@ def _session(path: Any) -> ort.InferenceSession:
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
+def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
+    """(C, h, w) of the latent of a width x height frame: the frame padded up to the stride."""
+    model = bundle.meta["model"]
+    stride = int(model["stride"])
+    return int(model["latent_channels"]), -(-height // stride), -(-width // stride)
+
+
 class Sessions:
     """A bundle's onnxruntime sessions. Their inputs have dynamic sizes, so one pair serves frames
     of every size and every stream of the bundle; onnxruntime sessions may run in several threads."""
@@ -63,11 +70,9 @@ class Networks:
     def __init__(
         self, bundle: Bundle, width: int, height: int, need_encoder: bool = True, sessions: Sessions | None = None
     ) -> None:
-        model = bundle.meta["model"]
-        self.stride = int(model["stride"])
-        self.channels = int(model["latent_channels"])
+        self.stride = int(bundle.meta["model"]["stride"])
         self.width, self.height = width, height
-        self.latent_shape = (self.channels, -(-height // self.stride), -(-width // self.stride))
+        self.latent_shape = latent_shape(bundle, width, height)
         sessions = sessions or Sessions(bundle, need_encoder)
         self._encoder, self._decoder = sessions.encoder, sessions.decoder
 

@@ -18,16 +18,6 @@ def check_quality(entry: Entry, quality: int | None) -> None:
         raise CodecError(f"{entry.name}: quality {quality} is not one of its levels 0..{entry.quality_levels - 1}")
 
 
-def check_frame_size(entry: Entry, width: int, height: int) -> None:
-    """Refuse live frames larger than the video the entry's model was made for."""
-    source_width, source_height = entry.source_size
-    if not (0 < width <= source_width and 0 < height <= source_height):
-        raise CodecError(
-            f"{entry.name}: frame size {width}x{height} is not usable; its model takes frames up to "
-            f"{source_width}x{source_height}"
-        )
-
-
 def check_range(entry: Entry, start: int, end: int, quality: int | None) -> tuple[int, int]:
     """Validate a request for frames [start, end) (end 0: to the end); returns (start, end)."""
     frames = entry.frames

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codec.bitstream import MAX_FPS_DENOMINATOR
 from codec.errors import CodecError
 
 DEFAULT_FPS = 25.0
@@ -95,7 +96,7 @@ def _fps(stream: av.video.stream.VideoStream) -> float:
 
 def exact_rate(fps: float) -> Fraction:
     """``fps`` as the rational frame rate written to streams and .aec headers (30000/1001, not 29.97...)."""
-    return Fraction(fps).limit_denominator(1001 * 1000)
+    return Fraction(fps).limit_denominator(MAX_FPS_DENOMINATOR)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:

@@ -19,7 +19,7 @@ from codec.catalog import Entry, decoder_pieces
 from codec.encode import EncodedFrame, VideoEncoder
 from codec.errors import CodecError
 from codec.runtime import Networks, Sessions
-from codec.streaming import check_frame_size, check_quality, check_range, stream_frames
+from codec.streaming import check_quality, check_range, stream_frames
 
 log = logging.getLogger("aecodec.server")
 CANCEL_NOTICE_S = 0.2  # how long a live Encode whose input ended waits to learn whether it was cancelled
@@ -133,7 +133,7 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
             quality = first.quality if first.HasField("quality") else None
             with _invalid_argument(context):
                 check_quality(entry, quality)
-                check_frame_size(entry, width, height)
+                entry.bundle.check_frame_size(width, height, entry.name)
                 encoder = VideoEncoder(
                     entry.bundle, width, height, quality, first.gop or None, self._networks(entry, width, height)
                 )

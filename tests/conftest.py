@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from clips import synthetic_frames, write_clip
 
 from aecodec.server.local import LocalServer
+from codec.bundle import load_bundle
 from codec.cli import cli
+from codec.encode import encode_video
 from codec.video import read_clip
 
 # A model small enough to train a handful of steps in seconds on two CPU cores.
@@ -62,6 +64,22 @@ def models(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
     assert code == 0, err
     shutil.move(source, root / "short" / "short.mkv")
     return root
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
+    """The first 10 frames of carphone, re-encoded losslessly."""
+    frames = np.stack(read_clip(carphone, max_frames=10).frames)
+    return write_clip(tmp_path_factory.mktemp("short") / "short.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+
+
+@pytest.fixture(scope="session")
+def encoded(carphone_bundle: Path, short_clip: Path, tmp_path_factory: pytest.TempPathFactory):
+    """short_clip encoded with GOP 4, plus the encoder's own reconstruction of every frame."""
+    out = tmp_path_factory.mktemp("enc") / "short.aec"
+    recon: list[np.ndarray] = []
+    stats = encode_video(short_clip, load_bundle(carphone_bundle), out, gop=4, on_frame=lambda i, f: recon.append(f))
+    return out, stats, np.stack(recon)
 
 
 class Server(LocalServer):

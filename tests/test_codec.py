@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +16,13 @@ from conftest import TINY, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import I_FRAME, P_FRAME, Header, read_chunks
-from codec.bundle import load_bundle
+from codec.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
+from codec.bundle import DECODER_FILE, load_bundle
+from codec.catalog import SHIPPED_FILES
 from codec.decode import DecodeStats, decode_frames, open_stream
 from codec.encode import encode_video
 from codec.errors import CodecError
 from codec.video import read_clip
-
-
-@pytest.fixture(scope="module")
-def short_clip(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
-    """The first 10 frames of carphone, re-encoded losslessly."""
-    frames = np.stack(read_clip(carphone, max_frames=10).frames)
-    return write_clip(tmp_path_factory.mktemp("short") / "short.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
-
-
-@pytest.fixture(scope="module")
-def encoded(carphone_bundle: Path, short_clip: Path, tmp_path_factory: pytest.TempPathFactory):
-    """short_clip encoded with GOP 4, plus the encoder's own reconstruction of every frame."""
-    out = tmp_path_factory.mktemp("enc") / "short.aec"
-    recon: list[np.ndarray] = []
-    stats = encode_video(short_clip, load_bundle(carphone_bundle), out, gop=4, on_frame=lambda i, f: recon.append(f))
-    return out, stats, np.stack(recon)
 
 
 def test_decoded_frames_equal_the_encoders_reconstruction(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
@@ -97,6 +82,21 @@ def test_decoding_needs_no_torch(carphone_bundle: Path, encoded, tmp_path: Path)
     assert (tmp_path / "o.y4m").stat().st_size > 0
 
 
+def test_decoding_needs_only_the_files_a_client_is_sent(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    stream, _, recon = encoded
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in SHIPPED_FILES:
+        shutil.copy(carphone_bundle / name, shipped / name)
+    code, _, err = run_cli("decode", stream, "-m", shipped, "-o", tmp_path / "out.mkv")
+    assert code == 0, err
+    assert np.array_equal(np.stack(read_clip(tmp_path / "out.mkv").frames), recon)
+    decoder = shipped / DECODER_FILE
+    decoder.write_bytes(_flip(decoder.read_bytes(), decoder.stat().st_size // 2))
+    code, _, err = run_cli("decode", stream, "-m", shipped, "-o", tmp_path / "again.mkv")
+    assert code == 2 and f"{DECODER_FILE}: sha256 differs" in err
+
+
 def test_outputs_are_not_overwritten_without_force(carphone_bundle: Path, encoded, short_clip: Path, tmp_path: Path):
     stream, _, _ = encoded
     precious = tmp_path / "precious.mp4"
@@ -113,7 +113,12 @@ def _relabel(data: bytes, frames: int) -> bytes:
     """The stream with its header's frame count replaced and the header crc recomputed: a liar."""
     header = Header.unpack(data, "x")
     body = Header(header.bundle_sha256, header.width, header.height, header.fps, frames, header.gop, header.quality)
-    return body.pack() + data[64:]
+    return body.pack() + data[HEADER_SIZE:]
+
+
+def _offset(chunks: list[Chunk], k: int) -> int:
+    """Where chunk ``k`` starts in the stream."""
+    return HEADER_SIZE + sum(c.size for c in chunks[:k])
 
 
 def _flip(data: bytes, pos: int) -> bytes:
@@ -124,10 +129,10 @@ def test_damaged_streams_fail_with_one_line_naming_the_field(carphone_bundle: Pa
     stream, _, _ = encoded
     data = stream.read_bytes()
     chunks = list(read_chunks(data, "s"))
-    third = 64 + sum(14 + len(c.payload) for c in chunks[:2])  # start of frame 2's chunk
+    third = _offset(chunks, 2)
     cases = {
         "truncated": (data[: len(data) - 10], "frame 9: truncated payload"),
-        "flipped bit": (_flip(data, third + 20), "frame 2: crc32 mismatch"),
+        "flipped bit": (_flip(data, third + CHUNK_HEAD_SIZE), "frame 2: crc32 mismatch"),
         "wrong magic": (b"XYZ\x00" + data[4:], "not an .aec stream"),
         "wrong version": (data[:4] + struct.pack("<H", 9) + data[6:], "format version 9"),
         "damaged header": (_flip(data, 50), "header crc32 mismatch"),
@@ -153,9 +158,8 @@ def test_conceal_repeats_the_last_good_frame_until_the_next_i_frame(carphone_bun
     stream, _, recon = encoded
     data = stream.read_bytes()
     chunks = list(read_chunks(data, "s"))
-    p_frame_5 = 64 + sum(14 + len(c.payload) for c in chunks[:5])
     bad = tmp_path / "bad.aec"
-    bad.write_bytes(_flip(data, p_frame_5 + 16))
+    bad.write_bytes(_flip(data, _offset(chunks, 5) + CHUNK_HEAD_SIZE))
     code, out, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "png", "--conceal", "--json")
     assert code == 0, err
     result = json.loads(out)
@@ -222,13 +226,6 @@ def _bundle(path: Path):
     if path not in _BUNDLES:
         _BUNDLES[path] = load_bundle(path)
     return _BUNDLES[path]
-
-
-def test_header_crc_guards_every_field() -> None:
-    header = Header("ab" * 32, 176, 144, __import__("fractions").Fraction(30000, 1001), 10, 30, 2)
-    packed = header.pack()
-    assert Header.unpack(packed, "h") == header
-    assert zlib.crc32(packed[:60]) == struct.unpack("<I", packed[60:])[0]
 
 
 def test_auto_keyframes_put_an_i_frame_at_a_hard_cut(tmp_path: Path) -> None:

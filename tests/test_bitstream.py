@@ -1,0 +1,178 @@
+"""The .aec container on its own: layout, documentation and resynchronisation. No model needed."""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+import zlib
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from crafted import craft, field_spans
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import codec.bitstream
+from codec.bitstream import (
+    CHUNK_HEAD_SIZE,
+    HEADER_SIZE,
+    MAX_SIDE,
+    MIN_CHUNK_SIZE,
+    SYNC,
+    WORD,
+    Chunk,
+    Damage,
+    Header,
+    read_chunks,
+)
+from codec.errors import CodecError
+from codec.spancrc import CHECKPOINT, SpanCrc
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _format_tables() -> list[int]:
+    """The sum of the bytes column of each table in README's `.aec` format section (payload excluded)."""
+    section = README.read_text().split("### The `.aec` format")[1].split("\n## ")[0]
+    sums: list[int] = []
+    for block in re.split(r"\n\s*\n", section):
+        rows = [line.split("|")[2].strip() for line in block.splitlines() if line.startswith("| ")]
+        sizes = [cell for cell in rows[1:] if re.fullmatch(r"[\d +]+", cell)]
+        if sizes:
+            sums.append(sum(int(n) for cell in sizes for n in cell.split("+")))
+    return sums
+
+
+def test_format_documents_agree_with_the_code() -> None:
+    header = Header("ab" * 32, 176, 144, Fraction(30000, 1001), 10, 30, 2)
+    chunk = Chunk(3, 1, b"\x01\x02\x03\x04")
+    assert len(header.pack()) == HEADER_SIZE
+    assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
+    assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE]
+    assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(README.read_text().split())
+    for text in (README.read_text(), codec.bitstream.__doc__):
+        assert {int(n) for n in re.findall(r"(\d+)-byte (?:chunk )?head\b", text)} == {CHUNK_HEAD_SIZE}
+        assert {int(n) for n in re.findall(r"(\d+)-byte header", text)} == {HEADER_SIZE}
+
+
+def test_chunk_offsets_follow_from_the_format_constants() -> None:
+    header = Header("cd" * 32, 32, 32, Fraction(25), 3, 30, 0)
+    chunks = [Chunk(i, 0 if i == 0 else 1, bytes(4 * (i + 1))) for i in range(3)]
+    data = header.pack() + b"".join(c.pack() for c in chunks)
+    offset = HEADER_SIZE
+    for chunk in chunks:
+        assert data[offset : offset + len(SYNC)] == SYNC
+        offset += CHUNK_HEAD_SIZE + len(chunk.payload)
+    assert offset == len(data)
+    assert list(read_chunks(data, "s")) == chunks
+
+
+HEADER = Header("ab" * 32, 176, 144, Fraction(30000, 1001), 10, 30, 2)
+
+
+def _flip(data: bytes, pos: int) -> bytes:
+    return data[:pos] + bytes([data[pos] ^ 0x10]) + data[pos + 1 :]
+
+
+def test_header_crc_guards_every_field() -> None:
+    packed = HEADER.pack()
+    assert Header.unpack(packed, "h") == HEADER
+    spans = field_spans()
+    assert max(end for _, end in spans.values()) == HEADER_SIZE - 4
+    spans["crc32"] = (HEADER_SIZE - 4, HEADER_SIZE)
+    checked_first = {"magic": "not an .aec stream", "version": "format version"}  # read before the crc
+    for name, (start, end) in spans.items():
+        for pos in range(start, end):
+            with pytest.raises(CodecError, match=checked_first.get(name, "header crc32 mismatch")):
+                Header.unpack(_flip(packed, pos), "h")
+
+
+ABSURD = {
+    "width 0": ({"width": 0}, "header field width is 0"),
+    "height 0": ({"height": 0}, "height is 0"),
+    "too wide": ({"width": MAX_SIDE + 1}, f"width is {MAX_SIDE + 1}, not 1 to {MAX_SIDE}"),
+    "frames 0": ({"frames": 0}, "frames is 0"),
+    "gop 0": ({"gop": 0}, "gop is 0"),
+    "fps 0": ({"fps_num": 0}, "frame rate 0 "),
+    "fps denominator 0": ({"fps_den": 0}, "fps denominator is 0"),
+    "fps 2^32-1": ({"fps_num": 2**32 - 1, "fps_den": 1}, "frame rate 4294967295 "),
+    "fps 1/(2^32-1)": ({"fps_num": 1, "fps_den": 2**32 - 1}, "frame rate 1/4294967295 "),
+    "fps near 1 from huge terms": ({"fps_num": 2**32 - 1, "fps_den": 2**32 - 2}, "frame rate 4294967295/4294967294 "),
+}
+
+
+@pytest.mark.parametrize("case", ABSURD)
+def test_absurd_header_fields_are_refused_though_the_crc_holds(case: str) -> None:
+    values, message = ABSURD[case]
+    with pytest.raises(CodecError, match=re.escape(message)) as caught:
+        Header.unpack(craft(HEADER.pack(), **values), "h")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"gop": 65535}, {"frames": 2**32 - 1}, {"quality": 255}, {"fps_num": 1000, "fps_den": 1}, {"fps_den": 3600}],
+)
+def test_extreme_but_valid_header_fields_round_trip(values: dict[str, int]) -> None:
+    header = Header.unpack(craft(HEADER.pack(), **values), "h")
+    assert Header.unpack(header.pack(), "h") == header
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fps": Fraction(2000)}, "frame rate 2000 "),
+        ({"fps": Fraction(1, 7200)}, "frame rate 1/7200 "),
+        ({"fps": Fraction(1, 1_000_003)}, "frame rate 1/1000003 "),
+        ({"frames": 0}, "frames is 0"),
+        ({"frames": 2**32}, "frames is 4294967296"),
+        ({"gop": 65536}, "gop is 65536"),
+        ({"width": MAX_SIDE + 1}, f"width is {MAX_SIDE + 1}"),
+    ],
+)
+def test_the_writer_refuses_what_the_reader_would(change: dict[str, object], message: str) -> None:
+    fields = {**HEADER.__dict__, **change}
+    with pytest.raises(CodecError, match=re.escape(message)):
+        Header(**fields).pack()
+
+
+def _fake_heads(size: int, seed: int) -> bytes:
+    """``size`` bytes of noise with a fake chunk head every 24 bytes that passes every check but the
+    crc32: the sync marker, a frame type, and a payload length in whole words that ends inside the data."""
+    rng = np.random.default_rng(seed)
+    data = bytearray(rng.integers(0, 256, size, np.uint8).tobytes())
+    for pos in range(0, size - MIN_CHUNK_SIZE, 24):
+        length = WORD * int(rng.integers(1, (size - pos - CHUNK_HEAD_SIZE) // WORD + 1))
+        data[pos : pos + CHUNK_HEAD_SIZE] = SYNC + struct.pack("<IBII", 7, 1, length, 0)
+    return bytes(data)
+
+
+def _resync_seconds(garbage: bytes) -> float:
+    good = [Chunk(0, 0, bytes(range(40))), Chunk(1, 1, bytes(8))]
+    data = HEADER.pack() + good[0].pack() + garbage + good[1].pack()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        items = list(read_chunks(data, "s", resync=True))
+        best = min(best, time.perf_counter() - started)
+    assert items[0] == good[0] and items[2] == good[1]
+    assert isinstance(items[1], Damage) and items[1].length == len(garbage)
+    return best
+
+
+def test_resynchronisation_is_linear_in_the_damaged_span() -> None:
+    """Every fake head claims a payload running far on; reading each from every head was quadratic
+    (64 KiB: 0.1 s, 512 KiB: 6 s). Eight times the span may take at most twenty times as long."""
+    small, large = (_resync_seconds(_fake_heads(kib << 10, seed=kib)) for kib in (64, 512))
+    assert large < 20 * small + 0.05, f"64 KiB: {small:.3f} s, 512 KiB: {large:.3f} s"
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=5 * CHECKPOINT), a=st.integers(0, 5 * CHECKPOINT), b=st.integers(0, 5 * CHECKPOINT))
+def test_span_crc_equals_zlibs(data: bytes, a: int, b: int) -> None:
+    start, end = sorted((min(a, len(data)), min(b, len(data))))
+    for value in (0, 0xFFFFFFFF, zlib.crc32(data)):
+        assert SpanCrc(data).crc32(start, end, value) == zlib.crc32(data[start:end], value)

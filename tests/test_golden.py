@@ -1,0 +1,83 @@
+"""A golden .aec stream: fixed integer tables and latents must code to the same bytes, and those
+bytes decode back exactly. A failure here means streams written before no longer decode (or the
+other way round): a change of the format or of constriction's coder, not of a test.
+
+Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/ and
+says which GOLDEN_SHA256 to put here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codec.bitstream import I_FRAME, P_FRAME, Header, read_chunks, write_stream
+from codec.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
+from codec.latent_codec import LatentDecoder, LatentEncoder
+
+EXPECTED = Path(__file__).parent / "expected"
+GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
+GOLDEN_SHA256 = "0cf63c37763ef8bd90e44cffc7113dc89907738b6408a0a1a4d7898c2ea5955b"
+REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
+
+SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
+PRIOR = {"intra_loc": [0.0, 1.3, -2.6], "intra_scale": [0.2, 1.5, 9.0], "inter_scale": [0.05, 0.7, 4.0]}
+STEPS, QUALITY = [2.0, 1.0], 1
+TYPES = [I_FRAME, P_FRAME, P_FRAME, I_FRAME, P_FRAME]
+
+
+def _latents() -> list[np.ndarray]:
+    """Integer latents from numpy's legacy RandomState, whose streams are frozen, with escapes:
+    values beyond every table's range, up to the largest the coder takes."""
+    rng = np.random.RandomState(2024)
+    q = rng.randint(-6, 7, SHAPE).astype(np.int64)
+    frames = []
+    for _ in TYPES:
+        q = q + rng.randint(-2, 3, SHAPE)
+        frames.append(q)
+    frames[0][0, 0, 0] = 1000
+    frames[1][1, 2, 3] = -(2**21)
+    frames[3][2, 3, 4] = (1 << MAX_MAGNITUDE_BITS) - 100
+    return frames
+
+
+def _stream(tables: CodingTables, latents: list[np.ndarray]) -> bytes:
+    encoder = LatentEncoder(tables, QUALITY)
+    chunks = [encoder.encode(q, index, kind) for index, (q, kind) in enumerate(zip(latents, TYPES, strict=True))]
+    names = hashlib.sha256(json.dumps(tables.to_json(), sort_keys=True).encode()).hexdigest()
+    header = Header(names, 80, 64, Fraction(30000, 1001), len(chunks), 3, QUALITY)
+    out = io.BytesIO()
+    write_stream(out, header, iter(chunks))
+    return out.getvalue()
+
+
+def test_golden_stream() -> None:
+    latents = _latents()
+    if REGENERATE:
+        TABLES.write_text(json.dumps(CodingTables.build(PRIOR, STEPS).to_json(), indent=1) + "\n")
+    tables = CodingTables.from_json(json.loads(TABLES.read_text()), str(TABLES))
+    stream = _stream(tables, latents)
+    sha = hashlib.sha256(stream).hexdigest()
+    if REGENERATE:
+        GOLDEN.write_bytes(stream)
+        pytest.skip(f"regenerated {GOLDEN.name} and {TABLES.name}: set GOLDEN_SHA256 = {sha!r}")
+    assert sha == GOLDEN_SHA256, "these latents no longer code to the golden stream's bytes"
+    golden = GOLDEN.read_bytes()
+    assert hashlib.sha256(golden).hexdigest() == GOLDEN_SHA256
+    decoder = LatentDecoder(tables, Header.unpack(golden, GOLDEN.name).quality, SHAPE)
+    decoded = [decoder.decode(chunk) for chunk in read_chunks(golden, GOLDEN.name)]
+    assert len(decoded) == len(latents) and all(np.array_equal(d, q) for d, q in zip(decoded, latents, strict=True))
+
+
+def test_constriction_is_pinned_to_the_version_that_made_the_golden_stream() -> None:
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert re.findall(r'"constriction==([\w.]+)"', pyproject) == [importlib.metadata.version("constriction")]
