@@ -32,8 +32,13 @@ from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bitstream import Chunk, Header
 from codec.bundle import load_bundle
-from codec.catalog import decoder_pieces
+from codec.catalog import decoder_pieces, find_source
+from codec.encode import VideoEncoder
 from codec.errors import CodecError
+from codec.video import iter_frames
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from crafted import craft
 
 MAX_STREAMS = 4
 DECODER_ADDRESS_SPACE = 4 << 30
@@ -233,24 +238,22 @@ def abuse_player(models: Path, name: str) -> None:
 def abuse_decoder(models: Path, name: str) -> None:
     bundle = load_bundle(models / name)
     width, height = bundle.meta["source"]["size"]
-    sha = bundle.decoder_sha256
-    tiny = Chunk(0, 0, b"\0" * 4).pack()
-    far = Chunk(10**6, 0, b"\0" * 4).pack()
-    crafted = {
-        "16384x16384, 2^32-1 frames": Header(sha, 16384, 16384, Fraction(25), 2**32 - 1, 8, 0).pack() + tiny,
-        "own size, a 4-byte I-frame": Header(sha, width, height, Fraction(25), 1, 8, 0).pack() + tiny,
-        "own size, 2^32-1 frames, chunk 10^6 (--conceal)": Header(
-            sha, width, height, Fraction(25), 2**32 - 1, 8, 0
-        ).pack()
-        + tiny
-        + far,
-        "quality 255": Header(sha, width, height, Fraction(25), 1, 8, 255).pack() + tiny,
-        "fps 1/4294967295": Header(sha, width, height, Fraction(1, 2**32 - 1), 1, 8, 0).pack() + tiny,
+    valid = Header(bundle.decoder_sha256, width, height, Fraction(25), 1, 8, 0).pack()
+    tiny, far = Chunk(0, 0, b"\0" * 4).pack(), Chunk(10**6, 0, b"\0" * 4).pack()
+    first = next(iter_frames(find_source(bundle), max_frames=1))
+    real = VideoEncoder(bundle, width, height, 0, None).encode(first, 0).chunk.pack()  # a real I-frame
+    crafted = {  # every header's crc32 holds
+        "16384x16384, 2^32-1 frames": craft(valid + tiny, width=16384, height=16384, frames=2**32 - 1),
+        "own size, a 4-byte I-frame": valid + tiny,
+        "a real I-frame, 2^32-1 frames, then chunk 10^6 (--conceal)": craft(valid + real + far, frames=2**32 - 1),
+        "quality 255": craft(valid + tiny, quality=255),
+        "fps 1/4294967295": craft(valid + tiny, fps_num=1, fps_den=2**32 - 1),
+        "gop 0": craft(valid + tiny, gop=0),
     }
     wrapper = (
-        "import atexit, resource, sys\n"
-        "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
-        "atexit.register(lambda: print(f'peak {peak()} MiB', file=sys.stderr))\n"
+        "import atexit, sys\n"  # VmHWM: a child's ru_maxrss counts its parent's peak from before exec
+        "hwm = lambda: [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "atexit.register(lambda: print(f'peak {int(hwm()) // 1024} MiB', file=sys.stderr))\n"
         "from codec.cli import main\nmain()"
     )
     with tempfile.TemporaryDirectory() as tmp:
