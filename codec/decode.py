@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,15 @@ def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
     return header
 
 
+@contextmanager
+def _naming(source: str) -> Iterator[None]:
+    """A CodecError raised inside names the stream it is about."""
+    try:
+        yield
+    except CodecError as exc:
+        raise CodecError(f"{source}: {exc}") from None
+
+
 def decode_frames(
     items: Iterable[Chunk | Damage], bundle: Bundle, source: str, conceal: bool, stats: DecodeStats
 ) -> Iterator[np.ndarray]:
@@ -88,7 +98,8 @@ def decode_frames(
     header = stats.header
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
     shape = latent_shape(bundle, header.width, header.height)
-    decoder = LatentDecoder(bundle.coding_tables(), header.quality, shape)
+    with _naming(source):
+        decoder = LatentDecoder(bundle.coding_tables(), header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
     step = decoder.level.step
@@ -137,7 +148,8 @@ def decode_frames(
         if decoder.previous is None and chunk.frame_type != I_FRAME:
             yield from fill(chunk.index + 1, "P-frame without its reference")
             continue
-        q = decoder.decode(chunk)
+        with _naming(source):
+            q = decoder.decode(chunk)
         last = nets.decode((q * step).astype(np.float32)[None])[0]
         expected += 1
         stats.frames += 1
