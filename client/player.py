@@ -28,7 +28,7 @@ from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.metrics import psnr
 from codec.net import is_loopback, read_secret, read_token
-from codec.video import VideoWriter, exact_rate, iter_frames
+from codec.video import VideoWriter, check_output, exact_rate, iter_frames, replacing_output
 
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -208,8 +208,7 @@ def play(
 ) -> dict[str, Any]:
     """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
     ``insecure`` lets the token go unencrypted to a host that is not loopback."""
-    if out.exists() and not force:
-        raise CodecError(f"{out}: exists; use --force to overwrite it")
+    check_output(out, force)
     token = read_token(token_file) if token_file is not None else None
     conn = Connection(Target.parse(url), ca, token, insecure)
     try:
@@ -228,19 +227,14 @@ def play(
         started = time.perf_counter()
         received = stream_chunks(conn, start, end, quality, transfer, retries)
         chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
-        tmp = out.with_name(f".{out.stem}-partial{out.suffix}")
-        try:
-            with VideoWriter(tmp, video.width, video.height, fps) as writer:
-                for index, frame in enumerate(decode_frames(chunks, bundle, url, False, stats)):
-                    writer.write(frame)
-                    if refs is not None:
-                        ref = next(refs, None)
-                        if ref is None or ref.shape != frame.shape:
-                            raise CodecError(f"{reference}: frame {start + index} is missing or of another size")
-                        psnrs.append(psnr(frame, ref))
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with replacing_output(out, force) as tmp, VideoWriter(tmp, video.width, video.height, fps) as writer:
+            for index, frame in enumerate(decode_frames(chunks, bundle, url, False, stats)):
+                writer.write(frame)
+                if refs is not None:
+                    ref = next(refs, None)
+                    if ref is None or ref.shape != frame.shape:
+                        raise CodecError(f"{reference}: frame {start + index} is missing or of another size")
+                    psnrs.append(psnr(frame, ref))
         seconds = time.perf_counter() - started
     finally:
         conn.close()

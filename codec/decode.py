@@ -17,8 +17,6 @@ in proportion to the input:
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from codec.bundle import Bundle
 from codec.errors import CodecError
 from codec.latent_codec import LatentDecoder
 from codec.runtime import Networks, latent_shape
-from codec.video import VideoWriter
+from codec.video import VideoWriter, check_output, replacing_output
 
 
 @dataclass
@@ -173,27 +171,12 @@ def read_stream_file(path: Path) -> bytes:
 
 def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, conceal: bool = False) -> DecodeStats:
     """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``."""
-    if out.exists() and not force:
-        raise CodecError(f"{out}: exists; use --force to overwrite it")
+    check_output(out, force)
     data = read_stream_file(stream)
     header = open_stream(data, bundle, str(stream))
     stats = DecodeStats(header=header, bytes=len(data))
-    tmp = out.with_name(f".{out.stem}-partial{out.suffix}")
-    _remove(tmp)
-    try:
-        with VideoWriter(tmp, header.width, header.height, header.fps) as writer:
-            chunks = read_chunks(data, str(stream), resync=conceal)
-            for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
-                writer.write(frame)
-        _remove(out)
-        os.replace(tmp, out)
-    finally:
-        _remove(tmp)
+    with replacing_output(out, force) as tmp, VideoWriter(tmp, header.width, header.height, header.fps) as writer:
+        chunks = read_chunks(data, str(stream), resync=conceal)
+        for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
+            writer.write(frame)
     return stats
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)

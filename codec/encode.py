@@ -6,7 +6,6 @@ No torch: onnxruntime, numpy and constriction only, the same path the streaming 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from codec.errors import CodecError
 from codec.latent_codec import LatentEncoder
 from codec.metrics import psnr
 from codec.runtime import Networks
-from codec.video import exact_rate, iter_frames, probe
+from codec.video import check_output, exact_rate, iter_frames, probe, replacing_output
 
 
 @dataclass
@@ -157,13 +156,6 @@ class VideoEncoder:
         return EncodedFrame(chunk, q, bits, recon)
 
 
-def check_output(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise CodecError(f"{path}: exists; use --force to overwrite it")
-    if not path.parent.is_dir():
-        raise CodecError(f"{path.parent}: no such directory")
-
-
 def encode_video(
     video: Path,
     bundle: Bundle,
@@ -175,7 +167,7 @@ def encode_video(
     keyframes: str = "fixed",
 ) -> EncodeStats:
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
-    check_output(out, force)
+    check_output(out, force)  # before the work; written through replacing_output at the end
     info = probe(video)
     bundle.check_frame_size(info.width, info.height, str(video))
     encoder = VideoEncoder(bundle, info.width, info.height, quality, gop, keyframes=keyframes)
@@ -195,13 +187,8 @@ def encode_video(
         on_frame(index, coded.reconstruction)
     seconds = time.perf_counter() - started
     header = replace(header, frames=len(chunks))
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            size = write_stream(f, header, iter(chunks))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replacing_output(out, force) as tmp, open(tmp, "wb") as f:
+        size = write_stream(f, header, iter(chunks))
     return EncodeStats(
         frames=len(chunks),
         width=info.width,

@@ -27,6 +27,7 @@ from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.bitstream import Header, read_chunks
 from codec.bundle import load_bundle
 from codec.decode import DecodeStats, decode_frames
+from codec.errors import CodecError
 from codec.video import read_clip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,3 +338,21 @@ def test_generated_stubs_are_current(tmp_path: Path) -> None:
     for name in ("codec_pb2.py", "codec_pb2.pyi", "codec_pb2_grpc.py"):
         fresh = (tmp_path / "aecodec/v1" / name).read_text()
         assert fresh == (ROOT / "proto/aecodec/v1" / name).read_text(), f"{name} is stale: run `make proto`"
+
+
+def test_play_into_a_png_folder_replaces_it_only_when_whole(
+    server: Server, offline: np.ndarray, odd_clip: Path, tmp_path: Path
+) -> None:
+    out, cache = tmp_path / "frames", tmp_path / "cache"
+    assert play(server.url(), out, cache=cache)["frames"] == 24
+    assert len(list(out.glob("frame_*.png"))) == 24
+    with pytest.raises(CodecError, match="--force"):
+        play(server.url(), out, cache=cache)
+    with pytest.raises(CodecError, match="of another size"):  # fails after frames were written
+        play(server.url(), out, cache=cache, reference=odd_clip, force=True)
+    assert len(list(out.glob("frame_*.png"))) == 24 and sorted(p.name for p in tmp_path.iterdir()) == [
+        "cache",
+        "frames",
+    ]
+    assert play(server.url(), out, cache=cache, start=20, force=True)["frames"] == 4
+    assert len(list(out.glob("frame_*.png"))) == 4
