@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codec.bitstream import MAX_SIDE
 from codec.entropy_coding import CodingTables
 from codec.errors import CodecError
 
@@ -26,6 +27,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 DECODING_FILES = (DECODER_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
 FORMAT = "aecodec-bundle"
 FORMAT_VERSION = 1
+STRIDES = (4, 8, 16, 32, 64)  # what codec.model builds: a power of two from its 4x4 stem to 64
 
 
 def sha256_file(path: Path) -> str:
@@ -132,6 +134,20 @@ class Bundle:
         return CodingTables.from_json(self.entropy(), str(self.file(ENTROPY_FILE)))
 
 
+def _check_shapes(meta: dict[str, Any], meta_path: Path) -> None:
+    """The numbers that size the decoder's buffers, checked before anything is sized by them:
+    meta.json may come from a server, and a sha256 over the decoder does not cover it."""
+    try:
+        stride, channels = int(meta["model"]["stride"]), int(meta["model"]["latent_channels"])
+        width, height = (int(v) for v in meta["source"]["size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CodecError(f"{meta_path}: no model stride, latent channels or source size ({exc!r})") from None
+    if stride not in STRIDES or not 1 <= channels < 3 * stride**2:
+        raise CodecError(f"{meta_path}: model stride {stride} with {channels} latent channels is not a model")
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise CodecError(f"{meta_path}: source size {width}x{height} is not 1 to {MAX_SIDE} a side")
+
+
 def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[str, ...] | None = None) -> Bundle:
     """Read ``model_dir``'s meta.json; with ``verify``, check the size and sha256 of each of
     ``files`` (default: every file meta.json lists) against it."""
@@ -152,11 +168,14 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
             f"{meta_path}: bundle format version {meta.get('format_version')} is not supported "
             f"(this aecodec reads version {FORMAT_VERSION})"
         )
+    _check_shapes(meta, meta_path)
     if verify:
         listed = meta.get("files")
         if not isinstance(listed, dict):
             raise CodecError(f"{meta_path}: lists no files")
         for name in listed if files is None else files:
+            if Path(name).name != name or name in (".", ".."):
+                raise CodecError(f"{meta_path}: lists {name[:64]!r}, which is not a file name inside the bundle")
             entry, file = listed.get(name), path / name
             if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or "sha256" not in entry:
                 raise CodecError(f"{meta_path}: does not give the size and sha256 of {name}")

@@ -371,3 +371,25 @@ def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
             Connection(target, token="t")
         Connection(target, token="t", insecure=True).close()
         Connection(Target.parse(url.replace("grpc:", "grpcs:")), token="t").close()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["model"].update(stride=0), "is not a model"),
+        (lambda m: m["model"].update(latent_channels=3 * 16 * 16), "is not a model"),
+        (lambda m: m["source"].update(size=[0, 144]), "source size 0x144"),
+        (lambda m: m["model"].pop("stride"), "no model stride"),
+        (lambda m: m["files"].update({"/etc/hostname": m["files"]["decoder.onnx"]}), "not a file name inside"),
+    ],
+)
+def test_a_meta_json_that_sizes_nothing_real_is_refused(carphone_bundle: Path, tmp_path: Path, edit, message) -> None:
+    """meta.json comes from the server too, and no sha256 covers it: its numbers are checked first."""
+    folder = tmp_path / "b"
+    shutil.copytree(carphone_bundle, folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    edit(meta)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CodecError, match=message) as err:
+        load_bundle(folder)
+    assert "\n" not in str(err.value)
