@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from codec.bundle import DECODER_FILE, ENTROPY_FILE, Bundle, load_bundle
+from codec.bundle import DECODING_FILES, Bundle, load_bundle
 from codec.catalog import SHIPPED_FILES
 from codec.errors import CodecError
 
@@ -42,7 +42,7 @@ def cached_decoder(cache: Path, bundle_sha256: str, pieces: Iterable[Any], origi
     if not folder.exists():
         _fetch(folder, pieces, origin)
     try:
-        bundle = load_bundle(folder, files=(DECODER_FILE, ENTROPY_FILE))
+        bundle = load_bundle(folder, files=DECODING_FILES)
         if bundle.decoder_sha256 != bundle_sha256:
             raise CodecError(f"{folder}: holds another decoder than bundle {bundle_sha256[:12]}")
     except CodecError as exc:
@@ -61,7 +61,7 @@ def _fetch(folder: Path, pieces: Iterable[Any], origin: str) -> None:
     try:
         _receive(pieces, incoming, origin)
         try:
-            received = load_bundle(incoming, files=(DECODER_FILE, ENTROPY_FILE)).decoder_sha256
+            received = load_bundle(incoming, files=DECODING_FILES).decoder_sha256
         except CodecError as exc:
             raise CodecError(f"{origin}: sent an unusable decoder ({exc})") from None
         if received != folder.name:

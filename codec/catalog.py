@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codec.bitstream import Header
-from codec.bundle import DECODER_FILE, ENTROPY_FILE, META_FILE, Bundle, load_bundle
+from codec.bundle import DECODING_FILES, META_FILE, Bundle, load_bundle
 from codec.errors import CodecError
 from codec.video import VideoInfo, exact_rate, probe
 
 PIECE = 512 * 1024
-SHIPPED_FILES = (DECODER_FILE, ENTROPY_FILE, META_FILE)
+SHIPPED_FILES = (*DECODING_FILES, META_FILE)
 
 
 @dataclass(frozen=True)
