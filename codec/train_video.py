@@ -134,7 +134,12 @@ def train_video(
         *(ckpt["runs"] if ckpt else []),
         {**speed, "device": str(device), "processes": processes, "steps_after": state.step},
     ]
-    source = {"name": clip.name, "size": [clip.width, clip.height], "sha256": sha256_file(video)}
+    source = {
+        "name": clip.name,
+        "size": [clip.width, clip.height],
+        "sha256": sha256_file(video),
+        "colour": info.colour.to_dict(),
+    }
     model_dir.mkdir(parents=True, exist_ok=True)
     extra = {"config": cfg.to_dict(), "options": asdict(opts), "source": source, "runs": runs}
     save_checkpoint(state, model_dir / CHECKPOINT_FILE, extra)

@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from codec.bitstream import MAX_FPS_DENOMINATOR
+from codec.colour import Colour, frame_to_rgb
 from codec.errors import CodecError
 
 DEFAULT_FPS = 25.0
@@ -36,6 +37,7 @@ class VideoInfo:
     codec: str
     pixel_format: str
     file_bytes: int
+    colour: Colour  # what its frames are converted to RGB with (see Colour.of_stream)
 
 
 @dataclass
@@ -123,11 +125,13 @@ def _describe(container: av.container.InputContainer, path: Path) -> VideoInfo:
         codec=ctx.name,
         pixel_format=ctx.format.name if ctx.format else "unknown",
         file_bytes=path.stat().st_size,
+        colour=Colour.of_stream(ctx, str(path)),
     )
 
 
 def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the frames of ``path`` as ``H x W x 3`` uint8 RGB arrays, in display order.
+    """Yield the frames of ``path`` as ``H x W x 3`` uint8 RGB arrays, in display order, converted
+    with the colour :func:`probe` reports for it.
 
     Raises CodecError when the file cannot be decoded, yields no frame, or ends before the frame
     count its container declares (a truncated file).
@@ -145,7 +149,7 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
                         f"{path}: frame {count} is {frame.width}x{frame.height}, the stream is "
                         f"{info.width}x{info.height}; size changes mid-stream are not supported"
                     )
-                yield frame.to_ndarray(format="rgb24")
+                yield frame_to_rgb(frame, info.colour)
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return
