@@ -227,7 +227,10 @@ def play(
         started = time.perf_counter()
         received = stream_chunks(conn, start, end, quality, transfer, retries)
         chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
-        with replacing_output(out, force) as tmp, VideoWriter(tmp, video.width, video.height, fps) as writer:
+        with (
+            replacing_output(out, force) as tmp,
+            VideoWriter(tmp, video.width, video.height, fps, bundle.colour) as writer,
+        ):
             for index, frame in enumerate(decode_frames(chunks, bundle, url, False, stats)):
                 writer.write(frame)
                 if refs is not None:

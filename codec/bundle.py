@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from codec.bitstream import MAX_SIDE
+from codec.colour import Colour
 from codec.entropy_coding import CodingTables
 from codec.errors import CodecError
 
@@ -103,6 +104,15 @@ class Bundle:
         """(width, height) of the video the model was made for: the largest frames it takes."""
         width, height = self.meta["source"]["size"]
         return int(width), int(height)
+
+    @property
+    def colour(self) -> Colour:
+        """The colour of the video the model was made for (meta.json's source colour), which its
+        streams are decoded to: decoded frames are converted to YUV outputs with it."""
+        source = self.meta["source"]
+        if "colour" not in source:  # written before bundles recorded it: what probe assumes for the size
+            return Colour.for_size(*self.source_size)
+        return Colour.from_dict(source["colour"], str(self.file(META_FILE)))
 
     def check_frame_size(self, width: int, height: int, source: str) -> None:
         """Refuse frames of no size or larger on either side than the video the model was made for

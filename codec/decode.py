@@ -175,7 +175,10 @@ def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, co
     data = read_stream_file(stream)
     header = open_stream(data, bundle, str(stream))
     stats = DecodeStats(header=header, bytes=len(data))
-    with replacing_output(out, force) as tmp, VideoWriter(tmp, header.width, header.height, header.fps) as writer:
+    with (
+        replacing_output(out, force) as tmp,
+        VideoWriter(tmp, header.width, header.height, header.fps, bundle.colour) as writer,
+    ):
         chunks = read_chunks(data, str(stream), resync=conceal)
         for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
             writer.write(frame)

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from codec.bitstream import MAX_FPS_DENOMINATOR
-from codec.colour import Colour, frame_to_rgb
+from codec.colour import Colour, frame_to_rgb, rgb_to_frame
 from codec.errors import CodecError
 
 DEFAULT_FPS = 25.0
@@ -184,9 +184,14 @@ OUTPUT_KINDS = {".mp4": "H.264 mp4", ".mkv": "lossless FFV1 mkv", ".y4m": "raw Y
 
 class VideoWriter:
     """Writes RGB24 frames to ``.mp4`` (H.264, CRF 12), ``.mkv`` (lossless FFV1 RGB), ``.y4m``
-    (raw YUV 4:4:4) or, for a path without a suffix, a folder of lossless PNGs."""
+    (raw YUV 4:4:4) or, for a path without a suffix, a folder of lossless PNGs.
 
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction) -> None:
+    YUV outputs are converted with ``colour``'s matrix and range. The stream is tagged with
+    ``colour`` (see :meth:`~codec.colour.Colour.tag`) as far as the format holds it: mp4 keeps all
+    four; mkv, being RGB, its primaries and transfer; y4m only the range, so a reader guesses its
+    matrix from the frame size. PNGs are left untagged."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, colour: Colour) -> None:
         suffix = path.suffix.lower()
         if suffix not in OUTPUT_KINDS:
             raise CodecError(f"{path}: output must end in .mp4, .mkv or .y4m, or have no suffix for a PNG folder")
@@ -205,10 +210,13 @@ class VideoWriter:
         self.container = av.open(target, mode="w", format=fmt)
         self.stream = self.container.add_stream(codec, rate=fps, options=options)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        if suffix:
+            colour.tag(self.stream.codec_context)
+        self.colour = colour
         self.count = 0
 
     def write(self, frame: np.ndarray) -> None:
-        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        video_frame = rgb_to_frame(frame, self.stream.pix_fmt, self.colour)
         video_frame.pts = self.count
         self.count += 1
         self.container.mux(self.stream.encode(video_frame))
