@@ -57,7 +57,7 @@ def _measure(point: Point, clip: Clip, seen: int, ms_ssim: bool) -> dict[str, An
     ms_every = max(1, math.ceil(len(clip) / MS_SSIM_FRAMES))
 
     def part(lo: int, hi: int) -> dict[str, Any]:
-        metrics = FrameMetrics()
+        metrics = FrameMetrics(clip.info.colour.matrix)
         for i in range(lo, hi):
             metrics.add(point.frames[i], clip.frames[i], ms_ssim and i % ms_every == 0)
         size = sum(point.frame_bytes[lo:hi])

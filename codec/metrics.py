@@ -1,8 +1,9 @@
 """Quality metrics computed the same way for every codec, from RGB24 frames.
 
 Every codec's output is decoded by PyAV to RGB24 once; the metrics compare it with the source's
-RGB24 frames (also decoded once). Y, U and V come from a fixed conversion of both RGB images
-(BT.601 full range, 4:4:4), so no codec is favoured by its own colour handling. MS-SSIM uses
+RGB24 frames (also decoded once). Y, U and V come from one conversion of both RGB images with
+the source's matrix (BT.601 unless given; full range, 4:4:4), so no codec is favoured by its own
+colour handling. MS-SSIM uses
 pytorch-msssim on RGB with the standard 11-pixel window where the frame is large enough.
 Video figures are means over frames of the per-frame figure.
 """
@@ -14,8 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# BT.601 full-range RGB -> YCbCr (as JPEG): rows give Y, U (Cb), V (Cr), offsets excluded.
-_YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float64)
+from codec.colour import yuv_weights
 
 
 def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
@@ -33,18 +33,23 @@ def psnr(decoded: np.ndarray, source: np.ndarray) -> float:
 
 @dataclass
 class FrameMetrics:
-    """Running per-frame metrics of one decoded video against its source."""
+    """Running per-frame metrics of one decoded video against its source, whose YUV has ``matrix``
+    (a key of :data:`codec.colour.MATRICES`)."""
 
+    matrix: str = "bt601"
     rgb: list[float] = field(default_factory=list)
     y: list[float] = field(default_factory=list)
     u: list[float] = field(default_factory=list)
     v: list[float] = field(default_factory=list)
     ms_ssim: list[float] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._yuv = yuv_weights(self.matrix).T
+
     def add(self, decoded: np.ndarray, source: np.ndarray, with_ms_ssim: bool = True) -> None:
         """Measure one (H,W,3) uint8 ``decoded`` frame against ``source``."""
         self.rgb.append(psnr(decoded, source))
-        dy, sy = decoded.astype(np.float64) @ _YUV.T, source.astype(np.float64) @ _YUV.T
+        dy, sy = decoded.astype(np.float64) @ self._yuv, source.astype(np.float64) @ self._yuv
         for plane, values in enumerate((self.y, self.u, self.v)):
             values.append(psnr_from_mse(_mse(dy[..., plane], sy[..., plane])))
         value = ms_ssim(decoded, source) if with_ms_ssim else None
