@@ -8,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codec.colour import Colour, rgb_to_frame
+
 
 def synthetic_frames(count: int, width: int, height: int, seed: int = 0) -> np.ndarray:
     """(count, height, width, 3) uint8: a drifting colour gradient with a moving square on it."""
@@ -41,16 +43,23 @@ def write_clip(
     audio: bool = False,
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
+    colour: Colour | None = None,
 ) -> Path:
-    """Encode ``frames`` into ``path`` (container from its suffix), optionally with a sine audio track."""
+    """Encode ``frames`` into ``path`` (container from its suffix), optionally with a sine audio track.
+
+    With ``colour`` the frames are converted with it and the stream is tagged with it; without, the
+    stream is untagged and converted with the colour a reader assumes for its size."""
     height, width = frames.shape[1:3]
+    conversion = colour or Colour.for_size(width, height)
     with av.open(str(path), mode="w", options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = options or {}
+        if colour is not None:
+            colour.tag(stream.codec_context)
         astream = out.add_stream("aac", rate=48000) if audio else None
         for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
+            frame = rgb_to_frame(img, pix_fmt, conversion)
             frame.pts = i
             frame.time_base = Fraction(1, fps)
             out.mux(stream.encode(frame))
