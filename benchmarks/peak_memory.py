@@ -18,15 +18,18 @@ from pathlib import Path
 import av
 import numpy as np
 
+from codec.colour import Colour, rgb_to_frame
+
 
 def write_clip(path: Path, frames: int, width: int, height: int) -> None:
     yy, xx = np.mgrid[0:height, 0:width]
+    colour = Colour.for_size(width, height)  # untagged, so converted as a reader will assume
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "23"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for t in range(frames):
             img = np.stack([(xx + 4 * t) % 256, (yy + 2 * t) % 256, (xx + yy + t) % 256], -1).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame = rgb_to_frame(img, "yuv420p", colour)
             frame.pts, frame.time_base = t, Fraction(1, 25)
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
