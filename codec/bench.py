@@ -2,7 +2,7 @@
 the same decoded frames, counted the same way (real bytes; metrics from :mod:`codec.metrics`).
 
 Rows: every aecodec quality level (stream-only and total bpp, the total adding the xz-compressed
-decoder) and every baseline CRF in its default and low-delay variant. BD-rate and BD-PSNR of
+decoder) and every baseline CRF in each of its four variants. BD-rate and BD-PSNR of
 aecodec against each baseline curve use the ``bjontegaard`` package (pchip), only where the curves
 overlap; elsewhere the result says so instead of extrapolating. JSON schema: docs/bench.md.
 """
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
-from codec.baselines import Baseline, encode_point
+from codec.baselines import VARIANTS, Baseline, encode_point, to_yuv420p
 from codec.bitstream import read_chunks
 from codec.bundle import Bundle, load_bundle
 from codec.decode import DecodeStats, decode_frames, open_stream
@@ -30,7 +31,7 @@ from codec.encode import encode_video
 from codec.errors import CodecError
 from codec.metrics import FrameMetrics
 from codec.runtime import active_provider
-from codec.video import Clip, read_clip
+from codec.video import Clip, read_clip, read_source_yuv420p
 
 SCHEMA = "aecodec-bench/1"
 TORCH_SPEED_FRAMES = 20
@@ -208,11 +209,12 @@ def run_bench(
         progress("aecodec: encoding and decoding every quality level")
         rows = [_measure(p, clip, seen, ms_ssim) for p in aecodec_points(bundle, video, Path(tmp))]
         aecodec_rows = [r for r in rows if r["variant"] == "low-delay"]
+        fed, fed_as = _baseline_frames(video, clip) if baselines else ([], None)
         for baseline in baselines:
-            for low_delay in (False, True):
+            for variant in VARIANTS:
                 for crf in baseline.crfs:
-                    progress(f"{baseline.name} {'low-delay' if low_delay else 'default'} crf {crf}")
-                    bp = encode_point(clip.frames, clip.info.fps, baseline, crf, low_delay)
+                    progress(f"{baseline.name} {variant.name} crf {crf}")
+                    bp = encode_point(fed, clip.info.fps, baseline, crf, variant)
                     point = Point(
                         bp.codec, bp.variant, f"crf {crf}", bp.frame_bytes, bp.frames, bp.encode_s, bp.decode_s
                     )
@@ -221,7 +223,7 @@ def run_bench(
         speed = _speed(bundle, clip, aecodec_rows)
     bd = []
     for baseline in baselines:
-        for variant in ("default", "low-delay"):
+        for variant in (v.name for v in VARIANTS):
             anchor = [r for r in rows if r["codec"] == baseline.name and r["variant"] == variant]
             for rate in ("bpp", "total_bpp"):
                 figures = bd_figures(aecodec_rows, anchor if rate == "bpp" else _as_total(anchor), rate)
@@ -236,6 +238,8 @@ def run_bench(
             "fps": clip.info.fps,
             "source_bytes": clip.info.file_bytes,
             "frames_seen": seen,
+            "pixel_format": clip.info.pixel_format,
+            "baselines_fed": fed_as,
         },
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "model": {
@@ -251,6 +255,17 @@ def run_bench(
         "points": rows,
         "bd": bd,
     }
+
+
+def _baseline_frames(video: Path, clip: Clip) -> tuple[list[av.VideoFrame], str]:
+    """What the baselines encode, and which it is: the source's own frames where it is 8-bit yuv420p
+    (half the memory of the RGB clip again), else its RGB frames converted to yuv420p."""
+    own = read_source_yuv420p(video, len(clip))
+    if own is None:
+        return to_yuv420p(clip.frames), "rgb24 converted to yuv420p"
+    if len(own) != len(clip):
+        raise CodecError(f"{video}: decoded {len(own)} yuv420p frames but {len(clip)} RGB frames")
+    return own, "source yuv420p"
 
 
 def _as_total(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

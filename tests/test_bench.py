@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from clips import synthetic_frames, write_clip
 from conftest import run_cli
 
-from codec.baselines import BASELINES, encode_point
+from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
 from codec.bench import bd_figures
+from codec.video import read_clip, read_source_yuv420p
 
 POINT_KEYS = {
     "codec",
@@ -65,7 +72,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         root / "r.png",
     )
     assert code == 0, err
-    assert "BD-rate" in out and "x265" in out
+    assert "BD-rate" in out and "x265 psnr low-delay" in out
     return json.loads((root / "r.json").read_text()), root / "r.png"
 
 
@@ -73,13 +80,14 @@ def test_json_holds_every_field_of_the_schema(report) -> None:
     data, _ = report
     assert data["schema"] == "aecodec-bench/1"
     assert {"name", "width", "height", "frames", "fps", "source_bytes", "frames_seen"} <= data["clip"].keys()
+    assert data["clip"]["pixel_format"] == "yuv444p" and data["clip"]["baselines_fed"] == "rgb24 converted to yuv420p"
     assert data["clip"]["frames"] == 12 and data["clip"]["frames_seen"] == 9
     assert data["speed"].keys() >= SPEED_KEYS and data["speed"]["torch_decode_fps"] > 0
     assert {"path", "bundle_sha256", "trained_here_minutes", "default_quality", "decoder_bytes_xz"} <= data[
         "model"
     ].keys()
     codecs = {(p["codec"], p["variant"]) for p in data["points"]}
-    baselines = {(b, v) for b in BASELINES for v in ("default", "low-delay")}
+    baselines = {(b, v.name) for b in BASELINES for v in VARIANTS}
     assert codecs == {("aecodec", "low-delay"), ("aecodec", "auto-keyframes")} | baselines
     for point in data["points"]:
         assert point.keys() >= POINT_KEYS, point["codec"]
@@ -90,7 +98,7 @@ def test_json_holds_every_field_of_the_schema(report) -> None:
         assert (point["total_bpp"] is not None) == (point["codec"] == "aecodec")
     aecodec = [p for p in data["points"] if p["codec"] == "aecodec"]
     assert all(p["total_bpp"] > p["bpp"] for p in aecodec)
-    assert len(data["bd"]) == 3 * 2 * 2
+    assert len(data["bd"]) == 3 * 4 * 2
     for b in data["bd"]:
         assert {"anchor", "aecodec_rate", "bd_rate_pct", "bd_psnr_db", "psnr_overlap_db"} <= b.keys()
         assert b["bd_rate_pct"] is not None or "note_rate" in b
@@ -115,9 +123,72 @@ def test_bd_rate_of_a_curve_against_itself_is_zero() -> None:
     assert bd_figures(apart, rows, "bpp")["bd_rate_pct"] is None
 
 
-def test_baseline_bytes_are_real_packets() -> None:
-    frames = list(synthetic_frames(6, 64, 48))
-    point = encode_point(frames, 25.0, BASELINES["x264"], 30, low_delay=True)
-    assert point.bytes == sum(point.frame_bytes) > 0 and len(point.frames) == 6
-    assert point.frames[0].shape == (48, 64, 3)
-    assert np.abs(point.frames[2].astype(int) - frames[2]).mean() < 20
+@pytest.fixture(scope="module")
+def yuv420p_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A losslessly coded yuv420p clip tagged BT.709 (whose RGB24 frames PyAV converts by that tag)."""
+    path = tmp_path_factory.mktemp("yuv") / "src.mkv"
+    return write_clip(path, synthetic_frames(6, 64, 48), options={"qp": "0", "x264-params": "colormatrix=bt709"})
+
+
+def test_baselines_encode_a_yuv420p_sources_own_planes(yuv420p_source: Path) -> None:
+    clip, own = read_clip(yuv420p_source), read_source_yuv420p(yuv420p_source)
+    assert own is not None and len(own) == len(clip) and own[0].colorspace == 1  # BT.709
+    assert all(f.pict_type == av.video.frame.PictureType.NONE for f in own)  # x264 would obey those
+    converted = to_yuv420p(clip.frames)
+    assert not np.array_equal(converted[2].to_ndarray(), own[2].to_ndarray())  # RGB cannot give the planes back
+    lossless = [encode_point(fed, 25.0, BASELINES["x264"], 0, VARIANTS[0]) for fed in (own, converted)]
+    # fed its own planes and tags, lossless x264 gives back the very frames; fed the RGB round trip, it cannot
+    assert all(np.array_equal(d, s) for d, s in zip(lossless[0].frames, clip.frames, strict=True))
+    assert not all(np.array_equal(d, s) for d, s in zip(lossless[1].frames, clip.frames, strict=True))
+
+
+def test_a_source_that_is_not_yuv420p_is_converted(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "444.mkv", synthetic_frames(4, 64, 48), codec="ffv1", pix_fmt="yuv444p")
+    assert read_source_yuv420p(path) is None
+    point = encode_point(to_yuv420p(read_clip(path).frames), 25.0, BASELINES["x264"], 30, VARIANTS[1])
+    assert point.bytes == sum(point.frame_bytes) > 0 and point.frames[0].shape == (48, 64, 3)
+
+
+def _encoder_settings(codec: str, variant_name: str) -> str:
+    """The settings x264 or x265 writes into its stream, when encoding with ``variant_name``'s options."""
+    baseline, variant = BASELINES[codec], next(v for v in VARIANTS if v.name == variant_name)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as out:
+        stream = out.add_stream(baseline.encoder, rate=25, options=baseline.encoder_options(30, variant))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in to_yuv420p(list(synthetic_frames(4, 64, 48))):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return re.search(rb"options: ([ -~]+)", buffer.getvalue()).group(1).decode()
+
+
+def test_variant_options_reach_the_encoder() -> None:
+    assert BASELINES["x265"].encoder_options(30, VARIANTS[3]) == {
+        "crf": "30",
+        "preset": "medium",
+        "x265-params": "log-level=none:bframes=0",  # joined with the base's, not replacing it
+        "tune": "psnr",
+    }
+    assert BASELINES["svtav1"].encoder_options(35, VARIANTS[3])["svtav1-params"] == "tune=1:pred-struct=1"
+    settings = {
+        (c, v): _encoder_settings(c, v).split() for c in ("x264", "x265") for v in ("default", "psnr low-delay")
+    }
+    assert {"psy=1", "bframes=3", "aq=1:1.00"} <= set(settings["x264", "default"])
+    assert {"psy=0", "bframes=0", "aq=1:0.00"} <= set(settings["x264", "psnr low-delay"])
+    assert {"psy-rd=2.00", "bframes=4", "aq-strength=1.00"} <= set(settings["x265", "default"])
+    assert {"psy-rd=0.00", "bframes=0", "aq-strength=0.00"} <= set(settings["x265", "psnr low-delay"])
+    frames = to_yuv420p(list(synthetic_frames(6, 64, 48)))
+    default, psnr = (encode_point(frames, 25.0, BASELINES["x264"], 30, v) for v in (VARIANTS[0], VARIANTS[2]))
+    assert default.frame_bytes != psnr.frame_bytes and psnr.variant == "psnr"
+
+
+def test_svtav1_low_delay_psnr_variant_reaches_the_encoder() -> None:
+    """SVT-AV1 logs its tune and prediction structure (at info level, read once per process)."""
+    script = (
+        "from clips import synthetic_frames\n"
+        "from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p\n"
+        "encode_point(to_yuv420p(list(synthetic_frames(4, 64, 48))), 25.0, BASELINES['svtav1'], 55, VARIANTS[3])\n"
+    )
+    env = {**os.environ, "SVT_LOG": "3", "PYTHONPATH": str(Path(__file__).parent)}
+    log = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert re.search(r"preset / tune / pred struct\s*: 8 / PSNR / low delay", log.stdout + log.stderr)
