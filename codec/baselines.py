@@ -1,8 +1,12 @@
-"""Standard codecs through PyAV (libx264, libx265, libsvtav1), on the same RGB frames as aecodec.
+"""Standard codecs through PyAV (libx264, libx265, libsvtav1), on the same source frames as aecodec.
 
-Each point encodes the frames as yuv420p at one CRF, counts the real packet bytes, and decodes
-them back to RGB24 with PyAV. Presets: medium for x264 and x265, 8 for SVT-AV1. The low-delay
-variant has no B-frames (x264/x265 ``bframes=0``, SVT-AV1 ``pred-struct=1``), like aecodec's
+Each point encodes yuv420p frames at one CRF, counts the real packet bytes, and decodes them back
+to RGB24 with PyAV. The frames are the source's own decoded yuv420p frames where the source is
+8-bit yuv420p (:func:`codec.video.read_source_yuv420p`), else its RGB24 frames converted once by
+:func:`to_yuv420p`. Presets: medium for x264 and x265, 8 for SVT-AV1. Four variants each
+(:data:`VARIANTS`): the encoder's default tuning or its PSNR tuning (x264/x265 ``tune=psnr``:
+no psychovisual optimisation, no adaptive quantisation; SVT-AV1 ``tune=1``), each with B-frames
+or without (low-delay: x264/x265 ``bframes=0``, SVT-AV1 ``pred-struct=1``), like aecodec's
 P-frames-only coding.
 """
 
@@ -18,31 +22,75 @@ import av
 import numpy as np
 
 from codec.errors import CodecError
-from codec.video import exact_rate
+from codec.video import COLOUR_TAGS, exact_rate
+
+Options = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One curve of a standard codec: PSNR tuning on or off, B-frames on or off."""
+
+    name: str
+    psnr: bool
+    low_delay: bool
+
+
+VARIANTS = (
+    Variant("default", psnr=False, low_delay=False),
+    Variant("low-delay", psnr=False, low_delay=True),
+    Variant("psnr", psnr=True, low_delay=False),
+    Variant("psnr low-delay", psnr=True, low_delay=True),
+)
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """One standard codec: its FFmpeg encoder, options, CRF sweep and low-delay options."""
+    """One standard codec: its FFmpeg encoder, base options, CRF sweep, and the options that make
+    a variant PSNR-tuned or low-delay."""
 
     name: str
     encoder: str
-    options: tuple[tuple[str, str], ...]
+    options: Options
     crfs: tuple[int, ...]
-    low_delay: tuple[tuple[str, str], ...]
+    psnr: Options
+    low_delay: Options
+
+    def encoder_options(self, crf: int, variant: Variant) -> dict[str, str]:
+        """FFmpeg options of one point; ``*-params`` values of the parts are joined with ``:``, so a
+        variant adds to the base's encoder parameters instead of replacing them."""
+        parts = self.options + (self.psnr if variant.psnr else ()) + (self.low_delay if variant.low_delay else ())
+        options = {"crf": str(crf)}
+        for key, value in parts:
+            joined = key.endswith("-params") and key in options
+            options[key] = f"{options[key]}:{value}" if joined else value
+        return options
 
 
 BASELINES = {
-    "x264": Baseline("x264", "libx264", (("preset", "medium"),), (23, 30, 37, 44, 51), (("x264-params", "bframes=0"),)),
+    "x264": Baseline(
+        "x264",
+        "libx264",
+        (("preset", "medium"),),
+        (23, 30, 37, 44, 51),
+        (("tune", "psnr"),),
+        (("x264-params", "bframes=0"),),
+    ),
     "x265": Baseline(
         "x265",
         "libx265",
         (("preset", "medium"), ("x265-params", "log-level=none")),
         (23, 30, 37, 44, 51),
-        (("x265-params", "log-level=none:bframes=0"),),
+        (("tune", "psnr"),),  # FFmpeg's option: x265-params ignores tune
+        (("x265-params", "bframes=0"),),
     ),
     "svtav1": Baseline(
-        "svtav1", "libsvtav1", (("preset", "8"),), (35, 45, 55, 63), (("svtav1-params", "pred-struct=1"),)
+        "svtav1",
+        "libsvtav1",
+        (("preset", "8"),),
+        (35, 45, 55, 63),
+        (("svtav1-params", "tune=1"),),  # libsvtav1 4.1's default too; pinned against a change of default
+        (("svtav1-params", "pred-struct=1"),),
     ),
 }
 
@@ -69,19 +117,33 @@ def parse_baselines(text: str) -> list[Baseline]:
     return [BASELINES[n] for n in names]
 
 
-def encode_point(frames: list[np.ndarray], fps: float, baseline: Baseline, crf: int, low_delay: bool) -> BaselinePoint:
-    """Encode ``frames`` with ``baseline`` at ``crf``; decode them back."""
-    height, width = frames[0].shape[:2]
+def to_yuv420p(frames: list[np.ndarray]) -> list[av.VideoFrame]:
+    """RGB24 frames as the yuv420p frames the baselines encode, for a source that is not yuv420p."""
+    return [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p") for rgb in frames]
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A baseline's decoded frame as RGB24, the way every baseline output is compared with the source."""
+    return frame.to_ndarray(format="rgb24")
+
+
+def encode_point(
+    frames: list[av.VideoFrame], fps: float, baseline: Baseline, crf: int, variant: Variant
+) -> BaselinePoint:
+    """Encode the yuv420p ``frames`` with ``baseline`` at ``crf`` in ``variant``; decode them back.
+    The stream carries the frames' colour tags, so its output means what the source's frames mean."""
+    width, height = frames[0].width, frames[0].height
     if width % 2 or height % 2:
         raise CodecError(f"baselines code yuv420p, which needs an even frame size, not {width}x{height}")
-    options = {**dict(baseline.options), "crf": str(crf), **dict(baseline.low_delay if low_delay else ())}
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration at info level otherwise
     buffer = io.BytesIO()
     frame_bytes = [0] * len(frames)
     started = time.perf_counter()
     with av.open(buffer, "w", format="matroska") as out:
-        stream = out.add_stream(baseline.encoder, rate=exact_rate(fps), options=options)
+        stream = out.add_stream(baseline.encoder, rate=exact_rate(fps), options=baseline.encoder_options(crf, variant))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for tag in COLOUR_TAGS:
+            setattr(stream.codec_context, tag, getattr(frames[0], tag))
         for packets in _encode(stream, frames):
             for packet in packets:
                 frame_bytes[min(max(int(packet.pts or 0), 0), len(frames) - 1)] += packet.size
@@ -90,17 +152,15 @@ def encode_point(frames: list[np.ndarray], fps: float, baseline: Baseline, crf: 
     buffer.seek(0)
     started = time.perf_counter()
     with av.open(buffer) as inp:
-        decoded = [frame.to_ndarray(format="rgb24") for frame in inp.decode(video=0)]
+        decoded = [to_rgb(frame) for frame in inp.decode(video=0)]
     decode_s = time.perf_counter() - started
     if len(decoded) != len(frames):
         raise CodecError(f"{baseline.name} crf {crf}: decoded {len(decoded)} of {len(frames)} frames")
-    variant = "low-delay" if low_delay else "default"
-    return BaselinePoint(baseline.name, variant, crf, sum(frame_bytes), encode_s, decode_s, decoded, frame_bytes)
+    return BaselinePoint(baseline.name, variant.name, crf, sum(frame_bytes), encode_s, decode_s, decoded, frame_bytes)
 
 
-def _encode(stream: av.video.stream.VideoStream, frames: list[np.ndarray]) -> Iterator[list[av.Packet]]:
-    for index, rgb in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+def _encode(stream: av.video.stream.VideoStream, frames: list[av.VideoFrame]) -> Iterator[list[av.Packet]]:
+    for index, frame in enumerate(frames):
         frame.pts = index
         yield stream.encode(frame)
     yield stream.encode()

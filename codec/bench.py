@@ -2,9 +2,9 @@
 the same decoded frames, counted the same way (real bytes; metrics from :mod:`codec.metrics`).
 
 Rows: every aecodec quality level (stream-only and total bpp, the total adding the xz-compressed
-decoder) and every baseline CRF in its default and low-delay variant. BD-rate and BD-PSNR of
-aecodec against each baseline curve use the ``bjontegaard`` package (pchip), only where the curves
-overlap; elsewhere the result says so instead of extrapolating. JSON schema: docs/bench.md.
+decoder) and every baseline CRF in each of its four variants. BD figures of aecodec against each
+baseline curve come from :mod:`codec.bd`, each with the overlap it was computed on; headlines quote
+each codec's strongest variant (:func:`codec.bd.strongest_variant`). JSON schema: docs/bench.md.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
-from codec.baselines import Baseline, encode_point
+from codec.baselines import VARIANTS, Baseline, encode_point, to_yuv420p
+from codec.bd import compare
 from codec.bitstream import read_chunks
 from codec.bundle import Bundle, load_bundle
 from codec.decode import DecodeStats, decode_frames, open_stream
@@ -30,9 +32,9 @@ from codec.encode import encode_video
 from codec.errors import CodecError
 from codec.metrics import FrameMetrics
 from codec.runtime import active_provider
-from codec.video import Clip, read_clip
+from codec.video import Clip, read_clip, read_source_yuv420p
 
-SCHEMA = "aecodec-bench/1"
+SCHEMA = "aecodec-bench/2"
 TORCH_SPEED_FRAMES = 20
 MS_SSIM_FRAMES = 24  # MS-SSIM is measured on at most this many evenly spaced frames per point
 
@@ -114,37 +116,6 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
     return points
 
 
-def bd_figures(test: list[dict[str, Any]], anchor: list[dict[str, Any]], rate_key: str) -> dict[str, Any]:
-    """BD-rate (%) and BD-PSNR (dB, RGB) of ``test`` against ``anchor``, where the curves overlap."""
-    import bjontegaard
-
-    def curve(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Points by rising rate, keeping only those that also raise PSNR (the interpolation needs
-        a monotone curve; a point that costs more and gives less is no part of it)."""
-        rates, psnrs = [], []
-        for r in sorted(rows, key=lambda r: r[rate_key]):
-            if not psnrs or (r["psnr_rgb"] > psnrs[-1] and r[rate_key] > rates[-1]):
-                rates.append(r[rate_key])
-                psnrs.append(r["psnr_rgb"])
-        return np.array(rates), np.array(psnrs)
-
-    (rt, dt), (ra, da) = curve(test), curve(anchor)
-    psnr_overlap = min(dt.max(), da.max()) - max(dt.min(), da.min())
-    rate_overlap = min(np.log(rt.max()), np.log(ra.max())) - max(np.log(rt.min()), np.log(ra.min()))
-    result: dict[str, Any] = {"psnr_overlap_db": float(psnr_overlap), "rate_overlap_log": float(rate_overlap)}
-    figures = (
-        ("bd_rate_pct", "note_rate", psnr_overlap, bjontegaard.bd_rate, "PSNR ranges do not overlap: no BD-rate"),
-        ("bd_psnr_db", "note_psnr", rate_overlap, bjontegaard.bd_psnr, "bitrate ranges do not overlap: no BD-PSNR"),
-    )
-    for key, note_key, overlap, delta, note in figures:
-        if overlap > 0 and len(rt) >= 2 and len(ra) >= 2:
-            result[key] = float(delta(ra, da, rt, dt, method="pchip", require_matching_points=False, min_overlap=0))
-        else:
-            result[key] = None
-            result[note_key] = note + " without extrapolating"
-    return result
-
-
 def _speed(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Training, onnxruntime and torch speed figures of the model."""
     import torch
@@ -208,24 +179,18 @@ def run_bench(
         progress("aecodec: encoding and decoding every quality level")
         rows = [_measure(p, clip, seen, ms_ssim) for p in aecodec_points(bundle, video, Path(tmp))]
         aecodec_rows = [r for r in rows if r["variant"] == "low-delay"]
+        fed, fed_as = _baseline_frames(video, clip) if baselines else ([], None)
         for baseline in baselines:
-            for low_delay in (False, True):
+            for variant in VARIANTS:
                 for crf in baseline.crfs:
-                    progress(f"{baseline.name} {'low-delay' if low_delay else 'default'} crf {crf}")
-                    bp = encode_point(clip.frames, clip.info.fps, baseline, crf, low_delay)
+                    progress(f"{baseline.name} {variant.name} crf {crf}")
+                    bp = encode_point(fed, clip.info.fps, baseline, crf, variant)
                     point = Point(
                         bp.codec, bp.variant, f"crf {crf}", bp.frame_bytes, bp.frames, bp.encode_s, bp.decode_s
                     )
                     rows.append(_measure(point, clip, seen, ms_ssim))
         progress("speed figures")
         speed = _speed(bundle, clip, aecodec_rows)
-    bd = []
-    for baseline in baselines:
-        for variant in ("default", "low-delay"):
-            anchor = [r for r in rows if r["codec"] == baseline.name and r["variant"] == variant]
-            for rate in ("bpp", "total_bpp"):
-                figures = bd_figures(aecodec_rows, anchor if rate == "bpp" else _as_total(anchor), rate)
-                bd.append({"anchor": f"{baseline.name} {variant}", "aecodec_rate": rate, **figures})
     return {
         "schema": SCHEMA,
         "clip": {
@@ -236,6 +201,8 @@ def run_bench(
             "fps": clip.info.fps,
             "source_bytes": clip.info.file_bytes,
             "frames_seen": seen,
+            "pixel_format": clip.info.pixel_format,
+            "baselines_fed": fed_as,
         },
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "model": {
@@ -249,90 +216,23 @@ def run_bench(
         },
         "speed": speed,
         "points": rows,
-        "bd": bd,
+        **compare(rows, [b.name for b in baselines]),
     }
 
 
-def _as_total(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Baseline rows with total_bpp = bpp (their decoders are already on every client)."""
-    return [{**r, "total_bpp": r["bpp"]} for r in rows]
+def _baseline_frames(video: Path, clip: Clip) -> tuple[list[av.VideoFrame], str]:
+    """What the baselines encode, and which it is: the source's own frames where it is 8-bit yuv420p
+    (half the memory of the RGB clip again), else its RGB frames converted to yuv420p."""
+    own = read_source_yuv420p(video, len(clip))
+    if own is None:
+        return to_yuv420p(clip.frames), "rgb24 converted to yuv420p"
+    if len(own) != len(clip):
+        raise CodecError(f"{video}: decoded {len(own)} yuv420p frames but {len(clip)} RGB frames")
+    return own, "source yuv420p"
 
 
 def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """The points and BD figures as aligned text."""
-    head = ("codec", "variant", "setting", "bpp", "total bpp", "RGB dB", "YUV dB", "MS-SSIM", "enc fps", "dec fps")
-    lines = [head]
-    for r in report["points"]:
-        lines.append(
-            (
-                r["codec"],
-                r["variant"],
-                r["setting"],
-                f"{r['bpp']:.4f}",
-                "" if r["total_bpp"] is None else f"{r['total_bpp']:.4f}",
-                f"{r['psnr_rgb']:.2f}",
-                f"{r['psnr_yuv']:.2f}",
-                "" if r["ms_ssim_rgb"] is None else f"{r['ms_ssim_rgb']:.4f}",
-                f"{r['encode_fps']:.1f}",
-                f"{r['decode_fps']:.1f}",
-            )
-        )
-    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in lines]
-    text.append("")
-    for b in report["bd"]:
-        rate = "n/a (no overlap)" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f}%"
-        psnr = "n/a (no overlap)" if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB"
-        label = "stream-only" if b["aecodec_rate"] == "bpp" else "total"
-        text.append(f"aecodec ({label}) vs {b['anchor']}: BD-rate {rate}, BD-PSNR {psnr}")
-    return "\n".join(text)
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """RGB PSNR against bpp for every codec; aecodec stream-only (solid) and total (dashed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in report["points"]:
-        groups.setdefault((r["codec"], r["variant"]), []).append(r)
-    for (codec, variant), rows in groups.items():
-        rows = sorted(rows, key=lambda r: r["bpp"])
-        style = "-" if variant == "default" or codec == "aecodec" else ":"
-        ax.plot(
-            [r["bpp"] for r in rows],
-            [r["psnr_rgb"] for r in rows],
-            style,
-            marker="o",
-            ms=3,
-            label=f"{codec} {variant}" + (" (stream)" if codec == "aecodec" else ""),
-        )
-        if codec == "aecodec":
-            ax.plot(
-                [r["total_bpp"] for r in rows],
-                [r["psnr_rgb"] for r in rows],
-                "--",
-                marker="x",
-                ms=3,
-                label="aecodec (stream + decoder)",
-            )
-    clip = report["clip"]
-    ax.set_xscale("log")
-    ax.set_xlabel("bits per pixel (log)")
-    ax.set_ylabel("RGB PSNR (dB)")
-    ax.set_title(f"{clip['name']} {clip['width']}x{clip['height']}, {clip['frames']} frames")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def suite_clips() -> dict[str, Path]:
@@ -344,38 +244,3 @@ def suite_clips() -> dict[str, Path]:
         "bikes": Path(data.bikes()),
         "bigbuckbunny": Path(data.bigbuckbunny()),
     }
-
-
-def _bd_rate(report: dict[str, Any], anchor: str, rate: str) -> str:
-    for b in report["bd"]:
-        if b["anchor"] == anchor and b["aecodec_rate"] == rate:
-            return "n/a" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.0f}%"
-    return "n/a"
-
-
-def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -> str:
-    """The suite's summary: per clip, aecodec at its default level and its BD-rates against x264."""
-    any_report = next(iter(reports.values()))
-    lines = [
-        f"Machine: {any_report['machine']['platform']}, {any_report['machine']['cpus']} CPUs; "
-        f"training budget {train_minutes:g} min per clip on {any_report['speed']['train_device']} "
-        f"({any_report['speed']['train_precision']}).",
-        "",
-        "| clip | aecodec bpp (stream / total) | aecodec RGB PSNR | x264 medium at similar bpp "
-        "| BD-rate vs x264 (stream) | BD-rate vs x264 low-delay (stream) | BD-rate vs x264 (total) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, report in reports.items():
-        ae = [r for r in report["points"] if r["codec"] == "aecodec" and r["variant"] == "low-delay"]
-        best = ae[report["model"]["default_quality"]]
-        x264 = [r for r in report["points"] if r["codec"] == "x264" and r["variant"] == "default"]
-        near = min(x264, key=lambda r: abs(math.log(r["bpp"] / best["bpp"]))) if x264 else None
-        near_text = f"{near['psnr_rgb']:.2f} dB @ {near['bpp']:.4f}" if near else "n/a"
-        size = f"{report['clip']['width']}x{report['clip']['height']}"
-        lines.append(
-            f"| {name} {size} | {best['bpp']:.4f} / {best['total_bpp']:.4f} | {best['psnr_rgb']:.2f} dB | {near_text} "
-            f"| {_bd_rate(report, 'x264 default', 'bpp')} | {_bd_rate(report, 'x264 low-delay', 'bpp')} "
-            f"| {_bd_rate(report, 'x264 default', 'total_bpp')} |"
-        )
-    lines += ["", "n/a: the curves do not overlap in PSNR, so there is no BD-rate without extrapolating."]
-    return "\n".join(lines) + "\n"

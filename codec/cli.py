@@ -269,7 +269,8 @@ def bench(
     from tqdm import tqdm
 
     from codec.baselines import parse_baselines
-    from codec.bench import format_table, plot, run_bench, suite_clips, summary_markdown
+    from codec.bench import run_bench, suite_clips
+    from codec.bench_report import format_table, plot, summary_markdown
 
     chosen = parse_baselines(baselines)
     if suite == (video is not None):

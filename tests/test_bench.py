@@ -1,17 +1,28 @@
-"""`codec bench` on a tiny clip with a tiny model: the JSON schema, the plot, and BD-rate sanity."""
+"""`codec bench` on a tiny clip with a tiny model: the JSON schema, the plot, BD figures and their
+overlaps, the frames the baselines are fed, their variants' options, and the strongest-variant headline."""
 
 from __future__ import annotations
 
+import inspect
+import io
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import av
+import bjontegaard
 import numpy as np
 import pytest
 from clips import synthetic_frames, write_clip
 from conftest import run_cli
 
-from codec.baselines import BASELINES, encode_point
-from codec.bench import bd_figures
+from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
+from codec.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
+from codec.bench_report import format_table, summary_markdown
+from codec.video import read_clip, read_source_yuv420p
 
 POINT_KEYS = {
     "codec",
@@ -65,21 +76,22 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         root / "r.png",
     )
     assert code == 0, err
-    assert "BD-rate" in out and "x265" in out
+    assert "BD-rate" in out and "x265 psnr low-delay" in out and "(strongest)" in out
     return json.loads((root / "r.json").read_text()), root / "r.png"
 
 
 def test_json_holds_every_field_of_the_schema(report) -> None:
     data, _ = report
-    assert data["schema"] == "aecodec-bench/1"
+    assert data["schema"] == "aecodec-bench/2"
     assert {"name", "width", "height", "frames", "fps", "source_bytes", "frames_seen"} <= data["clip"].keys()
+    assert data["clip"]["pixel_format"] == "yuv444p" and data["clip"]["baselines_fed"] == "rgb24 converted to yuv420p"
     assert data["clip"]["frames"] == 12 and data["clip"]["frames_seen"] == 9
     assert data["speed"].keys() >= SPEED_KEYS and data["speed"]["torch_decode_fps"] > 0
     assert {"path", "bundle_sha256", "trained_here_minutes", "default_quality", "decoder_bytes_xz"} <= data[
         "model"
     ].keys()
     codecs = {(p["codec"], p["variant"]) for p in data["points"]}
-    baselines = {(b, v) for b in BASELINES for v in ("default", "low-delay")}
+    baselines = {(b, v.name) for b in BASELINES for v in VARIANTS}
     assert codecs == {("aecodec", "low-delay"), ("aecodec", "auto-keyframes")} | baselines
     for point in data["points"]:
         assert point.keys() >= POINT_KEYS, point["codec"]
@@ -90,10 +102,19 @@ def test_json_holds_every_field_of_the_schema(report) -> None:
         assert (point["total_bpp"] is not None) == (point["codec"] == "aecodec")
     aecodec = [p for p in data["points"] if p["codec"] == "aecodec"]
     assert all(p["total_bpp"] > p["bpp"] for p in aecodec)
-    assert len(data["bd"]) == 3 * 2 * 2
+    assert len(data["bd"]) == 3 * 4 * 2
     for b in data["bd"]:
-        assert {"anchor", "aecodec_rate", "bd_rate_pct", "bd_psnr_db", "psnr_overlap_db"} <= b.keys()
-        assert b["bd_rate_pct"] is not None or "note_rate" in b
+        assert {"anchor", "codec", "variant", "aecodec_rate", "bd_rate_overlap", "bd_psnr_overlap"} <= b.keys()
+        for figure, note in (
+            ("bd_rate_pct", "note_rate"),
+            ("bd_psnr_db", "note_psnr"),
+            ("bd_rate_own_range_pct", "note_own_range"),
+        ):
+            assert (b[figure] is None) == (b[note] is not None), (b["anchor"], figure)
+    for strongest in data["strongest"].values():
+        assert (
+            strongest["variant"] in {v.name for v in VARIANTS} and strongest["bd_rate_vs_default_pct"]["default"] == 0
+        )
 
 
 def test_plot_is_a_png(report) -> None:
@@ -105,19 +126,205 @@ def test_plot_is_a_png(report) -> None:
     assert width > 400 and height > 300
 
 
-def test_bd_rate_of_a_curve_against_itself_is_zero() -> None:
-    rows = [{"bpp": b, "psnr_rgb": p} for b, p in [(0.02, 27.0), (0.04, 29.5), (0.08, 31.0), (0.16, 33.2)]]
-    figures = bd_figures(rows, rows, "bpp")
-    assert abs(figures["bd_rate_pct"]) < 1e-6 and abs(figures["bd_psnr_db"]) < 1e-6
-    shifted = [{"bpp": r["bpp"] * 0.5, "psnr_rgb": r["psnr_rgb"]} for r in rows]
-    assert bd_figures(shifted, rows, "bpp")["bd_rate_pct"] == pytest.approx(-50, abs=1e-6)
-    apart = [{"bpp": r["bpp"], "psnr_rgb": r["psnr_rgb"] + 20} for r in rows]
-    assert bd_figures(apart, rows, "bpp")["bd_rate_pct"] is None
+def _curve(points: list[tuple[float, float]], **fields: object) -> list[dict]:
+    return [{"bpp": bpp, "total_bpp": bpp, "psnr_rgb": psnr, **fields} for bpp, psnr in points]
 
 
-def test_baseline_bytes_are_real_packets() -> None:
-    frames = list(synthetic_frames(6, 64, 48))
-    point = encode_point(frames, 25.0, BASELINES["x264"], 30, low_delay=True)
-    assert point.bytes == sum(point.frame_bytes) > 0 and len(point.frames) == 6
-    assert point.frames[0].shape == (48, 64, 3)
-    assert np.abs(point.frames[2].astype(int) - frames[2]).mean() < 20
+ANCHOR = _curve([(0.02, 27.0), (0.04, 29.5), (0.08, 31.0), (0.16, 33.2)])
+NAMES = ("aecodec", "x264 psnr")
+
+
+def _package(test: list[dict], anchor: list[dict], delta, **options) -> float:
+    """bjontegaard's own figure on the same curves, called its usual way."""
+    rates = [[r["bpp"] for r in rows] for rows in (anchor, test)]
+    psnrs = [[r["psnr_rgb"] for r in rows] for rows in (anchor, test)]
+    return delta(rates[0], psnrs[0], rates[1], psnrs[1], method="pchip", **options)
+
+
+def test_the_threshold_is_no_lower_than_the_packages_default() -> None:
+    assert inspect.signature(bjontegaard.bd_rate).parameters["min_overlap"].default <= MIN_OVERLAP
+
+
+def test_full_overlap_gives_the_packages_own_figures() -> None:
+    shifted = _curve([(r["bpp"] * 0.5, r["psnr_rgb"]) for r in ANCHOR])
+    figures = bd_figures(shifted, ANCHOR, "bpp", NAMES)
+    assert figures["bd_rate_pct"] == pytest.approx(_package(shifted, ANCHOR, bjontegaard.bd_rate)) == -50
+    assert figures["bd_rate_overlap"] == {"interval": [27.0, 33.2], "of_test": 1.0, "of_anchor": 1.0, "of_both": 1.0}
+    assert figures["note_rate"] is None and figures["bd_rate_own_range_pct"] == pytest.approx(-50)
+    itself = bd_figures(ANCHOR, ANCHOR, "bpp", NAMES)
+    assert itself["bd_psnr_db"] == pytest.approx(0, abs=1e-9) == _package(ANCHOR, ANCHOR, bjontegaard.bd_psnr)
+
+
+def test_a_sliver_of_overlap_gives_no_bd_rate_but_bd_psnr_with_its_overlap() -> None:
+    # same rates, PSNR ranges meeting over 0.3 dB only: no BD-rate; the rate axes coincide: BD-PSNR stands
+    sliver = _curve([(0.02, 32.9), (0.04, 35.0), (0.08, 37.5), (0.16, 40.0)])
+    figures = bd_figures(sliver, ANCHOR, "bpp", NAMES)
+    assert figures["bd_rate_pct"] is None
+    span = figures["bd_rate_overlap"]
+    assert span["interval"] == pytest.approx([32.9, 33.2]) and span["of_test"] == pytest.approx(0.3 / 7.1)
+    assert span["of_anchor"] == pytest.approx(0.3 / 6.2) and span["of_both"] == pytest.approx(0.3 / 13)
+    assert figures["note_rate"] == (
+        "n/a: curves overlap over 32.90-33.20 dB, 4% of aecodec's PSNR range and 5% of x264 psnr's "
+        "(2% of both together), below the 75% threshold"
+    )
+    assert figures["bd_psnr_db"] == pytest.approx(_package(sliver, ANCHOR, bjontegaard.bd_psnr))
+    assert figures["bd_psnr_overlap"]["of_both"] == pytest.approx(1) and figures["note_psnr"] is None
+    assert (
+        figures["bd_rate_own_range_pct"] is None and "does not cover aecodec's PSNR range" in figures["note_own_range"]
+    )
+
+
+def test_bd_rate_over_aecodecs_range_interpolates_the_anchor_only_where_it_covers_it() -> None:
+    inside = _curve([(0.03, 28.0), (0.05, 28.5), (0.09, 29.0)])  # 16% of the anchor's PSNR range
+    figures = bd_figures(inside, ANCHOR, "bpp", NAMES)
+    assert figures["bd_rate_pct"] is None and "16% of both together" in figures["note_rate"]
+    # over aecodec's whole range, which the anchor covers, the package integrates the same interval
+    assert figures["bd_rate_own_range_pct"] == pytest.approx(
+        _package(inside, ANCHOR, bjontegaard.bd_rate, min_overlap=0, require_matching_points=False)
+    )
+    apart = _curve([(r["bpp"], r["psnr_rgb"] + 20) for r in ANCHOR])
+    figures = bd_figures(apart, ANCHOR, "bpp", NAMES)
+    assert figures["bd_rate_pct"] is None and figures["bd_rate_overlap"]["interval"] is None
+    assert figures["note_rate"] == "n/a: the curves' PSNR ranges do not overlap"
+
+
+@pytest.fixture(scope="module")
+def yuv420p_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A losslessly coded yuv420p clip tagged BT.709 (whose RGB24 frames PyAV converts by that tag)."""
+    path = tmp_path_factory.mktemp("yuv") / "src.mkv"
+    return write_clip(path, synthetic_frames(6, 64, 48), options={"qp": "0", "x264-params": "colormatrix=bt709"})
+
+
+def test_baselines_encode_a_yuv420p_sources_own_planes(yuv420p_source: Path) -> None:
+    clip, own = read_clip(yuv420p_source), read_source_yuv420p(yuv420p_source)
+    assert own is not None and len(own) == len(clip) and own[0].colorspace == 1  # BT.709
+    assert all(f.pict_type == av.video.frame.PictureType.NONE for f in own)  # x264 would obey those
+    converted = to_yuv420p(clip.frames)
+    assert not np.array_equal(converted[2].to_ndarray(), own[2].to_ndarray())  # RGB cannot give the planes back
+    lossless = [encode_point(fed, 25.0, BASELINES["x264"], 0, VARIANTS[0]) for fed in (own, converted)]
+    # fed its own planes and tags, lossless x264 gives back the very frames; fed the RGB round trip, it cannot
+    assert all(np.array_equal(d, s) for d, s in zip(lossless[0].frames, clip.frames, strict=True))
+    assert not all(np.array_equal(d, s) for d, s in zip(lossless[1].frames, clip.frames, strict=True))
+
+
+def test_a_source_that_is_not_yuv420p_is_converted(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "444.mkv", synthetic_frames(4, 64, 48), codec="ffv1", pix_fmt="yuv444p")
+    assert read_source_yuv420p(path) is None
+    point = encode_point(to_yuv420p(read_clip(path).frames), 25.0, BASELINES["x264"], 30, VARIANTS[1])
+    assert point.bytes == sum(point.frame_bytes) > 0 and point.frames[0].shape == (48, 64, 3)
+
+
+def _encoder_settings(codec: str, variant_name: str) -> str:
+    """The settings x264 or x265 writes into its stream, when encoding with ``variant_name``'s options."""
+    baseline, variant = BASELINES[codec], next(v for v in VARIANTS if v.name == variant_name)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as out:
+        stream = out.add_stream(baseline.encoder, rate=25, options=baseline.encoder_options(30, variant))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in to_yuv420p(list(synthetic_frames(4, 64, 48))):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return re.search(rb"options: ([ -~]+)", buffer.getvalue()).group(1).decode()
+
+
+def test_variant_options_reach_the_encoder() -> None:
+    assert BASELINES["x265"].encoder_options(30, VARIANTS[3]) == {
+        "crf": "30",
+        "preset": "medium",
+        "x265-params": "log-level=none:bframes=0",  # joined with the base's, not replacing it
+        "tune": "psnr",
+    }
+    assert BASELINES["svtav1"].encoder_options(35, VARIANTS[3])["svtav1-params"] == "tune=1:pred-struct=1"
+    settings = {
+        (c, v): _encoder_settings(c, v).split() for c in ("x264", "x265") for v in ("default", "psnr low-delay")
+    }
+    assert {"psy=1", "bframes=3", "aq=1:1.00"} <= set(settings["x264", "default"])
+    assert {"psy=0", "bframes=0", "aq=1:0.00"} <= set(settings["x264", "psnr low-delay"])
+    assert {"psy-rd=2.00", "bframes=4", "aq-strength=1.00"} <= set(settings["x265", "default"])
+    assert {"psy-rd=0.00", "bframes=0", "aq-strength=0.00"} <= set(settings["x265", "psnr low-delay"])
+    frames = to_yuv420p(list(synthetic_frames(6, 64, 48)))
+    default, psnr = (encode_point(frames, 25.0, BASELINES["x264"], 30, v) for v in (VARIANTS[0], VARIANTS[2]))
+    assert default.frame_bytes != psnr.frame_bytes and psnr.variant == "psnr"
+
+
+def test_svtav1_low_delay_psnr_variant_reaches_the_encoder() -> None:
+    """SVT-AV1 logs its tune and prediction structure (at info level, read once per process)."""
+    script = (
+        "from clips import synthetic_frames\n"
+        "from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p\n"
+        "encode_point(to_yuv420p(list(synthetic_frames(4, 64, 48))), 25.0, BASELINES['svtav1'], 55, VARIANTS[3])\n"
+    )
+    env = {**os.environ, "SVT_LOG": "3", "PYTHONPATH": str(Path(__file__).parent)}
+    log = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert re.search(r"preset / tune / pred struct\s*: 8 / PSNR / low delay", log.stdout + log.stderr)
+
+
+def _row(codec: str, variant: str, setting: str, bpp: float, psnr: float) -> dict:
+    """A point as _measure writes it, with the fields the report's text reads."""
+    total = bpp * 10 if codec == "aecodec" else None
+    return {
+        **{"codec": codec, "variant": variant, "setting": setting, "bpp": bpp, "total_bpp": total},
+        **{"psnr_rgb": psnr, "psnr_yuv": psnr + 3, "ms_ssim_rgb": None, "encode_fps": 1.0, "decode_fps": 1.0},
+    }
+
+
+def _family(codec: str, scales: dict[str, float]) -> list[dict]:
+    """``codec``'s curves: ANCHOR's, with the rate scaled by each variant's factor."""
+    crfs = (51, 44, 37, 30)
+    return [
+        _row(codec, v, f"crf {c}", r["bpp"] * k, r["psnr_rgb"])
+        for v, k in scales.items()
+        for c, r in zip(crfs, ANCHOR, strict=True)
+    ]
+
+
+def test_strongest_variant_is_the_family_curve_needing_fewest_bits() -> None:
+    points = _family("x264", {"default": 1.0, "low-delay": 1.2, "psnr": 0.8, "psnr low-delay": 0.9})
+    strongest = strongest_variant(points, "x264")
+    assert strongest["variant"] == "psnr"
+    assert strongest["bd_rate_vs_default_pct"]["psnr"] == pytest.approx(-20)
+    # a curve that only grazes the default's PSNR range is not ranked, however few bits it needs there
+    grazing = [_row("x264", "psnr", "crf", r["bpp"] * 0.1, r["psnr_rgb"] + 6) for r in ANCHOR]
+    points = [p for p in points if p["variant"] != "psnr"] + grazing
+    strongest = strongest_variant(points, "x264")
+    assert strongest["variant"] == "psnr low-delay" and strongest["bd_rate_vs_default_pct"]["psnr"] is None
+
+
+def _report(aecodec: list[tuple[float, float]]) -> dict:
+    """A report of aecodec's curve and two families whose strongest variants are x264 psnr low-delay
+    and x265 default."""
+    points = [_row("aecodec", "low-delay", f"quality {q}", *point) for q, point in enumerate(aecodec)]
+    points += _family("x264", {"default": 1.0, "low-delay": 1.1, "psnr": 1.2, "psnr low-delay": 0.7})
+    points += _family("x265", {"default": 0.6, "low-delay": 0.8, "psnr": 0.7, "psnr low-delay": 0.9})
+    return {
+        "machine": {"platform": "test", "cpus": 2},
+        "speed": {"train_device": "cpu", "train_precision": "fp32"},
+        "model": {"default_quality": 1},
+        "clip": {"width": 64, "height": 48},
+        "points": points,
+        **compare(points, ["x264", "x265"]),
+    }
+
+
+def test_headlines_quote_the_strongest_variant_with_overlaps_and_reasons() -> None:
+    inside = _report([(0.03, 28.0), (0.05, 28.5), (0.09, 29.0)])  # 16% of the anchors' PSNR range
+    full = _report([(r["bpp"] * 2, r["psnr_rgb"]) for r in ANCHOR])  # the anchors' whole range
+    assert {c: s["variant"] for c, s in inside["strongest"].items()} == {"x264": "psnr low-delay", "x265": "default"}
+    summary = summary_markdown({"inside": inside, "full": full}, 1.0)
+    rows = {line.split()[1]: line for line in summary.splitlines() if line.startswith("| ")}
+    assert "0.0500 / 0.5000, 28.50 dB" in rows["inside"]
+    assert "x264 psnr low-delay crf 37: 31.00 dB @ 0.0560" in rows["inside"]
+    x264 = next(b for b in inside["bd"] if b["anchor"] == "x264 psnr low-delay" and b["aecodec_rate"] == "bpp")
+    own = f"{x264['bd_rate_own_range_pct']:+.0f}%"
+    assert f"**psnr low-delay**: BD-rate n/a [1]; over aecodec's range {own}; BD-PSNR n/a [2]" in rows["inside"]
+    assert "**default**: BD-rate n/a [3]" in rows["inside"]
+    assert f"[1] inside vs x264 psnr low-delay, BD-rate: {x264['note_rate']}" in summary
+    assert "below the 75% threshold" in x264["note_rate"]
+    # aecodec needs 2 / 0.7 and 2 / 0.6 times the bits of each strongest curve over their whole range
+    assert "**psnr low-delay**: BD-rate +186% (100% overlap); over aecodec's range +186%" in rows["full"]
+    assert "**default**: BD-rate +233% (100% overlap)" in rows["full"]
+    table = format_table(inside)
+    assert (
+        "aecodec (stream-only) vs x264 psnr low-delay (strongest): BD-rate n/a [28.00-29.00 dB = 100% aecodec" in table
+    )
+    assert "x264 psnr (strongest)" not in table
