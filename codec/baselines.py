@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from codec.colour import Colour, frame_to_rgb, rgb_to_frame
 from codec.errors import CodecError
-from codec.video import COLOUR_TAGS, exact_rate
+from codec.video import exact_rate
 
 Options = tuple[tuple[str, str], ...]
 
@@ -117,21 +118,18 @@ def parse_baselines(text: str) -> list[Baseline]:
     return [BASELINES[n] for n in names]
 
 
-def to_yuv420p(frames: list[np.ndarray]) -> list[av.VideoFrame]:
-    """RGB24 frames as the yuv420p frames the baselines encode, for a source that is not yuv420p."""
-    return [av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p") for rgb in frames]
-
-
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A baseline's decoded frame as RGB24, the way every baseline output is compared with the source."""
-    return frame.to_ndarray(format="rgb24")
+def to_yuv420p(frames: list[np.ndarray], colour: Colour) -> list[av.VideoFrame]:
+    """RGB24 frames as the yuv420p frames the baselines encode (with the source's matrix and range),
+    for a source that is not yuv420p."""
+    return [rgb_to_frame(rgb, "yuv420p", colour) for rgb in frames]
 
 
 def encode_point(
-    frames: list[av.VideoFrame], fps: float, baseline: Baseline, crf: int, variant: Variant
+    frames: list[av.VideoFrame], fps: float, baseline: Baseline, crf: int, variant: Variant, colour: Colour
 ) -> BaselinePoint:
-    """Encode the yuv420p ``frames`` with ``baseline`` at ``crf`` in ``variant``; decode them back.
-    The stream carries the frames' colour tags, so its output means what the source's frames mean."""
+    """Encode the yuv420p ``frames`` (in the source's ``colour``) with ``baseline`` at ``crf`` in
+    ``variant``; decode them back to RGB24 with the same colour, as every codec is compared. The
+    stream is tagged with the colour, so its output means what the source's frames mean."""
     width, height = frames[0].width, frames[0].height
     if width % 2 or height % 2:
         raise CodecError(f"baselines code yuv420p, which needs an even frame size, not {width}x{height}")
@@ -142,8 +140,7 @@ def encode_point(
     with av.open(buffer, "w", format="matroska") as out:
         stream = out.add_stream(baseline.encoder, rate=exact_rate(fps), options=baseline.encoder_options(crf, variant))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for tag in COLOUR_TAGS:
-            setattr(stream.codec_context, tag, getattr(frames[0], tag))
+        colour.tag(stream.codec_context)
         for packets in _encode(stream, frames):
             for packet in packets:
                 frame_bytes[min(max(int(packet.pts or 0), 0), len(frames) - 1)] += packet.size
@@ -152,7 +149,7 @@ def encode_point(
     buffer.seek(0)
     started = time.perf_counter()
     with av.open(buffer) as inp:
-        decoded = [to_rgb(frame) for frame in inp.decode(video=0)]
+        decoded = [frame_to_rgb(frame, colour) for frame in inp.decode(video=0)]
     decode_s = time.perf_counter() - started
     if len(decoded) != len(frames):
         raise CodecError(f"{baseline.name} crf {crf}: decoded {len(decoded)} of {len(frames)} frames")

@@ -184,7 +184,7 @@ def run_bench(
             for variant in VARIANTS:
                 for crf in baseline.crfs:
                     progress(f"{baseline.name} {variant.name} crf {crf}")
-                    bp = encode_point(fed, clip.info.fps, baseline, crf, variant)
+                    bp = encode_point(fed, clip.info.fps, baseline, crf, variant, clip.info.colour)
                     point = Point(
                         bp.codec, bp.variant, f"crf {crf}", bp.frame_bytes, bp.frames, bp.encode_s, bp.decode_s
                     )
@@ -225,7 +225,7 @@ def _baseline_frames(video: Path, clip: Clip) -> tuple[list[av.VideoFrame], str]
     (half the memory of the RGB clip again), else its RGB frames converted to yuv420p."""
     own = read_source_yuv420p(video, len(clip))
     if own is None:
-        return to_yuv420p(clip.frames), "rgb24 converted to yuv420p"
+        return to_yuv420p(clip.frames, clip.info.colour), "rgb24 converted to yuv420p"
     if len(own) != len(clip):
         raise CodecError(f"{video}: decoded {len(own)} yuv420p frames but {len(clip)} RGB frames")
     return own, "source yuv420p"

@@ -263,14 +263,11 @@ def replacing_output(path: Path, force: bool) -> Iterator[Path]:
         remove_output(tmp)
 
 
-COLOUR_TAGS = ("colorspace", "color_range", "color_primaries", "color_trc")  # what a yuv420p frame's pixels mean
-
-
 def read_source_yuv420p(path: str | os.PathLike, max_frames: int | None = None) -> list[av.VideoFrame] | None:
     """The frames of ``path`` as its decoder gives them, when every one is 8-bit yuv420p of an even size
     (what the standard codecs encode); None otherwise. Each is a fresh frame holding only the planes
-    and colour tags: an encoder would obey a decoded frame's picture type. They cost 1.5 bytes a pixel,
-    half the RGB24 clip."""
+    (an encoder would obey a decoded frame's picture type); their colour is the source's, from probe.
+    They cost 1.5 bytes a pixel, half the RGB24 clip."""
     path = Path(path)
     frames = []
     with _open(path) as container:
@@ -279,10 +276,7 @@ def read_source_yuv420p(path: str | os.PathLike, max_frames: int | None = None) 
             for decoded in container.decode(stream):
                 if decoded.format.name != "yuv420p" or decoded.width % 2 or decoded.height % 2:
                     return None
-                frame = av.VideoFrame.from_ndarray(decoded.to_ndarray(), format="yuv420p")
-                for tag in COLOUR_TAGS:
-                    setattr(frame, tag, getattr(decoded, tag))
-                frames.append(frame)
+                frames.append(av.VideoFrame.from_ndarray(decoded.to_ndarray(), format="yuv420p"))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
         except av.FFmpegError as exc:

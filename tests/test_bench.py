@@ -22,6 +22,7 @@ from conftest import run_cli
 from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
 from codec.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
 from codec.bench_report import format_table, summary_markdown
+from codec.colour import Colour
 from codec.video import read_clip, read_source_yuv420p
 
 POINT_KEYS = {
@@ -197,12 +198,13 @@ def yuv420p_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_baselines_encode_a_yuv420p_sources_own_planes(yuv420p_source: Path) -> None:
     clip, own = read_clip(yuv420p_source), read_source_yuv420p(yuv420p_source)
-    assert own is not None and len(own) == len(clip) and own[0].colorspace == 1  # BT.709
+    assert own is not None and len(own) == len(clip) and clip.info.colour.matrix == "bt709"
     assert all(f.pict_type == av.video.frame.PictureType.NONE for f in own)  # x264 would obey those
-    converted = to_yuv420p(clip.frames)
+    colour = clip.info.colour
+    converted = to_yuv420p(clip.frames, colour)
     assert not np.array_equal(converted[2].to_ndarray(), own[2].to_ndarray())  # RGB cannot give the planes back
-    lossless = [encode_point(fed, 25.0, BASELINES["x264"], 0, VARIANTS[0]) for fed in (own, converted)]
-    # fed its own planes and tags, lossless x264 gives back the very frames; fed the RGB round trip, it cannot
+    lossless = [encode_point(fed, 25.0, BASELINES["x264"], 0, VARIANTS[0], colour) for fed in (own, converted)]
+    # fed its own planes, lossless x264 gives back the very frames; fed the RGB round trip, it cannot
     assert all(np.array_equal(d, s) for d, s in zip(lossless[0].frames, clip.frames, strict=True))
     assert not all(np.array_equal(d, s) for d, s in zip(lossless[1].frames, clip.frames, strict=True))
 
@@ -210,7 +212,10 @@ def test_baselines_encode_a_yuv420p_sources_own_planes(yuv420p_source: Path) -> 
 def test_a_source_that_is_not_yuv420p_is_converted(tmp_path: Path) -> None:
     path = write_clip(tmp_path / "444.mkv", synthetic_frames(4, 64, 48), codec="ffv1", pix_fmt="yuv444p")
     assert read_source_yuv420p(path) is None
-    point = encode_point(to_yuv420p(read_clip(path).frames), 25.0, BASELINES["x264"], 30, VARIANTS[1])
+    clip = read_clip(path)
+    point = encode_point(
+        to_yuv420p(clip.frames, clip.info.colour), 25.0, BASELINES["x264"], 30, VARIANTS[1], clip.info.colour
+    )
     assert point.bytes == sum(point.frame_bytes) > 0 and point.frames[0].shape == (48, 64, 3)
 
 
@@ -221,7 +226,7 @@ def _encoder_settings(codec: str, variant_name: str) -> str:
     with av.open(buffer, "w", format="matroska") as out:
         stream = out.add_stream(baseline.encoder, rate=25, options=baseline.encoder_options(30, variant))
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for frame in to_yuv420p(list(synthetic_frames(4, 64, 48))):
+        for frame in to_yuv420p(list(synthetic_frames(4, 64, 48)), Colour()):
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
     return re.search(rb"options: ([ -~]+)", buffer.getvalue()).group(1).decode()
@@ -242,8 +247,8 @@ def test_variant_options_reach_the_encoder() -> None:
     assert {"psy=0", "bframes=0", "aq=1:0.00"} <= set(settings["x264", "psnr low-delay"])
     assert {"psy-rd=2.00", "bframes=4", "aq-strength=1.00"} <= set(settings["x265", "default"])
     assert {"psy-rd=0.00", "bframes=0", "aq-strength=0.00"} <= set(settings["x265", "psnr low-delay"])
-    frames = to_yuv420p(list(synthetic_frames(6, 64, 48)))
-    default, psnr = (encode_point(frames, 25.0, BASELINES["x264"], 30, v) for v in (VARIANTS[0], VARIANTS[2]))
+    frames = to_yuv420p(list(synthetic_frames(6, 64, 48)), Colour())
+    default, psnr = (encode_point(frames, 25.0, BASELINES["x264"], 30, v, Colour()) for v in (VARIANTS[0], VARIANTS[2]))
     assert default.frame_bytes != psnr.frame_bytes and psnr.variant == "psnr"
 
 
@@ -252,7 +257,9 @@ def test_svtav1_low_delay_psnr_variant_reaches_the_encoder() -> None:
     script = (
         "from clips import synthetic_frames\n"
         "from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p\n"
-        "encode_point(to_yuv420p(list(synthetic_frames(4, 64, 48))), 25.0, BASELINES['svtav1'], 55, VARIANTS[3])\n"
+        "from codec.colour import Colour\n"
+        "frames = to_yuv420p(list(synthetic_frames(4, 64, 48)), Colour())\n"
+        "encode_point(frames, 25.0, BASELINES['svtav1'], 55, VARIANTS[3], Colour())\n"
     )
     env = {**os.environ, "SVT_LOG": "3", "PYTHONPATH": str(Path(__file__).parent)}
     log = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
