@@ -22,7 +22,7 @@ import numpy as np
 
 from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bitstream import MAX_SIDE, Chunk, Header
+from codec.bitstream import MAX_FPS, MAX_SIDE, Chunk, Header
 from codec.bundle import Bundle
 from codec.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
@@ -37,7 +37,6 @@ RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grp
 # them: far fewer than MAX_VIDEOS, and no file system allows a name past MAX_NAME.
 MAX_VIDEOS = 10_000
 MAX_NAME = 255
-MAX_FPS = 1000  # frames a second; slow-motion sources are played back far slower
 MAX_DETAILS = 300  # characters of a server's error message that are shown
 
 
