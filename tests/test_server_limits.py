@@ -8,7 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -28,6 +29,24 @@ def _health_latency(channel: grpc.Channel) -> float:
     reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     return time.perf_counter() - started
+
+
+@contextmanager
+def _serving(models: Path, *args: str) -> Iterator[tuple[Server, codec_pb2_grpc.VideoCodecStub]]:
+    """A real `codec serve` with ARGS and a stub on a plaintext channel to it, both closed after."""
+    srv = Server(models, *args)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            yield srv, codec_pb2_grpc.VideoCodecStub(channel)
+    finally:
+        srv.stop()
+
+
+def _refused(call: Callable[[], object]) -> grpc.RpcError:
+    """The error ``call`` must end in."""
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value
 
 
 def _silent(gate: threading.Event) -> Iterator[codec_pb2.RawFrame]:
@@ -52,9 +71,7 @@ def test_idle_callers_starve_nothing_and_are_cancelled(models: Path) -> None:
         # stall timeout, and then the slots serve a real stream.
         codes = []
         for call in idle:
-            with pytest.raises(grpc.RpcError) as err:
-                list(call)
-            codes.append(err.value.code())
+            codes.append(_refused(lambda call=call: list(call)).code())
         assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 10
         assert codes.count(grpc.StatusCode.CANCELLED) == 2, codes
         assert len(list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="short"), timeout=30))) == 24
@@ -66,50 +83,35 @@ def test_idle_callers_starve_nothing_and_are_cancelled(models: Path) -> None:
 
 
 def test_a_burst_of_frame_sizes_costs_no_memory(models: Path) -> None:
-    srv = Server(models)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-            stub = codec_pb2_grpc.VideoCodecStub(channel)
+    with _serving(models) as (srv, stub):
 
-            def empty_frame(width: int, height: int) -> grpc.StatusCode:
-                request = codec_pb2.RawFrame(name="short", width=width, height=height)
-                with pytest.raises(grpc.RpcError) as err:
-                    list(stub.Encode(iter([request]), timeout=30))
-                return err.value.code()
+        def empty_frame(width: int, height: int) -> grpc.StatusCode:
+            request = codec_pb2.RawFrame(name="short", width=width, height=height)
+            return _refused(lambda: list(stub.Encode(iter([request]), timeout=30))).code()
 
-            assert empty_frame(176, 144) == grpc.StatusCode.INVALID_ARGUMENT  # the first builds the sessions
-            before = srv.memory_mib()
-            sizes = [(w, h) for w in range(100, 176, 4) for h in (64, 144)]  # 38 sizes the model takes
-            assert {empty_frame(w, h) for w, h in sizes} == {grpc.StatusCode.INVALID_ARGUMENT}
-            # Larger than the model's source, or absurd: refused before anything is allocated.
-            for w, h in ((177, 144), (16384, 16384), (0, 10), (2**31 - 1, 1)):
-                assert empty_frame(w, h) == grpc.StatusCode.INVALID_ARGUMENT
-            grown = srv.memory_mib() - before
-        assert grown < 20, f"server grew {grown:.0f} MiB over {len(sizes)} frame sizes"
-    finally:
-        srv.stop()
+        assert empty_frame(176, 144) == grpc.StatusCode.INVALID_ARGUMENT  # the first builds the sessions
+        before = srv.memory_mib()
+        sizes = [(w, h) for w in range(100, 176, 4) for h in (64, 144)]  # 38 sizes the model takes
+        assert {empty_frame(w, h) for w, h in sizes} == {grpc.StatusCode.INVALID_ARGUMENT}
+        # Larger than the model's source, or absurd: refused before anything is allocated.
+        for w, h in ((177, 144), (16384, 16384), (0, 10), (2**31 - 1, 1)):
+            assert empty_frame(w, h) == grpc.StatusCode.INVALID_ARGUMENT
+        grown = srv.memory_mib() - before
+    assert grown < 20, f"server grew {grown:.0f} MiB over {len(sizes)} frame sizes"
 
 
 def test_absurd_values_get_invalid_argument_or_not_found(models: Path) -> None:
-    srv = Server(models)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-            stub = codec_pb2_grpc.VideoCodecStub(channel)
-            frame = read_clip(models / "short" / "short.mkv", max_frames=1).frames[0]
-            with pytest.raises(grpc.RpcError) as err:
-                list(stub.Encode(_raw(frame[None], gop=70000), timeout=30))
-            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "65535" in err.value.details()
-            long_name = "x" * 100_000
-            with pytest.raises(grpc.RpcError) as err:
-                list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name=long_name), timeout=30))
-            assert err.value.code() == grpc.StatusCode.NOT_FOUND and "100000 characters" in err.value.details()
-            assert len(err.value.details()) < 200
-            with pytest.raises(grpc.RpcError) as err:  # larger than any message the server takes
-                list(stub.GetDecoder(codec_pb2.GetDecoderRequest(name="x" * (3 << 20)), timeout=30))
-            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert stub.ListVideos(codec_pb2.ListVideosRequest(), timeout=5).videos  # and it still serves
-    finally:
-        srv.stop()
+    with _serving(models) as (_, stub):
+        frame = read_clip(models / "short" / "short.mkv", max_frames=1).frames[0]
+        err = _refused(lambda: list(stub.Encode(_raw(frame[None], gop=70000), timeout=30)))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "65535" in err.details()
+        long_name = "x" * 100_000
+        err = _refused(lambda: list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name=long_name), timeout=30)))
+        assert err.code() == grpc.StatusCode.NOT_FOUND and "100000 characters" in err.details()
+        assert len(err.details()) < 200
+        huge = codec_pb2.GetDecoderRequest(name="x" * (3 << 20))  # larger than any message the server takes
+        assert _refused(lambda: list(stub.GetDecoder(huge, timeout=30))).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert stub.ListVideos(codec_pb2.ListVideosRequest(), timeout=5).videos  # and it still serves
 
 
 def test_live_encode_takes_a_1080p_frame(tmp_path: Path) -> None:
