@@ -16,9 +16,7 @@ RUN useradd --create-home --uid 10001 aecodec
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY codec ./codec
-COPY proto ./proto
-COPY server ./server
-COPY client ./client
+COPY aecodec ./aecodec
 
 FROM base AS server
 RUN pip install --no-cache-dir .

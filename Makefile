@@ -31,6 +31,6 @@ lint: install
 clean:
 	rm -rf $(VENV) aecodec-demo .pytest_cache
 
-# Regenerate the gRPC stubs beside proto/aecodec/v1/codec.proto (a test fails when they are stale).
+# Regenerate the gRPC stubs beside aecodec/v1/codec.proto (a test fails when they are stale).
 proto: install
-	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto --grpc_python_out=proto proto/aecodec/v1/codec.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. aecodec/v1/codec.proto

@@ -28,14 +28,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import play
+from aecodec.server.catalog import decoder_pieces
 from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bitstream import Chunk, Header
-from codec.bundle import load_bundle
-from codec.catalog import decoder_pieces, find_source
-from codec.encode import VideoEncoder
+from codec.coding.bitstream import Chunk, Header
+from codec.coding.encode import VideoEncoder
 from codec.errors import CodecError
-from codec.video import iter_frames
+from codec.io.bundle import find_source, load_bundle
+from codec.io.video import iter_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from crafted import craft

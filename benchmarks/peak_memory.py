@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codec.colour import Colour, rgb_to_frame
+from codec.io.colour import Colour, rgb_to_frame
 
 
 def write_clip(path: Path, frames: int, width: int, height: int) -> None:

@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from codec.bitstream import read_chunks
-from codec.bundle import load_bundle
-from codec.decode import DecodeStats, decode_frames, open_stream
-from codec.encode import encode_video
+from codec.coding.bitstream import read_chunks
+from codec.coding.decode import DecodeStats, decode_frames, open_stream
+from codec.coding.encode import encode_video
+from codec.io.bundle import load_bundle
 
 
 def main(model_dir: str, video: str) -> None:

@@ -21,11 +21,10 @@ import numpy as np
 
 from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bitstream import Chunk, Header
-from codec.bundle import load_bundle
-from codec.catalog import find_source
-from codec.decode import DecodeStats, decode_frames
-from codec.video import iter_frames
+from codec.coding.bitstream import Chunk, Header
+from codec.coding.decode import DecodeStats, decode_frames
+from codec.io.bundle import find_source, load_bundle
+from codec.io.video import iter_frames
 
 
 def cpu_seconds(pid: int) -> float:

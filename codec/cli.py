@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from codec.devices import DEVICES, PRECISIONS
 from codec.errors import CodecError
+from codec.train.devices import DEVICES, PRECISIONS
 
 DEMO_MINUTES = 3.0
 
@@ -84,14 +84,14 @@ class _ProgressBar:
 
 
 def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool, force: bool, **settings: Any) -> None:
-    from codec.report import format_summary, summary
-    from codec.train_video import MODEL_FIELDS, OPTION_FIELDS, train_video
+    from codec.io.report import format_summary, summary
+    from codec.train.pipeline import MODEL_FIELDS, OPTION_FIELDS, train_video
 
     model_args = {k: v for k, v in settings.items() if k in MODEL_FIELDS}
     option_args = {k: v for k, v in settings.items() if k in OPTION_FIELDS}
     nproc = settings.pop("nproc", None)
     if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from codec.distributed import launch
+        from codec.train.distributed import launch
 
         args = [video, "-o", model_dir, *(["--resume"] if resume else []), *(["--force"] if force else [])]
         args += ["--quiet"] if quiet else []
@@ -166,9 +166,9 @@ def train(video: str, model_dir: str, **kwargs: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(model_dir: str, as_json: bool) -> None:
     """Describe the model bundle in MODEL_DIR (its files are checked against meta.json)."""
-    from codec.bundle import load_bundle
-    from codec.report import format_summary, summary
-    from codec.runtime import active_provider
+    from codec.coding.runtime import active_provider
+    from codec.io.bundle import load_bundle
+    from codec.io.report import format_summary, summary
 
     bundle = load_bundle(model_dir)
     values = {
@@ -180,7 +180,7 @@ def info(model_dir: str, as_json: bool) -> None:
 
 
 def _print(values: dict[str, Any], as_json: bool) -> None:
-    from codec.report import format_rows
+    from codec.io.report import format_rows
 
     click.echo(json.dumps(values, indent=2) if as_json else format_rows(list(values.items())))
 
@@ -211,8 +211,8 @@ def encode(
     as_json: bool,
 ) -> None:
     """Encode VIDEO into an .aec stream with the bundle in MODEL_DIR (no torch needed)."""
-    from codec.bundle import load_bundle
-    from codec.encode import encode_video
+    from codec.coding.encode import encode_video
+    from codec.io.bundle import load_bundle
 
     stats = encode_video(Path(video), load_bundle(model_dir), Path(output), quality, gop, force, keyframes=keyframes)
     _print(stats.to_dict(), as_json)
@@ -228,8 +228,8 @@ def encode(
 def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool, as_json: bool) -> None:
     """Decode an .aec STREAM with the bundle's ONNX decoder (onnxruntime, no torch). MODEL_DIR needs
     only what a server ships to clients: decoder.onnx, entropy.json and meta.json."""
-    from codec.bundle import DECODING_FILES, load_bundle
-    from codec.decode import decode_file
+    from codec.coding.decode import decode_file
+    from codec.io.bundle import DECODING_FILES, load_bundle
 
     bundle = load_bundle(model_dir, files=DECODING_FILES)
     stats = decode_file(Path(stream), bundle, Path(output), force, conceal)
@@ -268,9 +268,9 @@ def bench(
     """Compare aecodec with x264, x265 and SVT-AV1 on the same frames: bpp, PSNR, MS-SSIM, BD-rate."""
     from tqdm import tqdm
 
-    from codec.baselines import parse_baselines
-    from codec.bench import run_bench, suite_clips
-    from codec.bench_report import format_table, plot, summary_markdown
+    from codec.measure.baselines import parse_baselines
+    from codec.measure.bench import run_bench, suite_clips
+    from codec.measure.report import format_table, plot, summary_markdown
 
     chosen = parse_baselines(baselines)
     if suite == (video is not None):
@@ -312,7 +312,7 @@ def inspect() -> None:
 
 
 def _source(bundle: Any, video: Path | None) -> Path:
-    from codec.catalog import find_source
+    from codec.io.bundle import find_source
 
     source = video or find_source(bundle)
     if source is None:
@@ -340,8 +340,8 @@ def inspect_walk(
     as_json: bool,
 ) -> None:
     """Decode FRAME's code moved along one latent direction at a time (ONNX only, no torch)."""
-    from codec.bundle import load_bundle
-    from codec.latent_walk import walk, write_walk
+    from codec.inspect.latent_walk import walk, write_walk
+    from codec.io.bundle import load_bundle
 
     if channels and pca:
         raise CodecError("give --channels or --pca, not both")
@@ -366,8 +366,8 @@ def inspect_walk(
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the points, I-frames and cuts here.")
 def inspect_latents(model_dir: Path, video: Path | None, output: Path, json_out: Path | None) -> None:
     """Map the per-frame codes to 2-D (PCA), coloured by time, I-frames and scene cuts marked."""
-    from codec.bundle import load_bundle
-    from codec.latent_map import latent_map
+    from codec.inspect.latent_map import latent_map
+    from codec.io.bundle import load_bundle
 
     bundle = load_bundle(model_dir)
     result = latent_map(bundle, _source(bundle, video), output)
@@ -398,8 +398,8 @@ def inspect_sweep(
     """One model per bottleneck width on the same budget, plus the skip-connected identity trap."""
     from tqdm import tqdm
 
-    from codec.bottleneck_sweep import plot_sweep, sweep
-    from codec.report import format_rows
+    from codec.inspect.bottleneck_sweep import plot_sweep, sweep
+    from codec.io.report import format_rows
 
     widths = [int(c) for c in channels.split(",") if c.strip()]
     if minutes is None and steps is None:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codec.bundle import load_bundle
-from codec.decode import decode_file
-from codec.encode import encode_video
+from codec.coding.decode import decode_file
+from codec.coding.encode import encode_video
+from codec.io.bundle import load_bundle
 
 
 def code_and_stream(clip: Path, model_dir: Path, out: Path, force: bool, echo: Callable[[str], None]) -> dict[str, Any]:

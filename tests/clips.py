@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codec.colour import Colour, rgb_to_frame
+from codec.io.colour import Colour, rgb_to_frame
 
 
 def synthetic_frames(count: int, width: int, height: int, seed: int = 0) -> np.ndarray:

@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from clips import synthetic_frames, write_clip
 
 from aecodec.server.local import LocalServer
-from codec.bundle import load_bundle
 from codec.cli import cli
-from codec.encode import encode_video
-from codec.video import read_clip
+from codec.coding.encode import encode_video
+from codec.io.bundle import load_bundle
+from codec.io.video import read_clip
 
 # A model small enough to train a handful of steps in seconds on two CPU cores.
 TINY = ["--width", "8", "--latent-channels", "4", "--crop", "64", "--batch", "2", "--quiet"]

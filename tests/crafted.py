@@ -1,6 +1,6 @@
 """.aec headers as an attacker writes them: any field values, with a crc32 that holds.
 
-The layout is spelled out here from README's format table, independently of codec.bitstream.
+The layout is spelled out here from README's format table, independently of codec.coding.bitstream.
 """
 
 from __future__ import annotations

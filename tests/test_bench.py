@@ -19,11 +19,11 @@ import pytest
 from clips import synthetic_frames, write_clip
 from conftest import run_cli
 
-from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
-from codec.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
-from codec.bench_report import format_table, summary_markdown
-from codec.colour import Colour
-from codec.video import read_clip, read_source_yuv420p
+from codec.io.colour import Colour
+from codec.io.video import read_clip, read_source_yuv420p
+from codec.measure.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
+from codec.measure.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
+from codec.measure.report import format_table, summary_markdown
 
 POINT_KEYS = {
     "codec",
@@ -256,8 +256,8 @@ def test_svtav1_low_delay_psnr_variant_reaches_the_encoder() -> None:
     """SVT-AV1 logs its tune and prediction structure (at info level, read once per process)."""
     script = (
         "from clips import synthetic_frames\n"
-        "from codec.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p\n"
-        "from codec.colour import Colour\n"
+        "from codec.measure.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p\n"
+        "from codec.io.colour import Colour\n"
         "frames = to_yuv420p(list(synthetic_frames(4, 64, 48)), Colour())\n"
         "encode_point(frames, 25.0, BASELINES['svtav1'], 55, VARIANTS[3], Colour())\n"
     )

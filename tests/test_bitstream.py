@@ -15,11 +15,10 @@ from crafted import craft, field_spans
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import codec.bitstream
-from codec.bitstream import (
+import codec.coding.bitstream
+from codec.coding.bitstream import (
     CHUNK_HEAD_SIZE,
     HEADER_SIZE,
-    MAX_SIDE,
     MIN_CHUNK_SIZE,
     SYNC,
     WORD,
@@ -28,8 +27,9 @@ from codec.bitstream import (
     Header,
     read_chunks,
 )
+from codec.coding.spancrc import CHECKPOINT, SpanCrc
 from codec.errors import CodecError
-from codec.spancrc import CHECKPOINT, SpanCrc
+from codec.io.limits import MAX_SIDE
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -53,7 +53,7 @@ def test_format_documents_agree_with_the_code() -> None:
     assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
     assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE]
     assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(README.read_text().split())
-    for text in (README.read_text(), codec.bitstream.__doc__):
+    for text in (README.read_text(), codec.coding.bitstream.__doc__):
         assert {int(n) for n in re.findall(r"(\d+)-byte (?:chunk )?head\b", text)} == {CHUNK_HEAD_SIZE}
         assert {int(n) for n in re.findall(r"(\d+)-byte header", text)} == {HEADER_SIZE}
 

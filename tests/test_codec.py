@@ -16,13 +16,12 @@ from conftest import TINY, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
-from codec.bundle import DECODER_FILE, load_bundle
-from codec.catalog import SHIPPED_FILES
-from codec.decode import DecodeStats, decode_frames, open_stream
-from codec.encode import encode_video
+from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
+from codec.coding.decode import DecodeStats, decode_frames, open_stream
+from codec.coding.encode import encode_video
 from codec.errors import CodecError
-from codec.video import read_clip
+from codec.io.bundle import DECODER_FILE, SHIPPED_FILES, load_bundle
+from codec.io.video import read_clip
 
 
 def test_decoded_frames_equal_the_encoders_reconstruction(carphone_bundle: Path, encoded, tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from clips import synthetic_frames, write_clip
 
-from codec.bundle import META_FILE, load_bundle
-from codec.colour import Colour, frame_to_rgb, yuv_weights
-from codec.decode import decode_file
+from codec.coding.decode import decode_file
 from codec.errors import CodecError
-from codec.metrics import FrameMetrics, psnr
-from codec.video import VideoWriter, iter_frames, probe
+from codec.io.bundle import META_FILE, load_bundle
+from codec.io.colour import Colour, frame_to_rgb, yuv_weights
+from codec.io.psnr import psnr
+from codec.io.video import VideoWriter, iter_frames, probe
+from codec.measure.metrics import FrameMetrics
 
 BT709 = Colour("bt709", "tv", "bt709", "bt709")
 LOSSLESS = {"qp": "0"}  # x264 at qp 0: the only loss left is the RGB <-> YUV rounding

@@ -15,10 +15,11 @@ from clips import synthetic_frames, write_clip
 from conftest import run_cli
 from crafted import craft
 
-from codec.bitstream import HEADER_SIZE, I_FRAME, P_FRAME, Chunk, read_chunks
-from codec.bundle import load_bundle
+from codec.coding.bitstream import HEADER_SIZE, I_FRAME, P_FRAME, Chunk, read_chunks
+from codec.coding.entropy_coding import CodingTables
+from codec.coding.latent_codec import LatentDecoder, LatentEncoder
 from codec.errors import CodecError
-from codec.latent_codec import LatentDecoder, LatentEncoder
+from codec.io.bundle import load_bundle
 
 # A decode of this 176x144 stream peaks near 90 MB (interpreter, numpy, onnxruntime, PyAV); the
 # header-driven allocations these tests guard against reached 0.9 to 17 GB.
@@ -143,7 +144,7 @@ def test_a_payload_too_short_for_its_latent_is_refused(carphone_bundle: Path, en
 
 def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> None:
     """Down to the cheapest latents of all (every symbol its table's likeliest), at every level, I and P."""
-    tables = load_bundle(carphone_bundle).coding_tables()
+    tables = CodingTables.from_bundle(load_bundle(carphone_bundle))
     shape = (4, 9, 11)
     noise = np.random.default_rng(0).integers(-3, 4, shape)
     for quality, level in enumerate(tables.levels):
@@ -156,7 +157,7 @@ def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> N
 
 def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
     """Payloads of every length that pass the bound, filled with noise: decoded or one CodecError."""
-    tables = load_bundle(carphone_bundle).coding_tables()
+    tables = CodingTables.from_bundle(load_bundle(carphone_bundle))
     rng = np.random.default_rng(0)
     refused = 0
     for quality in range(len(tables.levels)):

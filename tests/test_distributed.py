@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import TINY
 
-from codec.bundle import load_bundle
+from codec.io.bundle import load_bundle
 
 
 def _train(*args: str | Path) -> None:

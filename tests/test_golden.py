@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.bitstream import I_FRAME, P_FRAME, Header, read_chunks, write_stream
-from codec.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
-from codec.latent_codec import LatentDecoder, LatentEncoder
+from codec.coding.bitstream import I_FRAME, P_FRAME, Header, read_chunks, write_stream
+from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
+from codec.coding.latent_codec import LatentDecoder, LatentEncoder
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"

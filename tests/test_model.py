@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from codec.errors import CodecError
-from codec.identity_trap import SkipAutoEncoder
-from codec.model import AutoEncoder, ModelConfig, macs_per_pixel, parameter_count
-from codec.prior import laplace_bits
+from codec.inspect.identity_trap import SkipAutoEncoder
+from codec.train.model import AutoEncoder, ModelConfig, macs_per_pixel, parameter_count
+from codec.train.prior import laplace_bits
 
 CFG = ModelConfig(latent_channels=8, width=16, stride=16)
 

@@ -22,9 +22,8 @@ from conftest import Server, run_cli
 from aecodec.client.decoder_cache import MAX_DECODER_BYTES
 from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bundle import Bundle, load_bundle
-from codec.catalog import SHIPPED_FILES
 from codec.errors import CodecError
+from codec.io.bundle import SHIPPED_FILES, Bundle, load_bundle
 from codec.net import is_loopback
 
 PIECE = 4096  # small, so that decoder.onnx comes in several pieces

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_service import _raw, _self_signed
 
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.video import read_clip
+from codec.io.video import read_clip
 
 
 def _health_latency(channel: grpc.Channel) -> float:

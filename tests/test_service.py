@@ -24,11 +24,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import Connection, Target, Transfer, play, stream_chunks
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.bitstream import Header, read_chunks
-from codec.bundle import load_bundle
-from codec.decode import DecodeStats, decode_frames
+from codec.coding.bitstream import Header, read_chunks
+from codec.coding.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
-from codec.video import read_clip
+from codec.io.bundle import load_bundle
+from codec.io.video import read_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,7 +186,7 @@ def test_live_encode_round_trip(server: Server, models: Path, offline: np.ndarra
 
 
 def _chunk(reply: codec_pb2.EncodedFrame) -> bytes:
-    from codec.bitstream import Chunk
+    from codec.coding.bitstream import Chunk
 
     chunk = Chunk(reply.index, reply.type, reply.payload)
     assert chunk.crc32 == reply.crc32
@@ -332,12 +332,12 @@ def test_generated_stubs_are_current(tmp_path: Path) -> None:
     """The committed stubs equal what `make proto` generates from the .proto today."""
     from grpc_tools import protoc
 
-    args = ["protoc", f"-I{ROOT / 'proto'}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}"]
-    args += [f"--grpc_python_out={tmp_path}", str(ROOT / "proto/aecodec/v1/codec.proto")]
+    args = ["protoc", f"-I{ROOT}", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}"]
+    args += [f"--grpc_python_out={tmp_path}", str(ROOT / "aecodec/v1/codec.proto")]
     assert protoc.main(args) == 0
     for name in ("codec_pb2.py", "codec_pb2.pyi", "codec_pb2_grpc.py"):
         fresh = (tmp_path / "aecodec/v1" / name).read_text()
-        assert fresh == (ROOT / "proto/aecodec/v1" / name).read_text(), f"{name} is stale: run `make proto`"
+        assert fresh == (ROOT / "aecodec/v1" / name).read_text(), f"{name} is stale: run `make proto`"
 
 
 def test_play_into_a_png_folder_replaces_it_only_when_whole(

@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import TINY, run_cli
 
-from codec.bundle import load_bundle, sha256_file
-from codec.export import PARITY_LIMIT
+from codec.io.bundle import load_bundle, sha256_file
+from codec.train.export import PARITY_LIMIT
 
 
 def test_bundle_is_complete_and_verified(carphone_bundle: Path) -> None:
@@ -162,9 +162,9 @@ def test_precision_is_engaged_and_recorded(carphone: Path, tmp_path: Path) -> No
 
 
 def test_auto_precision_follows_the_hardware() -> None:
-    from codec.devices import cpu_has_bf16
     from codec.errors import CodecError
-    from codec.train import resolve_precision
+    from codec.train.devices import cpu_has_bf16
+    from codec.train.loop import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bf16() else "fp32")

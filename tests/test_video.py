@@ -11,7 +11,7 @@ import pytest
 from clips import synthetic_frames, write_clip
 
 from codec.errors import CodecError
-from codec.video import probe, read_clip
+from codec.io.video import probe, read_clip
 
 QUIET_X265 = {"x265-params": "log-level=none"}
 FORMATS = [

@@ -1,0 +1,263 @@
+"""``codec play``: fetch a video's decoder once (cached by sha256), stream its codes, decode locally.
+
+Decoding is the library's own (onnxruntime, no torch); this module only speaks gRPC: it checks
+every chunk's crc32, and when the connection drops it resumes from the last complete frame with
+bounded retries and exponential backoff.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import grpc
+import numpy as np
+
+from aecodec.client.decoder_cache import cached_decoder, check_sha256
+from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.coding.bitstream import Chunk, Header
+from codec.coding.decode import DecodeStats, decode_frames
+from codec.errors import CodecError
+from codec.io.bundle import Bundle
+from codec.io.limits import MAX_FPS, MAX_SIDE
+from codec.io.psnr import psnr
+from codec.io.video import VideoWriter, check_output, exact_rate, iter_frames, replacing_output
+from codec.net import is_loopback, read_secret, read_token
+
+# Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
+RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+# What a server says is bounded before use. A catalog is a folder of bundle folders, named after
+# them: far fewer than MAX_VIDEOS, and no file system allows a name past MAX_NAME.
+MAX_VIDEOS = 10_000
+MAX_NAME = 255
+MAX_DETAILS = 300  # characters of a server's error message that are shown
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to play from: ``grpc://HOST:PORT/NAME`` (``grpcs://`` for TLS)."""
+
+    host: str
+    port: int
+    name: str
+    tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlparse(url)
+        name = parts.path.strip("/")
+        if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not name:
+            raise CodecError(f"{url}: expected grpc://HOST:PORT/NAME")
+        return cls(parts.hostname, parts.port, name, parts.scheme == "grpcs")
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Connection:
+    """A channel and stub with the call options every request needs (auth metadata, TLS).
+
+    A bearer token goes over plaintext only to a loopback host, or with ``insecure`` and a warning."""
+
+    def __init__(
+        self, target: Target, ca: Path | None = None, token: str | None = None, insecure: bool = False
+    ) -> None:
+        self.target = target
+        tls = target.tls or ca is not None
+        if token and not tls and not is_loopback(target.host):
+            if not insecure:
+                raise CodecError(
+                    f"{target.address}: will not send the bearer token unencrypted to a host that is not loopback; "
+                    "use grpcs:// (or --ca), or --insecure to send it anyway"
+                )
+            print(f"warning: sending the bearer token unencrypted to {target.address} (--insecure)", file=sys.stderr)
+        if tls:
+            roots = read_secret(ca, "CA certificate") if ca is not None else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            self.channel = grpc.secure_channel(target.address, credentials, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.insecure_channel(target.address, options=CHANNEL_OPTIONS)
+        self.stub = codec_pb2_grpc.VideoCodecStub(self.channel)
+        self.metadata = [("authorization", f"Bearer {token}")] if token else []
+
+    def call(self, method: str, request: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+        except grpc.RpcError as exc:
+            raise _error(self.target, exc) from None
+
+    def stream(self, method: str, request: Any, **kwargs: Any) -> Iterator[Any]:
+        """A server-streaming call's messages, started when first asked for; errors as in :meth:`call`."""
+        responses = getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+        try:
+            yield from responses
+        except grpc.RpcError as exc:
+            raise _error(self.target, exc) from None
+        finally:
+            responses.cancel()  # a caller that stops reading early ends the call
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _error(target: Target, exc: grpc.RpcError) -> CodecError:
+    details = " ".join(str(exc.details()).split())[:MAX_DETAILS]  # the server's words, on one line
+    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {details}")
+
+
+def find_video(conn: Connection) -> Any:
+    """The server's description of the video the target names, checked before anything uses it."""
+    origin = conn.target.address
+    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos
+    if len(videos) > MAX_VIDEOS:
+        raise CodecError(f"{origin}: lists {len(videos)} videos; a client reads at most {MAX_VIDEOS}")
+    if any(len(video.name) > MAX_NAME for video in videos):
+        raise CodecError(f"{origin}: lists a video name longer than {MAX_NAME} characters")
+    for video in videos:
+        if video.name == conn.target.name:
+            return _checked(video, origin)
+    raise CodecError(f"{origin}: has no video named {conn.target.name!r}")
+
+
+def _checked(video: Any, origin: str) -> Any:
+    """``video`` if its identity, frame size and rate are usable."""
+    where = f"{origin}/{video.name}"
+    check_sha256(video.bundle_sha256, where, "bundle_sha256")
+    if not (0 < video.width <= MAX_SIDE and 0 < video.height <= MAX_SIDE):
+        raise CodecError(f"{where}: frame size {video.width}x{video.height} is not 1 to {MAX_SIDE} pixels a side")
+    if not (0 < video.fps <= MAX_FPS and exact_rate(video.fps) > 0):  # NaN fails the first test
+        raise CodecError(f"{where}: frame rate {video.fps} is not above 0 and at most {MAX_FPS}")
+    return video
+
+
+def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
+    """The decoding half of the video's bundle, from ``cache/<sha256>`` or, once, from the server."""
+    pieces = conn.stream("GetDecoder", codec_pb2.GetDecoderRequest(name=video.name), timeout=300)
+    return cached_decoder(cache, video.bundle_sha256, pieces, conn.target.address)
+
+
+@dataclass
+class Transfer:
+    """What crossed the network: payload bytes, reconnections."""
+
+    bytes: int = 0
+    resumes: int = 0
+
+
+def stream_chunks(
+    conn: Connection, start: int, end: int, quality: int | None, transfer: Transfer, retries: int = 5
+) -> Iterator[Chunk]:
+    """Chunks [start, end) in order. A dropped connection or a damaged chunk resumes from the
+    first frame not yet received, at most ``retries`` times in a row, backing off 0.2 s, 0.4 s, ..."""
+    next_index, failures = start, 0
+    while next_index < end:
+        request = codec_pb2.StreamVideoRequest(name=conn.target.name, start_frame=next_index, end_frame=end)
+        if quality is not None:
+            request.quality = quality
+        try:
+            for message in conn.stub.StreamVideo(request, metadata=conn.metadata):
+                chunk = Chunk(message.index, message.type, message.payload)
+                if chunk.index != next_index or chunk.crc32 != message.crc32:
+                    raise _Damaged(f"frame {message.index}: crc32 mismatch or out of order")
+                transfer.bytes += len(chunk.payload)
+                next_index += 1
+                failures = 0
+                yield chunk
+            if next_index < end:
+                raise _Damaged(f"stream ended at frame {next_index} of {end}")
+        except (grpc.RpcError, _Damaged) as exc:
+            if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
+                raise _error(conn.target, exc) from None
+            failures += 1
+            if failures > retries:
+                reason = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
+                raise CodecError(
+                    f"{conn.target.address}/{conn.target.name}: gave up at frame {next_index} "
+                    f"after {retries} retries ({reason})"
+                ) from None
+            transfer.resumes += 1
+            time.sleep(0.2 * 2 ** (failures - 1))
+
+
+class _Damaged(Exception):
+    """A chunk that arrived wrong; handled like a dropped connection."""
+
+
+def play(
+    url: str,
+    out: Path,
+    reference: Path | None = None,
+    quality: int | None = None,
+    start: int = 0,
+    end: int = 0,
+    ca: Path | None = None,
+    token_file: Path | None = None,
+    cache: Path | None = None,
+    force: bool = False,
+    retries: int = 5,
+    insecure: bool = False,
+) -> dict[str, Any]:
+    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
+    ``insecure`` lets the token go unencrypted to a host that is not loopback."""
+    check_output(out, force)
+    token = read_token(token_file) if token_file is not None else None
+    conn = Connection(Target.parse(url), ca, token, insecure)
+    try:
+        video = find_video(conn)
+        bundle = fetch_decoder(conn, video, cache or default_cache())
+        end = end or video.frames
+        if not 0 <= start < end <= video.frames:
+            raise CodecError(f"{url}: frames [{start}, {end}) are not within its {video.frames} frames")
+        q = video.default_quality if quality is None else quality
+        fps = exact_rate(video.fps)
+        header = Header(video.bundle_sha256, video.width, video.height, fps, end - start, video.gop, q)
+        stats = DecodeStats(header=header, bytes=0)
+        transfer = Transfer()
+        refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
+        psnrs: list[float] = []
+        started = time.perf_counter()
+        received = stream_chunks(conn, start, end, quality, transfer, retries)
+        chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
+        with (
+            replacing_output(out, force) as tmp,
+            VideoWriter(tmp, video.width, video.height, fps, bundle.colour) as writer,
+        ):
+            for index, frame in enumerate(decode_frames(chunks, bundle, url, False, stats)):
+                writer.write(frame)
+                if refs is not None:
+                    ref = next(refs, None)
+                    if ref is None or ref.shape != frame.shape:
+                        raise CodecError(f"{reference}: frame {start + index} is missing or of another size")
+                    psnrs.append(psnr(frame, ref))
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+    frames = stats.frames
+    result: dict[str, Any] = {
+        "frames": frames,
+        "bytes": transfer.bytes,
+        "bpp": transfer.bytes * 8 / (frames * video.width * video.height),
+        "fps": frames / seconds if seconds else 0.0,
+        "resumes": transfer.resumes,
+        "quality": q,
+        "decoder_cached_at": str(bundle.path),
+    }
+    if psnrs:
+        result["psnr_rgb"] = float(np.mean(psnrs))
+    return result
+
+
+def default_cache() -> Path:
+    """Where fetched decoders are kept: $AECODEC_CACHE, else ~/.cache/aecodec."""
+    if os.environ.get("AECODEC_CACHE"):
+        return Path(os.environ["AECODEC_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aecodec"

@@ -1,0 +1,81 @@
+"""The videos a server offers: every model bundle under a directory, with its source video.
+
+Layout: ``DIR/NAME/`` is a bundle (meta.json, encoder.onnx, ...) and its source video is the file
+named in its meta.json's ``source.name``, inside ``DIR/NAME/`` or beside it in ``DIR``. NAME is what
+clients ask for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from codec.coding.bitstream import Header
+from codec.errors import CodecError
+from codec.io.bundle import META_FILE, SHIPPED_FILES, Bundle, find_source, load_bundle
+from codec.io.video import VideoInfo, exact_rate, probe
+
+PIECE = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One servable video: its bundle, its source file and what the source's header says."""
+
+    name: str
+    bundle: Bundle
+    source: Path
+    info: VideoInfo
+
+    @property
+    def frames(self) -> int:
+        return int(self.bundle.meta["source"]["frames"])
+
+    @property
+    def quality_levels(self) -> int:
+        return len(self.bundle.meta["coding"]["quality_steps"])
+
+    def header(self, quality: int, frames: int) -> Header:
+        """The .aec header of a stream of ``frames`` frames of this video at ``quality``."""
+        fps = exact_rate(self.info.fps)
+        gop = self.bundle.meta["coding"]["gop"]
+        return Header(self.bundle.decoder_sha256, self.info.width, self.info.height, fps, frames, gop, quality)
+
+
+def load_catalog(models_dir: Path) -> dict[str, Entry]:
+    """Every bundle under ``models_dir`` whose source video is present, by name."""
+    if not models_dir.is_dir():
+        raise CodecError(f"{models_dir}: no such directory")
+    entries = {}
+    for meta in sorted(models_dir.glob(f"*/{META_FILE}")):
+        bundle = load_bundle(meta.parent)
+        source = find_source(bundle)
+        if source is None:
+            name = bundle.meta["source"]["name"]
+            raise CodecError(f"{meta.parent}: source video {name} is neither in the bundle nor beside it")
+        entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, probe(source))
+    if not entries:
+        raise CodecError(f"{models_dir}: holds no model bundles (expected DIR/NAME/{META_FILE})")
+    return entries
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of one bundle file, as sent to a client that has no model yet."""
+
+    file: str
+    size: int
+    sha256: str
+    offset: int
+    data: bytes
+
+
+def decoder_pieces(bundle: Bundle) -> Iterator[Piece]:
+    """decoder.onnx, entropy.json and meta.json in pieces of at most 512 KiB each."""
+    for name in SHIPPED_FILES:
+        data = bundle.file(name).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        for offset in range(0, max(len(data), 1), PIECE):
+            yield Piece(name, len(data), sha, offset, data[offset : offset + PIECE])

@@ -1,0 +1,199 @@
+"""The VideoCodec servicer: translates gRPC messages to and from calls of the codec library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import numpy as np
+
+from aecodec.server.catalog import Entry, decoder_pieces
+from aecodec.server.limits import Reaper, Slots
+from aecodec.server.streaming import check_quality, check_range, stream_frames
+from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.coding.encode import EncodedFrame, VideoEncoder
+from codec.coding.runtime import Networks, Sessions
+from codec.errors import CodecError
+
+log = logging.getLogger("aecodec.server")
+CANCEL_NOTICE_S = 0.2  # how long a live Encode whose input ended waits to learn whether it was cancelled
+SHOWN_NAME = 64  # characters of a requested name echoed back in an error
+
+
+@contextmanager
+def _invalid_argument(context: grpc.ServicerContext) -> Iterator[None]:
+    """A CodecError raised while checking a request becomes INVALID_ARGUMENT with its message."""
+    try:
+        yield
+    except CodecError as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+
+def _message(coded: EncodedFrame, fps: float) -> codec_pb2.EncodedFrame:
+    chunk = coded.chunk
+    return codec_pb2.EncodedFrame(
+        index=chunk.index, type=chunk.frame_type, payload=chunk.payload, crc32=chunk.crc32, pts=chunk.index / fps
+    )
+
+
+class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
+    """Serves the videos of a catalog; encoding runs on onnxruntime, never torch."""
+
+    def __init__(
+        self,
+        catalog: dict[str, Entry],
+        max_streams: int,
+        pace: bool = False,
+        stall_timeout: float = 30.0,
+    ) -> None:
+        self.catalog = catalog
+        self.pace = pace
+        self.stall_timeout = stall_timeout
+        self.streams = Slots(max_streams, "streams")  # decoder downloads count as streams
+        self.reaper = Reaper()
+        self.sessions: dict[str, Sessions] = {}  # one pair per catalogued bundle, whatever the frame size
+        self.sessions_lock = threading.Lock()
+
+    def _entry(self, name: str, context: grpc.ServicerContext) -> Entry:
+        entry = self.catalog.get(name)
+        if entry is None:
+            shown = name if len(name) <= SHOWN_NAME else f"{name[:SHOWN_NAME]}... ({len(name)} characters)"
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no video named {shown!r}")
+        return entry
+
+    def _networks(self, entry: Entry, width: int, height: int) -> Networks:
+        """The entry's networks for frames of this size, on sessions shared by all its streams."""
+        with self.sessions_lock:
+            if entry.name not in self.sessions:
+                self.sessions[entry.name] = Sessions(entry.bundle)
+            sessions = self.sessions[entry.name]
+        return Networks(entry.bundle, width, height, sessions=sessions)
+
+    def ListVideos(self, request: Any, context: grpc.ServicerContext) -> codec_pb2.ListVideosResponse:
+        videos = [
+            codec_pb2.Video(
+                name=e.name,
+                width=e.info.width,
+                height=e.info.height,
+                fps=e.info.fps,
+                frames=e.frames,
+                quality_levels=e.quality_levels,
+                default_quality=e.bundle.meta["coding"]["default_quality"],
+                gop=e.bundle.meta["coding"]["gop"],
+                bundle_sha256=e.bundle.decoder_sha256,
+                source_bytes=e.info.file_bytes,
+            )
+            for e in self.catalog.values()
+        ]
+        return codec_pb2.ListVideosResponse(videos=videos)
+
+    def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
+        entry = self._entry(request.name, context)
+        with self.streams.hold(context), self.reaper.watch(context, self.stall_timeout) as watch:
+            for piece in decoder_pieces(entry.bundle):
+                yield codec_pb2.DecoderChunk(
+                    file=piece.file, size=piece.size, sha256=piece.sha256, offset=piece.offset, data=piece.data
+                )
+                watch.touch()
+
+    def StreamVideo(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.EncodedFrame]:
+        entry = self._entry(request.name, context)
+        quality = request.quality if request.HasField("quality") else None
+        with _invalid_argument(context):
+            start, end = check_range(entry, request.start_frame, request.end_frame, quality)
+        with (
+            self.streams.hold(context),
+            self.reaper.watch(context, self.stall_timeout) as watch,
+            _StreamLog(context, entry.name) as record,
+        ):
+            nets = self._networks(entry, entry.info.width, entry.info.height)
+            for coded in stream_frames(entry, start, end, quality, nets, context.is_active, self.pace):
+                record.add(coded)
+                yield _message(coded, entry.info.fps)
+                watch.touch()
+
+    def Encode(
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext
+    ) -> Iterator[codec_pb2.EncodedFrame]:
+        # The slot is taken before waiting on the client, and the reaper ends a call whose client
+        # sends nothing (not even its first frame) for the stall timeout.
+        with self.streams.hold(context), self.reaper.watch(context, self.stall_timeout) as watch:
+            first = next(request_iterator, None)
+            if first is None:
+                return
+            watch.touch()
+            entry = self._entry(first.name, context)
+            width, height = first.width, first.height
+            quality = first.quality if first.HasField("quality") else None
+            with _invalid_argument(context):
+                check_quality(entry, quality)
+                entry.bundle.check_frame_size(width, height, entry.name)
+                encoder = VideoEncoder(
+                    entry.bundle, width, height, quality, first.gop or None, self._networks(entry, width, height)
+                )
+            terminated = threading.Event()
+            context.add_callback(terminated.set)
+            with _StreamLog(context, entry.name) as record:
+                for index, message in enumerate(_chain(first, request_iterator)):
+                    watch.touch()
+                    if not context.is_active():
+                        break
+                    if (message.width, message.height) != (width, height) or len(message.rgb24) != width * height * 3:
+                        context.abort(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            f"frame {index}: expected {width}x{height} RGB24 ({width * height * 3} bytes), "
+                            f"got {message.width}x{message.height} with {len(message.rgb24)} bytes",
+                        )
+                    frame = np.frombuffer(message.rgb24, np.uint8).reshape(height, width, 3)
+                    coded = encoder.encode(frame, index)
+                    record.add(coded)
+                    yield _message(coded, entry.info.fps)
+                    watch.touch()
+                else:
+                    # The input ended: the client half-closed, or it cancelled and grpc ended the
+                    # request stream a moment before marking the call cancelled. Only a cancelled call
+                    # ends before this handler returns, so a short wait tells the two apart for the log.
+                    terminated.wait(CANCEL_NOTICE_S)
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+class _StreamLog:
+    """One structured log line per stream: peer, video, frames, bytes, duration, outcome."""
+
+    def __init__(self, context: grpc.ServicerContext, video: str) -> None:
+        self.context, self.video = context, video
+        self.frames = self.bytes = 0
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> _StreamLog:
+        return self
+
+    def add(self, coded: EncodedFrame) -> None:
+        self.frames += 1
+        self.bytes += len(coded.chunk.payload)
+
+    def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> None:
+        if not self.context.is_active() or exc_type is GeneratorExit:
+            outcome = "cancelled"
+        else:
+            outcome = "ok" if exc_type is None else "error"
+        record = {
+            "event": "stream",
+            "peer": self.context.peer(),
+            "video": self.video,
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "duration_s": round(time.perf_counter() - self.started, 3),
+            "outcome": outcome,
+        }
+        log.info(json.dumps(record))

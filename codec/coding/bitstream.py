@@ -1,0 +1,220 @@
+"""The ``.aec`` container: one header, then one self-delimiting chunk per frame. Nothing here
+knows about networks; it reads and writes bytes and says exactly which field is wrong.
+
+The 64-byte header (little-endian):
+
+    magic "AEC\\x00" | version u16 | flags u16 | bundle sha256 (32 bytes) | width u16 | height u16
+    | fps numerator u32 | fps denominator u32 | frames u32 | gop u16 | quality u8 | reserved u8
+    | crc32 of the preceding 60 bytes u32
+
+A chunk (a 15-byte head, then the payload):
+
+    sync "AF" | frame index u32 | type u8 (0 = I, 1 = P) | payload length u32 | crc32 u32 | payload
+
+The chunk's crc32 covers its sync, index, type and length fields and the payload, so any damage to a
+chunk is caught, and a reader that lost its place can scan for the next sync whose crc32 holds.
+A gRPC ``EncodedFrame`` carries exactly one chunk's fields.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import BinaryIO
+
+from codec.coding.spancrc import SpanCrc
+from codec.errors import CodecError
+from codec.io.limits import MAX_FPS, MAX_FPS_DENOMINATOR, MAX_SIDE, MIN_FPS
+
+MAGIC = b"AEC\x00"
+VERSION = 1
+SYNC = b"AF"
+I_FRAME, P_FRAME = 0, 1
+FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P"}
+WORD = 4  # a payload is the range coder's 32-bit words, at least one
+MAX_PAYLOAD = 64 << 20
+
+_HEADER = struct.Struct("<4sHH32sHHIIIHBB")
+HEADER_SIZE = _HEADER.size + 4  # 64: the fields and their crc32
+_CHUNK = struct.Struct("<2sIBI")
+CHUNK_HEAD_SIZE = _CHUNK.size + 4  # 15: sync, index, type, length and the crc32
+MIN_CHUNK_SIZE = CHUNK_HEAD_SIZE + WORD  # the least a frame takes in a stream
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a decoder must know before the first chunk."""
+
+    bundle_sha256: str
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    gop: int
+    quality: int
+
+    def check(self, source: str) -> None:
+        """Refuse what no reader should act on, whatever the crc32 says: a size, count or level the
+        header cannot hold, a zero size or count, or a frame rate outside MIN_FPS..MAX_FPS."""
+        for name, value, low, high in (
+            ("width", self.width, 1, MAX_SIDE),
+            ("height", self.height, 1, MAX_SIDE),
+            ("frames", self.frames, 1, (1 << 32) - 1),
+            ("gop", self.gop, 1, (1 << 16) - 1),
+            ("quality", self.quality, 0, 255),
+        ):
+            if not low <= value <= high:
+                raise CodecError(f"{source}: header field {name} is {value}, not {low} to {high}")
+        if not MIN_FPS <= self.fps <= MAX_FPS or self.fps.denominator > MAX_FPS_DENOMINATOR:
+            raise CodecError(
+                f"{source}: frame rate {self.fps} is outside {MIN_FPS} to {MAX_FPS} fps "
+                f"(with a denominator of at most {MAX_FPS_DENOMINATOR})"
+            )
+
+    def pack(self) -> bytes:
+        self.check("cannot write the .aec header")
+        body = _HEADER.pack(
+            MAGIC,
+            VERSION,
+            0,
+            bytes.fromhex(self.bundle_sha256),
+            self.width,
+            self.height,
+            self.fps.numerator,
+            self.fps.denominator,
+            self.frames,
+            self.gop,
+            self.quality,
+            0,
+        )
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    @classmethod
+    def unpack(cls, data: bytes, source: str) -> Header:
+        if len(data) < HEADER_SIZE:
+            raise CodecError(f"{source}: truncated header ({len(data)} of {HEADER_SIZE} bytes)")
+        body, (crc,) = data[: _HEADER.size], struct.unpack_from("<I", data, _HEADER.size)
+        magic, version, _flags, sha, width, height, num, den, frames, gop, quality, _ = _HEADER.unpack(body)
+        if magic != MAGIC:
+            raise CodecError(f"{source}: not an .aec stream (magic {magic!r})")
+        if version != VERSION:
+            raise CodecError(f"{source}: .aec format version {version} is not supported (this reads {VERSION})")
+        if zlib.crc32(body) != crc:
+            raise CodecError(f"{source}: header crc32 mismatch; the header is damaged")
+        if den == 0:
+            raise CodecError(f"{source}: header field fps denominator is 0")
+        header = cls(sha.hex(), width, height, Fraction(num, den), frames, gop, quality)
+        header.check(source)
+        return header
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One coded frame."""
+
+    index: int
+    frame_type: int
+    payload: bytes
+
+    @property
+    def crc32(self) -> int:
+        return zlib.crc32(self.payload, zlib.crc32(_CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))))
+
+    @property
+    def size(self) -> int:
+        """Bytes this chunk takes in a stream: its head (CHUNK_HEAD_SIZE) and its payload."""
+        return CHUNK_HEAD_SIZE + len(self.payload)
+
+    def pack(self) -> bytes:
+        head = _CHUNK.pack(SYNC, self.index, self.frame_type, len(self.payload))
+        return head + struct.pack("<I", self.crc32) + self.payload
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A stretch of the stream that could not be read as a chunk: where it starts, how many bytes
+    it spans (up to the next valid chunk or the end) and why."""
+
+    offset: int
+    length: int
+    reason: str
+
+
+def write_stream(out: BinaryIO, header: Header, chunks: Iterator[Chunk]) -> int:
+    """Write a header and chunks to ``out``; returns the bytes written."""
+    written = out.write(header.pack())
+    for chunk in chunks:
+        written += out.write(chunk.pack())
+    return written
+
+
+def _head(data: bytes, pos: int) -> tuple[int, int, int, int] | str:
+    """Index, type, payload length and crc32 of a chunk head at ``pos`` that passes every check
+    short of the crc32 (the payload is whole), or the reason it does not."""
+    if len(data) - pos < CHUNK_HEAD_SIZE:
+        return f"truncated chunk head ({len(data) - pos} bytes left)"
+    sync, index, frame_type, length = _CHUNK.unpack_from(data, pos)
+    (crc,) = struct.unpack_from("<I", data, pos + _CHUNK.size)
+    if sync != SYNC:
+        return f"no chunk sync marker (found {sync!r})"
+    if frame_type not in FRAME_TYPES:
+        return f"frame {index}: unknown frame type {frame_type}"
+    if length % WORD or not WORD <= length <= MAX_PAYLOAD:
+        return f"frame {index}: payload length {length} is not 1 to {MAX_PAYLOAD // WORD} 32-bit words"
+    if pos + CHUNK_HEAD_SIZE + length > len(data):
+        return f"frame {index}: truncated payload ({len(data) - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
+    return index, frame_type, length, crc
+
+
+def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
+    """The chunk at ``pos``, or the reason there is no valid chunk there."""
+    head = _head(data, pos)
+    if isinstance(head, str):
+        return head
+    index, frame_type, length, crc = head
+    start = pos + CHUNK_HEAD_SIZE
+    chunk = Chunk(index, frame_type, data[start : start + length])
+    if chunk.crc32 != crc:
+        return f"frame {index}: crc32 mismatch"
+    return chunk
+
+
+def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chunk | Damage]:
+    """Yield the chunks after the header in ``data``.
+
+    Without ``resync`` the first damaged chunk raises a CodecError naming the frame and field. With
+    it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker whose
+    chunk is whole and passes its crc32. Resynchronising reads each byte a bounded number of times,
+    however many false sync markers claim long payloads.
+    """
+    pos = HEADER_SIZE
+    spans: SpanCrc | None = None  # made at the first damage
+    while pos < len(data):
+        parsed = _parse_chunk(data, pos)
+        if isinstance(parsed, Chunk):
+            yield parsed
+            pos += parsed.size
+            continue
+        if not resync:
+            raise CodecError(f"{source}: at byte {pos}: {parsed}")
+        spans = spans or SpanCrc(data)
+        resume = _next_chunk(data, pos + 1, spans)
+        yield Damage(pos, resume - pos, parsed)
+        pos = resume
+
+
+def _next_chunk(data: bytes, pos: int, spans: SpanCrc) -> int:
+    """Where the first valid chunk at or after ``pos`` starts (the end of ``data`` if none does):
+    the cheap checks of the head first, then the crc32 without reading the payload again."""
+    while (pos := data.find(SYNC, pos)) != -1:
+        head = _head(data, pos)
+        if not isinstance(head, str):
+            _, _, length, crc = head
+            start = pos + CHUNK_HEAD_SIZE
+            if spans.crc32(start, start + length, zlib.crc32(data[pos : pos + _CHUNK.size])) == crc:
+                return pos
+        pos += 1
+    return len(data)

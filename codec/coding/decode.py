@@ -1,0 +1,186 @@
+"""``codec decode``: an ``.aec`` stream back to frames with the bundle's ONNX decoder.
+
+The whole decode path is onnxruntime, numpy, constriction and PyAV: torch is never imported.
+
+Nothing a stream claims is acted on before it is bounded: its frame size by the bundle's video
+(:meth:`~codec.io.bundle.Bundle.check_frame_size`), each payload by what its latent needs at the
+least. With ``conceal``, a frame whose chunk was lost, and every P-frame after it until the next
+I-frame, is replaced by the last good frame (mid-grey before the first one), and the output stays
+in proportion to the input:
+
+- a gap of k missing frames must lie behind at least k * MIN_CHUNK_SIZE damaged bytes, as much as
+  k chunks take at the least; a chunk whose index jumps further is an error, not k repeats;
+- nothing is concealed beyond the header's frame count or after the last chunk: a stream that ends
+  early ends there;
+- a stream whose damaged bytes outnumber its good ones, or of which no frame decodes, is an error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks
+from codec.coding.entropy_coding import CodingTables
+from codec.coding.latent_codec import LatentDecoder
+from codec.coding.runtime import Networks, latent_shape
+from codec.errors import CodecError
+from codec.io.bundle import Bundle
+from codec.io.video import VideoWriter, check_output, replacing_output
+
+
+@dataclass
+class DecodeStats:
+    """What a decode produced; ``concealed`` counts frames repeated in place of damaged ones."""
+
+    header: Header
+    bytes: int
+    frames: int = 0
+    concealed: int = 0
+    damage: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    provider: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        h = self.header
+        bits = self.bytes * 8
+        return {
+            "frames": self.frames,
+            "size": f"{h.width}x{h.height}",
+            "fps": float(h.fps),
+            "quality": h.quality,
+            "gop": h.gop,
+            "bytes": self.bytes,
+            "bpp": bits / max(1, self.frames * h.width * h.height),
+            "concealed": self.concealed,
+            "damage": self.damage,
+            "decode_fps": self.frames / self.seconds if self.seconds else 0.0,
+            "provider": self.provider,
+        }
+
+
+def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
+    """Parse the header and check that the stream was made by this bundle, for frames it can decode."""
+    header = Header.unpack(data, source)
+    if header.bundle_sha256 != bundle.decoder_sha256:
+        raise CodecError(
+            f"{source}: made by bundle {header.bundle_sha256[:12]}..., not by {bundle.path} "
+            f"({bundle.decoder_sha256[:12]}...)"
+        )
+    bundle.check_frame_size(header.width, header.height, source)
+    return header
+
+
+@contextmanager
+def _naming(source: str) -> Iterator[None]:
+    """A CodecError raised inside names the stream it is about."""
+    try:
+        yield
+    except CodecError as exc:
+        raise CodecError(f"{source}: {exc}") from None
+
+
+def decode_frames(
+    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, conceal: bool, stats: DecodeStats
+) -> Iterator[np.ndarray]:
+    """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
+    :func:`~codec.coding.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
+
+    Without ``conceal`` any damage is a CodecError naming the frame or field. With it, damage is
+    concealed within the limits the module describes, and noted in ``stats.damage``.
+    """
+    header = stats.header
+    bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
+    shape = latent_shape(bundle, header.width, header.height)
+    with _naming(source):
+        decoder = LatentDecoder(CodingTables.from_bundle(bundle), header.quality, shape)
+    nets = Networks(bundle, header.width, header.height, need_encoder=False)
+    stats.provider = nets.provider
+    step = decoder.level.step
+    last = np.full((header.height, header.width, 3), 128, np.uint8)
+    expected = 0
+    lost = damaged = 0  # damaged bytes since the last good chunk, and in all
+    started = time.perf_counter()
+
+    def fill(upto: int, reason: str) -> Iterator[np.ndarray]:
+        nonlocal expected
+        if not conceal:
+            raise CodecError(f"{source}: frame {expected}: {reason}")
+        stats.damage.append(f"frame {expected}: {reason}, concealed")
+        decoder.reset()
+        while expected < upto:
+            stats.concealed += 1
+            expected += 1
+            yield last
+
+    for item in items:
+        if isinstance(item, Damage):
+            stats.damage.append(f"byte {item.offset}: {item.reason}")
+            decoder.reset()
+            lost += item.length
+            damaged += item.length
+            if 2 * damaged > stats.bytes:
+                raise CodecError(f"{source}: {damaged} of its {stats.bytes} bytes are damaged; it is mostly garbage")
+            continue
+        chunk: Chunk = item
+        if chunk.index >= header.frames or chunk.index < expected:
+            if not conceal:
+                raise CodecError(
+                    f"{source}: frame {chunk.index} out of order or beyond the header's {header.frames} frames"
+                )
+            stats.damage.append(f"frame {chunk.index}: out of order, skipped")
+            continue
+        missing = chunk.index - expected
+        if missing:
+            if conceal and lost < missing * MIN_CHUNK_SIZE:
+                raise CodecError(
+                    f"{source}: frame {chunk.index}: {missing} frames missing before it, but only {lost} "
+                    f"damaged bytes, too few to have held them"
+                )
+            yield from fill(chunk.index, "missing from the stream")
+        lost = 0
+        if decoder.previous is None and chunk.frame_type != I_FRAME:
+            yield from fill(chunk.index + 1, "P-frame without its reference")
+            continue
+        with _naming(source):
+            q = decoder.decode(chunk)
+        last = nets.decode((q * step).astype(np.float32)[None])[0]
+        expected += 1
+        stats.frames += 1
+        yield last
+    if expected < header.frames:
+        reason = f"stream ends early: the header declares {header.frames} frames"
+        if not conceal:
+            raise CodecError(f"{source}: frame {expected}: {reason}")
+        stats.damage.append(f"frame {expected}: {reason}; nothing after it is invented")
+    if not stats.frames:
+        raise CodecError(f"{source}: no frame could be decoded, so none can stand in for the damaged ones")
+    stats.frames += stats.concealed
+    stats.seconds = time.perf_counter() - started
+
+
+def read_stream_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise CodecError(f"{path}: no such file")
+    return path.read_bytes()
+
+
+def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, conceal: bool = False) -> DecodeStats:
+    """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``."""
+    check_output(out, force)
+    data = read_stream_file(stream)
+    header = open_stream(data, bundle, str(stream))
+    stats = DecodeStats(header=header, bytes=len(data))
+    with (
+        replacing_output(out, force) as tmp,
+        VideoWriter(tmp, header.width, header.height, header.fps, bundle.colour) as writer,
+    ):
+        chunks = read_chunks(data, str(stream), resync=conceal)
+        for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
+            writer.write(frame)
+    return stats

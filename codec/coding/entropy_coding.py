@@ -1,0 +1,239 @@
+"""Coding-time entropy coder: integer frequency tables and constriction's range coder.
+
+The decoding side builds every probability model from integers stored in the bundle (frequency
+tables summing to 2**16, table indices, integer centres), never from a float computed by a network
+or by a transcendental function, so a stream decodes bit-exactly on any machine.
+
+Each latent channel of a frame is coded as a block of symbols under one table:
+
+    I-frame:  s = q - centre[c]          table intra[c]
+    P-frame:  s = q_t - q_(t-1)          table inter[c]
+
+A table covers the symbols -R..R plus an escape; an escaped symbol's value is then coded exactly
+with uniform models (sign, bit length, remaining bits), so nothing is ever clipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import constriction
+import numpy as np
+
+from codec.errors import CodecError
+from codec.io.bundle import ENTROPY_FILE, Bundle
+
+PRECISION = 16
+TOTAL = 1 << PRECISION
+# Laplace scales, in units of the quantization step, that tables are built for: log-spaced.
+SCALE_MIN, SCALE_MAX, SCALE_BINS = 0.04, 64.0, 96
+TAIL_BITS = 12  # the table's range -R..R leaves at most ~2**-12 of the mass to the escape
+MAX_MAGNITUDE_BITS = 22  # |symbol| < 2**22; larger latents are refused
+
+
+def laplace_bits(x: np.ndarray, loc: np.ndarray | float, scale: np.ndarray, step: float) -> np.ndarray:
+    """-log2 of the mass a Laplace(loc, scale) puts on [x - step/2, x + step/2], elementwise: the
+    model's estimate of the bits, in numpy (the differentiable twin is codec.train.prior.laplace_bits)."""
+    z = np.abs(x - loc)
+    half = step / 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        outer = math.log(0.5) - (z - half) / scale + np.log(-np.expm1(-step / scale))
+        inner_mass = 1 - 0.5 * (np.exp(-np.maximum(half - z, 0) / scale) + np.exp(-(half + z) / scale))
+        inner = np.log(np.maximum(inner_mass, 1e-9))
+    log_p = np.maximum(np.where(z >= half, outer, inner), math.log(1e-9))
+    return -log_p / math.log(2)
+
+
+def scale_grid() -> np.ndarray:
+    return np.exp(np.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), SCALE_BINS))
+
+
+def scale_index(scale: float) -> int:
+    """Nearest table scale (in log space) for a Laplace scale in quantization-step units."""
+    pos = (
+        (math.log(max(scale, SCALE_MIN)) - math.log(SCALE_MIN))
+        / (math.log(SCALE_MAX) - math.log(SCALE_MIN))
+        * (SCALE_BINS - 1)
+    )
+    return int(min(SCALE_BINS - 1, max(0, round(pos))))
+
+
+def laplace_frequencies(scale: float) -> list[int]:
+    """Integer frequencies (sum 2**16, each >= 1) of a zero-centred discretized Laplace over
+    -R..R followed by one escape entry. Built once when a bundle is written."""
+    radius = max(1, math.ceil(scale * TAIL_BITS * math.log(2)))
+    k = np.arange(-radius, radius + 1, dtype=np.float64)
+    upper = np.where(k >= 0, 1 - 0.5 * np.exp(-(k + 0.5) / scale), 0.5 * np.exp((k + 0.5) / scale))
+    lower = np.where(k - 1 >= 0, 1 - 0.5 * np.exp(-(k - 0.5) / scale), 0.5 * np.exp((k - 0.5) / scale))
+    pmf = np.append(upper - lower, 2 * 0.5 * math.exp(-(radius + 0.5) / scale))
+    freqs = np.maximum(1, np.floor(pmf / pmf.sum() * (TOTAL - len(pmf)))).astype(np.int64)
+    freqs[int(np.argmax(freqs))] += TOTAL - int(freqs.sum())
+    return freqs.tolist()
+
+
+@dataclass(frozen=True)
+class Table:
+    """One integer table: symbols -radius..radius, then the escape."""
+
+    frequencies: tuple[int, ...]
+
+    @property
+    def radius(self) -> int:
+        return (len(self.frequencies) - 2) // 2
+
+    @property
+    def min_bits(self) -> float:
+        """A lower bound on what any symbol costs under this table: the likeliest symbol's bits, its
+        frequency raised by one per entry for the coder's own fixed-point rounding."""
+        return -math.log2(min(TOTAL, max(self.frequencies) + len(self.frequencies)) / TOTAL)
+
+    def model(self) -> Any:
+        probabilities = np.asarray(self.frequencies, dtype=np.float64) / TOTAL
+        return constriction.stream.model.Categorical(probabilities, perfect=False)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One quality level: its quantization step and, per channel, integer coding parameters."""
+
+    step: float
+    intra_table: tuple[int, ...]
+    intra_centre: tuple[int, ...]
+    inter_table: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CodingTables:
+    """Everything the entropy coder needs, as stored in the bundle's entropy.json."""
+
+    levels: tuple[Level, ...]
+    tables: dict[int, Table]
+
+    @classmethod
+    def build(cls, prior: dict[str, list[float]], steps: list[float]) -> CodingTables:
+        """Snap the learned per-channel priors to integer tables, for each quantization step."""
+        levels, used = [], set()
+        for step in steps:
+            level = Level(
+                step=float(step),
+                intra_table=tuple(scale_index(s / step) for s in prior["intra_scale"]),
+                intra_centre=tuple(round(loc / step) for loc in prior["intra_loc"]),
+                inter_table=tuple(scale_index(s / step) for s in prior["inter_scale"]),
+            )
+            used.update(level.intra_table, level.inter_table)
+            levels.append(level)
+        grid = scale_grid()
+        tables = {i: Table(tuple(laplace_frequencies(float(grid[i])))) for i in sorted(used)}
+        return cls(tuple(levels), tables)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "precision": PRECISION,
+            "levels": [
+                {
+                    "step": lv.step,
+                    "intra_table": list(lv.intra_table),
+                    "intra_centre": list(lv.intra_centre),
+                    "inter_table": list(lv.inter_table),
+                }
+                for lv in self.levels
+            ],
+            "tables": {str(i): list(t.frequencies) for i, t in self.tables.items()},
+        }
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> CodingTables:
+        """The tables of ``bundle``'s entropy.json."""
+        return cls.from_json(bundle.entropy(), str(bundle.file(ENTROPY_FILE)))
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], source: str) -> CodingTables:
+        """Read and check the tables; anything malformed is a CodecError naming the field."""
+        try:
+            if obj["precision"] != PRECISION:
+                raise CodecError(f"{source}: table precision {obj['precision']} is not {PRECISION}")
+            tables = {int(i): Table(tuple(int(f) for f in freqs)) for i, freqs in obj["tables"].items()}
+            levels = tuple(
+                Level(
+                    float(lv["step"]),
+                    tuple(int(i) for i in lv["intra_table"]),
+                    tuple(int(c) for c in lv["intra_centre"]),
+                    tuple(int(i) for i in lv["inter_table"]),
+                )
+                for lv in obj["levels"]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CodecError(f"{source}: malformed entropy tables ({type(exc).__name__}: {exc})") from None
+        for i, table in tables.items():
+            f = table.frequencies
+            if len(f) < 4 or len(f) % 2 or sum(f) != TOTAL or min(f) < 1:
+                raise CodecError(f"{source}: table {i} is not a valid frequency table")
+        for k, lv in enumerate(levels):
+            missing = set(lv.intra_table + lv.inter_table) - tables.keys()
+            if missing or not lv.step > 0:
+                raise CodecError(f"{source}: quality level {k} refers to missing tables or has a bad step")
+        return cls(levels, tables)
+
+
+def _escape_parts(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split escaped symbols v into (sign, n, low) with |v| - radius = 2**n + low, 0 <= low < 2**n."""
+    sign = (values < 0).astype(np.int32)
+    excess = [int(v) for v in np.abs(values) - radius]  # >= 1; escapes are rare, so a loop is fine
+    n = np.array([e.bit_length() - 1 for e in excess], dtype=np.int32)
+    low = np.array([e - (1 << int(b)) for e, b in zip(excess, n, strict=True)], dtype=np.int32)
+    return sign, n, low
+
+
+class FrameEncoder:
+    """Range-codes the symbol blocks of one frame."""
+
+    def __init__(self) -> None:
+        self.coder = constriction.stream.queue.RangeEncoder()
+
+    def encode_block(self, symbols: np.ndarray, table: Table, model: Any) -> None:
+        symbols = symbols.astype(np.int64).ravel()
+        radius = table.radius
+        if symbols.size and int(np.abs(symbols).max()) >= 1 << MAX_MAGNITUDE_BITS:
+            raise CodecError(f"latent value {int(np.abs(symbols).max())} is out of the coder's range")
+        escaped = np.abs(symbols) > radius
+        index = np.where(escaped, 2 * radius + 1, symbols + radius).astype(np.int32)
+        self.coder.encode(index, model)
+        if escaped.any():
+            sign, n, low = _escape_parts(symbols[escaped], radius)
+            self.coder.encode(sign, constriction.stream.model.Uniform(2))
+            self.coder.encode(n, constriction.stream.model.Uniform(MAX_MAGNITUDE_BITS + 1))
+            wide = n > 0
+            if wide.any():
+                self.coder.encode(low[wide], constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
+
+    def finish(self) -> bytes:
+        return self.coder.get_compressed().astype("<u4").tobytes()
+
+
+class FrameDecoder:
+    """Decodes the symbol blocks of one frame, in the order they were encoded."""
+
+    def __init__(self, payload: bytes) -> None:
+        if len(payload) % 4:
+            raise CodecError(f"payload of {len(payload)} bytes is not a whole number of 32-bit words")
+        self.coder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+
+    def decode_block(self, count: int, table: Table, model: Any) -> np.ndarray:
+        radius = table.radius
+        index = np.asarray(self.coder.decode(model, count), dtype=np.int64)
+        symbols = index - radius
+        escaped = index == 2 * radius + 1
+        n_escaped = int(escaped.sum())
+        if n_escaped:
+            sign = np.asarray(self.coder.decode(constriction.stream.model.Uniform(2), n_escaped))
+            n = np.asarray(self.coder.decode(constriction.stream.model.Uniform(MAX_MAGNITUDE_BITS + 1), n_escaped))
+            low = np.zeros(n_escaped, np.int64)
+            wide = n > 0
+            if wide.any():
+                sizes = (1 << n[wide].astype(np.int64)).astype(np.int32)
+                low[wide] = self.coder.decode(constriction.stream.model.Uniform(), sizes)
+            magnitude = (1 << n.astype(np.int64)) + low + radius
+            symbols[escaped] = np.where(sign == 1, -magnitude, magnitude)
+        return symbols

@@ -1,0 +1,112 @@
+"""Integer latents of a frame sequence to chunk payloads and back: I-frames code q, P-frames code
+q_t - q_(t-1). Both are exact integers, so the decoder's reference equals the encoder's: no drift.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from codec.coding.bitstream import FRAME_TYPES, I_FRAME, WORD, Chunk
+from codec.coding.entropy_coding import CodingTables, FrameDecoder, FrameEncoder, Level, Table
+from codec.errors import CodecError
+
+
+class _Models:
+    """constriction models built once per table, from the bundle's integers."""
+
+    def __init__(self, tables: CodingTables) -> None:
+        self.tables = tables
+        self._cache: dict[int, Any] = {}
+
+    def get(self, index: int) -> tuple[Table, Any]:
+        table = self.tables.tables[index]
+        if index not in self._cache:
+            self._cache[index] = table.model()
+        return table, self._cache[index]
+
+
+def _blocks(level: Level, frame_type: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """Per-channel table indices and integer offsets subtracted before coding."""
+    if frame_type == I_FRAME:
+        return level.intra_table, np.asarray(level.intra_centre, np.int64)
+    return level.inter_table, np.zeros(len(level.inter_table), np.int64)
+
+
+SLACK_WORDS = 2  # what a payload may fall short of its symbols' least information, at most
+
+
+def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: int) -> int:
+    """The fewest bytes that can hold ``symbols`` symbols per channel of a frame of this type: what
+    they cost if every one were its table's likeliest, less SLACK_WORDS, and at least one word."""
+    indices, _ = _blocks(level, frame_type)
+    bits = symbols * sum(tables.tables[t].min_bits for t in indices)
+    return WORD * max(1, math.floor(bits / (8 * WORD)) - SLACK_WORDS)
+
+
+def _level(tables: CodingTables, quality: int) -> Level:
+    if not 0 <= quality < len(tables.levels):
+        raise CodecError(f"quality {quality} is not one of the bundle's levels 0..{len(tables.levels) - 1}")
+    return tables.levels[quality]
+
+
+class LatentEncoder:
+    """Turns each frame's integer latent into a chunk; keeps the previous latent for P-frames."""
+
+    def __init__(self, tables: CodingTables, quality: int) -> None:
+        self.level = _level(tables, quality)
+        self.models = _Models(tables)
+        self.previous: np.ndarray | None = None
+
+    def encode(self, q: np.ndarray, index: int, frame_type: int) -> Chunk:
+        if frame_type != I_FRAME and self.previous is None:
+            raise CodecError(f"frame {index}: a P-frame needs a previous frame")
+        q = q.astype(np.int64)
+        indices, offsets = _blocks(self.level, frame_type)
+        residual = q - offsets[:, None, None] if frame_type == I_FRAME else q - self.previous
+        coder = FrameEncoder()
+        for c, table_index in enumerate(indices):
+            coder.encode_block(residual[c], *self.models.get(table_index))
+        self.previous = q
+        return Chunk(index, frame_type, coder.finish())
+
+
+class LatentDecoder:
+    """Turns chunks back into integer latents of shape (C, h, w)."""
+
+    def __init__(self, tables: CodingTables, quality: int, latent_shape: tuple[int, int, int]) -> None:
+        self.level = _level(tables, quality)
+        if len(self.level.intra_table) != latent_shape[0]:
+            raise CodecError("the entropy tables do not match the decoder's latent channels")
+        self.models = _Models(tables)
+        self.shape = latent_shape
+        _, h, w = latent_shape
+        self.min_payload = {t: _min_payload(tables, self.level, t, h * w) for t in FRAME_TYPES}
+        self.previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the reference (after damage): only an I-frame can be decoded next."""
+        self.previous = None
+
+    def decode(self, chunk: Chunk) -> np.ndarray:
+        if chunk.frame_type != I_FRAME and self.previous is None:
+            raise CodecError(f"frame {chunk.index}: P-frame without a decoded reference frame")
+        c, h, w = self.shape
+        least = self.min_payload[chunk.frame_type]
+        if len(chunk.payload) < least:  # the coder would read on past the end, not fail
+            raise CodecError(
+                f"frame {chunk.index}: payload of {len(chunk.payload)} bytes is too short for its "
+                f"{c}x{h}x{w} latent (at least {least} bytes)"
+            )
+        indices, offsets = _blocks(self.level, chunk.frame_type)
+        coder = FrameDecoder(chunk.payload)
+        try:
+            residual = np.stack([coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in indices])
+        # constriction reports data no message encodes to as an AssertionError
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
+            raise CodecError(f"frame {chunk.index}: payload does not decode ({exc})") from None
+        q = residual + offsets[:, None, None] if chunk.frame_type == I_FRAME else residual + self.previous
+        self.previous = q
+        return q

@@ -1,0 +1,96 @@
+"""The bundle's networks through onnxruntime: uint8 RGB frames in, latents out, and back. No torch."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from codec.errors import CodecError
+from codec.io.bundle import DECODER_FILE, ENCODER_FILE, Bundle
+
+
+def providers() -> list[str]:
+    """CUDA when this onnxruntime build has it, the CPU always."""
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available:
+        _preload_cuda()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+@cache
+def _preload_cuda() -> None:
+    """Load CUDA and cuDNN from the nvidia-* wheels (``onnxruntime-gpu[cuda,cudnn]``, or a CUDA
+    build of torch) so that onnxruntime-gpu finds them where the system has none."""
+    if hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
+
+
+def active_provider(bundle: Bundle) -> str:
+    """The provider onnxruntime really runs ``bundle``'s decoder on: CUDA can be built in yet fail to
+    load its libraries, and then the CPU takes over."""
+    return _session(bundle.file(DECODER_FILE)).get_providers()[0]
+
+
+def _session(path: Any) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers())
+    except Exception as exc:  # onnxruntime raises its own exception types for a bad model file
+        raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
+
+
+def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
+    """(C, h, w) of the latent of a width x height frame: the frame padded up to the stride."""
+    model = bundle.meta["model"]
+    stride = int(model["stride"])
+    return int(model["latent_channels"]), -(-height // stride), -(-width // stride)
+
+
+class Sessions:
+    """A bundle's onnxruntime sessions. Their inputs have dynamic sizes, so one pair serves frames
+    of every size and every stream of the bundle; onnxruntime sessions may run in several threads."""
+
+    def __init__(self, bundle: Bundle, need_encoder: bool = True) -> None:
+        self.encoder = _session(bundle.file(ENCODER_FILE)) if need_encoder else None
+        self.decoder = _session(bundle.file(DECODER_FILE))
+
+
+class Networks:
+    """Encoder and decoder of one bundle, for frames of one size.
+
+    Frames are padded (edge replication) up to a multiple of the stride before encoding and the
+    decoder's output is cropped back, so any width and height work. ``sessions`` shares already
+    opened sessions of the same bundle; without it they are opened here.
+    """
+
+    def __init__(
+        self, bundle: Bundle, width: int, height: int, need_encoder: bool = True, sessions: Sessions | None = None
+    ) -> None:
+        self.stride = int(bundle.meta["model"]["stride"])
+        self.width, self.height = width, height
+        self.latent_shape = latent_shape(bundle, width, height)
+        sessions = sessions or Sessions(bundle, need_encoder)
+        self._encoder, self._decoder = sessions.encoder, sessions.decoder
+
+    @property
+    def provider(self) -> str:
+        return self._decoder.get_providers()[0]
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(N,H,W,3) uint8 frames to (N,C,h,w) float32 latents."""
+        if self._encoder is None:
+            raise CodecError("this runtime was opened for decoding only")
+        _, h, w = self.latent_shape
+        pad = ((0, 0), (0, h * self.stride - self.height), (0, w * self.stride - self.width), (0, 0))
+        x = np.pad(frames, pad, mode="edge").transpose(0, 3, 1, 2).astype(np.float32) / 255
+        return self._encoder.run(None, {"frames": x})[0]
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames."""
+        x = self._decoder.run(None, {"latent": latents.astype(np.float32, copy=False)})[0]
+        x = x[:, :, : self.height, : self.width]
+        return np.rint(x * 255).astype(np.uint8).transpose(0, 2, 3, 1)

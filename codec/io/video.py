@@ -1,0 +1,284 @@
+"""Video input through PyAV: any container, codec and pixel format FFmpeg decodes, as RGB24 frames.
+
+Every failure (missing file, not a video, no video stream, truncated or corrupt data) is raised
+as a :class:`~codec.errors.CodecError` whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from codec.errors import CodecError
+from codec.io.colour import Colour, frame_to_rgb, rgb_to_frame
+from codec.io.limits import MAX_FPS_DENOMINATOR
+
+DEFAULT_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream, before decoding."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    declared_frames: int  # 0 where the container does not say
+    codec: str
+    pixel_format: str
+    file_bytes: int
+    colour: Colour  # what its frames are converted to RGB with (see Colour.of_stream)
+
+
+@dataclass
+class Clip:
+    """A decoded video held as RGB24 frames, one ``H x W x 3`` uint8 array each, and no other copy."""
+
+    info: VideoInfo
+    frames: list[np.ndarray]
+
+    @property
+    def name(self) -> str:
+        return self.info.path.name
+
+    @property
+    def width(self) -> int:
+        return self.info.width
+
+    @property
+    def height(self) -> int:
+        return self.info.height
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise CodecError(f"{path}: no such file")
+    if path.is_dir():
+        raise CodecError(f"{path}: is a directory, not a video file")
+    if not os.access(path, os.R_OK):
+        raise CodecError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise CodecError(f"{path}: empty file, not a video")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    _check_path(path)
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        raise CodecError(f"{path}: not a readable video, or truncated ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise CodecError(f"{path}: has no video stream")
+
+
+def _fps(stream: av.video.stream.VideoStream) -> float:
+    rate: Fraction | None = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else DEFAULT_FPS
+
+
+def exact_rate(fps: float) -> Fraction:
+    """``fps`` as the rational frame rate written to streams and .aec headers (30000/1001, not 29.97...)."""
+    return Fraction(fps).limit_denominator(MAX_FPS_DENOMINATOR)
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read the header of ``path`` and describe its first video stream (nothing is decoded)."""
+    path = Path(path)
+    with _open(path) as container:
+        return _describe(container, path)
+
+
+def _describe(container: av.container.InputContainer, path: Path) -> VideoInfo:
+    stream = _video_stream(container, path)
+    ctx = stream.codec_context
+    if not ctx.width or not ctx.height:
+        raise CodecError(f"{path}: video stream has no frame size")
+    return VideoInfo(
+        path=path,
+        width=ctx.width,
+        height=ctx.height,
+        fps=_fps(stream),
+        declared_frames=int(stream.frames or 0),
+        codec=ctx.name,
+        pixel_format=ctx.format.name if ctx.format else "unknown",
+        file_bytes=path.stat().st_size,
+        colour=Colour.of_stream(ctx, str(path)),
+    )
+
+
+def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of ``path`` as ``H x W x 3`` uint8 RGB arrays, in display order, converted
+    with the colour :func:`probe` reports for it.
+
+    Raises CodecError when the file cannot be decoded, yields no frame, or ends before the frame
+    count its container declares (a truncated file).
+    """
+    path = Path(path)
+    with _open(path) as container:
+        info = _describe(container, path)
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                if (frame.width, frame.height) != (info.width, info.height):
+                    raise CodecError(
+                        f"{path}: frame {count} is {frame.width}x{frame.height}, the stream is "
+                        f"{info.width}x{info.height}; size changes mid-stream are not supported"
+                    )
+                yield frame_to_rgb(frame, info.colour)
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
+        except av.FFmpegError as exc:
+            raise CodecError(f"{path}: corrupt or truncated at frame {count} ({_reason(exc)})") from None
+        if count == 0:
+            raise CodecError(f"{path}: no frame could be decoded (truncated or corrupt)")
+        if info.declared_frames and count < info.declared_frames:
+            raise CodecError(
+                f"{path}: truncated: decoded {count} of the {info.declared_frames} frames its container declares"
+            )
+
+
+def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
+    """Decode ``path`` (or its first ``max_frames`` frames) into memory as a :class:`Clip`."""
+    info = probe(path)
+    return Clip(info=info, frames=list(iter_frames(path, max_frames)))
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write one (H,W,3) uint8 RGB image as a lossless PNG."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    with av.open(str(path), mode="w", format="image2", options={"update": "1"}) as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+OUTPUT_KINDS = {".mp4": "H.264 mp4", ".mkv": "lossless FFV1 mkv", ".y4m": "raw YUV 4:4:4 y4m", "": "PNG folder"}
+
+
+class VideoWriter:
+    """Writes RGB24 frames to ``.mp4`` (H.264, CRF 12), ``.mkv`` (lossless FFV1 RGB), ``.y4m``
+    (raw YUV 4:4:4) or, for a path without a suffix, a folder of lossless PNGs.
+
+    YUV outputs are converted with ``colour``'s matrix and range. The stream is tagged with
+    ``colour`` (see :meth:`~codec.io.colour.Colour.tag`) as far as the format holds it: mp4 keeps all
+    four; mkv, being RGB, its primaries and transfer; y4m only the range, so a reader guesses its
+    matrix from the frame size. PNGs are left untagged."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, colour: Colour) -> None:
+        suffix = path.suffix.lower()
+        if suffix not in OUTPUT_KINDS:
+            raise CodecError(f"{path}: output must end in .mp4, .mkv or .y4m, or have no suffix for a PNG folder")
+        self.path = path
+        if suffix == "":
+            path.mkdir()
+            target, fmt = str(path / "frame_%06d.png"), "image2"
+            codec, pix_fmt, options = "png", "rgb24", {}
+        else:
+            target, fmt = str(path), None
+            codec, pix_fmt, options = {
+                ".mp4": ("libx264", "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p", {"crf": "12"}),
+                ".mkv": ("ffv1", "bgr0", {}),
+                ".y4m": ("rawvideo", "yuv444p", {}),
+            }[suffix]
+        self.container = av.open(target, mode="w", format=fmt)
+        self.stream = self.container.add_stream(codec, rate=fps, options=options)
+        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        if suffix:
+            colour.tag(self.stream.codec_context)
+        self.colour = colour
+        self.count = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        video_frame = rgb_to_frame(frame, self.stream.pix_fmt, self.colour)
+        video_frame.pts = self.count
+        self.count += 1
+        self.container.mux(self.stream.encode(video_frame))
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.container.mux(self.stream.encode())  # flush the encoder's delayed frames
+        finally:
+            self.container.close()
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Refuse to replace ``path`` without ``force``, or to write where there is no folder."""
+    if path.exists() and not force:
+        raise CodecError(f"{path}: exists; use --force to overwrite it")
+    if not path.parent.is_dir():
+        raise CodecError(f"{path.parent}: no such directory")
+
+
+def remove_output(path: Path) -> None:
+    """Delete a file or a PNG folder that this program wrote, if it is there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing_output(path: Path, force: bool) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` (same suffix) to write into: it replaces ``path``, file or
+    PNG folder, only when the block succeeds, and is removed whatever happens, so no failure leaves
+    half an output behind or touches a file the user already had under another name."""
+    check_output(path, force)
+    tmp = path.with_name(f".{path.stem}-{secrets.token_hex(4)}-partial{path.suffix}")
+    try:
+        yield tmp
+        remove_output(path)
+        os.replace(tmp, path)
+    finally:
+        remove_output(tmp)
+
+
+def read_source_yuv420p(path: str | os.PathLike, max_frames: int | None = None) -> list[av.VideoFrame] | None:
+    """The frames of ``path`` as its decoder gives them, when every one is 8-bit yuv420p of an even size
+    (what the standard codecs encode); None otherwise. Each is a fresh frame holding only the planes
+    (an encoder would obey a decoded frame's picture type); their colour is the source's, from probe.
+    They cost 1.5 bytes a pixel, half the RGB24 clip."""
+    path = Path(path)
+    frames = []
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for decoded in container.decode(stream):
+                if decoded.format.name != "yuv420p" or decoded.width % 2 or decoded.height % 2:
+                    return None
+                frames.append(av.VideoFrame.from_ndarray(decoded.to_ndarray(), format="yuv420p"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except av.FFmpegError as exc:
+            raise CodecError(f"{path}: corrupt or truncated at frame {len(frames)} ({_reason(exc)})") from None
+    return frames or None

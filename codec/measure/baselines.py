@@ -1,0 +1,163 @@
+"""Standard codecs through PyAV (libx264, libx265, libsvtav1), on the same source frames as aecodec.
+
+Each point encodes yuv420p frames at one CRF, counts the real packet bytes, and decodes them back
+to RGB24 with PyAV. The frames are the source's own decoded yuv420p frames where the source is
+8-bit yuv420p (:func:`codec.io.video.read_source_yuv420p`), else its RGB24 frames converted once by
+:func:`to_yuv420p`. Presets: medium for x264 and x265, 8 for SVT-AV1. Four variants each
+(:data:`VARIANTS`): the encoder's default tuning or its PSNR tuning (x264/x265 ``tune=psnr``:
+no psychovisual optimisation, no adaptive quantisation; SVT-AV1 ``tune=1``), each with B-frames
+or without (low-delay: x264/x265 ``bframes=0``, SVT-AV1 ``pred-struct=1``), like aecodec's
+P-frames-only coding.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from codec.errors import CodecError
+from codec.io.colour import Colour, frame_to_rgb, rgb_to_frame
+from codec.io.video import exact_rate
+
+Options = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One curve of a standard codec: PSNR tuning on or off, B-frames on or off."""
+
+    name: str
+    psnr: bool
+    low_delay: bool
+
+
+VARIANTS = (
+    Variant("default", psnr=False, low_delay=False),
+    Variant("low-delay", psnr=False, low_delay=True),
+    Variant("psnr", psnr=True, low_delay=False),
+    Variant("psnr low-delay", psnr=True, low_delay=True),
+)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One standard codec: its FFmpeg encoder, base options, CRF sweep, and the options that make
+    a variant PSNR-tuned or low-delay."""
+
+    name: str
+    encoder: str
+    options: Options
+    crfs: tuple[int, ...]
+    psnr: Options
+    low_delay: Options
+
+    def encoder_options(self, crf: int, variant: Variant) -> dict[str, str]:
+        """FFmpeg options of one point; ``*-params`` values of the parts are joined with ``:``, so a
+        variant adds to the base's encoder parameters instead of replacing them."""
+        parts = self.options + (self.psnr if variant.psnr else ()) + (self.low_delay if variant.low_delay else ())
+        options = {"crf": str(crf)}
+        for key, value in parts:
+            joined = key.endswith("-params") and key in options
+            options[key] = f"{options[key]}:{value}" if joined else value
+        return options
+
+
+BASELINES = {
+    "x264": Baseline(
+        "x264",
+        "libx264",
+        (("preset", "medium"),),
+        (23, 30, 37, 44, 51),
+        (("tune", "psnr"),),
+        (("x264-params", "bframes=0"),),
+    ),
+    "x265": Baseline(
+        "x265",
+        "libx265",
+        (("preset", "medium"), ("x265-params", "log-level=none")),
+        (23, 30, 37, 44, 51),
+        (("tune", "psnr"),),  # FFmpeg's option: x265-params ignores tune
+        (("x265-params", "bframes=0"),),
+    ),
+    "svtav1": Baseline(
+        "svtav1",
+        "libsvtav1",
+        (("preset", "8"),),
+        (35, 45, 55, 63),
+        (("svtav1-params", "tune=1"),),  # libsvtav1 4.1's default too; pinned against a change of default
+        (("svtav1-params", "pred-struct=1"),),
+    ),
+}
+
+
+@dataclass
+class BaselinePoint:
+    """One encode: real bytes, timings, and the frames as decoded back to RGB24."""
+
+    codec: str
+    variant: str
+    crf: int
+    bytes: int
+    encode_s: float
+    decode_s: float
+    frames: list[np.ndarray]
+    frame_bytes: list[int]  # packet bytes by presentation index
+
+
+def parse_baselines(text: str) -> list[Baseline]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise CodecError(f"--baselines: unknown {', '.join(unknown)}; choose from {', '.join(BASELINES)}")
+    return [BASELINES[n] for n in names]
+
+
+def to_yuv420p(frames: list[np.ndarray], colour: Colour) -> list[av.VideoFrame]:
+    """RGB24 frames as the yuv420p frames the baselines encode (with the source's matrix and range),
+    for a source that is not yuv420p."""
+    return [rgb_to_frame(rgb, "yuv420p", colour) for rgb in frames]
+
+
+def encode_point(
+    frames: list[av.VideoFrame], fps: float, baseline: Baseline, crf: int, variant: Variant, colour: Colour
+) -> BaselinePoint:
+    """Encode the yuv420p ``frames`` (in the source's ``colour``) with ``baseline`` at ``crf`` in
+    ``variant``; decode them back to RGB24 with the same colour, as every codec is compared. The
+    stream is tagged with the colour, so its output means what the source's frames mean."""
+    width, height = frames[0].width, frames[0].height
+    if width % 2 or height % 2:
+        raise CodecError(f"baselines code yuv420p, which needs an even frame size, not {width}x{height}")
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration at info level otherwise
+    buffer = io.BytesIO()
+    frame_bytes = [0] * len(frames)
+    started = time.perf_counter()
+    with av.open(buffer, "w", format="matroska") as out:
+        stream = out.add_stream(baseline.encoder, rate=exact_rate(fps), options=baseline.encoder_options(crf, variant))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        colour.tag(stream.codec_context)
+        for packets in _encode(stream, frames):
+            for packet in packets:
+                frame_bytes[min(max(int(packet.pts or 0), 0), len(frames) - 1)] += packet.size
+                out.mux(packet)
+    encode_s = time.perf_counter() - started
+    buffer.seek(0)
+    started = time.perf_counter()
+    with av.open(buffer) as inp:
+        decoded = [frame_to_rgb(frame, colour) for frame in inp.decode(video=0)]
+    decode_s = time.perf_counter() - started
+    if len(decoded) != len(frames):
+        raise CodecError(f"{baseline.name} crf {crf}: decoded {len(decoded)} of {len(frames)} frames")
+    return BaselinePoint(baseline.name, variant.name, crf, sum(frame_bytes), encode_s, decode_s, decoded, frame_bytes)
+
+
+def _encode(stream: av.video.stream.VideoStream, frames: list[av.VideoFrame]) -> Iterator[list[av.Packet]]:
+    for index, frame in enumerate(frames):
+        frame.pts = index
+        yield stream.encode(frame)
+    yield stream.encode()

@@ -1,0 +1,84 @@
+"""ONNX export of encoder and decoder, checked with onnx.checker and against torch with onnxruntime."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from codec.io.bundle import DECODER_FILE, ENCODER_FILE
+from codec.train.loop import to_tensor
+from codec.train.model import AutoEncoder
+
+OPSET = 17
+PARITY_LIMIT = 1e-3
+
+
+def export_onnx(model: AutoEncoder, out_dir: Path) -> None:
+    """Write encoder.onnx (frames -> latent) and decoder.onnx (latent -> frames) with dynamic N, H, W."""
+    model = model.cpu().eval()
+    cfg = model.cfg
+    side = cfg.stride * 2
+    halves = (
+        (model.encoder, torch.zeros(1, 3, side, side), "frames", "latent", ENCODER_FILE),
+        (model.decoder, torch.zeros(1, cfg.latent_channels, 2, 2), "latent", "frames", DECODER_FILE),
+    )
+    for module, example, inp, out, name in halves:
+        path = out_dir / name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                dynamo=False,
+                input_names=[inp],
+                output_names=[out],
+                dynamic_axes={inp: {0: "n", 2: "h", 3: "w"}, out: {0: "n", 2: "h", 3: "w"}},
+                opset_version=OPSET,
+            )
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def parity_size(stride: int, avoid: set[tuple[int, int]]) -> tuple[int, int]:
+    """A (height, width), multiples of ``stride``, that differ from every size in ``avoid``."""
+    h, w = stride * 5, stride * 7
+    while (h, w) in avoid:
+        h, w = h + stride, w + stride
+    return h, w
+
+
+def check_parity(model: AutoEncoder, out_dir: Path, frame: np.ndarray, size: tuple[int, int], step: float) -> dict:
+    """Compare the exported ONNX halves with torch on ``frame`` cropped/padded to ``size``.
+
+    Returns the max absolute differences: encoder latent, decoder output on [0,1] pixels (on the
+    same quantized latent), and the whole ONNX path against the whole torch path.
+    """
+    model = model.cpu().eval()
+    h, w = size
+    crop = frame[:h, :w]
+    crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1]), (0, 0)), mode="edge")
+    x = to_tensor([crop], torch.device("cpu"))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    enc = ort.InferenceSession(str(out_dir / ENCODER_FILE), opts, providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(out_dir / DECODER_FILE), opts, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        y = model.encoder(x)
+        y_hat = torch.round(y / step) * step
+        x_hat = model.decoder(y_hat).numpy()
+    y_ort = enc.run(None, {"frames": x.numpy()})[0]
+    x_hat_ort = dec.run(None, {"latent": y_hat.numpy()})[0]
+    x_hat_path = dec.run(None, {"latent": (np.round(y_ort / step) * step).astype(np.float32)})[0]
+    return {
+        "height": h,
+        "width": w,
+        "encoder_max_abs_diff": float(np.abs(y_ort - y.numpy()).max()),
+        "decoder_max_abs_diff": float(np.abs(x_hat_ort - x_hat).max()),
+        "end_to_end_max_abs_diff": float(np.abs(x_hat_path - x_hat).max()),
+        "limit": PARITY_LIMIT,
+    }
