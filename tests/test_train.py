@@ -11,7 +11,8 @@ import pytest
 import torch
 from conftest import TINY, run_cli
 
-from codec.io.bundle import load_bundle, sha256_file
+from codec.io.bundle import load_bundle
+from codec.io.files import sha256_file
 from codec.train.export import PARITY_LIMIT
 
 

@@ -26,9 +26,10 @@ from codec.coding.bitstream import Chunk, Header
 from codec.coding.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
+from codec.io.files import check_output, replacing_output
 from codec.io.limits import MAX_FPS, MAX_SIDE
 from codec.io.psnr import psnr
-from codec.io.video import VideoWriter, check_output, exact_rate, iter_frames, replacing_output
+from codec.io.video import VideoWriter, exact_rate, iter_frames
 from codec.net import is_loopback, read_secret, read_token
 
 # Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.

@@ -31,7 +31,8 @@ from codec.coding.latent_codec import LatentDecoder
 from codec.coding.runtime import Networks, latent_shape
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
-from codec.io.video import VideoWriter, check_output, replacing_output
+from codec.io.files import check_output, replacing_output
+from codec.io.video import VideoWriter
 
 
 @dataclass

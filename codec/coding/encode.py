@@ -19,8 +19,9 @@ from codec.coding.latent_codec import LatentEncoder
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
+from codec.io.files import check_output, replacing_output
 from codec.io.psnr import psnr
-from codec.io.video import check_output, exact_rate, iter_frames, probe, replacing_output
+from codec.io.video import exact_rate, iter_frames, probe
 
 
 @dataclass

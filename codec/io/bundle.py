@@ -10,13 +10,13 @@ import hashlib
 import json
 import lzma
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codec.errors import CodecError
 from codec.io.colour import Colour
+from codec.io.files import sha256_file
 from codec.io.limits import MAX_SIDE
 
 META_FILE = "meta.json"
@@ -31,33 +31,6 @@ FORMAT_VERSION = 1
 STRIDES = (4, 8, 16, 32, 64)  # what codec.train.model builds: a power of two from its 4x4 stem to 64
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
 def compressed_size(path: Path) -> int:
     """Bytes of ``path`` after xz (LZMA preset 9): what a client downloads for it."""
     return len(lzma.compress(path.read_bytes(), preset=9))
@@ -67,7 +40,7 @@ def file_entry(path: Path) -> dict[str, Any]:
     return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def check_output(model_dir: Path, resume: bool, force: bool) -> None:
+def check_model_dir(model_dir: Path, resume: bool, force: bool) -> None:
     """Make sure training may write into ``model_dir`` without losing anything unasked.
 
     Nothing is created here: the directory appears only when there is a bundle to write."""

@@ -7,10 +7,7 @@ as a :class:`~codec.errors.CodecError` whose message names the file and the reas
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -230,37 +227,6 @@ class VideoWriter:
                 self.container.mux(self.stream.encode())  # flush the encoder's delayed frames
         finally:
             self.container.close()
-
-
-def check_output(path: Path, force: bool) -> None:
-    """Refuse to replace ``path`` without ``force``, or to write where there is no folder."""
-    if path.exists() and not force:
-        raise CodecError(f"{path}: exists; use --force to overwrite it")
-    if not path.parent.is_dir():
-        raise CodecError(f"{path.parent}: no such directory")
-
-
-def remove_output(path: Path) -> None:
-    """Delete a file or a PNG folder that this program wrote, if it is there."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-@contextmanager
-def replacing_output(path: Path, force: bool) -> Iterator[Path]:
-    """A fresh temporary path beside ``path`` (same suffix) to write into: it replaces ``path``, file or
-    PNG folder, only when the block succeeds, and is removed whatever happens, so no failure leaves
-    half an output behind or touches a file the user already had under another name."""
-    check_output(path, force)
-    tmp = path.with_name(f".{path.stem}-{secrets.token_hex(4)}-partial{path.suffix}")
-    try:
-        yield tmp
-        remove_output(path)
-        os.replace(tmp, path)
-    finally:
-        remove_output(tmp)
 
 
 def read_source_yuv420p(path: str | os.PathLike, max_frames: int | None = None) -> list[av.VideoFrame] | None:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codec.errors import CodecError
+from codec.io.files import atomic_path
 from codec.io.psnr import psnr_from_mse
 from codec.train.devices import DEVICES, PRECISIONS, cpu_has_bf16
 from codec.train.distributed import rank
@@ -343,9 +344,8 @@ def save_checkpoint(state: TrainState, path: Path, extra: dict[str, Any]) -> Non
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

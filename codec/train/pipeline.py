@@ -20,12 +20,11 @@ from codec.io.bundle import (
     FORMAT,
     FORMAT_VERSION,
     META_FILE,
-    check_output,
+    check_model_dir,
     compressed_size,
     file_entry,
-    sha256_file,
-    write_json,
 )
+from codec.io.files import sha256_file, write_json
 from codec.io.video import probe, read_clip
 from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
@@ -99,7 +98,7 @@ def train_video(
     """Train on ``video`` into the bundle ``model_dir`` and return its meta.json content (None in
     the processes other than rank 0 of a distributed run: they train but do not write)."""
     started = time.perf_counter()
-    check_output(model_dir, resume, force)
+    check_model_dir(model_dir, resume, force)
     ckpt = load_checkpoint(model_dir / CHECKPOINT_FILE) if resume else None
     cfg, opts = _settings(model_args, option_args, ckpt)
     info = probe(video)

@@ -1,0 +1,74 @@
+"""Writing outputs without losing anything: a file or folder is written beside its destination under
+a temporary name and renamed into place only when whole, and nothing the user has is replaced
+unless they said --force."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from codec.errors import CodecError
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Refuse to replace ``path`` without ``force``, or to write where there is no folder."""
+    if path.exists() and not force:
+        raise CodecError(f"{path}: exists; use --force to overwrite it")
+    if not path.parent.is_dir():
+        raise CodecError(f"{path.parent}: no such directory")
+
+
+def remove_output(path: Path) -> None:
+    """Delete a file or a folder that this program wrote, if it is there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` (same suffix) to write a file or folder into: it
+    replaces ``path`` only when the block succeeds and is removed whatever happens, so no failure
+    leaves half an output behind or touches a file the user already had under another name."""
+    tmp = path.with_name(f".{path.stem}-{secrets.token_hex(4)}-partial{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_dir() or path.is_dir():  # a rename replaces a file, never a folder
+            remove_output(path)
+        os.replace(tmp, path)
+    finally:
+        remove_output(tmp)
+
+
+@contextmanager
+def replacing_output(path: Path, force: bool) -> Iterator[Path]:
+    """:func:`atomic_path` for an output the user named: refused without ``force`` if it exists."""
+    check_output(path, force)
+    with atomic_path(path) as tmp:
+        yield tmp
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so readers never see half."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
