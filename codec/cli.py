@@ -232,7 +232,7 @@ def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool,
     from codec.io.bundle import DECODING_FILES, load_bundle
 
     bundle = load_bundle(model_dir, files=DECODING_FILES)
-    stats = decode_file(Path(stream), bundle, Path(output), force, conceal)
+    stats = decode_file(Path(stream), bundle, Path(output), force=force, conceal=conceal)
     _print(stats.to_dict(), as_json)
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
-from codec.coding.decode import DecodeStats, decode_frames, open_stream
+from codec.coding.decode import decode_bytes, open_stream
 from codec.coding.encode import encode_video
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, SHIPPED_FILES, load_bundle
@@ -207,8 +207,8 @@ def test_fuzzed_streams_decode_cleanly_or_fail_clearly(carphone_bundle: Path, ti
     bundle = _bundle(carphone_bundle)
     data = _mutate(tiny_stream, mutations)
     try:
-        stats = DecodeStats(header=open_stream(data, bundle, "fuzz"), bytes=len(data))
-        frames = list(decode_frames(read_chunks(data, "fuzz", conceal), bundle, "fuzz", conceal, stats))
+        decoded, stats = decode_bytes(data, bundle, "fuzz", conceal=conceal)
+        frames = list(decoded)
     except CodecError as exc:
         assert "\n" not in str(exc)
         return

@@ -87,7 +87,7 @@ def _naming(source: str) -> Iterator[None]:
 
 
 def decode_frames(
-    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, conceal: bool, stats: DecodeStats
+    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, stats: DecodeStats, *, conceal: bool = False
 ) -> Iterator[np.ndarray]:
     """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
     :func:`~codec.coding.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
@@ -171,17 +171,26 @@ def read_stream_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, conceal: bool = False) -> DecodeStats:
+def decode_bytes(
+    data: bytes, bundle: Bundle, source: str, *, conceal: bool = False
+) -> tuple[Iterator[np.ndarray], DecodeStats]:
+    """Decode the whole ``.aec`` stream ``data``: its header is checked here, its frames are decoded as
+    the returned iterator is consumed, and the stats are complete once it is exhausted. With
+    ``conceal``, reading resynchronises after damage and the damage is concealed (see the module)."""
+    stats = DecodeStats(header=open_stream(data, bundle, source), bytes=len(data))
+    chunks = read_chunks(data, source, resync=conceal)
+    return decode_frames(chunks, bundle, source, stats, conceal=conceal), stats
+
+
+def decode_file(stream: Path, bundle: Bundle, out: Path, *, force: bool = False, conceal: bool = False) -> DecodeStats:
     """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``."""
     check_output(out, force)
-    data = read_stream_file(stream)
-    header = open_stream(data, bundle, str(stream))
-    stats = DecodeStats(header=header, bytes=len(data))
+    frames, stats = decode_bytes(read_stream_file(stream), bundle, str(stream), conceal=conceal)
+    header = stats.header
     with (
         replacing_output(out, force) as tmp,
         VideoWriter(tmp, header.width, header.height, header.fps, bundle.colour) as writer,
     ):
-        chunks = read_chunks(data, str(stream), resync=conceal)
-        for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
+        for frame in frames:
             writer.write(frame)
     return stats
