@@ -214,7 +214,8 @@ def encode(
     from codec.coding.encode import encode_video
     from codec.io.bundle import load_bundle
 
-    stats = encode_video(Path(video), load_bundle(model_dir), Path(output), quality, gop, force, keyframes=keyframes)
+    bundle = load_bundle(model_dir)
+    stats = encode_video(Path(video), bundle, Path(output), quality=quality, gop=gop, force=force, keyframes=keyframes)
     _print(stats.to_dict(), as_json)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks
 from codec.coding.entropy_coding import CodingTables
-from codec.coding.latent_codec import LatentDecoder
+from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
@@ -99,10 +99,10 @@ def decode_frames(
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
     shape = latent_shape(bundle, header.width, header.height)
     with _naming(source):
-        decoder = LatentDecoder(CodingTables.from_bundle(bundle), header.quality, shape)
+        unpacker = LatentUnpacker(CodingTables.from_bundle(bundle), header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
-    step = decoder.level.step
+    step = unpacker.level.step
     last = np.full((header.height, header.width, 3), 128, np.uint8)
     expected = 0
     lost = damaged = 0  # damaged bytes since the last good chunk, and in all
@@ -113,7 +113,7 @@ def decode_frames(
         if not conceal:
             raise CodecError(f"{source}: frame {expected}: {reason}")
         stats.damage.append(f"frame {expected}: {reason}, concealed")
-        decoder.reset()
+        unpacker.reset()
         while expected < upto:
             stats.concealed += 1
             expected += 1
@@ -122,7 +122,7 @@ def decode_frames(
     for item in items:
         if isinstance(item, Damage):
             stats.damage.append(f"byte {item.offset}: {item.reason}")
-            decoder.reset()
+            unpacker.reset()
             lost += item.length
             damaged += item.length
             if 2 * damaged > stats.bytes:
@@ -145,12 +145,12 @@ def decode_frames(
                 )
             yield from fill(chunk.index, "missing from the stream")
         lost = 0
-        if decoder.previous is None and chunk.frame_type != I_FRAME:
+        if unpacker.previous is None and chunk.frame_type != I_FRAME:
             yield from fill(chunk.index + 1, "P-frame without its reference")
             continue
         with _naming(source):
-            q = decoder.decode(chunk)
-        last = nets.decode((q * step).astype(np.float32)[None])[0]
+            q = unpacker.unpack(chunk)
+        last = nets.synthesise((q * step).astype(np.float32)[None])[0]
         expected += 1
         stats.frames += 1
         yield last
