@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
 from codec.coding.decode import decode_bytes, open_stream
 from codec.coding.encode import encode_video
+from codec.coding.runtime import latent_shape, latent_size
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, SHIPPED_FILES, load_bundle
 from codec.io.video import read_clip
@@ -46,6 +47,14 @@ def test_stream_layout(encoded, carphone_bundle: Path) -> None:
     values = stats.to_dict()
     assert values["bpp"] == pytest.approx(stats.bytes * 8 / (10 * 176 * 144))
     assert values["total_bpp"] > values["bpp"] and values["ratio_vs_rgb24"] > 1
+
+
+def test_latent_size_pads_the_frame_up_to_the_stride(carphone_bundle: Path) -> None:
+    assert (
+        latent_size(144, 176, 16) == (9, 11) and latent_size(37, 45, 16) == (3, 3) and latent_size(32, 32, 16) == (2, 2)
+    )
+    bundle = load_bundle(carphone_bundle)
+    assert list(latent_shape(bundle, 176, 144)) == bundle.meta["model"]["latent_shape"]  # as training recorded it
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".y4m"])

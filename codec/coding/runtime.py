@@ -43,11 +43,15 @@ def _session(path: Any) -> ort.InferenceSession:
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
+def latent_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """Rows and columns of the latent of a height x width frame: the frame padded up to a multiple of ``stride``."""
+    return -(-height // stride), -(-width // stride)
+
+
 def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
-    """(C, h, w) of the latent of a width x height frame: the frame padded up to the stride."""
+    """(C, h, w) of the latent of a width x height frame under ``bundle``'s model."""
     model = bundle.meta["model"]
-    stride = int(model["stride"])
-    return int(model["latent_channels"]), -(-height // stride), -(-width // stride)
+    return int(model["latent_channels"]), *latent_size(height, width, int(model["stride"]))
 
 
 class Sessions:
