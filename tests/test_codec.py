@@ -49,6 +49,19 @@ def test_stream_layout(encoded, carphone_bundle: Path) -> None:
     assert values["total_bpp"] > values["bpp"] and values["ratio_vs_rgb24"] > 1
 
 
+def test_info_describes_an_encoded_stream_without_its_bundle(encoded, carphone_bundle: Path) -> None:
+    stream, stats, _ = encoded
+    code, out, err = run_cli("info", stream, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["header"]["bundle_sha256"] == load_bundle(carphone_bundle).decoder_sha256
+    assert (info["header"]["size"], info["header"]["frames"], info["header"]["gop"]) == ("176x144", 10, 4)
+    assert "".join(c["type"] for c in info["chunks"]) == "IPPPIPPPIP" and all(c["crc_ok"] for c in info["chunks"])
+    totals = info["totals"]
+    assert (totals["bytes"], totals["i_frames"], totals["p_frames"]) == (stats.bytes, stats.i_frames, 7)
+    assert totals["bpp"] == pytest.approx(stats.to_dict()["bpp"])
+
+
 def test_latent_size_pads_the_frame_up_to_the_stride(carphone_bundle: Path) -> None:
     assert (
         latent_size(144, 176, 16) == (9, 11) and latent_size(37, 45, 16) == (3, 3) and latent_size(32, 32, 16) == (2, 2)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks
+from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks, read_stream_file
 from codec.coding.entropy_coding import CodingTables
 from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
@@ -163,12 +163,6 @@ def decode_frames(
         raise CodecError(f"{source}: no frame could be decoded, so none can stand in for the damaged ones")
     stats.frames += stats.concealed
     stats.seconds = time.perf_counter() - started
-
-
-def read_stream_file(path: Path) -> bytes:
-    if not path.is_file():
-        raise CodecError(f"{path}: no such file")
-    return path.read_bytes()
 
 
 def decode_bytes(
