@@ -32,7 +32,7 @@ from aecodec.server.catalog import decoder_pieces
 from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Chunk, Header
-from codec.coding.encode import VideoEncoder
+from codec.coding.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import find_source, load_bundle
 from codec.io.video import iter_frames
@@ -241,7 +241,7 @@ def abuse_decoder(models: Path, name: str) -> None:
     valid = Header(bundle.decoder_sha256, width, height, Fraction(25), 1, 8, 0).pack()
     tiny, far = Chunk(0, 0, b"\0" * 4).pack(), Chunk(10**6, 0, b"\0" * 4).pack()
     first = next(iter_frames(find_source(bundle), max_frames=1))
-    real = VideoEncoder(bundle, width, height, 0, None).encode(first, 0).chunk.pack()  # a real I-frame
+    real = StreamEncoder(bundle, width=width, height=height, quality=0).encode(first, 0).chunk.pack()  # a real I-frame
     crafted = {  # every header's crc32 holds
         "16384x16384, 2^32-1 frames": craft(valid + tiny, width=16384, height=16384, frames=2**32 - 1),
         "own size, a 4-byte I-frame": valid + tiny,

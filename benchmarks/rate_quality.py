@@ -11,8 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from codec.coding.bitstream import read_chunks
-from codec.coding.decode import DecodeStats, decode_frames, open_stream
+from codec.coding.decode import decode_bytes
 from codec.coding.encode import encode_video
 from codec.io.bundle import load_bundle
 
@@ -27,11 +26,9 @@ def main(model_dir: str, video: str) -> None:
         for quality in range(len(bundle.meta["coding"]["quality_steps"])):
             out = Path(tmp) / f"q{quality}.aec"
             e = encode_video(Path(video), bundle, out, quality=quality).to_dict()
-            data = out.read_bytes()
-            stats = DecodeStats(header=open_stream(data, bundle, str(out)), bytes=len(data))
+            frames, _ = decode_bytes(out.read_bytes(), bundle, str(out))
             started = time.perf_counter()
-            frames = sum(1 for _ in decode_frames(read_chunks(data, str(out)), bundle, str(out), False, stats))
-            decode_fps = frames / (time.perf_counter() - started)
+            decode_fps = sum(1 for _ in frames) / (time.perf_counter() - started)
             print(
                 f"| {quality} | {e['step']:g} | {e['bytes']:,} | {e['bpp']:.4f} | {e['total_bpp']:.4f} "
                 f"| {e['psnr_rgb']:.2f} | {e['real_over_estimate']:.4f} | {e['encode_fps']:.1f} | {decode_fps:.1f} |"

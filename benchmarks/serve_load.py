@@ -63,7 +63,7 @@ def latencies(port: int, name: str, bundle_dir: Path, source: Path) -> list[floa
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         replies = codec_pb2_grpc.VideoCodecStub(channel).Encode(iter(outbox.get, None), timeout=600)
         chunks = (Chunk(r.index, r.type, r.payload) for r in replies)
-        decoded = decode_frames(chunks, bundle, "live", False, stats)
+        decoded = decode_frames(chunks, bundle, "live", stats)
         for frame in frames:
             start = time.perf_counter()
             outbox.put(codec_pb2.RawFrame(name=name, width=w, height=h, rgb24=frame.tobytes()))

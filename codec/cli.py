@@ -162,15 +162,23 @@ def train(video: str, model_dir: str, **kwargs: Any) -> None:
 
 
 @cli.command()
-@click.argument("model_dir")
+@click.argument("target", metavar="MODEL_DIR|STREAM.aec")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(model_dir: str, as_json: bool) -> None:
-    """Describe the model bundle in MODEL_DIR (its files are checked against meta.json)."""
+def info(target: str, as_json: bool) -> None:
+    """Describe the model bundle in MODEL_DIR (its files are checked against meta.json), or the .aec
+    stream STREAM.aec: its header, one line per chunk with its crc32 check, and totals (no bundle needed)."""
+    if Path(target).is_file():
+        from codec.coding.bitstream import read_stream_file
+        from codec.coding.stream_info import format_stream_info, stream_info
+
+        values = stream_info(read_stream_file(Path(target)), target)
+        click.echo(json.dumps(values, indent=2) if as_json else format_stream_info(values))
+        return
     from codec.coding.runtime import active_provider
     from codec.io.bundle import load_bundle
     from codec.io.report import format_summary, summary
 
-    bundle = load_bundle(model_dir)
+    bundle = load_bundle(target)
     values = {
         **summary(bundle.meta),
         "bundle_sha256": bundle.decoder_sha256,
@@ -214,7 +222,8 @@ def encode(
     from codec.coding.encode import encode_video
     from codec.io.bundle import load_bundle
 
-    stats = encode_video(Path(video), load_bundle(model_dir), Path(output), quality, gop, force, keyframes=keyframes)
+    bundle = load_bundle(model_dir)
+    stats = encode_video(Path(video), bundle, Path(output), quality=quality, gop=gop, force=force, keyframes=keyframes)
     _print(stats.to_dict(), as_json)
 
 
@@ -232,7 +241,7 @@ def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool,
     from codec.io.bundle import DECODING_FILES, load_bundle
 
     bundle = load_bundle(model_dir, files=DECODING_FILES)
-    stats = decode_file(Path(stream), bundle, Path(output), force, conceal)
+    stats = decode_file(Path(stream), bundle, Path(output), force=force, conceal=conceal)
     _print(stats.to_dict(), as_json)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from fractions import Fraction
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from crafted import craft, field_spans
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -176,3 +180,86 @@ def test_span_crc_equals_zlibs(data: bytes, a: int, b: int) -> None:
     start, end = sorted((min(a, len(data)), min(b, len(data))))
     for value in (0, 0xFFFFFFFF, zlib.crc32(data)):
         assert SpanCrc(data).crc32(start, end, value) == zlib.crc32(data[start:end], value)
+
+
+def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
+    chunks = [Chunk(0, 0, bytes(40)), Chunk(1, 1, bytes(8)), Chunk(2, 1, bytes(12))]
+    header = Header("ab" * 32, 32, 16, Fraction(30000, 1001), 3, 30, 2)
+    stream = tmp_path / "s.aec"
+    stream.write_bytes(header.pack() + b"".join(c.pack() for c in chunks))
+    code, out, err = run_cli("info", stream, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["header"] == {
+        "version": 1,
+        "bundle_sha256": "ab" * 32,
+        "size": "32x16",
+        "fps": "30000/1001",
+        "frames": 3,
+        "gop": 30,
+        "quality": 2,
+    }
+    assert [(c["index"], c["type"], c["bytes"], c["crc_ok"]) for c in info["chunks"]] == [
+        (0, "I", CHUNK_HEAD_SIZE + 40, True),
+        (1, "P", CHUNK_HEAD_SIZE + 8, True),
+        (2, "P", CHUNK_HEAD_SIZE + 12, True),
+    ]
+    assert [c["offset"] for c in info["chunks"]] == [HEADER_SIZE, HEADER_SIZE + 55, HEADER_SIZE + 78]
+    size = stream.stat().st_size
+    assert info["totals"] == {
+        "bytes": size,
+        "chunks": 3,
+        "i_frames": 1,
+        "p_frames": 2,
+        "damaged": 0,
+        "damaged_bytes": 0,
+        "bpp": size * 8 / (3 * 32 * 16),
+    }
+    code, text, _ = run_cli("info", stream)
+    assert code == 0 and "bundle sha256   " + "ab" * 32 in text and "30000/1001" in text
+    assert re.search(r"^\s+1\s+119\s+P\s+23\s+yes$", text, re.MULTILINE), text
+
+
+def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
+    good = [Chunk(i, 0 if i == 0 else 1, bytes(range(4 * (i + 1)))) for i in range(4)]
+    data = HEADER.pack() + b"".join(c.pack() for c in good)
+    third = HEADER_SIZE + good[0].size + good[1].size
+    stream = tmp_path / "damaged.aec"
+    stream.write_bytes(_flip(data, third + CHUNK_HEAD_SIZE) + _fake_heads(4096, seed=3))
+    code, out, err = run_cli("info", stream, "--json")
+    assert code == 0, err
+    rows = json.loads(out)["chunks"]
+    assert [(r["index"], r["crc_ok"]) for r in rows] == [(0, True), (1, True), (None, False), (3, True), (None, False)]
+    assert rows[2]["damage"] == "frame 2: crc32 mismatch" and rows[2]["bytes"] == good[2].size
+    assert rows[4]["bytes"] == 4096 and json.loads(out)["totals"]["damaged_bytes"] == good[2].size + 4096
+    code, text, _ = run_cli("info", stream)
+    assert code == 0 and "no  (frame 2: crc32 mismatch)" in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not an aec stream at all" * 8,
+        HEADER.pack()[:40],
+        craft(HEADER.pack(), width=0),
+        craft(HEADER.pack(), fps_num=2**32 - 1, fps_den=1),
+        _flip(HEADER.pack(), 50) + Chunk(0, 0, bytes(4)).pack(),
+    ],
+)
+def test_info_refuses_what_is_not_an_aec_stream_in_one_line(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "x.aec"
+    path.write_bytes(content)
+    code, out, err = run_cli("info", path)
+    assert code == 2 and not out and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
+    stream = tmp_path / "s.aec"
+    stream.write_bytes(HEADER.pack() + Chunk(0, 0, bytes(4)).pack())
+    script = (
+        "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now raises ImportError
+        f"from codec.cli import main; sys.argv = ['codec', 'info', {str(stream)!r}]; main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
-from codec.coding.decode import DecodeStats, decode_frames, open_stream
+from codec.coding.decode import decode_bytes, open_stream
 from codec.coding.encode import encode_video
+from codec.coding.runtime import latent_shape, latent_size
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, SHIPPED_FILES, load_bundle
 from codec.io.video import read_clip
@@ -46,6 +47,27 @@ def test_stream_layout(encoded, carphone_bundle: Path) -> None:
     values = stats.to_dict()
     assert values["bpp"] == pytest.approx(stats.bytes * 8 / (10 * 176 * 144))
     assert values["total_bpp"] > values["bpp"] and values["ratio_vs_rgb24"] > 1
+
+
+def test_info_describes_an_encoded_stream_without_its_bundle(encoded, carphone_bundle: Path) -> None:
+    stream, stats, _ = encoded
+    code, out, err = run_cli("info", stream, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["header"]["bundle_sha256"] == load_bundle(carphone_bundle).decoder_sha256
+    assert (info["header"]["size"], info["header"]["frames"], info["header"]["gop"]) == ("176x144", 10, 4)
+    assert "".join(c["type"] for c in info["chunks"]) == "IPPPIPPPIP" and all(c["crc_ok"] for c in info["chunks"])
+    totals = info["totals"]
+    assert (totals["bytes"], totals["i_frames"], totals["p_frames"]) == (stats.bytes, stats.i_frames, 7)
+    assert totals["bpp"] == pytest.approx(stats.to_dict()["bpp"])
+
+
+def test_latent_size_pads_the_frame_up_to_the_stride(carphone_bundle: Path) -> None:
+    assert (
+        latent_size(144, 176, 16) == (9, 11) and latent_size(37, 45, 16) == (3, 3) and latent_size(32, 32, 16) == (2, 2)
+    )
+    bundle = load_bundle(carphone_bundle)
+    assert list(latent_shape(bundle, 176, 144)) == bundle.meta["model"]["latent_shape"]  # as training recorded it
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".y4m"])
@@ -207,8 +229,8 @@ def test_fuzzed_streams_decode_cleanly_or_fail_clearly(carphone_bundle: Path, ti
     bundle = _bundle(carphone_bundle)
     data = _mutate(tiny_stream, mutations)
     try:
-        stats = DecodeStats(header=open_stream(data, bundle, "fuzz"), bytes=len(data))
-        frames = list(decode_frames(read_chunks(data, "fuzz", conceal), bundle, "fuzz", conceal, stats))
+        decoded, stats = decode_bytes(data, bundle, "fuzz", conceal=conceal)
+        frames = list(decoded)
     except CodecError as exc:
         assert "\n" not in str(exc)
         return

@@ -17,7 +17,7 @@ from crafted import craft
 
 from codec.coding.bitstream import HEADER_SIZE, I_FRAME, P_FRAME, Chunk, read_chunks
 from codec.coding.entropy_coding import CodingTables
-from codec.coding.latent_codec import LatentDecoder, LatentEncoder
+from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 
@@ -149,10 +149,10 @@ def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> N
     noise = np.random.default_rng(0).integers(-3, 4, shape)
     for quality, level in enumerate(tables.levels):
         cheapest = np.asarray(level.intra_centre)[:, None, None] + np.zeros(shape, np.int64)
-        encoder, decoder = LatentEncoder(tables, quality), LatentDecoder(tables, quality, shape)
+        packer, unpacker = LatentPacker(tables, quality), LatentUnpacker(tables, quality, shape)
         frames = [(cheapest, I_FRAME), (cheapest, P_FRAME), (cheapest + noise, P_FRAME), (cheapest + noise, I_FRAME)]
         for index, (q, frame_type) in enumerate(frames):
-            assert np.array_equal(decoder.decode(encoder.encode(q, index, frame_type)), q)
+            assert np.array_equal(unpacker.unpack(packer.pack(q, index, frame_type)), q)
 
 
 def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
@@ -161,12 +161,12 @@ def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
     rng = np.random.default_rng(0)
     refused = 0
     for quality in range(len(tables.levels)):
-        decoder = LatentDecoder(tables, quality, (4, 9, 11))
+        unpacker = LatentUnpacker(tables, quality, (4, 9, 11))
         for index in range(100):
-            decoder.previous = np.zeros((4, 9, 11), np.int64)
+            unpacker.previous = np.zeros((4, 9, 11), np.int64)
             payload = rng.integers(0, 256, 4 * int(rng.integers(1, 60)), np.uint8).tobytes()
             try:
-                decoder.decode(Chunk(index, index % 2, payload))
+                unpacker.unpack(Chunk(index, index % 2, payload))
             except CodecError as exc:
                 assert str(exc).startswith(f"frame {index}: payload ") and "\n" not in str(exc)
                 refused += 1

@@ -22,7 +22,7 @@ import pytest
 
 from codec.coding.bitstream import I_FRAME, P_FRAME, Header, read_chunks, write_stream
 from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
-from codec.coding.latent_codec import LatentDecoder, LatentEncoder
+from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
@@ -51,8 +51,8 @@ def _latents() -> list[np.ndarray]:
 
 
 def _stream(tables: CodingTables, latents: list[np.ndarray]) -> bytes:
-    encoder = LatentEncoder(tables, QUALITY)
-    chunks = [encoder.encode(q, index, kind) for index, (q, kind) in enumerate(zip(latents, TYPES, strict=True))]
+    packer = LatentPacker(tables, QUALITY)
+    chunks = [packer.pack(q, index, kind) for index, (q, kind) in enumerate(zip(latents, TYPES, strict=True))]
     names = hashlib.sha256(json.dumps(tables.to_json(), sort_keys=True).encode()).hexdigest()
     header = Header(names, 80, 64, Fraction(30000, 1001), len(chunks), 3, QUALITY)
     out = io.BytesIO()
@@ -73,8 +73,8 @@ def test_golden_stream() -> None:
     assert sha == GOLDEN_SHA256, "these latents no longer code to the golden stream's bytes"
     golden = GOLDEN.read_bytes()
     assert hashlib.sha256(golden).hexdigest() == GOLDEN_SHA256
-    decoder = LatentDecoder(tables, Header.unpack(golden, GOLDEN.name).quality, SHAPE)
-    decoded = [decoder.decode(chunk) for chunk in read_chunks(golden, GOLDEN.name)]
+    unpacker = LatentUnpacker(tables, Header.unpack(golden, GOLDEN.name).quality, SHAPE)
+    decoded = [unpacker.unpack(chunk) for chunk in read_chunks(golden, GOLDEN.name)]
     assert len(decoded) == len(latents) and all(np.array_equal(d, q) for d, q in zip(decoded, latents, strict=True))
 
 

@@ -24,8 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import Connection, Target, Transfer, play, stream_chunks
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Header, read_chunks
-from codec.coding.decode import DecodeStats, decode_frames
+from codec.coding.bitstream import Header
+from codec.coding.decode import DecodeStats, decode_bytes, decode_frames
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
@@ -179,9 +179,8 @@ def test_live_encode_round_trip(server: Server, models: Path, offline: np.ndarra
     assert [r.index for r in replies] == list(range(24))
     bundle = load_bundle(models / "short")
     header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta["coding"]["default_quality"])
-    data = header.pack() + b"".join(_chunk(r) for r in replies)
-    stats = DecodeStats(header=header, bytes=len(data))
-    decoded = np.stack(list(decode_frames(read_chunks(data, "live"), bundle, "live", False, stats)))
+    frames, _ = decode_bytes(header.pack() + b"".join(_chunk(r) for r in replies), bundle, "live")
+    decoded = np.stack(list(frames))
     assert np.array_equal(decoded, offline)
 
 
@@ -246,7 +245,7 @@ def test_client_resumes_after_the_connection_drops(models: Path, offline: np.nda
     bundle = load_bundle(models / "short")
     header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta["coding"]["default_quality"])
     stats = DecodeStats(header=header, bytes=0)
-    decoded = np.stack(list(decode_frames(iter(chunks), bundle, "resumed", False, stats)))
+    decoded = np.stack(list(decode_frames(iter(chunks), bundle, "resumed", stats)))
     assert np.array_equal(decoded, offline)
 
 

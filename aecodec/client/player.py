@@ -232,7 +232,7 @@ def play(
             replacing_output(out, force) as tmp,
             VideoWriter(tmp, video.width, video.height, fps, bundle.colour) as writer,
         ):
-            for index, frame in enumerate(decode_frames(chunks, bundle, url, False, stats)):
+            for index, frame in enumerate(decode_frames(chunks, bundle, url, stats)):
                 writer.write(frame)
                 if refs is not None:
                     ref = next(refs, None)

@@ -17,7 +17,7 @@ from aecodec.server.catalog import Entry, decoder_pieces
 from aecodec.server.limits import Reaper, Slots
 from aecodec.server.streaming import check_quality, check_range, stream_frames
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.encode import EncodedFrame, VideoEncoder
+from codec.coding.encode import CodedFrame, StreamEncoder
 from codec.coding.runtime import Networks, Sessions
 from codec.errors import CodecError
 
@@ -35,7 +35,7 @@ def _invalid_argument(context: grpc.ServicerContext) -> Iterator[None]:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
 
-def _message(coded: EncodedFrame, fps: float) -> codec_pb2.EncodedFrame:
+def _message(coded: CodedFrame, fps: float) -> codec_pb2.EncodedFrame:
     chunk = coded.chunk
     return codec_pb2.EncodedFrame(
         index=chunk.index, type=chunk.frame_type, payload=chunk.payload, crc32=chunk.crc32, pts=chunk.index / fps
@@ -134,8 +134,13 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
             with _invalid_argument(context):
                 check_quality(entry, quality)
                 entry.bundle.check_frame_size(width, height, entry.name)
-                encoder = VideoEncoder(
-                    entry.bundle, width, height, quality, first.gop or None, self._networks(entry, width, height)
+                encoder = StreamEncoder(
+                    entry.bundle,
+                    width=width,
+                    height=height,
+                    quality=quality,
+                    gop=first.gop or None,
+                    nets=self._networks(entry, width, height),
                 )
             terminated = threading.Event()
             context.add_callback(terminated.set)
@@ -178,7 +183,7 @@ class _StreamLog:
     def __enter__(self) -> _StreamLog:
         return self
 
-    def add(self, coded: EncodedFrame) -> None:
+    def add(self, coded: CodedFrame) -> None:
         self.frames += 1
         self.bytes += len(coded.chunk.payload)
 

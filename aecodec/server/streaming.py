@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from aecodec.server.catalog import Entry
-from codec.coding.encode import EncodedFrame, VideoEncoder
+from codec.coding.encode import CodedFrame, StreamEncoder
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
 from codec.io.video import iter_frames
@@ -36,12 +36,12 @@ def stream_frames(
     nets: Networks,
     active: Callable[[], bool] = lambda: True,
     pace: bool = False,
-) -> Iterator[EncodedFrame]:
+) -> Iterator[CodedFrame]:
     """Encode frames [start, end) of ``entry``; the first is an I-frame. Stops as soon as
     ``active()`` turns false, so a cancelled client costs at most the frame in progress. With
     ``pace``, no frame leaves before its presentation time (counted from the stream's start), as
     for a live broadcast; otherwise frames go as fast as they are encoded."""
-    encoder = VideoEncoder(entry.bundle, entry.info.width, entry.info.height, quality, None, nets)
+    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality, nets=nets)
     started = time.monotonic()
     for index, frame in enumerate(iter_frames(entry.source, max_frames=end)):
         if not active():

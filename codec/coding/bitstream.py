@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import BinaryIO
 
 from codec.coding.spancrc import SpanCrc
@@ -149,6 +150,16 @@ def write_stream(out: BinaryIO, header: Header, chunks: Iterator[Chunk]) -> int:
     for chunk in chunks:
         written += out.write(chunk.pack())
     return written
+
+
+def read_stream_file(path: Path) -> bytes:
+    """The bytes of the stream file ``path``; a missing or unreadable file is a CodecError."""
+    if not path.is_file():
+        raise CodecError(f"{path}: no such file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CodecError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 def _head(data: bytes, pos: int) -> tuple[int, int, int, int] | str:

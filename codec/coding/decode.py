@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks
+from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks, read_stream_file
 from codec.coding.entropy_coding import CodingTables
-from codec.coding.latent_codec import LatentDecoder
+from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
@@ -87,7 +87,7 @@ def _naming(source: str) -> Iterator[None]:
 
 
 def decode_frames(
-    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, conceal: bool, stats: DecodeStats
+    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, stats: DecodeStats, *, conceal: bool = False
 ) -> Iterator[np.ndarray]:
     """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
     :func:`~codec.coding.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
@@ -99,10 +99,10 @@ def decode_frames(
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
     shape = latent_shape(bundle, header.width, header.height)
     with _naming(source):
-        decoder = LatentDecoder(CodingTables.from_bundle(bundle), header.quality, shape)
+        unpacker = LatentUnpacker(CodingTables.from_bundle(bundle), header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
-    step = decoder.level.step
+    step = unpacker.level.step
     last = np.full((header.height, header.width, 3), 128, np.uint8)
     expected = 0
     lost = damaged = 0  # damaged bytes since the last good chunk, and in all
@@ -113,7 +113,7 @@ def decode_frames(
         if not conceal:
             raise CodecError(f"{source}: frame {expected}: {reason}")
         stats.damage.append(f"frame {expected}: {reason}, concealed")
-        decoder.reset()
+        unpacker.reset()
         while expected < upto:
             stats.concealed += 1
             expected += 1
@@ -122,7 +122,7 @@ def decode_frames(
     for item in items:
         if isinstance(item, Damage):
             stats.damage.append(f"byte {item.offset}: {item.reason}")
-            decoder.reset()
+            unpacker.reset()
             lost += item.length
             damaged += item.length
             if 2 * damaged > stats.bytes:
@@ -145,12 +145,12 @@ def decode_frames(
                 )
             yield from fill(chunk.index, "missing from the stream")
         lost = 0
-        if decoder.previous is None and chunk.frame_type != I_FRAME:
+        if unpacker.previous is None and chunk.frame_type != I_FRAME:
             yield from fill(chunk.index + 1, "P-frame without its reference")
             continue
         with _naming(source):
-            q = decoder.decode(chunk)
-        last = nets.decode((q * step).astype(np.float32)[None])[0]
+            q = unpacker.unpack(chunk)
+        last = nets.synthesise((q * step).astype(np.float32)[None])[0]
         expected += 1
         stats.frames += 1
         yield last
@@ -165,23 +165,26 @@ def decode_frames(
     stats.seconds = time.perf_counter() - started
 
 
-def read_stream_file(path: Path) -> bytes:
-    if not path.is_file():
-        raise CodecError(f"{path}: no such file")
-    return path.read_bytes()
+def decode_bytes(
+    data: bytes, bundle: Bundle, source: str, *, conceal: bool = False
+) -> tuple[Iterator[np.ndarray], DecodeStats]:
+    """Decode the whole ``.aec`` stream ``data``: its header is checked here, its frames are decoded as
+    the returned iterator is consumed, and the stats are complete once it is exhausted. With
+    ``conceal``, reading resynchronises after damage and the damage is concealed (see the module)."""
+    stats = DecodeStats(header=open_stream(data, bundle, source), bytes=len(data))
+    chunks = read_chunks(data, source, resync=conceal)
+    return decode_frames(chunks, bundle, source, stats, conceal=conceal), stats
 
 
-def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, conceal: bool = False) -> DecodeStats:
+def decode_file(stream: Path, bundle: Bundle, out: Path, *, force: bool = False, conceal: bool = False) -> DecodeStats:
     """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``."""
     check_output(out, force)
-    data = read_stream_file(stream)
-    header = open_stream(data, bundle, str(stream))
-    stats = DecodeStats(header=header, bytes=len(data))
+    frames, stats = decode_bytes(read_stream_file(stream), bundle, str(stream), conceal=conceal)
+    header = stats.header
     with (
         replacing_output(out, force) as tmp,
         VideoWriter(tmp, header.width, header.height, header.fps, bundle.colour) as writer,
     ):
-        chunks = read_chunks(data, str(stream), resync=conceal)
-        for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):
+        for frame in frames:
             writer.write(frame)
     return stats

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, P_FRAME, Chunk, Header, write_stream
-from codec.coding.entropy_coding import CodingTables, laplace_bits
-from codec.coding.latent_codec import LatentEncoder
+from codec.coding.bitstream import I_FRAME, Chunk, Header, write_stream
+from codec.coding.entropy_coding import CodingTables, estimate_bits
+from codec.coding.keyframes import KeyframePolicy
+from codec.coding.latent_codec import LatentPacker
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
@@ -72,7 +73,7 @@ class EncodeStats:
 
 
 @dataclass
-class EncodedFrame:
+class CodedFrame:
     """One coded frame: its chunk, its integer latent, the priors' estimate of its bits, and the
     frame exactly as a decoder will reconstruct it (when asked for)."""
 
@@ -82,85 +83,55 @@ class EncodedFrame:
     reconstruction: np.ndarray | None
 
 
-KEYFRAMES = ("fixed", "auto")
-JUMP, JUMP_HISTORY = 1.5, 8  # scene cut: a residual over 1.5x the median of the last 8 P-frames' bits
+class StreamEncoder:
+    """The frames of one stream to its chunks, with one bundle at one quality level: analysis
+    network, rounding, the keyframe policy's choice of I or P, latent prediction and range coding.
 
-
-class VideoEncoder:
-    """Frames to chunks with one bundle at one quality level: encoder network, rounding, latent
-    prediction and entropy coding. An I-frame comes at every multiple of ``gop`` and at the first
-    frame this encoder sees, so a stream may start anywhere; P-frames after it are the same
-    bytes wherever the stream started, since q_t - q_(t-1) does not depend on how q_(t-1) was coded.
-
-    With ``keyframes="auto"`` an I-frame comes instead where the code jumps: wherever the priors
-    price the frame's latent coded afresh below its residual from the previous frame, or its residual
-    at more than JUMP times the median of the last few P-frames' (a scene cut); and at the latest
-    ``gop`` frames after the last I-frame.
+    It keeps the stream's state (the previous latent, the policy's), so it codes frames in order.
+    The first frame it sees is an I-frame, so a stream may start anywhere; with ``keyframes="fixed"``
+    the P-frames after it are the same bytes wherever the stream started, since q_t - q_(t-1) does
+    not depend on how q_(t-1) was coded. ``nets`` shares networks (their sessions may serve several
+    threads); without it they are opened here.
     """
 
     def __init__(
         self,
         bundle: Bundle,
+        *,
         width: int,
         height: int,
-        quality: int | None,
-        gop: int | None,
+        quality: int | None = None,
+        gop: int | None = None,
         nets: Networks | None = None,
         keyframes: str = "fixed",
     ) -> None:
-        if keyframes not in KEYFRAMES:
-            raise CodecError(f"--keyframes must be one of {', '.join(KEYFRAMES)}, not {keyframes}")
-        self.keyframes = keyframes
-        self.last_intra = 0
-        self.recent_inter: list[float] = []
         coding = bundle.meta["coding"]
         self.quality = coding["default_quality"] if quality is None else quality
         self.gop = coding["gop"] if gop is None else gop
         if not 1 <= self.gop < 1 << 16:
             raise CodecError(f"GOP must be from 1 to 65535, not {self.gop}")
-        self.latents = LatentEncoder(CodingTables.from_bundle(bundle), self.quality)
-        self.step = self.latents.level.step
+        self.packer = LatentPacker(CodingTables.from_bundle(bundle), self.quality)
+        self.step = self.packer.level.step
         self.prior = bundle.entropy()["prior"]
-        self.nets = nets or Networks(bundle, width, height)  # sessions may be shared between threads
+        self.keyframes = KeyframePolicy(keyframes, self.gop, self.prior, self.step)
+        self.nets = nets or Networks(bundle, width, height)
 
-    def frame_type(self, q: np.ndarray, previous: np.ndarray | None, index: int) -> int:
-        """I or P for frame ``index`` with integer latent ``q``, after ``previous``."""
-        if previous is None:
-            frame_type = I_FRAME
-        elif self.keyframes == "fixed":
-            frame_type = I_FRAME if index % self.gop == 0 else P_FRAME
-        else:
-            frame_type = self._scene_aware_type(q, previous, index)
-        if frame_type == I_FRAME:
-            self.last_intra = index
-        return frame_type
-
-    def _scene_aware_type(self, q: np.ndarray, previous: np.ndarray, index: int) -> int:
-        inter = float(estimate_bits(q, previous, P_FRAME, self.prior, self.step).sum())
-        intra = float(estimate_bits(q, None, I_FRAME, self.prior, self.step).sum())
-        recent = self.recent_inter[-JUMP_HISTORY:]
-        jump = len(recent) >= 3 and inter > JUMP * float(np.median(recent))
-        if intra < inter or jump or index - self.last_intra >= self.gop:
-            self.recent_inter = []
-            return I_FRAME
-        self.recent_inter.append(inter)
-        return P_FRAME
-
-    def encode(self, frame: np.ndarray, index: int, reconstruct: bool = False) -> EncodedFrame:
+    def encode(self, frame: np.ndarray, index: int, *, reconstruct: bool = False) -> CodedFrame:
         """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream."""
-        previous = self.latents.previous
-        q = np.rint(self.nets.encode(frame[None])[0] / self.step).astype(np.int64)
-        frame_type = self.frame_type(q, previous, index)
-        chunk = self.latents.encode(q, index, frame_type)
+        previous = self.packer.previous
+        q = np.rint(self.nets.analyse(frame[None])[0] / self.step).astype(np.int64)
+        frame_type = self.keyframes.decide_frame_type(q, previous, index)
+        chunk = self.packer.pack(q, index, frame_type)
         bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
-        recon = self.nets.decode((q * self.step)[None])[0] if reconstruct else None
-        return EncodedFrame(chunk, q, bits, recon)
+        recon = self.nets.synthesise((q * self.step)[None])[0] if reconstruct else None
+        return CodedFrame(chunk, q, bits, recon)
 
 
 def encode_video(
     video: Path,
     bundle: Bundle,
     out: Path,
+    *,
     quality: int | None = None,
     gop: int | None = None,
     force: bool = False,
@@ -171,7 +142,7 @@ def encode_video(
     check_output(out, force)  # before the work; written through replacing_output at the end
     info = probe(video)
     bundle.check_frame_size(info.width, info.height, str(video))
-    encoder = VideoEncoder(bundle, info.width, info.height, quality, gop, keyframes=keyframes)
+    encoder = StreamEncoder(bundle, width=info.width, height=info.height, quality=quality, gop=gop, keyframes=keyframes)
     # Checked before any frame is coded, so no decoder is handed a header it must refuse.
     fps = exact_rate(info.fps)
     header = Header(bundle.decoder_sha256, info.width, info.height, fps, 1, encoder.gop, encoder.quality)
@@ -206,13 +177,3 @@ def encode_video(
         provider=encoder.nets.provider,
         i_frames=sum(c.frame_type == I_FRAME for c in chunks),
     )
-
-
-def estimate_bits(
-    q: np.ndarray, previous: np.ndarray | None, frame_type: int, prior: dict[str, list[float]], step: float
-) -> np.ndarray:
-    """The model's estimate of a frame's bits: the continuous priors, before snapping to tables."""
-    if frame_type == I_FRAME or previous is None:
-        loc = np.asarray(prior["intra_loc"])[:, None, None]
-        return laplace_bits(q * step, loc, np.asarray(prior["intra_scale"])[:, None, None], step)
-    return laplace_bits((q - previous) * step, 0.0, np.asarray(prior["inter_scale"])[:, None, None], step)

@@ -22,6 +22,7 @@ from typing import Any
 import constriction
 import numpy as np
 
+from codec.coding.bitstream import I_FRAME
 from codec.errors import CodecError
 from codec.io.bundle import ENTROPY_FILE, Bundle
 
@@ -44,6 +45,16 @@ def laplace_bits(x: np.ndarray, loc: np.ndarray | float, scale: np.ndarray, step
         inner = np.log(np.maximum(inner_mass, 1e-9))
     log_p = np.maximum(np.where(z >= half, outer, inner), math.log(1e-9))
     return -log_p / math.log(2)
+
+
+def estimate_bits(
+    q: np.ndarray, previous: np.ndarray | None, frame_type: int, prior: dict[str, list[float]], step: float
+) -> np.ndarray:
+    """The model's estimate of a frame's bits: the continuous priors, before snapping to tables."""
+    if frame_type == I_FRAME or previous is None:
+        loc = np.asarray(prior["intra_loc"])[:, None, None]
+        return laplace_bits(q * step, loc, np.asarray(prior["intra_scale"])[:, None, None], step)
+    return laplace_bits((q - previous) * step, 0.0, np.asarray(prior["inter_scale"])[:, None, None], step)
 
 
 def scale_grid() -> np.ndarray:
@@ -186,8 +197,8 @@ def _escape_parts(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarr
     return sign, n, low
 
 
-class FrameEncoder:
-    """Range-codes the symbol blocks of one frame."""
+class SymbolRangeEncoder:
+    """Range-codes the blocks of integer symbols that make up one frame's payload."""
 
     def __init__(self) -> None:
         self.coder = constriction.stream.queue.RangeEncoder()
@@ -212,8 +223,8 @@ class FrameEncoder:
         return self.coder.get_compressed().astype("<u4").tobytes()
 
 
-class FrameDecoder:
-    """Decodes the symbol blocks of one frame, in the order they were encoded."""
+class SymbolRangeDecoder:
+    """Range-decodes the symbol blocks of one frame's payload, in the order they were encoded."""
 
     def __init__(self, payload: bytes) -> None:
         if len(payload) % 4:

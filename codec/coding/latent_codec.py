@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from codec.coding.bitstream import FRAME_TYPES, I_FRAME, WORD, Chunk
-from codec.coding.entropy_coding import CodingTables, FrameDecoder, FrameEncoder, Level, Table
+from codec.coding.entropy_coding import CodingTables, Level, SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.errors import CodecError
 
 
@@ -52,29 +52,31 @@ def _level(tables: CodingTables, quality: int) -> Level:
     return tables.levels[quality]
 
 
-class LatentEncoder:
-    """Turns each frame's integer latent into a chunk; keeps the previous latent for P-frames."""
+class LatentPacker:
+    """Packs each frame's integer latent into a chunk whose payload is its range-coded symbols;
+    keeps the previous latent for P-frames."""
 
     def __init__(self, tables: CodingTables, quality: int) -> None:
         self.level = _level(tables, quality)
         self.models = _Models(tables)
         self.previous: np.ndarray | None = None
 
-    def encode(self, q: np.ndarray, index: int, frame_type: int) -> Chunk:
+    def pack(self, q: np.ndarray, index: int, frame_type: int) -> Chunk:
+        """Frame ``index``'s latent ``q`` as a chunk of ``frame_type``, which becomes the next reference."""
         if frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {index}: a P-frame needs a previous frame")
         q = q.astype(np.int64)
         indices, offsets = _blocks(self.level, frame_type)
         residual = q - offsets[:, None, None] if frame_type == I_FRAME else q - self.previous
-        coder = FrameEncoder()
+        coder = SymbolRangeEncoder()
         for c, table_index in enumerate(indices):
             coder.encode_block(residual[c], *self.models.get(table_index))
         self.previous = q
         return Chunk(index, frame_type, coder.finish())
 
 
-class LatentDecoder:
-    """Turns chunks back into integer latents of shape (C, h, w)."""
+class LatentUnpacker:
+    """Unpacks chunks back into integer latents of shape (C, h, w); keeps the previous latent for P-frames."""
 
     def __init__(self, tables: CodingTables, quality: int, latent_shape: tuple[int, int, int]) -> None:
         self.level = _level(tables, quality)
@@ -90,7 +92,8 @@ class LatentDecoder:
         """Forget the reference (after damage): only an I-frame can be decoded next."""
         self.previous = None
 
-    def decode(self, chunk: Chunk) -> np.ndarray:
+    def unpack(self, chunk: Chunk) -> np.ndarray:
+        """The latent of ``chunk``, which becomes the next reference; a payload that cannot hold it is a CodecError."""
         if chunk.frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {chunk.index}: P-frame without a decoded reference frame")
         c, h, w = self.shape
@@ -101,7 +104,7 @@ class LatentDecoder:
                 f"{c}x{h}x{w} latent (at least {least} bytes)"
             )
         indices, offsets = _blocks(self.level, chunk.frame_type)
-        coder = FrameDecoder(chunk.payload)
+        coder = SymbolRangeDecoder(chunk.payload)
         try:
             residual = np.stack([coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in indices])
         # constriction reports data no message encodes to as an AssertionError

@@ -43,11 +43,15 @@ def _session(path: Any) -> ort.InferenceSession:
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
+def latent_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """Rows and columns of the latent of a height x width frame: the frame padded up to a multiple of ``stride``."""
+    return -(-height // stride), -(-width // stride)
+
+
 def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
-    """(C, h, w) of the latent of a width x height frame: the frame padded up to the stride."""
+    """(C, h, w) of the latent of a width x height frame under ``bundle``'s model."""
     model = bundle.meta["model"]
-    stride = int(model["stride"])
-    return int(model["latent_channels"]), -(-height // stride), -(-width // stride)
+    return int(model["latent_channels"]), *latent_size(height, width, int(model["stride"]))
 
 
 class Sessions:
@@ -60,10 +64,11 @@ class Sessions:
 
 
 class Networks:
-    """Encoder and decoder of one bundle, for frames of one size.
+    """A bundle's analysis (frames to latents, encoder.onnx) and synthesis (latents to frames,
+    decoder.onnx) networks, for frames of one size.
 
-    Frames are padded (edge replication) up to a multiple of the stride before encoding and the
-    decoder's output is cropped back, so any width and height work. ``sessions`` shares already
+    Frames are padded (edge replication) up to a multiple of the stride before analysis and the
+    synthesised frames are cropped back, so any width and height work. ``sessions`` shares already
     opened sessions of the same bundle; without it they are opened here.
     """
 
@@ -74,23 +79,23 @@ class Networks:
         self.width, self.height = width, height
         self.latent_shape = latent_shape(bundle, width, height)
         sessions = sessions or Sessions(bundle, need_encoder)
-        self._encoder, self._decoder = sessions.encoder, sessions.decoder
+        self._analysis, self._synthesis = sessions.encoder, sessions.decoder
 
     @property
     def provider(self) -> str:
-        return self._decoder.get_providers()[0]
+        return self._synthesis.get_providers()[0]
 
-    def encode(self, frames: np.ndarray) -> np.ndarray:
+    def analyse(self, frames: np.ndarray) -> np.ndarray:
         """(N,H,W,3) uint8 frames to (N,C,h,w) float32 latents."""
-        if self._encoder is None:
+        if self._analysis is None:
             raise CodecError("this runtime was opened for decoding only")
         _, h, w = self.latent_shape
         pad = ((0, 0), (0, h * self.stride - self.height), (0, w * self.stride - self.width), (0, 0))
         x = np.pad(frames, pad, mode="edge").transpose(0, 3, 1, 2).astype(np.float32) / 255
-        return self._encoder.run(None, {"frames": x})[0]
+        return self._analysis.run(None, {"frames": x})[0]
 
-    def decode(self, latents: np.ndarray) -> np.ndarray:
+    def synthesise(self, latents: np.ndarray) -> np.ndarray:
         """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames."""
-        x = self._decoder.run(None, {"latent": latents.astype(np.float32, copy=False)})[0]
+        x = self._synthesis.run(None, {"latent": latents.astype(np.float32, copy=False)})[0]
         x = x[:, :, : self.height, : self.width]
         return np.rint(x * 255).astype(np.uint8).transpose(0, 2, 3, 1)

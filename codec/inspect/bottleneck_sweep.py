@@ -37,9 +37,9 @@ def measure_bundle(bundle_dir: Path, video: Path, clip: Clip, tmp: Path) -> dict
     stats = encode_video(video, bundle, tmp / f"{bundle_dir.name}.aec", force=True).to_dict()
     step = bundle.default_step
     nets = Networks(bundle, clip.width, clip.height)
-    q = [np.round(nets.encode(f[None])[0] / step) * step for f in clip.frames]
+    q = [np.round(nets.analyse(f[None])[0] / step) * step for f in clip.frames]
     n = len(q)
-    swapped = [nets.decode(q[_partner(t, n)][None].astype(np.float32))[0] for t in range(n)]
+    swapped = [nets.synthesise(q[_partner(t, n)][None].astype(np.float32))[0] for t in range(n)]
     ablated = _mean_psnr(swapped, clip.frames)
     return {"psnr": stats["psnr_rgb"], "bpp": stats["bpp"], "ablated_psnr": ablated}
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from codec.coding.bitstream import I_FRAME
-from codec.coding.encode import VideoEncoder
+from codec.coding.encode import StreamEncoder
 from codec.coding.runtime import Networks
 from codec.inspect.latent_walk import pca_directions, video_latents
 from codec.io.bundle import Bundle
@@ -23,8 +23,8 @@ def latent_map(bundle: Bundle, video: Path, out: Path) -> dict[str, Any]:
     _, codes = video_latents(nets, video)
     gop = bundle.meta["coding"]["gop"]
     q = np.rint(codes / bundle.default_step).astype(np.int64)
-    cutter = VideoEncoder(bundle, info.width, info.height, None, 1 << 15, nets, keyframes="auto")
-    cuts = [i for i in range(1, len(q)) if cutter.frame_type(q[i], q[i - 1], i) == I_FRAME]
+    cutter = StreamEncoder(bundle, width=info.width, height=info.height, gop=1 << 15, nets=nets, keyframes="auto")
+    cuts = [i for i in range(1, len(q)) if cutter.keyframes.decide_frame_type(q[i], q[i - 1], i) == I_FRAME]
     dirs = pca_directions(codes, 2)
     flat = codes.reshape(len(codes), -1).astype(np.float64)
     centred = flat - flat.mean(0)

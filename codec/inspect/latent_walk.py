@@ -27,7 +27,7 @@ def video_latents(nets: Networks, video: Path) -> tuple[np.ndarray, np.ndarray]:
     frames, codes = [], []
     for frame in iter_frames(video):
         frames.append(frame)
-        codes.append(nets.encode(frame[None])[0])
+        codes.append(nets.analyse(frame[None])[0])
     return np.stack(frames), np.stack(codes)
 
 
@@ -78,13 +78,13 @@ def walk(bundle: Bundle, video: Path, frame: int, directions: str, steps: int) -
         dirs = channel_directions(codes.shape[1:], [int(c) for c in arg.split(",") if c.strip()])
     step = bundle.default_step
     y = codes[frame].astype(np.float64)
-    reconstruction = nets.decode((np.round(y / step) * step)[None].astype(np.float32))[0]
+    reconstruction = nets.synthesise((np.round(y / step) * step)[None].astype(np.float32))[0]
     rows, ranges = [], []
     for d in dirs:
         p = np.tensordot(codes.astype(np.float64), d, axes=3)
         lo, hi = float(p.min()), float(p.max())
         batch = np.stack([y + (a - p[frame]) * d for a in np.linspace(lo, hi, steps)]).astype(np.float32)
-        rows.append([nets.decode(b[None])[0] for b in batch])
+        rows.append([nets.synthesise(b[None])[0] for b in batch])
         ranges.append((lo, hi))
     return Walk(frames[frame], reconstruction, rows, ranges)
 

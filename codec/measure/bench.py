@@ -96,7 +96,7 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
         header = open_stream(data, bundle, str(out))
         started = time.perf_counter()
         chunks = list(read_chunks(data, str(out)))
-        frames = list(decode_frames(chunks, bundle, str(out), False, DecodeStats(header=header, bytes=len(data))))
+        frames = list(decode_frames(chunks, bundle, str(out), DecodeStats(header=header, bytes=len(data))))
         decode_s = time.perf_counter() - started
         frame_bytes = [c.size for c in chunks]
         frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame

@@ -1,0 +1,81 @@
+"""``codec info STREAM.aec``: a stream's header and chunks as the checked reader sees them.
+
+No bundle and no network is needed. The header must be whole and valid (anything else is a
+CodecError); after it, every stretch the reader cannot take as a chunk is listed as damaged, with
+the reason, and reading resumes at the next valid chunk, as ``codec decode --conceal`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codec.coding.bitstream import FRAME_TYPES, HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, read_chunks
+from codec.io.report import format_rows
+
+HEADER_LABELS = {
+    "version": "format version",
+    "bundle_sha256": "bundle sha256",
+    "size": "size",
+    "fps": "fps",
+    "frames": "frames",
+    "gop": "GOP",
+    "quality": "quality",
+}
+
+
+def stream_info(data: bytes, source: str) -> dict[str, Any]:
+    """The header, one row per chunk or damaged stretch (offset, index, type, bytes, crc_ok) and the
+    totals of the ``.aec`` stream ``data``, JSON-ready; bpp counts all its bytes over the header's frames."""
+    header = Header.unpack(data, source)
+    chunks: list[dict[str, Any]] = []
+    offset = HEADER_SIZE
+    for item in read_chunks(data, source, resync=True):
+        if isinstance(item, Chunk):
+            row = {"index": item.index, "type": FRAME_TYPES[item.frame_type], "bytes": item.size, "crc_ok": True}
+        else:
+            row = {"index": None, "type": None, "bytes": item.length, "crc_ok": False, "damage": item.reason}
+        chunks.append({"offset": offset, **row})
+        offset += row["bytes"]
+    intact = [c for c in chunks if c["crc_ok"]]
+    i_frames = sum(c["type"] == FRAME_TYPES[I_FRAME] for c in intact)
+    return {
+        "header": {
+            "version": VERSION,
+            "bundle_sha256": header.bundle_sha256,
+            "size": f"{header.width}x{header.height}",
+            "fps": str(header.fps),
+            "frames": header.frames,
+            "gop": header.gop,
+            "quality": header.quality,
+        },
+        "chunks": chunks,
+        "totals": {
+            "bytes": len(data),
+            "chunks": len(intact),
+            "i_frames": i_frames,
+            "p_frames": len(intact) - i_frames,
+            "damaged": len(chunks) - len(intact),
+            "damaged_bytes": sum(c["bytes"] for c in chunks if not c["crc_ok"]),
+            "bpp": len(data) * 8 / (header.frames * header.width * header.height),
+        },
+    }
+
+
+def format_stream_info(info: dict[str, Any]) -> str:
+    """:func:`stream_info` as aligned header lines, a chunk table and totals."""
+    head, totals = info["header"], info["totals"]
+    table = [f"{'frame':>7}  {'offset':>10}  type  {'bytes':>9}  crc ok"]
+    for c in info["chunks"]:
+        index = "-" if c["index"] is None else c["index"]
+        line = (
+            f"{index:>7}  {c['offset']:>10}  {c['type'] or '-':>4}  {c['bytes']:>9}  {'yes' if c['crc_ok'] else 'no'}"
+        )
+        table.append(line + ("" if c["crc_ok"] else f"  ({c['damage']})"))
+    rows = [
+        ("total bytes", totals["bytes"]),
+        ("chunks", f"{totals['chunks']} ({totals['i_frames']} I, {totals['p_frames']} P)"),
+        ("damaged", f"{totals['damaged']} ({totals['damaged_bytes']:,} bytes)"),
+        ("bpp", totals["bpp"]),
+    ]
+    labels = [(HEADER_LABELS[key], value) for key, value in head.items()]
+    return "\n\n".join([format_rows(labels), "\n".join(table), format_rows(rows)])
