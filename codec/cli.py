@@ -172,7 +172,7 @@ def info(model_dir: str, as_json: bool) -> None:
 
     bundle = load_bundle(model_dir)
     values = {
-        **summary(bundle.meta),
+        **summary(bundle.raw),
         "bundle_sha256": bundle.decoder_sha256,
         "onnxruntime_provider": active_provider(bundle),
     }

@@ -61,7 +61,7 @@ def test_decode_to_video_files(carphone_bundle: Path, encoded, tmp_path: Path, s
 
 def test_quality_levels_trade_size_for_quality(carphone_bundle: Path, short_clip: Path, tmp_path: Path) -> None:
     bundle = load_bundle(carphone_bundle)
-    levels = len(bundle.meta["coding"]["quality_steps"])
+    levels = len(bundle.meta.coding.quality_steps)
     assert levels >= 4
     sizes = [encode_video(short_clip, bundle, tmp_path / f"q{k}.aec", quality=k).bytes for k in range(levels)]
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]

@@ -31,16 +31,16 @@ class Entry:
 
     @property
     def frames(self) -> int:
-        return int(self.bundle.meta["source"]["frames"])
+        return self.bundle.meta.source.frames
 
     @property
     def quality_levels(self) -> int:
-        return len(self.bundle.meta["coding"]["quality_steps"])
+        return len(self.bundle.meta.coding.quality_steps)
 
     def header(self, quality: int, frames: int) -> Header:
         """The .aec header of a stream of ``frames`` frames of this video at ``quality``."""
         fps = exact_rate(self.info.fps)
-        gop = self.bundle.meta["coding"]["gop"]
+        gop = self.bundle.meta.coding.gop
         return Header(self.bundle.decoder_sha256, self.info.width, self.info.height, fps, frames, gop, quality)
 
 
@@ -53,7 +53,7 @@ def load_catalog(models_dir: Path) -> dict[str, Entry]:
         bundle = load_bundle(meta.parent)
         source = find_source(bundle)
         if source is None:
-            name = bundle.meta["source"]["name"]
+            name = bundle.meta.source.name
             raise CodecError(f"{meta.parent}: source video {name} is neither in the bundle nor beside it")
         entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, probe(source))
     if not entries:

@@ -179,7 +179,7 @@ def decode_file(stream: Path, bundle: Bundle, out: Path, force: bool = False, co
     stats = DecodeStats(header=header, bytes=len(data))
     with (
         replacing_output(out, force) as tmp,
-        VideoWriter(tmp, header.width, header.height, header.fps, bundle.colour) as writer,
+        VideoWriter(tmp, header.width, header.height, header.fps, bundle.meta.source.colour) as writer,
     ):
         chunks = read_chunks(data, str(stream), resync=conceal)
         for frame in decode_frames(chunks, bundle, str(stream), conceal, stats):

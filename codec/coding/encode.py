@@ -113,9 +113,9 @@ class VideoEncoder:
         self.keyframes = keyframes
         self.last_intra = 0
         self.recent_inter: list[float] = []
-        coding = bundle.meta["coding"]
-        self.quality = coding["default_quality"] if quality is None else quality
-        self.gop = coding["gop"] if gop is None else gop
+        coding = bundle.meta.coding
+        self.quality = coding.default_quality if quality is None else quality
+        self.gop = coding.gop if gop is None else gop
         if not 1 <= self.gop < 1 << 16:
             raise CodecError(f"GOP must be from 1 to 65535, not {self.gop}")
         self.latents = LatentEncoder(CodingTables.from_bundle(bundle), self.quality)
@@ -200,7 +200,7 @@ def encode_video(
         bytes=size,
         estimated_bits=estimated,
         psnr=float(np.mean(psnrs)),
-        decoder_bytes_xz=bundle.meta["model"]["decoder_bytes_xz"],
+        decoder_bytes_xz=bundle.meta.model.decoder_bytes_xz,
         source_bytes=info.file_bytes,
         seconds=seconds,
         provider=encoder.nets.provider,

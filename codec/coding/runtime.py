@@ -45,9 +45,9 @@ def _session(path: Any) -> ort.InferenceSession:
 
 def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
     """(C, h, w) of the latent of a width x height frame: the frame padded up to the stride."""
-    model = bundle.meta["model"]
-    stride = int(model["stride"])
-    return int(model["latent_channels"]), -(-height // stride), -(-width // stride)
+    model = bundle.meta.model
+    stride = model.stride
+    return model.latent_channels, -(-height // stride), -(-width // stride)
 
 
 class Sessions:
@@ -70,7 +70,7 @@ class Networks:
     def __init__(
         self, bundle: Bundle, width: int, height: int, need_encoder: bool = True, sessions: Sessions | None = None
     ) -> None:
-        self.stride = int(bundle.meta["model"]["stride"])
+        self.stride = bundle.meta.model.stride
         self.width, self.height = width, height
         self.latent_shape = latent_shape(bundle, width, height)
         sessions = sessions or Sessions(bundle, need_encoder)
