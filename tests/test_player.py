@@ -384,6 +384,7 @@ def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
         (lambda m: m["source"].update(size=[176, True]), r"source.size is not \[width, height\]"),
         (lambda m: m["source"].update(fps=float("nan")), "source.fps is not a finite number"),
         (lambda m: m["source"].update(name="../../etc/passwd"), "not a file name inside"),
+        (lambda m: m["source"].update(path="video.mp4"), "is not an absolute path"),
         (lambda m: m["coding"].update(quality_steps=[1.0, -2.0]), "not a list of positive numbers"),
         (lambda m: m["coding"].update(default_quality=6), "default_quality 6 is not one of the 6 levels"),
         (lambda m: m["coding"].update(gop=0), "coding.gop 0 is below 1"),

@@ -1,8 +1,8 @@
 """The videos a server offers: every model bundle under a directory, with its source video.
 
 Layout: ``DIR/NAME/`` is a bundle (meta.json, encoder.onnx, ...) and its source video is the file
-named in its meta.json's ``source.name``, inside ``DIR/NAME/`` or beside it in ``DIR``. NAME is what
-clients ask for.
+named in its meta.json's ``source.name``, inside ``DIR/NAME/`` or beside it in ``DIR``, else the file
+it was trained from (``source.path``) if its sha256 still matches. NAME is what clients ask for.
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def load_catalog(models_dir: Path) -> dict[str, Entry]:
         source = find_source(bundle)
         if source is None:
             name = bundle.meta.source.name
-            raise CodecError(f"{meta.parent}: source video {name} is neither in the bundle nor beside it")
+            raise CodecError(
+                f"{meta.parent}: source video {name} is not in the bundle, beside it or where it was trained from"
+            )
         entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, probe(source))
     if not entries:
         raise CodecError(f"{models_dir}: holds no model bundles (expected DIR/NAME/{META_FILE})")

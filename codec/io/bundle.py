@@ -110,6 +110,7 @@ class SourceMeta:
     bytes: int
     sha256: str
     colour: Colour  # what its streams are decoded to; the size rule's if the bundle predates recording it
+    path: Path | None  # the absolute path it was trained from; None if the bundle predates recording it
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> SourceMeta:
@@ -124,6 +125,9 @@ class SourceMeta:
         if fps <= 0:
             raise CodecError(f"{where}: source fps {fps:g} is not positive")
         colour = _value(raw, "source.colour", dict, where, None)
+        path = _value(raw, "source.path", str, where, None)
+        if path is not None and not Path(path).is_absolute():
+            raise CodecError(f"{where}: source.path {path[:64]!r} is not an absolute path")
         return cls(
             name=_file_name(_value(raw, "source.name", str, where), where),
             size=(width, height),
@@ -132,6 +136,7 @@ class SourceMeta:
             bytes=_count(raw, "source.bytes", where),
             sha256=_sha256(_value(raw, "source.sha256", str, where), "the source", where),
             colour=Colour.for_size(width, height) if colour is None else Colour.from_dict(colour, where),
+            path=None if path is None else Path(path),
         )
 
 
@@ -311,11 +316,20 @@ class Bundle:
 
 
 def find_source(bundle: Bundle) -> Path | None:
-    """The bundle's source video, inside its folder or beside it, if it is there."""
-    name = bundle.meta.source.name
-    for candidate in (bundle.path / name, bundle.path.parent / name):
+    """The bundle's source video: the file of its name inside the bundle's folder or beside it, else
+    the file it was trained from (meta.json's source path) if that still has its size and sha256.
+
+    A file found by name is taken as it is (a server looks up every source at start-up, and hashing
+    large videos there would be slow); the recorded path is hashed, and only when its size is right."""
+    source = bundle.meta.source
+    for candidate in (bundle.path / source.name, bundle.path.parent / source.name):
         if candidate.is_file():
             return candidate
+    try:
+        if source.path is not None and source.path.is_file() and source.path.stat().st_size == source.bytes:
+            return source.path if sha256_file(source.path) == source.sha256 else None
+    except OSError:  # there but unreadable: not a source this process can use
+        pass
     return None
 
 
