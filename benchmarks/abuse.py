@@ -188,7 +188,7 @@ class LyingServer(codec_pb2_grpc.VideoCodecServicer):
             "absolute path": str(self.outside),
             "../ path": f"../{self.outside.name}",
         }.get(self.lie, self.bundle.decoder_sha256 if self.lie != "other bundle" else "0" * 64)
-        width, height = self.bundle.meta["source"]["size"]
+        width, height = self.bundle.meta.source.size
         video = codec_pb2.Video(
             name="v",
             width=width,
@@ -237,7 +237,7 @@ def abuse_player(models: Path, name: str) -> None:
 
 def abuse_decoder(models: Path, name: str) -> None:
     bundle = load_bundle(models / name)
-    width, height = bundle.meta["source"]["size"]
+    width, height = bundle.meta.source.size
     valid = Header(bundle.decoder_sha256, width, height, Fraction(25), 1, 8, 0).pack()
     tiny, far = Chunk(0, 0, b"\0" * 4).pack(), Chunk(10**6, 0, b"\0" * 4).pack()
     first = next(iter_frames(find_source(bundle), max_frames=1))

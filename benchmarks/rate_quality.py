@@ -23,7 +23,7 @@ def main(model_dir: str, video: str) -> None:
     print("| " + " | ".join(columns) + " |")
     print("|" + " --- |" * len(columns))
     with tempfile.TemporaryDirectory() as tmp:
-        for quality in range(len(bundle.meta["coding"]["quality_steps"])):
+        for quality in range(len(bundle.meta.coding.quality_steps)):
             out = Path(tmp) / f"q{quality}.aec"
             e = encode_video(Path(video), bundle, out, quality=quality).to_dict()
             frames, _ = decode_bytes(out.read_bytes(), bundle, str(out))

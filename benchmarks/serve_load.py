@@ -56,7 +56,7 @@ def latencies(port: int, name: str, bundle_dir: Path, source: Path) -> list[floa
     bundle = load_bundle(bundle_dir)
     frames = list(iter_frames(source))
     h, w = frames[0].shape[:2]
-    gop, quality = bundle.meta["coding"]["gop"], bundle.meta["coding"]["default_quality"]
+    gop, quality = bundle.meta.coding.gop, bundle.meta.coding.default_quality
     stats = DecodeStats(Header(bundle.decoder_sha256, w, h, Fraction(25), len(frames), gop, quality), bytes=0)
     outbox: queue.Queue[codec_pb2.RawFrame | None] = queue.Queue()
     out: list[float] = []

@@ -180,7 +180,7 @@ def info(target: str, as_json: bool) -> None:
 
     bundle = load_bundle(target)
     values = {
-        **summary(bundle.meta),
+        **summary(bundle.raw),
         "bundle_sha256": bundle.decoder_sha256,
         "onnxruntime_provider": active_provider(bundle),
     }
@@ -325,7 +325,9 @@ def _source(bundle: Any, video: Path | None) -> Path:
 
     source = video or find_source(bundle)
     if source is None:
-        raise CodecError(f"{bundle.path}: its source video is not in or beside the bundle; give --video")
+        raise CodecError(
+            f"{bundle.path}: its source video is not in or beside the bundle, nor where it was trained; give --video"
+        )
     return source
 
 
@@ -335,7 +337,7 @@ def _source(bundle: Any, video: Path | None) -> Path:
 @click.option("--channels", help="Walk these latent channels (c1,c2,...) ...")
 @click.option("--pca", type=int, help="... or the K leading principal directions of the video's codes (default 4).")
 @click.option("--steps", type=int, default=9, show_default=True, help="Steps across each direction's observed range.")
-@click.option("--video", type=click.Path(path_type=Path), help="Source video (default: found beside the bundle).")
+@click.option("--video", type=click.Path(path_type=Path), help="Source video (default: the one it was trained on).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Grid PNG to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the grid's shape and ranges as JSON.")
 def inspect_walk(
@@ -370,7 +372,7 @@ def inspect_walk(
 
 @inspect.command("latents")
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--video", type=click.Path(path_type=Path), help="Source video (default: found beside the bundle).")
+@click.option("--video", type=click.Path(path_type=Path), help="Source video (default: the one it was trained on).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Map PNG to write.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the points, I-frames and cuts here.")
 def inspect_latents(model_dir: Path, video: Path | None, output: Path, json_out: Path | None) -> None:

@@ -67,7 +67,7 @@ def test_latent_size_pads_the_frame_up_to_the_stride(carphone_bundle: Path) -> N
         latent_size(144, 176, 16) == (9, 11) and latent_size(37, 45, 16) == (3, 3) and latent_size(32, 32, 16) == (2, 2)
     )
     bundle = load_bundle(carphone_bundle)
-    assert list(latent_shape(bundle, 176, 144)) == bundle.meta["model"]["latent_shape"]  # as training recorded it
+    assert list(latent_shape(bundle, 176, 144)) == bundle.raw["model"]["latent_shape"]  # as training recorded it
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".y4m"])
@@ -83,7 +83,7 @@ def test_decode_to_video_files(carphone_bundle: Path, encoded, tmp_path: Path, s
 
 def test_quality_levels_trade_size_for_quality(carphone_bundle: Path, short_clip: Path, tmp_path: Path) -> None:
     bundle = load_bundle(carphone_bundle)
-    levels = len(bundle.meta["coding"]["quality_steps"])
+    levels = len(bundle.meta.coding.quality_steps)
     assert levels >= 4
     sizes = [encode_video(short_clip, bundle, tmp_path / f"q{k}.aec", quality=k).bytes for k in range(levels)]
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]

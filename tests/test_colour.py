@@ -111,7 +111,7 @@ def test_decode_writes_the_bundle_source_colour(
 
     del meta["source"]["colour"]
     (bundle_dir / META_FILE).write_text(json.dumps(meta))
-    assert load_bundle(bundle_dir).colour == Colour.for_size(176, 144)
+    assert load_bundle(bundle_dir).meta.source.colour == Colour.for_size(176, 144)
 
     meta["source"]["colour"] = {**BT709.to_dict(), "matrix": "ycgco"}
     (bundle_dir / META_FILE).write_text(json.dumps(meta))

@@ -22,11 +22,11 @@ def test_two_processes_train_one_bundle_and_resume(carphone: Path, tmp_path: Pat
     out = tmp_path / "ddp"
     _train(carphone, "-o", out, "--steps", "40")
     bundle = load_bundle(out)  # every file present and matching meta.json
-    train = bundle.meta["training"]
+    train = bundle.raw["training"]
     assert train["processes"] == 2 and train["steps"] == 40
     assert train["this_run"]["loss_end"] < train["this_run"]["loss_start"]
     assert json.loads((out / "entropy.json").read_text())["levels"]
     # Resumed in two processes: rank 0 takes the checkpoint's random streams, rank 1 fresh ones.
     _train(carphone, "-o", out, "--steps", "10", "--resume")
-    train = load_bundle(out).meta["training"]
+    train = load_bundle(out).raw["training"]
     assert train["steps"] == 50 and [r["steps_after"] for r in train["runs"]] == [40, 50]

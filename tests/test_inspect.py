@@ -11,7 +11,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 from clips import synthetic_frames, write_clip
-from conftest import run_cli
+from conftest import TINY, run_cli
+
+from codec.io.bundle import find_source, load_bundle
 
 
 def _png_shape(path: Path) -> tuple[int, int]:
@@ -101,6 +103,46 @@ def test_latent_map(carphone_bundle: Path, carphone: Path, tmp_path: Path) -> No
     assert 0 <= sum(data["explained_variance"]) <= 1.0001
     height, width = _png_shape(tmp_path / "map.png")
     assert width > 400 and height > 400
+
+
+@pytest.fixture
+def trained_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(clip, bundle): a tiny model trained from clips/clip.mkv into models/clip, the clip in neither,
+    both named relative to the working directory as in the README."""
+    (tmp_path / "clips").mkdir()
+    write_clip(tmp_path / "clips" / "clip.mkv", synthetic_frames(12, 64, 48), codec="ffv1", pix_fmt="yuv444p")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("train", "clips/clip.mkv", "-o", "models/clip", "--steps", "2", *TINY)
+    assert code == 0, err
+    return tmp_path / "clips" / "clip.mkv", tmp_path / "models" / "clip"
+
+
+def test_walk_finds_the_video_the_bundle_was_trained_from(trained_elsewhere: tuple[Path, Path], tmp_path: Path) -> None:
+    """As the README has it: train, then walk with no --video."""
+    clip, bundle = trained_elsewhere
+    assert load_bundle(bundle).meta.source.path == clip
+    code, out, err = run_cli(
+        "inspect", "walk", bundle, "--frame", "5", "--pca", "2", "-o", tmp_path / "w.png", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 2 and _png_shape(tmp_path / "w.png")[0] == 2 * 48 + 4
+    meta = json.loads((bundle / "meta.json").read_text())
+    del meta["source"]["path"]  # as bundles written before it was recorded: they load, and find it only by name
+    (bundle / "meta.json").write_text(json.dumps(meta))
+    assert load_bundle(bundle).meta.source.path is None and find_source(load_bundle(bundle)) is None
+
+
+def test_a_changed_file_where_the_bundle_was_trained_is_not_its_source(
+    trained_elsewhere: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The recorded path is only a hint: a file there of the right size but another sha256 is not used."""
+    clip, bundle = trained_elsewhere
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    clip.write_bytes(bytes(data))
+    assert find_source(load_bundle(bundle)) is None
+    code, _, err = run_cli("inspect", "walk", bundle, "-o", tmp_path / "w.png")
+    assert code == 2 and "nor where it was trained; give --video" in err and not (tmp_path / "w.png").exists()
 
 
 @pytest.fixture(scope="module")

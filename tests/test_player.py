@@ -23,7 +23,7 @@ from aecodec.client.decoder_cache import MAX_DECODER_BYTES
 from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.errors import CodecError
-from codec.io.bundle import SHIPPED_FILES, Bundle, load_bundle
+from codec.io.bundle import SHIPPED_FILES, Bundle, BundleMeta, load_bundle
 from codec.net import is_loopback
 
 PIECE = 4096  # small, so that decoder.onnx comes in several pieces
@@ -212,7 +212,7 @@ def _sign(fake: FakeServer, name: str, data: bytes) -> None:
     meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     _replace_file(fake, name, data)
     _replace_file(fake, "meta.json", json.dumps(meta).encode())
-    fake.videos[0].bundle_sha256 = Bundle(Path(), meta).decoder_sha256
+    fake.videos[0].bundle_sha256 = Bundle(Path(), BundleMeta.parse(meta, "meta.json"), meta).decoder_sha256
 
 
 @pytest.mark.parametrize(("name", "data"), [("entropy.json", b"[" * 100_000), ("decoder.onnx", b"no model")])
@@ -378,8 +378,19 @@ def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
         (lambda m: m["model"].update(stride=0), "is not a model"),
         (lambda m: m["model"].update(latent_channels=3 * 16 * 16), "is not a model"),
         (lambda m: m["source"].update(size=[0, 144]), "source size 0x144"),
-        (lambda m: m["model"].pop("stride"), "no model stride"),
+        (lambda m: m["model"].pop("stride"), "gives no model.stride"),
+        (lambda m: m["model"].update(stride="16"), "model.stride is not an integer"),
+        (lambda m: m.update(source=[]), "gives no source.size"),
+        (lambda m: m["source"].update(size=[176, True]), r"source.size is not \[width, height\]"),
+        (lambda m: m["source"].update(fps=float("nan")), "source.fps is not a finite number"),
+        (lambda m: m["source"].update(name="../../etc/passwd"), "not a file name inside"),
+        (lambda m: m["source"].update(path="video.mp4"), "is not an absolute path"),
+        (lambda m: m["coding"].update(quality_steps=[1.0, -2.0]), "not a list of positive numbers"),
+        (lambda m: m["coding"].update(default_quality=6), "default_quality 6 is not one of the 6 levels"),
+        (lambda m: m["coding"].update(gop=0), "coding.gop 0 is below 1"),
         (lambda m: m["files"].update({"/etc/hostname": m["files"]["decoder.onnx"]}), "not a file name inside"),
+        (lambda m: m["files"]["entropy.json"].update(sha256=None), "sha256 of entropy.json is not 64"),
+        (lambda m: m["files"].pop("decoder.onnx"), "does not give the size and sha256 of decoder.onnx"),
     ],
 )
 def test_a_meta_json_that_sizes_nothing_real_is_refused(carphone_bundle: Path, tmp_path: Path, edit, message) -> None:

@@ -178,7 +178,7 @@ def test_live_encode_round_trip(server: Server, models: Path, offline: np.ndarra
         replies = list(stub.Encode(_raw(source), timeout=60))
     assert [r.index for r in replies] == list(range(24))
     bundle = load_bundle(models / "short")
-    header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta["coding"]["default_quality"])
+    header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta.coding.default_quality)
     frames, _ = decode_bytes(header.pack() + b"".join(_chunk(r) for r in replies), bundle, "live")
     decoded = np.stack(list(frames))
     assert np.array_equal(decoded, offline)
@@ -243,7 +243,7 @@ def test_client_resumes_after_the_connection_drops(models: Path, offline: np.nda
         srv.stop()
     assert [c.index for c in chunks] == list(range(24)) and transfer.resumes >= 1
     bundle = load_bundle(models / "short")
-    header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta["coding"]["default_quality"])
+    header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta.coding.default_quality)
     stats = DecodeStats(header=header, bytes=0)
     decoded = np.stack(list(decode_frames(iter(chunks), bundle, "resumed", stats)))
     assert np.array_equal(decoded, offline)

@@ -83,7 +83,7 @@ def test_info_refuses_a_damaged_bundle(carphone_bundle: Path, tmp_path: Path) ->
     (copy / "decoder.onnx").write_bytes(bytes(data))
     code, _, err = run_cli("info", copy)
     assert code == 2 and "decoder.onnx: sha256 differs" in err
-    assert load_bundle(copy, verify=False).meta["files"]
+    assert load_bundle(copy, verify=False).meta.files
 
 
 def test_resume_continues_the_step_count(carphone: Path, tmp_path: Path) -> None:

@@ -230,7 +230,7 @@ def play(
         chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
         with (
             replacing_output(out, force) as tmp,
-            VideoWriter(tmp, video.width, video.height, fps, bundle.colour) as writer,
+            VideoWriter(tmp, video.width, video.height, fps, bundle.meta.source.colour) as writer,
         ):
             for index, frame in enumerate(decode_frames(chunks, bundle, url, stats)):
                 writer.write(frame)

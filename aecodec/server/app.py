@@ -32,7 +32,7 @@ log = logging.getLogger("aecodec.server")
 def _message_limit(catalog: dict[str, Entry]) -> int:
     """The largest message a client may send: one RGB24 frame of the largest catalogued video
     (live Encode takes frames up to its model's source size), plus room for the other fields."""
-    return max(w * h * 3 for w, h in (e.bundle.source_size for e in catalog.values())) + MESSAGE_SLACK
+    return max(w * h * 3 for w, h in (e.bundle.meta.source.size for e in catalog.values())) + MESSAGE_SLACK
 
 
 def _health_server(health_servicer: health.HealthServicer, host: str, port: int) -> tuple[grpc.Server, int]:

@@ -1,8 +1,8 @@
 """The videos a server offers: every model bundle under a directory, with its source video.
 
 Layout: ``DIR/NAME/`` is a bundle (meta.json, encoder.onnx, ...) and its source video is the file
-named in its meta.json's ``source.name``, inside ``DIR/NAME/`` or beside it in ``DIR``. NAME is what
-clients ask for.
+named in its meta.json's ``source.name``, inside ``DIR/NAME/`` or beside it in ``DIR``, else the file
+it was trained from (``source.path``) if its sha256 still matches. NAME is what clients ask for.
 """
 
 from __future__ import annotations
@@ -31,16 +31,16 @@ class Entry:
 
     @property
     def frames(self) -> int:
-        return int(self.bundle.meta["source"]["frames"])
+        return self.bundle.meta.source.frames
 
     @property
     def quality_levels(self) -> int:
-        return len(self.bundle.meta["coding"]["quality_steps"])
+        return len(self.bundle.meta.coding.quality_steps)
 
     def header(self, quality: int, frames: int) -> Header:
         """The .aec header of a stream of ``frames`` frames of this video at ``quality``."""
         fps = exact_rate(self.info.fps)
-        gop = self.bundle.meta["coding"]["gop"]
+        gop = self.bundle.meta.coding.gop
         return Header(self.bundle.decoder_sha256, self.info.width, self.info.height, fps, frames, gop, quality)
 
 
@@ -53,8 +53,10 @@ def load_catalog(models_dir: Path) -> dict[str, Entry]:
         bundle = load_bundle(meta.parent)
         source = find_source(bundle)
         if source is None:
-            name = bundle.meta["source"]["name"]
-            raise CodecError(f"{meta.parent}: source video {name} is neither in the bundle nor beside it")
+            name = bundle.meta.source.name
+            raise CodecError(
+                f"{meta.parent}: source video {name} is not in the bundle, beside it or where it was trained from"
+            )
         entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, probe(source))
     if not entries:
         raise CodecError(f"{models_dir}: holds no model bundles (expected DIR/NAME/{META_FILE})")

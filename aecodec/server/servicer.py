@@ -84,8 +84,8 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
                 fps=e.info.fps,
                 frames=e.frames,
                 quality_levels=e.quality_levels,
-                default_quality=e.bundle.meta["coding"]["default_quality"],
-                gop=e.bundle.meta["coding"]["gop"],
+                default_quality=e.bundle.meta.coding.default_quality,
+                gop=e.bundle.meta.coding.gop,
                 bundle_sha256=e.bundle.decoder_sha256,
                 source_bytes=e.info.file_bytes,
             )

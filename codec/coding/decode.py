@@ -183,7 +183,7 @@ def decode_file(stream: Path, bundle: Bundle, out: Path, *, force: bool = False,
     header = stats.header
     with (
         replacing_output(out, force) as tmp,
-        VideoWriter(tmp, header.width, header.height, header.fps, bundle.colour) as writer,
+        VideoWriter(tmp, header.width, header.height, header.fps, bundle.meta.source.colour) as writer,
     ):
         for frame in frames:
             writer.write(frame)

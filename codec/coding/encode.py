@@ -105,9 +105,9 @@ class StreamEncoder:
         nets: Networks | None = None,
         keyframes: str = "fixed",
     ) -> None:
-        coding = bundle.meta["coding"]
-        self.quality = coding["default_quality"] if quality is None else quality
-        self.gop = coding["gop"] if gop is None else gop
+        coding = bundle.meta.coding
+        self.quality = coding.default_quality if quality is None else quality
+        self.gop = coding.gop if gop is None else gop
         if not 1 <= self.gop < 1 << 16:
             raise CodecError(f"GOP must be from 1 to 65535, not {self.gop}")
         self.packer = LatentPacker(CodingTables.from_bundle(bundle), self.quality)
@@ -171,7 +171,7 @@ def encode_video(
         bytes=size,
         estimated_bits=estimated,
         psnr=float(np.mean(psnrs)),
-        decoder_bytes_xz=bundle.meta["model"]["decoder_bytes_xz"],
+        decoder_bytes_xz=bundle.meta.model.decoder_bytes_xz,
         source_bytes=info.file_bytes,
         seconds=seconds,
         provider=encoder.nets.provider,

@@ -50,8 +50,8 @@ def latent_size(height: int, width: int, stride: int) -> tuple[int, int]:
 
 def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int]:
     """(C, h, w) of the latent of a width x height frame under ``bundle``'s model."""
-    model = bundle.meta["model"]
-    return int(model["latent_channels"]), *latent_size(height, width, int(model["stride"]))
+    model = bundle.meta.model
+    return model.latent_channels, *latent_size(height, width, model.stride)
 
 
 class Sessions:
@@ -75,7 +75,7 @@ class Networks:
     def __init__(
         self, bundle: Bundle, width: int, height: int, need_encoder: bool = True, sessions: Sessions | None = None
     ) -> None:
-        self.stride = int(bundle.meta["model"]["stride"])
+        self.stride = bundle.meta.model.stride
         self.width, self.height = width, height
         self.latent_shape = latent_shape(bundle, width, height)
         sessions = sessions or Sessions(bundle, need_encoder)

@@ -35,7 +35,7 @@ def measure_bundle(bundle_dir: Path, video: Path, clip: Clip, tmp: Path) -> dict
     """Real bpp and PSNR at the default quality, and the PSNR when every code is another frame's."""
     bundle = load_bundle(bundle_dir)
     stats = encode_video(video, bundle, tmp / f"{bundle_dir.name}.aec", force=True).to_dict()
-    step = bundle.default_step
+    step = bundle.meta.coding.default_step
     nets = Networks(bundle, clip.width, clip.height)
     q = [np.round(nets.analyse(f[None])[0] / step) * step for f in clip.frames]
     n = len(q)

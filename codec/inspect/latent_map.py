@@ -21,8 +21,8 @@ def latent_map(bundle: Bundle, video: Path, out: Path) -> dict[str, Any]:
     info = probe(video)
     nets = Networks(bundle, info.width, info.height)
     _, codes = video_latents(nets, video)
-    gop = bundle.meta["coding"]["gop"]
-    q = np.rint(codes / bundle.default_step).astype(np.int64)
+    gop = bundle.meta.coding.gop
+    q = np.rint(codes / bundle.meta.coding.default_step).astype(np.int64)
     cutter = StreamEncoder(bundle, width=info.width, height=info.height, gop=1 << 15, nets=nets, keyframes="auto")
     cuts = [i for i in range(1, len(q)) if cutter.keyframes.decide_frame_type(q[i], q[i - 1], i) == I_FRAME]
     dirs = pca_directions(codes, 2)

@@ -76,7 +76,7 @@ def walk(bundle: Bundle, video: Path, frame: int, directions: str, steps: int) -
         dirs = pca_directions(codes, int(arg))
     else:
         dirs = channel_directions(codes.shape[1:], [int(c) for c in arg.split(",") if c.strip()])
-    step = bundle.default_step
+    step = bundle.meta.coding.default_step
     y = codes[frame].astype(np.float64)
     reconstruction = nets.synthesise((np.round(y / step) * step)[None].astype(np.float32))[0]
     rows, ranges = [], []

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +56,233 @@ def check_model_dir(model_dir: Path, resume: bool, force: bool) -> None:
         raise CodecError(f"{model_dir}: directory is not empty; use --resume to continue it or --force to replace it")
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_KINDS = {int: "an integer", float: "a finite number", str: "a string", list: "a list", dict: "an object"}
+
+
+def _value(raw: Any, path: str, kind: type, where: str, default: Any = ...) -> Any:
+    """meta.json's value at the dotted ``path``, which must be a ``kind`` (a key of _KINDS; an int
+    does for a float, a bool for neither); ``default`` where it is absent, if one is given."""
+    value = raw
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            raise CodecError(f"{where}: gives no {path}")
+        if key not in value:
+            if default is ...:
+                raise CodecError(f"{where}: gives no {path}")
+            return default
+        value = value[key]
+    kinds = (int, float) if kind is float else kind
+    if isinstance(value, bool) or not isinstance(value, kinds) or (kind is float and not math.isfinite(value)):
+        raise CodecError(f"{where}: {path} is not {_KINDS[kind]}")
+    return float(value) if kind is float else value
+
+
+def _count(raw: Any, path: str, where: str, low: int = 0) -> int:
+    """An integer of at least ``low`` at ``path``."""
+    value = _value(raw, path, int, where)
+    if value < low:
+        raise CodecError(f"{where}: {path} {value} is below {low}")
+    return value
+
+
+def _sha256(value: Any, what: str, where: str) -> str:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise CodecError(f"{where}: the sha256 of {what} is not 64 lowercase hex digits")
+    return value
+
+
+def _file_name(value: Any, where: str) -> str:
+    """A plain file name: nothing meta.json names may lead outside the folder it is looked for in."""
+    if not isinstance(value, str) or Path(value).name != value or value in ("", ".", ".."):
+        raise CodecError(f"{where}: names {str(value)[:64]!r}, which is not a file name inside the bundle")
+    return value
+
+
+@dataclass(frozen=True)
+class SourceMeta:
+    """The video a model was made for."""
+
+    name: str  # its file name
+    size: tuple[int, int]  # (width, height): the largest frames the model takes
+    fps: float
+    frames: int
+    bytes: int
+    sha256: str
+    colour: Colour  # what its streams are decoded to; the size rule's if the bundle predates recording it
+    path: Path | None  # the absolute path it was trained from; None if the bundle predates recording it
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> SourceMeta:
+        """meta.json's ``source``, checked."""
+        size = _value(raw, "source.size", list, where)
+        if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in size):
+            raise CodecError(f"{where}: source.size is not [width, height]")
+        width, height = size
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+            raise CodecError(f"{where}: source size {width}x{height} is not 1 to {MAX_SIDE} a side")
+        fps = _value(raw, "source.fps", float, where)
+        if fps <= 0:
+            raise CodecError(f"{where}: source fps {fps:g} is not positive")
+        colour = _value(raw, "source.colour", dict, where, None)
+        path = _value(raw, "source.path", str, where, None)
+        if path is not None and not Path(path).is_absolute():
+            raise CodecError(f"{where}: source.path {path[:64]!r} is not an absolute path")
+        return cls(
+            name=_file_name(_value(raw, "source.name", str, where), where),
+            size=(width, height),
+            fps=fps,
+            frames=_count(raw, "source.frames", where, low=1),
+            bytes=_count(raw, "source.bytes", where),
+            sha256=_sha256(_value(raw, "source.sha256", str, where), "the source", where),
+            colour=Colour.for_size(width, height) if colour is None else Colour.from_dict(colour, where),
+            path=None if path is None else Path(path),
+        )
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """The networks' shape and cost."""
+
+    stride: int  # pixels per latent position, each way
+    latent_channels: int
+    decoder_params: int
+    decoder_bytes_xz: int  # what a client downloads for decoder.onnx
+    encoder_macs_per_pixel: float
+    decoder_macs_per_pixel: float
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> ModelMeta:
+        """meta.json's ``model``, checked: its stride and channels size the decoder's buffers."""
+        stride, channels = _value(raw, "model.stride", int, where), _value(raw, "model.latent_channels", int, where)
+        if stride not in STRIDES or not 1 <= channels < 3 * stride**2:
+            raise CodecError(f"{where}: model stride {stride} with {channels} latent channels is not a model")
+        return cls(
+            stride=stride,
+            latent_channels=channels,
+            decoder_params=_count(raw, "model.decoder_params", where),
+            decoder_bytes_xz=_count(raw, "model.decoder_bytes_xz", where),
+            encoder_macs_per_pixel=_value(raw, "model.encoder_macs_per_pixel", float, where),
+            decoder_macs_per_pixel=_value(raw, "model.decoder_macs_per_pixel", float, where),
+        )
+
+
+@dataclass(frozen=True)
+class CodingMeta:
+    """How streams are coded by default."""
+
+    quality_steps: tuple[float, ...]  # the quantization step of each quality level
+    default_quality: int
+    gop: int
+
+    @property
+    def default_step(self) -> float:
+        """The quantization step of the default quality level."""
+        return self.quality_steps[self.default_quality]
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> CodingMeta:
+        """meta.json's ``coding``, checked."""
+        steps = _value(raw, "coding.quality_steps", list, where)
+        if not steps or any(
+            isinstance(s, bool) or not isinstance(s, int | float) or not 0 < s < math.inf for s in steps
+        ):
+            raise CodecError(f"{where}: coding.quality_steps is not a list of positive numbers")
+        default = _value(raw, "coding.default_quality", int, where)
+        if not 0 <= default < len(steps):
+            raise CodecError(f"{where}: coding.default_quality {default} is not one of the {len(steps)} levels")
+        gop = _count(raw, "coding.gop", where, low=1)
+        if gop >= 1 << 16:
+            raise CodecError(f"{where}: coding.gop {gop} is above 65535")
+        return cls(tuple(float(s) for s in steps), default, gop)
+
+
+@dataclass(frozen=True)
+class TrainingMeta:
+    """How the model was trained: the figures reports quote."""
+
+    device: str
+    steps: int
+    frames_seen: int  # the frames trained on (the rest of the source was held out)
+    steps_per_s: float  # of the last run
+    pixels_per_s: float  # of the last run
+    precision: str | None  # the last run's arithmetic; None if the bundle predates recording it
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> TrainingMeta:
+        """meta.json's ``training``, checked."""
+        return cls(
+            device=_value(raw, "training.device", str, where),
+            steps=_count(raw, "training.steps", where),
+            frames_seen=_count(raw, "training.frames_seen", where),
+            steps_per_s=_value(raw, "training.this_run.steps_per_s", float, where),
+            pixels_per_s=_value(raw, "training.this_run.pixels_per_s", float, where),
+            precision=_value(raw, "training.this_run.precision", str, where, None),
+        )
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """The size and sha256 meta.json gives for one bundle file."""
+
+    bytes: int
+    sha256: str
+
+
+def _files(raw: Any, where: str) -> dict[str, FileMeta]:
+    listed = _value(raw, "files", dict, where)
+    files = {}
+    for name, entry in listed.items():
+        _file_name(name, where)
+        if (
+            not isinstance(entry, dict)
+            or isinstance(entry.get("bytes"), bool)
+            or not isinstance(entry.get("bytes"), int)
+        ):
+            raise CodecError(f"{where}: does not give the size and sha256 of {name}")
+        files[name] = FileMeta(entry["bytes"], _sha256(entry.get("sha256"), name, where))
+    for name in DECODING_FILES:
+        if name not in files:
+            raise CodecError(f"{where}: does not give the size and sha256 of {name}")
+    return files
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """meta.json, parsed and checked: it may come from a server, and no sha256 covers it."""
+
+    source: SourceMeta
+    model: ModelMeta
+    coding: CodingMeta
+    training: TrainingMeta
+    files: dict[str, FileMeta]  # every bundle file but meta.json, by name
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> BundleMeta:
+        """The parsed meta.json ``raw``; anything missing or out of range is a CodecError naming ``where``."""
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise CodecError(f"{where}: not an aecodec bundle description")
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise CodecError(
+                f"{where}: bundle format version {str(raw.get('format_version'))[:16]} is not supported "
+                f"(this aecodec reads version {FORMAT_VERSION})"
+            )
+        return cls(
+            source=SourceMeta.parse(raw, where),
+            model=ModelMeta.parse(raw, where),
+            coding=CodingMeta.parse(raw, where),
+            training=TrainingMeta.parse(raw, where),
+            files=_files(raw, where),
+        )
+
+
 @dataclass(frozen=True)
 class Bundle:
     """A model bundle on disk, its meta.json parsed and every listed file's sha256 checked."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: BundleMeta
+    raw: dict[str, Any]  # meta.json as read: only for printing all of it (codec info)
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -68,29 +291,13 @@ class Bundle:
     def decoder_sha256(self) -> str:
         """What a stream names: sha256 over the sha256 of decoder.onnx and of entropy.json, the
         two files a client needs to decode."""
-        files = self.meta["files"]
-        text = "\n".join(f"{n} {files[n]['sha256']}" for n in DECODING_FILES)
+        text = "\n".join(f"{n} {self.meta.files[n].sha256}" for n in DECODING_FILES)
         return hashlib.sha256(text.encode()).hexdigest()
-
-    @property
-    def source_size(self) -> tuple[int, int]:
-        """(width, height) of the video the model was made for: the largest frames it takes."""
-        width, height = self.meta["source"]["size"]
-        return int(width), int(height)
-
-    @property
-    def colour(self) -> Colour:
-        """The colour of the video the model was made for (meta.json's source colour), which its
-        streams are decoded to: decoded frames are converted to YUV outputs with it."""
-        source = self.meta["source"]
-        if "colour" not in source:  # written before bundles recorded it: what probe assumes for the size
-            return Colour.for_size(*self.source_size)
-        return Colour.from_dict(source["colour"], str(self.file(META_FILE)))
 
     def check_frame_size(self, width: int, height: int, source: str) -> None:
         """Refuse frames of no size or larger on either side than the video the model was made for
         (meta.json's source size): before any session or buffer is sized by what a peer claims."""
-        model_width, model_height = self.source_size
+        model_width, model_height = self.meta.source.size
         if width < 1 or height < 1:
             raise CodecError(f"{source}: frame size {width}x{height} is empty")
         if width > model_width or height > model_height:
@@ -98,12 +305,6 @@ class Bundle:
                 f"{source}: frame size {width}x{height} exceeds the {model_width}x{model_height} "
                 f"of the video model {self.path.name} was made for"
             )
-
-    @property
-    def default_step(self) -> float:
-        """The quantization step of the bundle's default quality level."""
-        coding = self.meta["coding"]
-        return float(coding["quality_steps"][coding["default_quality"]])
 
     def entropy(self) -> dict[str, Any]:
         """The parsed entropy.json: the learned priors and the integer coding tables."""
@@ -115,26 +316,21 @@ class Bundle:
 
 
 def find_source(bundle: Bundle) -> Path | None:
-    """The bundle's source video, inside its folder or beside it, if it is there."""
-    name = bundle.meta["source"]["name"]
-    for candidate in (bundle.path / name, bundle.path.parent / name):
+    """The bundle's source video: the file of its name inside the bundle's folder or beside it, else
+    the file it was trained from (meta.json's source path) if that still has its size and sha256.
+
+    A file found by name is taken as it is (a server looks up every source at start-up, and hashing
+    large videos there would be slow); the recorded path is hashed, and only when its size is right."""
+    source = bundle.meta.source
+    for candidate in (bundle.path / source.name, bundle.path.parent / source.name):
         if candidate.is_file():
             return candidate
-    return None
-
-
-def _check_shapes(meta: dict[str, Any], meta_path: Path) -> None:
-    """The numbers that size the decoder's buffers, checked before anything is sized by them:
-    meta.json may come from a server, and a sha256 over the decoder does not cover it."""
     try:
-        stride, channels = int(meta["model"]["stride"]), int(meta["model"]["latent_channels"])
-        width, height = (int(v) for v in meta["source"]["size"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CodecError(f"{meta_path}: no model stride, latent channels or source size ({exc!r})") from None
-    if stride not in STRIDES or not 1 <= channels < 3 * stride**2:
-        raise CodecError(f"{meta_path}: model stride {stride} with {channels} latent channels is not a model")
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-        raise CodecError(f"{meta_path}: source size {width}x{height} is not 1 to {MAX_SIDE} a side")
+        if source.path is not None and source.path.is_file() and source.path.stat().st_size == source.bytes:
+            return source.path if sha256_file(source.path) == source.sha256 else None
+    except OSError:  # there but unreadable: not a source this process can use
+        pass
+    return None
 
 
 def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[str, ...] | None = None) -> Bundle:
@@ -147,29 +343,17 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
     if not meta_path.is_file():
         raise CodecError(f"{path}: not a model bundle ({META_FILE} is missing)")
     try:
-        meta = json.loads(meta_path.read_text())
+        raw = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CodecError(f"{meta_path}: unreadable ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CodecError(f"{meta_path}: not an aecodec bundle description")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CodecError(
-            f"{meta_path}: bundle format version {meta.get('format_version')} is not supported "
-            f"(this aecodec reads version {FORMAT_VERSION})"
-        )
-    _check_shapes(meta, meta_path)
+    meta = BundleMeta.parse(raw, str(meta_path))
     if verify:
-        listed = meta.get("files")
-        if not isinstance(listed, dict):
-            raise CodecError(f"{meta_path}: lists no files")
-        for name in listed if files is None else files:
-            if Path(name).name != name or name in (".", ".."):
-                raise CodecError(f"{meta_path}: lists {name[:64]!r}, which is not a file name inside the bundle")
-            entry, file = listed.get(name), path / name
-            if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or "sha256" not in entry:
+        for name in meta.files if files is None else files:
+            entry, file = meta.files.get(name), path / name
+            if entry is None:
                 raise CodecError(f"{meta_path}: does not give the size and sha256 of {name}")
             if not file.is_file():
                 raise CodecError(f"{path}: {name} is missing")
-            if file.stat().st_size != entry["bytes"] or sha256_file(file) != entry["sha256"]:
+            if file.stat().st_size != entry.bytes or sha256_file(file) != entry.sha256:
                 raise CodecError(f"{file}: sha256 differs from meta.json; the bundle is damaged or was edited")
-    return Bundle(path=path, meta=meta)
+    return Bundle(path=path, meta=meta, raw=raw)

@@ -87,8 +87,8 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
     (variant ``low-delay``), and once more at the default level with scene-aware keyframes
     (variant ``auto-keyframes``)."""
     points = []
-    levels = range(len(bundle.meta["coding"]["quality_steps"]))
-    runs = [(q, "fixed") for q in levels] + [(bundle.meta["coding"]["default_quality"], "auto")]
+    levels = range(len(bundle.meta.coding.quality_steps))
+    runs = [(q, "fixed") for q in levels] + [(bundle.meta.coding.default_quality, "auto")]
     for quality, keyframes in runs:
         out = tmp / f"q{quality}-{keyframes}.aec"
         stats = encode_video(video, bundle, out, quality=quality, force=True, keyframes=keyframes)
@@ -100,7 +100,7 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
         decode_s = time.perf_counter() - started
         frame_bytes = [c.size for c in chunks]
         frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame
-        step = bundle.meta["coding"]["quality_steps"][quality]
+        step = bundle.meta.coding.quality_steps[quality]
         points.append(
             Point(
                 "aecodec",
@@ -110,7 +110,7 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
                 frames,
                 stats.seconds,
                 decode_s,
-                extra_bytes=int(bundle.meta["model"]["decoder_bytes_xz"]),
+                extra_bytes=bundle.meta.model.decoder_bytes_xz,
             )
         )
     return points
@@ -136,18 +136,18 @@ def _speed(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> di
         for y in latents:
             model.decoder(torch.round(y))
         torch_decode = len(frames) / (time.perf_counter() - started)
-    default = aecodec_rows[meta["coding"]["default_quality"]]
+    default = aecodec_rows[meta.coding.default_quality]
     return {
-        "train_steps_per_s": meta["training"]["this_run"]["steps_per_s"],
-        "train_pixels_per_s": meta["training"]["this_run"]["pixels_per_s"],
-        "train_device": meta["training"]["device"],
-        "train_precision": meta["training"]["this_run"].get("precision"),
+        "train_steps_per_s": meta.training.steps_per_s,
+        "train_pixels_per_s": meta.training.pixels_per_s,
+        "train_device": meta.training.device,
+        "train_precision": meta.training.precision,
         "onnxruntime_encode_fps": default["encode_fps"],
         "onnxruntime_decode_fps": default["decode_fps"],
         "torch_encode_fps": torch_encode,
         "torch_decode_fps": torch_decode,
-        "decoder_macs_per_pixel": meta["model"]["decoder_macs_per_pixel"],
-        "encoder_macs_per_pixel": meta["model"]["encoder_macs_per_pixel"],
+        "decoder_macs_per_pixel": meta.model.decoder_macs_per_pixel,
+        "encoder_macs_per_pixel": meta.model.encoder_macs_per_pixel,
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "onnxruntime_provider": active_provider(bundle),
     }
@@ -175,7 +175,7 @@ def run_bench(
             progress(f"training {train_minutes:g} min on {clip.name}")
             train_video(video, model_dir, {}, {"minutes": train_minutes, "holdout": holdout or None})
         bundle = load_bundle(model_dir)
-        seen = int(bundle.meta["training"]["frames_seen"]) if bundle.meta["source"]["name"] == clip.name else len(clip)
+        seen = bundle.meta.training.frames_seen if bundle.meta.source.name == clip.name else len(clip)
         progress("aecodec: encoding and decoding every quality level")
         rows = [_measure(p, clip, seen, ms_ssim) for p in aecodec_points(bundle, video, Path(tmp))]
         aecodec_rows = [r for r in rows if r["variant"] == "low-delay"]
@@ -209,10 +209,10 @@ def run_bench(
             "path": str(model_dir),
             "bundle_sha256": bundle.decoder_sha256,
             "trained_here_minutes": train_minutes if trained_here else None,
-            "training_steps": bundle.meta["training"]["steps"],
-            "default_quality": bundle.meta["coding"]["default_quality"],
-            "decoder_params": bundle.meta["model"]["decoder_params"],
-            "decoder_bytes_xz": bundle.meta["model"]["decoder_bytes_xz"],
+            "training_steps": bundle.meta.training.steps,
+            "default_quality": bundle.meta.coding.default_quality,
+            "decoder_params": bundle.meta.model.decoder_params,
+            "decoder_bytes_xz": bundle.meta.model.decoder_bytes_xz,
         },
         "speed": speed,
         "points": rows,

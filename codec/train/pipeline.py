@@ -173,6 +173,7 @@ def train_video(
             "codec": info.codec,
             "pixel_format": info.pixel_format,
             "bytes": info.file_bytes,
+            "path": str(video.resolve()),  # where it was trained from, for find_source
         },
         "model": {
             **cfg.to_dict(),
