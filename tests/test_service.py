@@ -161,6 +161,9 @@ def test_health_reflection_and_listing(server: Server, models: Path) -> None:
         assert video.bundle_sha256 == load_bundle(models / "short").decoder_sha256
         pieces = list(stub.GetDecoder(codec_pb2.GetDecoderRequest(name="short"), timeout=30))
         assert all(len(p.SerializeToString()) < 1 << 20 for p in pieces)
+        meta = json.loads(b"".join(p.data for p in pieces if p.file == "meta.json"))
+        assert "path" in load_bundle(models / "short").raw["source"] and "path" not in meta["source"]
+        assert meta["source"]["sha256"] == load_bundle(models / "short").meta.source.sha256  # the rest as written
 
 
 def _raw(frames: np.ndarray, **first: object) -> Iterator[codec_pb2.RawFrame]:

@@ -7,7 +7,9 @@ it was trained from (``source.path``) if its sha256 still matches. NAME is what 
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +76,21 @@ class Piece:
     data: bytes
 
 
+def shipped_bytes(bundle: Bundle, name: str) -> bytes:
+    """What a client receives of the bundle's file ``name``: the file itself, except that meta.json
+    goes without the path the model was trained from (a folder of the server's own, nothing a
+    decoder needs); no sha256 a stream names covers meta.json, so nothing else changes."""
+    if name != META_FILE:
+        return bundle.file(name).read_bytes()
+    raw = copy.deepcopy(bundle.raw)
+    raw.get("source", {}).pop("path", None)
+    return (json.dumps(raw, indent=2) + "\n").encode()
+
+
 def decoder_pieces(bundle: Bundle) -> Iterator[Piece]:
     """decoder.onnx, entropy.json and meta.json in pieces of at most 512 KiB each."""
     for name in SHIPPED_FILES:
-        data = bundle.file(name).read_bytes()
+        data = shipped_bytes(bundle, name)
         sha = hashlib.sha256(data).hexdigest()
         for offset in range(0, max(len(data), 1), PIECE):
             yield Piece(name, len(data), sha, offset, data[offset : offset + PIECE])
