@@ -11,8 +11,8 @@ import onnxruntime as ort
 import torch
 
 from codec.io.bundle import DECODER_FILE, ENCODER_FILE
-from codec.train.loop import to_tensor
 from codec.train.model import AutoEncoder
+from codec.train.ops import quantize, to_tensor
 
 OPSET = 17
 PARITY_LIMIT = 1e-3
@@ -69,7 +69,7 @@ def check_parity(model: AutoEncoder, out_dir: Path, frame: np.ndarray, size: tup
     dec = ort.InferenceSession(str(out_dir / DECODER_FILE), opts, providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         y = model.encoder(x)
-        y_hat = torch.round(y / step) * step
+        y_hat = quantize(y, step)
         x_hat = model.decoder(y_hat).numpy()
     y_ort = enc.run(None, {"frames": x.numpy()})[0]
     x_hat_ort = dec.run(None, {"latent": y_hat.numpy()})[0]

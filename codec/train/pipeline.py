@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -26,21 +26,14 @@ from codec.io.bundle import (
 )
 from codec.io.files import sha256_file, write_json
 from codec.io.video import probe, read_clip
+from codec.train.checkpoint import load_checkpoint, restore, save_checkpoint
+from codec.train.devices import resolve_device
 from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
-from codec.train.loop import (
-    Progress,
-    TrainOptions,
-    evaluate,
-    fit,
-    load_checkpoint,
-    new_state,
-    peak_memory_mib,
-    resolve_device,
-    restore,
-    save_checkpoint,
-)
+from codec.train.loop import Progress, evaluate, fit
 from codec.train.model import ModelConfig, macs_per_pixel, parameter_count
+from codec.train.options import TrainOptions
+from codec.train.state import new_state
 
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 OPTION_FIELDS = {f.name for f in fields(TrainOptions)}
@@ -55,11 +48,6 @@ def _split(n: int, holdout: float) -> int:
     if n - held < 1:
         raise CodecError(f"--holdout {holdout}: the clip has {n} frames, too few to hold any out")
     return n - held
-
-
-def _default_quality(steps: tuple[float, ...]) -> int:
-    """The level whose step is closest to 1, the scale the priors were initialised for."""
-    return min(range(len(steps)), key=lambda k: abs(math.log(steps[k])))
 
 
 def _settings(
@@ -126,7 +114,7 @@ def train_video(
     log("evaluating full frames")
     seen_eval = evaluate(state, seen, opts, device)
     unseen_eval = evaluate(state, unseen, opts, device) if unseen else [None] * len(seen_eval)
-    default_quality = _default_quality(opts.quality_steps)
+    default_quality = opts.default_quality
 
     processes = world_size()
     runs = [
@@ -143,14 +131,12 @@ def train_video(
     extra = {"config": cfg.to_dict(), "options": asdict(opts), "source": source, "runs": runs}
     save_checkpoint(state, model_dir / CHECKPOINT_FILE, extra)
     export_onnx(state.model, model_dir)
-    crop_h = min(opts.crop, clip.height) // cfg.stride * cfg.stride
-    crop_w = min(opts.crop, clip.width) // cfg.stride * cfg.stride
     padded = (-(-clip.height // cfg.stride) * cfg.stride, -(-clip.width // cfg.stride) * cfg.stride)
     parity = check_parity(
         state.model,
         model_dir,
         clip.frames[0],
-        parity_size(cfg.stride, {(crop_h, crop_w), padded}),
+        parity_size(cfg.stride, {opts.crop_size(clip.height, clip.width, cfg.stride), padded}),
         opts.quality_steps[default_quality],
     )
     prior = state.prior.tables()
@@ -221,3 +207,8 @@ def train_video(
             f"(limit {PARITY_LIMIT:g}); the bundle was written but should not be used"
         )
     return meta
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
