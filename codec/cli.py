@@ -93,13 +93,7 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
     if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
         from codec.train.distributed import launch
 
-        args = [video, "-o", model_dir, *(["--resume"] if resume else []), *(["--force"] if force else [])]
-        args += ["--quiet"] if quiet else []
-        args += ["--json"] if as_json else []
-        for key, value in settings.items():
-            if value is not None:
-                args += [f"--{key.replace('_', '-')}", str(value)]
-        launch(nproc, ["train", *args])
+        launch(nproc, video, model_dir, {"resume": resume, "force": force, "quiet": quiet, "json": as_json}, settings)
         return
     bar = _ProgressBar(quiet)
     try:

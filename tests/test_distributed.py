@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TINY
 
 from codec.io.bundle import load_bundle
@@ -30,3 +31,16 @@ def test_two_processes_train_one_bundle_and_resume(carphone: Path, tmp_path: Pat
     _train(carphone, "-o", out, "--steps", "10", "--resume")
     train = load_bundle(out).raw["training"]
     assert train["steps"] == 50 and [r["steps_after"] for r in train["runs"]] == [40, 50]
+
+
+def test_the_torchrun_command_passes_switches_and_given_settings_on() -> None:
+    from codec.errors import CodecError
+    from codec.train.distributed import train_command
+
+    flags = {"resume": True, "force": False, "quiet": True, "json": False}
+    cmd = train_command(2, "in.mp4", "out", flags, {"steps": 5, "latent_channels": 4, "lr": None})
+    assert "--nproc_per_node=2" in cmd
+    args = ["train", "in.mp4", "-o", "out", "--resume", "--quiet", "--steps", "5", "--latent-channels", "4"]
+    assert cmd[cmd.index("codec.cli") + 1 :] == args
+    with pytest.raises(CodecError, match="--nproc must be at least 2"):
+        train_command(1, "in.mp4", "out", flags, {})

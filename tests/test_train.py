@@ -164,8 +164,7 @@ def test_precision_is_engaged_and_recorded(carphone: Path, tmp_path: Path) -> No
 
 def test_auto_precision_follows_the_hardware() -> None:
     from codec.errors import CodecError
-    from codec.train.devices import cpu_has_bf16
-    from codec.train.loop import resolve_precision
+    from codec.train.devices import cpu_has_bf16, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_bf16() else "fp32")

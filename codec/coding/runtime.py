@@ -31,14 +31,16 @@ def _preload_cuda() -> None:
 def active_provider(bundle: Bundle) -> str:
     """The provider onnxruntime really runs ``bundle``'s decoder on: CUDA can be built in yet fail to
     load its libraries, and then the CPU takes over."""
-    return _session(bundle.file(DECODER_FILE)).get_providers()[0]
+    return open_session(bundle.file(DECODER_FILE)).get_providers()[0]
 
 
-def _session(path: Any) -> ort.InferenceSession:
+def open_session(path: Any, cpu_only: bool = False) -> ort.InferenceSession:
+    """A quiet onnxruntime session of the model file at ``path`` on :func:`providers` (or the CPU alone
+    with ``cpu_only``); a file onnxruntime cannot load is a CodecError."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=providers())
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"] if cpu_only else providers())
     except Exception as exc:  # onnxruntime raises its own exception types for a bad model file
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
@@ -59,8 +61,8 @@ class Sessions:
     of every size and every stream of the bundle; onnxruntime sessions may run in several threads."""
 
     def __init__(self, bundle: Bundle, need_encoder: bool = True) -> None:
-        self.encoder = _session(bundle.file(ENCODER_FILE)) if need_encoder else None
-        self.decoder = _session(bundle.file(DECODER_FILE))
+        self.encoder = open_session(bundle.file(ENCODER_FILE)) if need_encoder else None
+        self.decoder = open_session(bundle.file(DECODER_FILE))
 
 
 class Networks:

@@ -49,8 +49,12 @@ def train_skip_variant(clip: Clip, channels: int, minutes: float | None, steps: 
     import torch
 
     from codec.inspect.identity_trap import SkipAutoEncoder
-    from codec.train.loop import TrainOptions, fit, new_state, pad_to_stride, resolve_device, to_tensor
+    from codec.train.devices import resolve_device
+    from codec.train.loop import fit
     from codec.train.model import ModelConfig
+    from codec.train.ops import pad_to_stride, quantize, to_tensor
+    from codec.train.options import TrainOptions
+    from codec.train.state import new_state
 
     opts = TrainOptions(minutes=minutes, steps=steps)
     device = resolve_device("auto")
@@ -61,7 +65,7 @@ def train_skip_variant(clip: Clip, channels: int, minutes: float | None, steps: 
     h, w = clip.height, clip.width
     with torch.inference_mode():
         xs = [pad_to_stride(to_tensor([f], device), model.cfg.stride) for f in clip.frames]
-        ys = [torch.round(model.encoder(x) / step) * step for x in xs]
+        ys = [quantize(model.encoder(x), step) for x in xs]
         n = len(xs)
 
         def decode(t: int, code: int) -> np.ndarray:

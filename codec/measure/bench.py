@@ -120,8 +120,9 @@ def _speed(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> di
     """Training, onnxruntime and torch speed figures of the model."""
     import torch
 
-    from codec.train.loop import load_checkpoint, pad_to_stride, to_tensor
+    from codec.train.checkpoint import load_checkpoint
     from codec.train.model import AutoEncoder, ModelConfig
+    from codec.train.ops import pad_to_stride, to_tensor
 
     meta = bundle.meta
     ckpt = load_checkpoint(bundle.file("checkpoint.pt"))

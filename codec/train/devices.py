@@ -1,8 +1,15 @@
-"""What training can run on and in, without importing torch (the CLI offers these as choices)."""
+"""What training can run on and in. The choices import without torch (the CLI offers them); resolving
+a choice to a present device imports torch when it is called."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codec.errors import CodecError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -18,3 +25,33 @@ def cpu_has_bf16() -> bool:
         return False
     flags = (line.partition(":")[2].split() for line in text.splitlines() if line.startswith(("flags", "Features")))
     return any(CPU_BF16_FLAGS.intersection(f) for f in flags)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto|cpu|cuda|mps`` to a present device; asking for an absent one is an error."""
+    import torch
+
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda: no CUDA GPU is visible to this torch build")
+    if name == "mps" and not has_mps:
+        raise CodecError("--device mps: Apple's Metal backend is not available here")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """Map ``auto|fp32|bf16`` to what the training step computes in on ``device``.
+
+    auto takes bfloat16 autocast where the hardware has it (CUDA GPUs from Ampere on, CPUs with
+    AVX512-BF16/AMX/Arm BF16), float32 elsewhere; the latents, the prior and the loss stay float32."""
+    import torch
+
+    if name == "bf16" and device.type not in ("cpu", "cuda"):
+        raise CodecError(f"--precision bf16: supported on cpu and cuda, not {device.type}")
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"

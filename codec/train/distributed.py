@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -43,11 +44,23 @@ def leave() -> None:
         dist.destroy_process_group()
 
 
-def launch(nproc: int, cli_args: list[str]) -> None:
-    """Run ``codec <cli_args>`` in ``nproc`` processes with torchrun, on this machine."""
+def train_command(
+    nproc: int, video: str, model_dir: str, flags: dict[str, bool], settings: dict[str, Any]
+) -> list[str]:
+    """The torchrun command that runs ``codec train video -o model_dir`` in ``nproc`` processes on
+    this machine, with the switches in ``flags`` that are on and the ``settings`` that are given."""
     if nproc < 2:
         raise CodecError(f"--nproc must be at least 2 to launch processes, not {nproc}")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    result = subprocess.run([*command, "-m", "codec.cli", *cli_args], check=False)
+    args = [video, "-o", model_dir, *(f"--{name}" for name, on in flags.items() if on)]
+    for key, value in settings.items():
+        if value is not None:
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return [*torchrun, "-m", "codec.cli", "train", *args]
+
+
+def launch(nproc: int, video: str, model_dir: str, flags: dict[str, bool], settings: dict[str, Any]) -> None:
+    """Run :func:`train_command` and wait for its processes; one that fails is a CodecError."""
+    result = subprocess.run(train_command(nproc, video, model_dir, flags, settings), check=False)
     if result.returncode:
         raise CodecError(f"distributed training failed in one of its {nproc} processes (exit {result.returncode})")

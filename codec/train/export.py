@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 
+from codec.coding.runtime import open_session
 from codec.io.bundle import DECODER_FILE, ENCODER_FILE
-from codec.train.loop import to_tensor
 from codec.train.model import AutoEncoder
+from codec.train.ops import quantize, to_tensor
 
 OPSET = 17
 PARITY_LIMIT = 1e-3
@@ -63,13 +63,11 @@ def check_parity(model: AutoEncoder, out_dir: Path, frame: np.ndarray, size: tup
     crop = frame[:h, :w]
     crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1]), (0, 0)), mode="edge")
     x = to_tensor([crop], torch.device("cpu"))
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    enc = ort.InferenceSession(str(out_dir / ENCODER_FILE), opts, providers=["CPUExecutionProvider"])
-    dec = ort.InferenceSession(str(out_dir / DECODER_FILE), opts, providers=["CPUExecutionProvider"])
+    enc = open_session(out_dir / ENCODER_FILE, cpu_only=True)
+    dec = open_session(out_dir / DECODER_FILE, cpu_only=True)
     with torch.inference_mode():
         y = model.encoder(x)
-        y_hat = torch.round(y / step) * step
+        y_hat = quantize(y, step)
         x_hat = model.decoder(y_hat).numpy()
     y_ort = enc.run(None, {"frames": x.numpy()})[0]
     x_hat_ort = dec.run(None, {"latent": y_hat.numpy()})[0]

@@ -15,12 +15,9 @@ Each step quantizes with a step drawn from the quality levels, so one model serv
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,65 +25,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from codec.errors import CodecError
-from codec.io.files import atomic_path
 from codec.io.psnr import psnr_from_mse
-from codec.train.devices import DEVICES, PRECISIONS, cpu_has_bf16
-from codec.train.distributed import rank
-from codec.train.model import AutoEncoder, ModelConfig
+from codec.train.devices import resolve_precision
+from codec.train.model import AutoEncoder
+from codec.train.ops import pad_to_stride, straight_through_round, to_tensor
+from codec.train.options import TrainOptions
 from codec.train.prior import LatentPrior
-
-# Quantization steps of the quality levels, coarsest (quality 0) to finest; one model serves all.
-QUALITY_STEPS = (2.83, 2.0, 1.41, 1.0, 0.71, 0.5)
-
-
-@dataclass
-class TrainOptions:
-    """What ``codec train`` was asked for; stored in the checkpoint and meta.json."""
-
-    minutes: float | None = 8.0
-    steps: int | None = None
-    lmbda: float = 0.0007
-    lr: float = 1e-3
-    batch: int = 4
-    crop: int = 128
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    holdout: float = 0.0
-    gop: int = 30
-    quality_steps: tuple[float, ...] = QUALITY_STEPS
-
-    def __post_init__(self) -> None:
-        if self.minutes is None and self.steps is None:
-            raise CodecError("give a training budget: --minutes and/or --steps")
-        if self.minutes is not None and self.minutes <= 0:
-            raise CodecError(f"--minutes must be positive, not {self.minutes}")
-        if self.steps is not None and self.steps < 1:
-            raise CodecError(f"--steps must be at least 1, not {self.steps}")
-        if not 0 <= self.holdout < 1:
-            raise CodecError(f"--holdout must be in [0, 1), not {self.holdout}")
-        self.quality_steps = tuple(float(s) for s in self.quality_steps)
-        if self.lmbda <= 0 or self.lr <= 0 or not all(s > 0 for s in self.quality_steps):
-            raise CodecError("--lmbda, --lr and the quantization steps must be positive")
-        if self.gop < 1 or self.batch < 1 or self.crop < 16:
-            raise CodecError("--gop and --batch must be at least 1, --crop at least 16")
-        if self.device not in DEVICES:
-            raise CodecError(f"--device must be one of {', '.join(DEVICES)}, not {self.device}")
-        if self.precision not in PRECISIONS:
-            raise CodecError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision}")
-
-
-@dataclass
-class TrainState:
-    """Everything a resumed run needs, saved as the bundle's checkpoint."""
-
-    model: AutoEncoder
-    prior: LatentPrior
-    optimizer: torch.optim.Optimizer
-    step: int = 0
-    seconds: float = 0.0
-    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+from codec.train.state import TrainState
 
 
 @dataclass
@@ -108,50 +53,6 @@ class EvalResult:
     bpp_estimate: float
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map ``auto|cpu|cuda|mps`` to a present device; asking for an absent one is an error."""
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CodecError("--device cuda: no CUDA GPU is visible to this torch build")
-    if name == "mps" and not has_mps:
-        raise CodecError("--device mps: Apple's Metal backend is not available here")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """Map ``auto|fp32|bf16`` to what the training step computes in on ``device``.
-
-    auto takes bfloat16 autocast where the hardware has it (CUDA GPUs from Ampere on, CPUs with
-    AVX512-BF16/AMX/Arm BF16), float32 elsewhere; the latents, the prior and the loss stay float32."""
-    if name == "bf16" and device.type not in ("cpu", "cuda"):
-        raise CodecError(f"--precision bf16: supported on cpu and cuda, not {device.type}")
-    if name != "auto":
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
-
-
-def new_state(
-    cfg: ModelConfig, opts: TrainOptions, device: torch.device, model_class: type[AutoEncoder] = AutoEncoder
-) -> TrainState:
-    torch.manual_seed(opts.seed)  # the same initial weights in every process
-    # channels_last on every device: faster convolutions on GPUs and on oneDNN CPUs alike
-    model = model_class(cfg).to(device, memory_format=torch.channels_last)
-    prior = LatentPrior(cfg.latent_channels).to(device)
-    optimizer = torch.optim.Adam([*model.parameters(), *prior.parameters()], lr=opts.lr)
-    seed = opts.seed + rank()  # then each process its own frames, crops and noise
-    torch.manual_seed(seed)
-    return TrainState(model, prior, optimizer, rng=np.random.default_rng(seed))
-
-
-def peak_memory_mib() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def learning_rate(peak: float, fraction: float) -> float:
     """Short linear warm-up, then cosine decay to 5% of the peak over the run's budget."""
     warm = 0.02
@@ -161,24 +62,10 @@ def learning_rate(peak: float, fraction: float) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Replicate-pad (N,3,H,W) on the bottom/right so H and W are multiples of ``stride``."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % stride, -w % stride
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-
-
-def to_tensor(frames: list[np.ndarray] | np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N,H,W,3) RGB to float (N,3,H,W) in [0,1] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(frames) if isinstance(frames, list) else frames))
-    return x.to(device).permute(0, 3, 1, 2).float().div_(255)
-
-
 def _sample_pairs(frames: list[np.ndarray], opts: TrainOptions, stride: int, rng: np.random.Generator) -> np.ndarray:
     """A (2, B, h, w, 3) uint8 batch: B crops of frames t and t+1 at the same place."""
     h, w = frames[0].shape[:2]
-    ch = min(opts.crop, h) // stride * stride or h
-    cw = min(opts.crop, w) // stride * stride or w
+    ch, cw = opts.crop_size(h, w, stride)
     last = max(len(frames) - 2, 0)
     out = np.empty((2, opts.batch, ch, cw, 3), np.uint8)
     for b in range(opts.batch):
@@ -187,10 +74,6 @@ def _sample_pairs(frames: list[np.ndarray], opts: TrainOptions, stride: int, rng
         out[0, b] = frames[t][top : top + ch, left : left + cw]
         out[1, b] = frames[min(t + 1, len(frames) - 1)][top : top + ch, left : left + cw]
     return out
-
-
-def _straight_through_round(y: torch.Tensor, step: float) -> torch.Tensor:
-    return y + (torch.round(y / step) * step - y).detach()
 
 
 def _gop_bpp(intra: torch.Tensor, inter: torch.Tensor, gop: int, pixels: int) -> torch.Tensor:
@@ -214,7 +97,7 @@ class RateDistortion(nn.Module):
         with autocast:
             y = self.model.encoder(x).float()
         y0, y1 = y.chunk(2)
-        y_hat = _straight_through_round(y, step)
+        y_hat = straight_through_round(y, step)
         y0_hat, y1_hat = y_hat.chunk(2)
         noise = torch.empty_like(y).uniform_(-step / 2, step / 2)
         intra = prior.intra_bits(y0 + noise[: len(y0)], step).sum()
@@ -329,48 +212,3 @@ def evaluate(
             psnrs[k] += [psnr_from_mse(float(m), 1.0) for m in mse]
     pixels = len(frames) * h * w
     return [EvalResult(len(frames), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
-
-
-def save_checkpoint(state: TrainState, path: Path, extra: dict[str, Any]) -> None:
-    """Write everything ``--resume`` needs (weights, optimizer, step, RNG states) plus ``extra``."""
-    payload = {
-        "model": state.model.state_dict(),
-        "prior": state.prior.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "step": state.step,
-        "seconds": state.seconds,
-        "numpy_rng": state.rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        **extra,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise CodecError(f"{path}: unreadable checkpoint ({exc})") from None
-
-
-def restore(state: TrainState, ckpt: dict[str, Any], seed: int) -> None:
-    """Load a checkpoint's weights, optimizer, step count and RNG states into ``state``.
-
-    The checkpoint holds the random streams of the process that wrote it (rank 0). In a
-    distributed run the other processes draw fresh streams of their own, from ``seed``, their rank
-    and the step count, so that they keep sampling frames, crops and noise unlike rank 0's."""
-    state.model.load_state_dict(ckpt["model"])
-    state.prior.load_state_dict(ckpt["prior"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
-    state.step = ckpt["step"]
-    state.seconds = ckpt["seconds"]
-    if rank() == 0:
-        state.rng.bit_generator.state = ckpt["numpy_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt.get("cuda_rng") and torch.cuda.is_available():  # noise drawn on the GPU continues too
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-    else:
-        state.rng = np.random.default_rng([seed, rank(), state.step])
-        torch.manual_seed(int(state.rng.integers(2**62)))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
+import resource
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codec import __version__
 from codec.coding.entropy_coding import CodingTables
@@ -25,22 +25,19 @@ from codec.io.bundle import (
     file_entry,
 )
 from codec.io.files import sha256_file, write_json
-from codec.io.video import probe, read_clip
+from codec.io.video import Clip, probe, read_clip
+from codec.train.checkpoint import load_checkpoint, restore, save_checkpoint
+from codec.train.devices import resolve_device
 from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
-from codec.train.loop import (
-    Progress,
-    TrainOptions,
-    evaluate,
-    fit,
-    load_checkpoint,
-    new_state,
-    peak_memory_mib,
-    resolve_device,
-    restore,
-    save_checkpoint,
-)
+from codec.train.loop import EvalResult, Progress, evaluate, fit
 from codec.train.model import ModelConfig, macs_per_pixel, parameter_count
+from codec.train.options import TrainOptions
+from codec.train.state import TrainState, new_state
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 OPTION_FIELDS = {f.name for f in fields(TrainOptions)}
@@ -55,11 +52,6 @@ def _split(n: int, holdout: float) -> int:
     if n - held < 1:
         raise CodecError(f"--holdout {holdout}: the clip has {n} frames, too few to hold any out")
     return n - held
-
-
-def _default_quality(steps: tuple[float, ...]) -> int:
-    """The level whose step is closest to 1, the scale the priors were initialised for."""
-    return min(range(len(steps)), key=lambda k: abs(math.log(steps[k])))
 
 
 def _settings(
@@ -85,6 +77,53 @@ def _settings(
     return cfg, TrainOptions(**{**base, **given})
 
 
+def _prepare(
+    video: Path, model_dir: Path, model_args: dict[str, Any], option_args: dict[str, Any], resume: bool, force: bool
+) -> tuple[dict[str, Any] | None, ModelConfig, TrainOptions]:
+    """Check that training may write ``model_dir`` and, on resume, that ``video`` fits its checkpoint;
+    returns the checkpoint (None for a new model) and the settings to train with."""
+    check_model_dir(model_dir, resume, force)
+    ckpt = load_checkpoint(model_dir / CHECKPOINT_FILE) if resume else None
+    cfg, opts = _settings(model_args, option_args, ckpt)
+    info = probe(video)
+    if ckpt is not None and (info.width, info.height) != tuple(ckpt["source"]["size"]):
+        raise CodecError(
+            f"{video}: is {info.width}x{info.height}, the checkpoint was trained on "
+            f"{ckpt['source']['name']} at {ckpt['source']['size'][0]}x{ckpt['source']['size'][1]}"
+        )
+    return ckpt, cfg, opts
+
+
+def _source(video: Path, clip: Clip) -> dict[str, Any]:
+    """What the checkpoint records of its source video (``--resume`` checks the size)."""
+    return {
+        "name": clip.name,
+        "size": [clip.width, clip.height],
+        "sha256": sha256_file(video),
+        "colour": clip.info.colour.to_dict(),
+        "path": str(video.resolve()),  # where it was trained from, for find_source
+    }
+
+
+@dataclass
+class Outcome:
+    """One finished training run on one clip: what the bundle and its meta.json are written from."""
+
+    clip: Clip
+    source: dict[str, Any]
+    cfg: ModelConfig
+    opts: TrainOptions
+    state: TrainState
+    device: str
+    processes: int
+    speed: dict[str, Any]
+    runs: list[dict[str, Any]]
+    frames_seen: int
+    seen_eval: list[EvalResult]
+    unseen_eval: list[EvalResult | None]
+    started: float
+
+
 def train_video(
     video: Path,
     model_dir: Path,
@@ -98,123 +137,94 @@ def train_video(
     """Train on ``video`` into the bundle ``model_dir`` and return its meta.json content (None in
     the processes other than rank 0 of a distributed run: they train but do not write)."""
     started = time.perf_counter()
-    check_model_dir(model_dir, resume, force)
-    ckpt = load_checkpoint(model_dir / CHECKPOINT_FILE) if resume else None
-    cfg, opts = _settings(model_args, option_args, ckpt)
-    info = probe(video)
+    ckpt, cfg, opts = _prepare(video, model_dir, model_args, option_args, resume, force)
     device = join(resolve_device(opts.device))
     main_process = rank() == 0  # in a distributed run only rank 0 talks, evaluates and writes
-    if ckpt is not None and (info.width, info.height) != tuple(ckpt["source"]["size"]):
-        raise CodecError(
-            f"{video}: is {info.width}x{info.height}, the checkpoint was trained on "
-            f"{ckpt['source']['name']} at {ckpt['source']['size'][0]}x{ckpt['source']['size'][1]}"
-        )
-
     clip = read_clip(video)
     n_train = _split(len(clip), opts.holdout)
-    seen, unseen = clip.frames[:n_train], clip.frames[n_train:]
     if main_process:
-        log(f"{clip.name}: {len(clip)} frames {clip.width}x{clip.height} @ {info.fps:.3f} fps; training on {device}")
-
-    state = new_state(cfg, opts, device)
-    if ckpt is not None:
-        restore(state, ckpt, opts.seed)
-    speed = fit(state, seen, opts, device, report if main_process else lambda p: None)
+        size = f"{clip.width}x{clip.height}"
+        log(f"{clip.name}: {len(clip)} frames {size} @ {clip.info.fps:.3f} fps; training on {device}")
+    state, speed = _fit(cfg, opts, device, ckpt, clip.frames[:n_train], report if main_process else lambda p: None)
     leave()
     if not main_process:
         return None
     log("evaluating full frames")
-    seen_eval = evaluate(state, seen, opts, device)
-    unseen_eval = evaluate(state, unseen, opts, device) if unseen else [None] * len(seen_eval)
-    default_quality = _default_quality(opts.quality_steps)
-
+    seen_eval, unseen_eval = _evaluate(state, clip, n_train, opts, device)
     processes = world_size()
-    runs = [
-        *(ckpt["runs"] if ckpt else []),
-        {**speed, "device": str(device), "processes": processes, "steps_after": state.step},
-    ]
-    source = {
-        "name": clip.name,
-        "size": [clip.width, clip.height],
-        "sha256": sha256_file(video),
-        "colour": info.colour.to_dict(),
-    }
+    this_run = {**speed, "device": str(device), "processes": processes, "steps_after": state.step}
+    outcome = Outcome(
+        clip=clip,
+        source=_source(video, clip),
+        cfg=cfg,
+        opts=opts,
+        state=state,
+        device=str(device),
+        processes=processes,
+        speed=speed,
+        runs=[*(ckpt["runs"] if ckpt else []), this_run],
+        frames_seen=n_train,
+        seen_eval=seen_eval,
+        unseen_eval=unseen_eval,
+        started=started,
+    )
+    return write_bundle(model_dir, outcome)
+
+
+def _fit(
+    cfg: ModelConfig,
+    opts: TrainOptions,
+    device: torch.device,
+    ckpt: dict[str, Any] | None,
+    frames: list[np.ndarray],
+    report: Callable[[Progress], None],
+) -> tuple[TrainState, dict[str, Any]]:
+    """A new model, or the checkpoint's, trained on ``frames``; returns it and the speed figures of the run."""
+    state = new_state(cfg, opts, device)
+    if ckpt is not None:
+        restore(state, ckpt, opts.seed)
+    return state, fit(state, frames, opts, device, report)
+
+
+def _evaluate(
+    state: TrainState, clip: Clip, n_train: int, opts: TrainOptions, device: torch.device
+) -> tuple[list[EvalResult], list[EvalResult | None]]:
+    """Every quality level's results on the first ``n_train`` frames of ``clip`` and on the frames
+    held out after them (all None where none are)."""
+    seen_eval = evaluate(state, clip.frames[:n_train], opts, device)
+    unseen = clip.frames[n_train:]
+    return seen_eval, evaluate(state, unseen, opts, device) if unseen else [None] * len(seen_eval)
+
+
+def _parity_size(clip: Clip, cfg: ModelConfig, opts: TrainOptions) -> tuple[int, int]:
+    """A frame size for the ONNX parity check that neither the training crops nor the whole source
+    frame (padded to the stride) had."""
+    _, h, w = cfg.latent_shape(clip.height, clip.width)
+    padded = (h * cfg.stride, w * cfg.stride)
+    return parity_size(cfg.stride, {opts.crop_size(clip.height, clip.width, cfg.stride), padded})
+
+
+def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
+    """Write the bundle of ``outcome`` into ``model_dir``: checkpoint, ONNX halves (checked against
+    torch), entropy.json and meta.json, whose content is returned. An ONNX decoder that differs from
+    torch is a CodecError after the bundle is written."""
+    state, opts = outcome.state, outcome.opts
     model_dir.mkdir(parents=True, exist_ok=True)
-    extra = {"config": cfg.to_dict(), "options": asdict(opts), "source": source, "runs": runs}
+    extra = {"config": outcome.cfg.to_dict(), "options": asdict(opts), "source": outcome.source, "runs": outcome.runs}
     save_checkpoint(state, model_dir / CHECKPOINT_FILE, extra)
     export_onnx(state.model, model_dir)
-    crop_h = min(opts.crop, clip.height) // cfg.stride * cfg.stride
-    crop_w = min(opts.crop, clip.width) // cfg.stride * cfg.stride
-    padded = (-(-clip.height // cfg.stride) * cfg.stride, -(-clip.width // cfg.stride) * cfg.stride)
     parity = check_parity(
         state.model,
         model_dir,
-        clip.frames[0],
-        parity_size(cfg.stride, {(crop_h, crop_w), padded}),
-        opts.quality_steps[default_quality],
+        outcome.clip.frames[0],
+        _parity_size(outcome.clip, outcome.cfg, opts),
+        opts.quality_steps[opts.default_quality],
     )
     prior = state.prior.tables()
     tables = CodingTables.build(prior, list(opts.quality_steps))
     write_json(model_dir / ENTROPY_FILE, {"family": "laplace", "prior": prior, **tables.to_json()})
-
-    model = state.model
     files = {name: file_entry(model_dir / name) for name in (ENCODER_FILE, DECODER_FILE, ENTROPY_FILE, CHECKPOINT_FILE)}
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "aecodec_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": {
-            **source,
-            "width": clip.width,
-            "height": clip.height,
-            "fps": info.fps,
-            "frames": len(clip),
-            "codec": info.codec,
-            "pixel_format": info.pixel_format,
-            "bytes": info.file_bytes,
-            "path": str(video.resolve()),  # where it was trained from, for find_source
-        },
-        "model": {
-            **cfg.to_dict(),
-            "latent_shape": list(cfg.latent_shape(clip.height, clip.width)),
-            "encoder_params": parameter_count(model.encoder),
-            "decoder_params": parameter_count(model.decoder),
-            "encoder_macs_per_pixel": macs_per_pixel(model.encoder, cfg, decoder=False),
-            "decoder_macs_per_pixel": macs_per_pixel(model.decoder, cfg, decoder=True),
-            "decoder_bytes": files[DECODER_FILE]["bytes"],
-            "decoder_bytes_xz": compressed_size(model_dir / DECODER_FILE),
-        },
-        "coding": {"quality_steps": list(opts.quality_steps), "default_quality": default_quality, "gop": opts.gop},
-        "training": {
-            "options": asdict(opts),
-            "device": str(device),
-            "processes": processes,
-            "steps": state.step,
-            "seconds": state.seconds,
-            "frames_seen": len(seen),
-            "frames_held_out": len(unseen),
-            "levels": [
-                {
-                    "quality": k,
-                    "step": step,
-                    "psnr": fit_eval.psnr,
-                    "bpp_estimate": fit_eval.bpp_estimate,
-                    "holdout_psnr": held_eval.psnr if held_eval else None,
-                    "holdout_bpp_estimate": held_eval.bpp_estimate if held_eval else None,
-                }
-                for k, (step, fit_eval, held_eval) in enumerate(
-                    zip(opts.quality_steps, seen_eval, unseen_eval, strict=True)
-                )
-            ],
-            "this_run": speed,
-            "runs": runs,
-            "peak_memory_mib": peak_memory_mib(),
-            "wall_s": time.perf_counter() - started,
-        },
-        "onnx": {"opset": OPSET, **parity},
-        "files": files,
-    }
+    meta = bundle_meta(outcome, model_dir, parity, files)
     write_json(model_dir / META_FILE, meta)
     if not parity["decoder_max_abs_diff"] <= PARITY_LIMIT:  # also catches NaN
         raise CodecError(
@@ -222,3 +232,88 @@ def train_video(
             f"(limit {PARITY_LIMIT:g}); the bundle was written but should not be used"
         )
     return meta
+
+
+def bundle_meta(
+    outcome: Outcome, model_dir: Path, parity: dict[str, Any], files: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """meta.json of the bundle in ``model_dir`` written from ``outcome``, with the ONNX ``parity``
+    check's results and the ``files`` entries of the bundle's other files."""
+    opts = outcome.opts
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "aecodec_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": _source_meta(outcome),
+        "model": _model_meta(outcome, model_dir, files),
+        "coding": {"quality_steps": list(opts.quality_steps), "default_quality": opts.default_quality, "gop": opts.gop},
+        "training": _training_meta(outcome),
+        "onnx": {"opset": OPSET, **parity},
+        "files": files,
+    }
+
+
+def _source_meta(outcome: Outcome) -> dict[str, Any]:
+    """meta.json's ``source``: the checkpoint's source entry and more of what the container says."""
+    clip, info = outcome.clip, outcome.clip.info
+    return {
+        **outcome.source,
+        "width": clip.width,
+        "height": clip.height,
+        "fps": info.fps,
+        "frames": len(clip),
+        "codec": info.codec,
+        "pixel_format": info.pixel_format,
+        "bytes": info.file_bytes,
+    }
+
+
+def _model_meta(outcome: Outcome, model_dir: Path, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """meta.json's ``model``: the configuration, latent shape, sizes and costs of the networks."""
+    cfg, model, clip = outcome.cfg, outcome.state.model, outcome.clip
+    return {
+        **cfg.to_dict(),
+        "latent_shape": list(cfg.latent_shape(clip.height, clip.width)),
+        "encoder_params": parameter_count(model.encoder),
+        "decoder_params": parameter_count(model.decoder),
+        "encoder_macs_per_pixel": macs_per_pixel(model.encoder, cfg, decoder=False),
+        "decoder_macs_per_pixel": macs_per_pixel(model.decoder, cfg, decoder=True),
+        "decoder_bytes": files[DECODER_FILE]["bytes"],
+        "decoder_bytes_xz": compressed_size(model_dir / DECODER_FILE),
+    }
+
+
+def _training_meta(outcome: Outcome) -> dict[str, Any]:
+    """meta.json's ``training``: the options, the runs so far and every quality level's results."""
+    opts, state = outcome.opts, outcome.state
+    levels = zip(opts.quality_steps, outcome.seen_eval, outcome.unseen_eval, strict=True)
+    return {
+        "options": asdict(opts),
+        "device": outcome.device,
+        "processes": outcome.processes,
+        "steps": state.step,
+        "seconds": state.seconds,
+        "frames_seen": outcome.frames_seen,
+        "frames_held_out": len(outcome.clip) - outcome.frames_seen,
+        "levels": [
+            {
+                "quality": k,
+                "step": step,
+                "psnr": fit_eval.psnr,
+                "bpp_estimate": fit_eval.bpp_estimate,
+                "holdout_psnr": held_eval.psnr if held_eval else None,
+                "holdout_bpp_estimate": held_eval.bpp_estimate if held_eval else None,
+            }
+            for k, (step, fit_eval, held_eval) in enumerate(levels)
+        ],
+        "this_run": outcome.speed,
+        "runs": outcome.runs,
+        "peak_memory_mib": peak_memory_mib(),
+        "wall_s": time.perf_counter() - outcome.started,
+    }
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
