@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from codec.coding.runtime import latent_size
 from codec.errors import CodecError
 
 STEM = 4  # space-to-depth factor of the first (last) layer
@@ -59,7 +60,7 @@ class ModelConfig:
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """Latent (C, h, w) for a frame of ``height`` x ``width`` after padding to the stride."""
-        return (self.latent_channels, -(-height // self.stride), -(-width // self.stride))
+        return (self.latent_channels, *latent_size(height, width, self.stride))
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
