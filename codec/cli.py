@@ -84,7 +84,7 @@ class _ProgressBar:
 
 
 def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool, force: bool, **settings: Any) -> None:
-    from codec.io.report import format_summary, summary
+    from codec.io.summary import format_summary, summary
     from codec.train.pipeline import MODEL_FIELDS, OPTION_FIELDS, train_video
 
     model_args = {k: v for k, v in settings.items() if k in MODEL_FIELDS}
@@ -170,7 +170,7 @@ def info(target: str, as_json: bool) -> None:
         return
     from codec.coding.runtime import active_provider
     from codec.io.bundle import load_bundle
-    from codec.io.report import format_summary, summary
+    from codec.io.summary import format_summary, summary
 
     bundle = load_bundle(target)
     values = {
@@ -182,7 +182,7 @@ def info(target: str, as_json: bool) -> None:
 
 
 def _print(values: dict[str, Any], as_json: bool) -> None:
-    from codec.io.report import format_rows
+    from codec.io.summary import format_rows
 
     click.echo(json.dumps(values, indent=2) if as_json else format_rows(list(values.items())))
 
@@ -404,7 +404,7 @@ def inspect_sweep(
     from tqdm import tqdm
 
     from codec.inspect.bottleneck_sweep import plot_sweep, sweep
-    from codec.io.report import format_rows
+    from codec.io.summary import format_rows
 
     widths = [int(c) for c in channels.split(",") if c.strip()]
     if minutes is None and steps is None:

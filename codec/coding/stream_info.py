@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from codec.coding.bitstream import FRAME_TYPES, HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, read_chunks
-from codec.io.report import format_rows
+from codec.io.summary import format_rows
 
 HEADER_LABELS = {
     "version": "format version",
