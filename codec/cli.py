@@ -273,7 +273,8 @@ def bench(
 
     from codec.measure.baselines import parse_baselines
     from codec.measure.bench import run_bench, suite_clips
-    from codec.measure.report import format_table, plot, summary_markdown
+    from codec.measure.plots import plot
+    from codec.measure.tables import format_table, summary_markdown
 
     chosen = parse_baselines(baselines)
     if suite == (video is not None):

@@ -24,6 +24,7 @@ import numpy as np
 from codec.errors import CodecError
 from codec.io.colour import Colour, frame_to_rgb, rgb_to_frame
 from codec.io.video import exact_rate
+from codec.measure.points import Point
 
 Options = tuple[tuple[str, str], ...]
 
@@ -96,21 +97,8 @@ BASELINES = {
 }
 
 
-@dataclass
-class BaselinePoint:
-    """One encode: real bytes, timings, and the frames as decoded back to RGB24."""
-
-    codec: str
-    variant: str
-    crf: int
-    bytes: int
-    encode_s: float
-    decode_s: float
-    frames: list[np.ndarray]
-    frame_bytes: list[int]  # packet bytes by presentation index
-
-
 def parse_baselines(text: str) -> list[Baseline]:
+    """The baselines named in ``--baselines`` (comma-separated keys of :data:`BASELINES`)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
@@ -126,10 +114,11 @@ def to_yuv420p(frames: list[np.ndarray], colour: Colour) -> list[av.VideoFrame]:
 
 def encode_point(
     frames: list[av.VideoFrame], fps: float, baseline: Baseline, crf: int, variant: Variant, colour: Colour
-) -> BaselinePoint:
+) -> Point:
     """Encode the yuv420p ``frames`` (in the source's ``colour``) with ``baseline`` at ``crf`` in
     ``variant``; decode them back to RGB24 with the same colour, as every codec is compared. The
-    stream is tagged with the colour, so its output means what the source's frames mean."""
+    stream is tagged with the colour, so its output means what the source's frames mean; its
+    packet bytes are counted by presentation index."""
     width, height = frames[0].width, frames[0].height
     if width % 2 or height % 2:
         raise CodecError(f"baselines code yuv420p, which needs an even frame size, not {width}x{height}")
@@ -153,7 +142,7 @@ def encode_point(
     decode_s = time.perf_counter() - started
     if len(decoded) != len(frames):
         raise CodecError(f"{baseline.name} crf {crf}: decoded {len(decoded)} of {len(frames)} frames")
-    return BaselinePoint(baseline.name, variant.name, crf, sum(frame_bytes), encode_s, decode_s, decoded, frame_bytes)
+    return Point(baseline.name, variant.name, f"crf {crf}", frame_bytes, decoded, encode_s, decode_s)
 
 
 def _encode(stream: av.video.stream.VideoStream, frames: list[av.VideoFrame]) -> Iterator[list[av.Packet]]:
