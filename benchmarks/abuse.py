@@ -239,7 +239,7 @@ def abuse_decoder(models: Path, name: str) -> None:
     bundle = load_bundle(models / name)
     width, height = bundle.meta.source.size
     valid = Header(bundle.decoder_sha256, width, height, Fraction(25), 1, 8, 0).pack()
-    tiny, far = Chunk(0, 0, b"\0" * 4).pack(), Chunk(10**6, 0, b"\0" * 4).pack()
+    tiny, far = Chunk(0, 0, 0, b"\0" * 4).pack(), Chunk(10**6, 0, 0, b"\0" * 4).pack()
     first = next(iter_frames(find_source(bundle), max_frames=1))
     real = StreamEncoder(bundle, width=width, height=height, quality=0).encode(first, 0).chunk.pack()  # a real I-frame
     crafted = {  # every header's crc32 holds

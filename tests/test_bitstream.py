@@ -52,7 +52,7 @@ def _format_tables() -> list[int]:
 
 def test_format_documents_agree_with_the_code() -> None:
     header = Header("ab" * 32, 176, 144, Fraction(30000, 1001), 10, 30, 2)
-    chunk = Chunk(3, 1, b"\x01\x02\x03\x04")
+    chunk = Chunk(3, 1, 0xBEEF, b"\x01\x02\x03\x04")
     assert len(header.pack()) == HEADER_SIZE
     assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
     assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE]
@@ -64,7 +64,7 @@ def test_format_documents_agree_with_the_code() -> None:
 
 def test_chunk_offsets_follow_from_the_format_constants() -> None:
     header = Header("cd" * 32, 32, 32, Fraction(25), 3, 30, 0)
-    chunks = [Chunk(i, 0 if i == 0 else 1, bytes(4 * (i + 1))) for i in range(3)]
+    chunks = [Chunk(i, 0 if i == 0 else 1, i, bytes(4 * (i + 1))) for i in range(3)]
     data = header.pack() + b"".join(c.pack() for c in chunks)
     offset = HEADER_SIZE
     for chunk in chunks:
@@ -150,12 +150,12 @@ def _fake_heads(size: int, seed: int) -> bytes:
     data = bytearray(rng.integers(0, 256, size, np.uint8).tobytes())
     for pos in range(0, size - MIN_CHUNK_SIZE, 24):
         length = WORD * int(rng.integers(1, (size - pos - CHUNK_HEAD_SIZE) // WORD + 1))
-        data[pos : pos + CHUNK_HEAD_SIZE] = SYNC + struct.pack("<IBII", 7, 1, length, 0)
+        data[pos : pos + CHUNK_HEAD_SIZE] = SYNC + struct.pack("<IBIHI", 7, 1, length, 0, 0)
     return bytes(data)
 
 
 def _resync_seconds(garbage: bytes) -> float:
-    good = [Chunk(0, 0, bytes(range(40))), Chunk(1, 1, bytes(8))]
+    good = [Chunk(0, 0, 0, bytes(range(40))), Chunk(1, 1, 0, bytes(8))]
     data = HEADER.pack() + good[0].pack() + garbage + good[1].pack()
     best = float("inf")
     for _ in range(3):
@@ -183,7 +183,7 @@ def test_span_crc_equals_zlibs(data: bytes, a: int, b: int) -> None:
 
 
 def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
-    chunks = [Chunk(0, 0, bytes(40)), Chunk(1, 1, bytes(8)), Chunk(2, 1, bytes(12))]
+    chunks = [Chunk(0, 0, 0x0A0B, bytes(40)), Chunk(1, 1, 0xFFFF, bytes(8)), Chunk(2, 1, 0, bytes(12))]
     header = Header("ab" * 32, 32, 16, Fraction(30000, 1001), 3, 30, 2)
     stream = tmp_path / "s.aec"
     stream.write_bytes(header.pack() + b"".join(c.pack() for c in chunks))
@@ -191,7 +191,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     assert code == 0, err
     info = json.loads(out)
     assert info["header"] == {
-        "version": 1,
+        "version": 2,
         "bundle_sha256": "ab" * 32,
         "size": "32x16",
         "fps": "30000/1001",
@@ -199,12 +199,12 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
         "gop": 30,
         "quality": 2,
     }
-    assert [(c["index"], c["type"], c["bytes"], c["crc_ok"]) for c in info["chunks"]] == [
-        (0, "I", CHUNK_HEAD_SIZE + 40, True),
-        (1, "P", CHUNK_HEAD_SIZE + 8, True),
-        (2, "P", CHUNK_HEAD_SIZE + 12, True),
+    assert [(c["index"], c["type"], c["bytes"], c["check"], c["crc_ok"]) for c in info["chunks"]] == [
+        (0, "I", CHUNK_HEAD_SIZE + 40, "0a0b", True),
+        (1, "P", CHUNK_HEAD_SIZE + 8, "ffff", True),
+        (2, "P", CHUNK_HEAD_SIZE + 12, "0000", True),
     ]
-    assert [c["offset"] for c in info["chunks"]] == [HEADER_SIZE, HEADER_SIZE + 55, HEADER_SIZE + 78]
+    assert [c["offset"] for c in info["chunks"]] == [HEADER_SIZE, HEADER_SIZE + 57, HEADER_SIZE + 82]
     size = stream.stat().st_size
     assert info["totals"] == {
         "bytes": size,
@@ -217,11 +217,11 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     }
     code, text, _ = run_cli("info", stream)
     assert code == 0 and "bundle sha256   " + "ab" * 32 in text and "30000/1001" in text
-    assert re.search(r"^\s+1\s+119\s+P\s+23\s+yes$", text, re.MULTILINE), text
+    assert re.search(r"^\s+1\s+121\s+P\s+25\s+ffff\s+yes$", text, re.MULTILINE), text
 
 
 def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
-    good = [Chunk(i, 0 if i == 0 else 1, bytes(range(4 * (i + 1)))) for i in range(4)]
+    good = [Chunk(i, 0 if i == 0 else 1, i, bytes(range(4 * (i + 1)))) for i in range(4)]
     data = HEADER.pack() + b"".join(c.pack() for c in good)
     third = HEADER_SIZE + good[0].size + good[1].size
     stream = tmp_path / "damaged.aec"
@@ -244,7 +244,7 @@ def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
         HEADER.pack()[:40],
         craft(HEADER.pack(), width=0),
         craft(HEADER.pack(), fps_num=2**32 - 1, fps_den=1),
-        _flip(HEADER.pack(), 50) + Chunk(0, 0, bytes(4)).pack(),
+        _flip(HEADER.pack(), 50) + Chunk(0, 0, 0, bytes(4)).pack(),
     ],
 )
 def test_info_refuses_what_is_not_an_aec_stream_in_one_line(tmp_path: Path, content: bytes) -> None:
@@ -256,7 +256,7 @@ def test_info_refuses_what_is_not_an_aec_stream_in_one_line(tmp_path: Path, cont
 
 def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     stream = tmp_path / "s.aec"
-    stream.write_bytes(HEADER.pack() + Chunk(0, 0, bytes(4)).pack())
+    stream.write_bytes(HEADER.pack() + Chunk(0, 0, 0, bytes(4)).pack())
     script = (
         "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now raises ImportError
         f"from codec.cli import main; sys.argv = ['codec', 'info', {str(stream)!r}]; main()\n"

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_crafted_headers_fail_in_one_line_fast_and_in_bounded_memory(
     fields, body, options, expected_code, message = CRAFTED[case]
     stream = encoded[0]
     data = stream.read_bytes()
-    tail = {"none": b"", "4 bytes": Chunk(0, 0, data[-4:]).pack(), "all": data[HEADER_SIZE:]}[body]
+    tail = {"none": b"", "4 bytes": Chunk(0, 0, 0, data[-4:]).pack(), "all": data[HEADER_SIZE:]}[body]
     crafted = tmp_path / "crafted.aec"
     crafted.write_bytes(craft(data[:HEADER_SIZE], **fields) + tail)
     out = tmp_path / "out.y4m"
@@ -135,7 +136,7 @@ def test_the_encoder_refuses_what_its_decoder_would(carphone_bundle: Path, tmp_p
 def test_a_payload_too_short_for_its_latent_is_refused(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
     stream = encoded[0]
     chunks = _chunks(stream)
-    short = Chunk(0, chunks[0].frame_type, chunks[0].payload[:4])
+    short = replace(chunks[0], payload=chunks[0].payload[:4])
     bad = tmp_path / "short.aec"
     bad.write_bytes(_header(stream) + short.pack() + _pack(chunks[1:]))
     code, _, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "out.y4m")
@@ -152,7 +153,7 @@ def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> N
         packer, unpacker = LatentPacker(tables, quality), LatentUnpacker(tables, quality, shape)
         frames = [(cheapest, I_FRAME), (cheapest, P_FRAME), (cheapest + noise, P_FRAME), (cheapest + noise, I_FRAME)]
         for index, (q, frame_type) in enumerate(frames):
-            assert np.array_equal(unpacker.unpack(packer.pack(q, index, frame_type)), q)
+            assert np.array_equal(unpacker.unpack(packer.pack(q, index, frame_type, 0)), q)
 
 
 def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
@@ -166,7 +167,7 @@ def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
             unpacker.previous = np.zeros((4, 9, 11), np.int64)
             payload = rng.integers(0, 256, 4 * int(rng.integers(1, 60)), np.uint8).tobytes()
             try:
-                unpacker.unpack(Chunk(index, index % 2, payload))
+                unpacker.unpack(Chunk(index, index % 2, 0, payload))
             except CodecError as exc:
                 assert str(exc).startswith(f"frame {index}: payload ") and "\n" not in str(exc)
                 refused += 1
@@ -198,7 +199,7 @@ def test_a_far_frame_index_conceals_nothing(carphone_bundle: Path, encoded, tmp_
     """83 bytes once wrote 2 GB of y4m: every frame up to the index a single chunk claimed."""
     stream = encoded[0]
     first = _chunks(stream)[0]
-    lone = Chunk(500, first.frame_type, first.payload).pack()
+    lone = replace(first, index=500).pack()
     data = craft(_header(stream), frames=2**32 - 1) + lone
     started = time.perf_counter()
     code, _, err = _conceal(tmp_path, carphone_bundle, data)
@@ -215,6 +216,6 @@ def test_a_stream_of_mostly_garbage_is_an_error(carphone_bundle: Path, encoded, 
 
 def test_a_stream_without_one_decodable_frame_is_an_error(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
     stream = encoded[0]
-    p_frames = [Chunk(i, c.frame_type, c.payload) for i, c in enumerate(_chunks(stream)[1:4])]
+    p_frames = [replace(c, index=i) for i, c in enumerate(_chunks(stream)[1:4])]
     code, _, err = _conceal(tmp_path, carphone_bundle, craft(_header(stream), frames=3) + _pack(p_frames))
     assert _one_line_error(code, err, "no frame could be decoded"), err

@@ -1,5 +1,5 @@
-"""A golden .aec stream: fixed integer tables and latents must code to the same bytes, and those
-bytes decode back exactly. A failure here means streams written before no longer decode (or the
+"""A golden .aec stream: fixed integer tables, latents and reconstructed frames must code to the same
+bytes (the chunks' reconstruction checks included), and those bytes decode back exactly. A failure here means streams written before no longer decode (or the
 other way round): a change of the format or of constriction's coder, not of a test.
 
 Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/ and
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.coding.bitstream import I_FRAME, P_FRAME, Header, read_chunks, write_stream
+from codec.coding.bitstream import I_FRAME, P_FRAME, Header, frame_check, read_chunks, write_stream
 from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "0cf63c37763ef8bd90e44cffc7113dc89907738b6408a0a1a4d7898c2ea5955b"
+GOLDEN_SHA256 = "b5153693c554afbcb09733f2f071e982d10c9bd9a5762b1cfd7aa7d7267c5633"
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 
 SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
@@ -50,9 +50,16 @@ def _latents() -> list[np.ndarray]:
     return frames
 
 
+def _checks() -> list[int]:
+    """The reconstruction check of each frame: of 80x64 uint8 frames from a frozen RandomState stream."""
+    rng = np.random.RandomState(7)
+    return [frame_check(rng.randint(0, 256, (64, 80, 3)).astype(np.uint8)) for _ in TYPES]
+
+
 def _stream(tables: CodingTables, latents: list[np.ndarray]) -> bytes:
     packer = LatentPacker(tables, QUALITY)
-    chunks = [packer.pack(q, index, kind) for index, (q, kind) in enumerate(zip(latents, TYPES, strict=True))]
+    frames = zip(latents, TYPES, _checks(), strict=True)
+    chunks = [packer.pack(q, index, kind, check) for index, (q, kind, check) in enumerate(frames)]
     names = hashlib.sha256(json.dumps(tables.to_json(), sort_keys=True).encode()).hexdigest()
     header = Header(names, 80, 64, Fraction(30000, 1001), len(chunks), 3, QUALITY)
     out = io.BytesIO()
@@ -74,8 +81,10 @@ def test_golden_stream() -> None:
     golden = GOLDEN.read_bytes()
     assert hashlib.sha256(golden).hexdigest() == GOLDEN_SHA256
     unpacker = LatentUnpacker(tables, Header.unpack(golden, GOLDEN.name).quality, SHAPE)
-    decoded = [unpacker.unpack(chunk) for chunk in read_chunks(golden, GOLDEN.name)]
+    chunks = list(read_chunks(golden, GOLDEN.name))
+    decoded = [unpacker.unpack(chunk) for chunk in chunks]
     assert len(decoded) == len(latents) and all(np.array_equal(d, q) for d, q in zip(decoded, latents, strict=True))
+    assert [chunk.check for chunk in chunks] == _checks()
 
 
 def test_constriction_is_pinned_to_the_version_that_made_the_golden_stream() -> None:

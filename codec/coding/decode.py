@@ -13,19 +13,33 @@ in proportion to the input:
 - nothing is concealed beyond the header's frame count or after the last chunk: a stream that ends
   early ends there;
 - a stream whose damaged bytes outnumber its good ones, or of which no frame decodes, is an error.
+
+Every decoded frame's :func:`~codec.coding.bitstream.frame_check` is compared with its chunk's: a
+frame that differs from the encoder's reconstruction (the networks computed differently here) is an
+error, or with ``conceal`` is treated like damage from that frame until the next I-frame, since a
+P-frame predicted from a frame that drifted would drift too.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, MIN_CHUNK_SIZE, Chunk, Damage, Header, read_chunks, read_stream_file
+from codec.coding.bitstream import (
+    I_FRAME,
+    MIN_CHUNK_SIZE,
+    Chunk,
+    Damage,
+    Header,
+    frame_check,
+    read_chunks,
+    read_stream_file,
+)
 from codec.coding.entropy_coding import CodingTables
 from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
@@ -87,13 +101,22 @@ def _naming(source: str) -> Iterator[None]:
 
 
 def decode_frames(
-    items: Iterable[Chunk | Damage], bundle: Bundle, source: str, stats: DecodeStats, *, conceal: bool = False
+    items: Iterable[Chunk | Damage],
+    bundle: Bundle,
+    source: str,
+    stats: DecodeStats,
+    *,
+    conceal: bool = False,
+    redo: Callable[[int], None] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
     :func:`~codec.coding.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
 
-    Without ``conceal`` any damage is a CodecError naming the frame or field. With it, damage is
-    concealed within the limits the module describes, and noted in ``stats.damage``.
+    Without ``conceal`` any damage, and any frame whose reconstruction differs from the encoder's, is
+    a CodecError naming the frame or field. With it, both are concealed within the limits the module
+    describes, and noted in ``stats.damage``. With ``redo``, a frame that differs is asked for again
+    instead: ``redo(index)`` makes ``items`` send that frame anew, as an I-frame, next (or raises to
+    give up), and nothing is output for it until then.
     """
     header = stats.header
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
@@ -150,7 +173,20 @@ def decode_frames(
             continue
         with _naming(source):
             q = unpacker.unpack(chunk)
-        last = nets.synthesise((q * step).astype(np.float32)[None])[0]
+        frame = nets.reconstruct(q, step)
+        if frame_check(frame) != chunk.check:
+            if redo is not None:
+                redo(chunk.index)
+                unpacker.reset()
+                continue
+            if not conceal:
+                raise CodecError(
+                    f"{source}: reconstruction differs from the encoder's from frame {chunk.index}: "
+                    "the decoder's networks compute differently here than where it was encoded"
+                )
+            yield from fill(chunk.index + 1, "reconstruction differs from the encoder's")
+            continue
+        last = frame
         expected += 1
         stats.frames += 1
         yield last

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, Chunk, Header, write_stream
+from codec.coding.bitstream import I_FRAME, Chunk, Header, frame_check, write_stream
 from codec.coding.entropy_coding import CodingTables, estimate_bits
 from codec.coding.keyframes import KeyframePolicy
 from codec.coding.latent_codec import LatentPacker
@@ -75,12 +75,12 @@ class EncodeStats:
 @dataclass
 class CodedFrame:
     """One coded frame: its chunk, its integer latent, the priors' estimate of its bits, and the
-    frame exactly as a decoder will reconstruct it (when asked for)."""
+    frame exactly as a decoder will reconstruct it (whose check the chunk carries)."""
 
     chunk: Chunk
     q: np.ndarray
     estimated_bits: float
-    reconstruction: np.ndarray | None
+    reconstruction: np.ndarray
 
 
 class StreamEncoder:
@@ -116,15 +116,15 @@ class StreamEncoder:
         self.keyframes = KeyframePolicy(keyframes, self.gop, self.prior, self.step)
         self.nets = nets or Networks(bundle, width, height)
 
-    def encode(self, frame: np.ndarray, index: int, *, reconstruct: bool = False) -> CodedFrame:
-        """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream."""
+    def encode(self, frame: np.ndarray, index: int) -> CodedFrame:
+        """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream, with the check of its reconstruction."""
         previous = self.packer.previous
         q = np.rint(self.nets.analyse(frame[None])[0] / self.step).astype(np.int64)
         frame_type = self.keyframes.decide_frame_type(q, previous, index)
-        chunk = self.packer.pack(q, index, frame_type)
+        reconstruction = self.nets.reconstruct(q, self.step)
+        chunk = self.packer.pack(q, index, frame_type, frame_check(reconstruction))
         bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
-        recon = self.nets.synthesise((q * self.step)[None])[0] if reconstruct else None
-        return CodedFrame(chunk, q, bits, recon)
+        return CodedFrame(chunk, q, bits, reconstruction)
 
 
 def encode_video(
@@ -152,7 +152,7 @@ def encode_video(
     psnrs = []
     chunks: list[Chunk] = []
     for index, frame in enumerate(iter_frames(video)):
-        coded = encoder.encode(frame, index, reconstruct=True)
+        coded = encoder.encode(frame, index)
         chunks.append(coded.chunk)
         estimated += coded.estimated_bits
         psnrs.append(psnr(coded.reconstruction, frame))

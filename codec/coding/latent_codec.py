@@ -61,8 +61,9 @@ class LatentPacker:
         self.models = _Models(tables)
         self.previous: np.ndarray | None = None
 
-    def pack(self, q: np.ndarray, index: int, frame_type: int) -> Chunk:
-        """Frame ``index``'s latent ``q`` as a chunk of ``frame_type``, which becomes the next reference."""
+    def pack(self, q: np.ndarray, index: int, frame_type: int, check: int) -> Chunk:
+        """Frame ``index``'s latent ``q`` as a chunk of ``frame_type`` carrying the reconstruction
+        ``check``; ``q`` becomes the next reference."""
         if frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {index}: a P-frame needs a previous frame")
         q = q.astype(np.int64)
@@ -72,7 +73,7 @@ class LatentPacker:
         for c, table_index in enumerate(indices):
             coder.encode_block(residual[c], *self.models.get(table_index))
         self.previous = q
-        return Chunk(index, frame_type, coder.finish())
+        return Chunk(index, frame_type, check, coder.finish())
 
 
 class LatentUnpacker:

@@ -97,7 +97,14 @@ class Networks:
         return self._analysis.run(None, {"frames": x})[0]
 
     def synthesise(self, latents: np.ndarray) -> np.ndarray:
-        """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames."""
+        """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames, cropped to the
+        frame size; rounded, then clipped to 0..255 (a cast of a value beyond uint8 differs between machines)."""
         x = self._synthesis.run(None, {"latent": latents.astype(np.float32, copy=False)})[0]
         x = x[:, :, : self.height, : self.width]
-        return np.rint(x * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+    def reconstruct(self, q: np.ndarray, step: float) -> np.ndarray:
+        """The (H,W,3) uint8 frame of the integer latent ``q`` (C,h,w) at quantization ``step``: what
+        the decoder outputs, and what the encoder checksums into the frame's chunk. Both call this,
+        so the two cannot compute it differently."""
+        return self.synthesise((q * step).astype(np.float32)[None])[0]

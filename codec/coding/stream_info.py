@@ -24,16 +24,30 @@ HEADER_LABELS = {
 
 
 def stream_info(data: bytes, source: str) -> dict[str, Any]:
-    """The header, one row per chunk or damaged stretch (offset, index, type, bytes, crc_ok) and the
-    totals of the ``.aec`` stream ``data``, JSON-ready; bpp counts all its bytes over the header's frames."""
+    """The header, one row per chunk or damaged stretch (offset, index, type, bytes, the reconstruction
+    check in 4 hex digits, crc_ok) and the totals of the ``.aec`` stream ``data``, JSON-ready; bpp
+    counts all its bytes over the header's frames."""
     header = Header.unpack(data, source)
     chunks: list[dict[str, Any]] = []
     offset = HEADER_SIZE
     for item in read_chunks(data, source, resync=True):
         if isinstance(item, Chunk):
-            row = {"index": item.index, "type": FRAME_TYPES[item.frame_type], "bytes": item.size, "crc_ok": True}
+            row = {
+                "index": item.index,
+                "type": FRAME_TYPES[item.frame_type],
+                "bytes": item.size,
+                "check": f"{item.check:04x}",
+                "crc_ok": True,
+            }
         else:
-            row = {"index": None, "type": None, "bytes": item.length, "crc_ok": False, "damage": item.reason}
+            row = {
+                "index": None,
+                "type": None,
+                "bytes": item.length,
+                "check": None,
+                "crc_ok": False,
+                "damage": item.reason,
+            }
         chunks.append({"offset": offset, **row})
         offset += row["bytes"]
     intact = [c for c in chunks if c["crc_ok"]]
@@ -64,11 +78,12 @@ def stream_info(data: bytes, source: str) -> dict[str, Any]:
 def format_stream_info(info: dict[str, Any]) -> str:
     """:func:`stream_info` as aligned header lines, a chunk table and totals."""
     head, totals = info["header"], info["totals"]
-    table = [f"{'frame':>7}  {'offset':>10}  type  {'bytes':>9}  crc ok"]
+    table = [f"{'frame':>7}  {'offset':>10}  type  {'bytes':>9}  check  crc ok"]
     for c in info["chunks"]:
         index = "-" if c["index"] is None else c["index"]
         line = (
-            f"{index:>7}  {c['offset']:>10}  {c['type'] or '-':>4}  {c['bytes']:>9}  {'yes' if c['crc_ok'] else 'no'}"
+            f"{index:>7}  {c['offset']:>10}  {c['type'] or '-':>4}  {c['bytes']:>9}  {c['check'] or '-':>5}  "
+            f"{'yes' if c['crc_ok'] else 'no'}"
         )
         table.append(line + ("" if c["crc_ok"] else f"  ({c['damage']})"))
     rows = [
