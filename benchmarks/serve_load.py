@@ -19,9 +19,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from aecodec.client.player import received_chunk
 from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Chunk, Header
+from codec.coding.bitstream import Header
 from codec.coding.decode import DecodeStats, decode_frames
 from codec.io.bundle import find_source, load_bundle
 from codec.io.video import iter_frames
@@ -62,7 +63,7 @@ def latencies(port: int, name: str, bundle_dir: Path, source: Path) -> list[floa
     out: list[float] = []
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         replies = codec_pb2_grpc.VideoCodecStub(channel).Encode(iter(outbox.get, None), timeout=600)
-        chunks = (Chunk(r.index, r.type, r.payload) for r in replies)
+        chunks = map(received_chunk, replies)
         decoded = decode_frames(chunks, bundle, "live", stats)
         for frame in frames:
             start = time.perf_counter()

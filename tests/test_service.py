@@ -22,7 +22,7 @@ import pytest
 from conftest import Server, run_cli
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from aecodec.client.player import Connection, Target, Transfer, play, stream_chunks
+from aecodec.client.player import Connection, ServerChunks, Target, Transfer, play, received_chunk
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Header
 from codec.coding.decode import DecodeStats, decode_bytes, decode_frames
@@ -182,17 +182,9 @@ def test_live_encode_round_trip(server: Server, models: Path, offline: np.ndarra
     assert [r.index for r in replies] == list(range(24))
     bundle = load_bundle(models / "short")
     header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta.coding.default_quality)
-    frames, _ = decode_bytes(header.pack() + b"".join(_chunk(r) for r in replies), bundle, "live")
+    frames, _ = decode_bytes(header.pack() + b"".join(received_chunk(r).pack() for r in replies), bundle, "live")
     decoded = np.stack(list(frames))
     assert np.array_equal(decoded, offline)
-
-
-def _chunk(reply: codec_pb2.EncodedFrame) -> bytes:
-    from codec.coding.bitstream import Chunk
-
-    chunk = Chunk(reply.index, reply.type, reply.payload)
-    assert chunk.crc32 == reply.crc32
-    return chunk.pack()
 
 
 def test_stream_limit_and_cancellation_free_the_worker(models: Path) -> None:
@@ -236,7 +228,7 @@ def test_client_resumes_after_the_connection_drops(models: Path, offline: np.nda
     transfer = Transfer()
     chunks = []
     try:
-        for chunk in stream_chunks(conn, 0, 24, None, transfer, retries=8):
+        for chunk in ServerChunks(conn, 0, 24, None, transfer, retries=8):
             chunks.append(chunk)
             if len(chunks) == 5:  # cut the connection mid-stream: the server dies and comes back
                 srv.stop()

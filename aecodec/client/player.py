@@ -1,8 +1,9 @@
 """``codec play``: fetch a video's decoder once (cached by sha256), stream its codes, decode locally.
 
 Decoding is the library's own (onnxruntime, no torch); this module only speaks gRPC: it checks
-every chunk's crc32, and when the connection drops it resumes from the last complete frame with
-bounded retries and exponential backoff.
+every chunk's fields and crc32, and when the connection drops, a chunk arrives damaged or a frame
+decodes differently from the server's reconstruction (its check), it restarts the stream from that
+frame with bounded retries and exponential backoff.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,7 +23,7 @@ import numpy as np
 
 from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Chunk, Header
+from codec.coding.bitstream import Chunk, Header, chunk_fields_problem
 from codec.coding.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
@@ -148,49 +149,83 @@ def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
 
 @dataclass
 class Transfer:
-    """What crossed the network: payload bytes, reconnections."""
+    """What crossed the network: payload bytes, and restarts of the stream (after a dropped connection,
+    a damaged chunk, or a frame decoded differently from the server's reconstruction)."""
 
     bytes: int = 0
     resumes: int = 0
 
 
-def stream_chunks(
-    conn: Connection, start: int, end: int, quality: int | None, transfer: Transfer, retries: int = 5
-) -> Iterator[Chunk]:
-    """Chunks [start, end) in order. A dropped connection or a damaged chunk resumes from the
-    first frame not yet received, at most ``retries`` times in a row, backing off 0.2 s, 0.4 s, ..."""
-    next_index, failures = start, 0
-    while next_index < end:
-        request = codec_pb2.StreamVideoRequest(name=conn.target.name, start_frame=next_index, end_frame=end)
-        if quality is not None:
-            request.quality = quality
-        try:
-            for message in conn.stub.StreamVideo(request, metadata=conn.metadata):
-                chunk = Chunk(message.index, message.type, message.payload)
-                if chunk.index != next_index or chunk.crc32 != message.crc32:
-                    raise _Damaged(f"frame {message.index}: crc32 mismatch or out of order")
-                transfer.bytes += len(chunk.payload)
-                next_index += 1
-                failures = 0
-                yield chunk
-            if next_index < end:
-                raise _Damaged(f"stream ended at frame {next_index} of {end}")
-        except (grpc.RpcError, _Damaged) as exc:
-            if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
-                raise _error(conn.target, exc) from None
-            failures += 1
-            if failures > retries:
-                reason = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
-                raise CodecError(
-                    f"{conn.target.address}/{conn.target.name}: gave up at frame {next_index} "
-                    f"after {retries} retries ({reason})"
-                ) from None
-            transfer.resumes += 1
-            time.sleep(0.2 * 2 ** (failures - 1))
+class DamagedChunk(CodecError):
+    """A chunk that arrived wrong; the player handles it like a dropped connection."""
 
 
-class _Damaged(Exception):
-    """A chunk that arrived wrong; handled like a dropped connection."""
+def received_chunk(message: codec_pb2.EncodedFrame) -> Chunk:
+    """The ``.aec`` chunk an ``EncodedFrame`` carries, once its fields are within the format's ranges
+    and its crc32 holds; anything else is a DamagedChunk."""
+    if problem := chunk_fields_problem(message.index, message.type, message.check, len(message.payload)):
+        raise DamagedChunk(problem)
+    chunk = Chunk(message.index, message.type, message.check, message.payload)
+    if chunk.crc32 != message.crc32:
+        raise DamagedChunk(f"frame {message.index}: crc32 mismatch")
+    return chunk
+
+
+class ServerChunks:
+    """The chunks of frames [start, end) from the server, in order, as they are iterated.
+
+    A dropped connection, a damaged chunk, or a frame the client decoded differently from the server
+    (:meth:`redo`) restarts the stream at the first frame still needed (the server starts every stream
+    with an I-frame), at most ``retries`` times without a frame received and decoded in between,
+    backing off 0.2 s, 0.4 s, ...; then a CodecError gives up."""
+
+    def __init__(
+        self, conn: Connection, start: int, end: int, quality: int | None, transfer: Transfer, retries: int = 5
+    ) -> None:
+        self.conn, self.start, self.end, self.quality = conn, start, end, quality
+        self.transfer, self.retries = transfer, retries
+        self._redo: int | None = None
+
+    def redo(self, index: int) -> None:
+        """Have frames from ``index`` on (the last one iterated, or one before it) sent again, by a new stream."""
+        self._redo = index
+
+    def __iter__(self) -> Iterator[Chunk]:
+        conn, end = self.conn, self.end
+        next_index, failures = self.start, 0
+        while next_index < end:
+            request = codec_pb2.StreamVideoRequest(name=conn.target.name, start_frame=next_index, end_frame=end)
+            if self.quality is not None:
+                request.quality = self.quality
+            responses = conn.stub.StreamVideo(request, metadata=conn.metadata)
+            try:
+                for message in responses:
+                    chunk = received_chunk(message)
+                    if chunk.index != next_index:
+                        raise DamagedChunk(f"frame {chunk.index} out of order, expected {next_index}")
+                    self.transfer.bytes += len(chunk.payload)
+                    next_index += 1
+                    yield chunk
+                    if self._redo is not None:
+                        next_index, self._redo = self._redo, None
+                        raise DamagedChunk(f"frame {next_index}: reconstruction differs from the server's")
+                    failures = 0
+                if next_index < end:
+                    raise DamagedChunk(f"stream ended at frame {next_index} of {end}")
+            except (grpc.RpcError, DamagedChunk) as exc:
+                if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
+                    raise _error(conn.target, exc) from None
+                failures += 1
+                if failures > self.retries:
+                    reason = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
+                    raise CodecError(
+                        f"{conn.target.address}/{conn.target.name}: gave up at frame {next_index} "
+                        f"after {self.retries} retries ({reason})"
+                    ) from None
+                self.transfer.resumes += 1
+                time.sleep(0.2 * 2 ** (failures - 1))
+            finally:
+                responses.cancel()
 
 
 def play(
@@ -226,13 +261,14 @@ def play(
         refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
         psnrs: list[float] = []
         started = time.perf_counter()
-        received = stream_chunks(conn, start, end, quality, transfer, retries)
-        chunks = (Chunk(c.index - start, c.frame_type, c.payload) for c in received)  # the stream's own numbering
+        received = ServerChunks(conn, start, end, quality, transfer, retries)
+        chunks = (replace(c, index=c.index - start) for c in received)  # the stream's own numbering
         with (
             replacing_output(out, force) as tmp,
             VideoWriter(tmp, video.width, video.height, fps, bundle.meta.source.colour) as writer,
         ):
-            for index, frame in enumerate(decode_frames(chunks, bundle, url, stats)):
+            frames = decode_frames(chunks, bundle, url, stats, redo=lambda index: received.redo(start + index))
+            for index, frame in enumerate(frames):
                 writer.write(frame)
                 if refs is not None:
                     ref = next(refs, None)

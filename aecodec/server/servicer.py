@@ -38,7 +38,12 @@ def _invalid_argument(context: grpc.ServicerContext) -> Iterator[None]:
 def _message(coded: CodedFrame, fps: float) -> codec_pb2.EncodedFrame:
     chunk = coded.chunk
     return codec_pb2.EncodedFrame(
-        index=chunk.index, type=chunk.frame_type, payload=chunk.payload, crc32=chunk.crc32, pts=chunk.index / fps
+        index=chunk.index,
+        type=chunk.frame_type,
+        payload=chunk.payload,
+        crc32=chunk.crc32,
+        pts=chunk.index / fps,
+        check=chunk.check,
     )
 
 

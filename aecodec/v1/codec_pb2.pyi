@@ -73,18 +73,20 @@ class StreamVideoRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., start_frame: _Optional[int] = ..., end_frame: _Optional[int] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class EncodedFrame(_message.Message):
-    __slots__ = ("index", "type", "payload", "crc32", "pts")
+    __slots__ = ("index", "type", "payload", "crc32", "pts", "check")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     CRC32_FIELD_NUMBER: _ClassVar[int]
     PTS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
     index: int
     type: int
     payload: bytes
     crc32: int
     pts: float
-    def __init__(self, index: _Optional[int] = ..., type: _Optional[int] = ..., payload: _Optional[bytes] = ..., crc32: _Optional[int] = ..., pts: _Optional[float] = ...) -> None: ...
+    check: int
+    def __init__(self, index: _Optional[int] = ..., type: _Optional[int] = ..., payload: _Optional[bytes] = ..., crc32: _Optional[int] = ..., pts: _Optional[float] = ..., check: _Optional[int] = ...) -> None: ...
 
 class RawFrame(_message.Message):
     __slots__ = ("name", "width", "height", "rgb24", "quality", "gop")
