@@ -263,3 +263,16 @@ def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr
+
+
+def test_a_version_1_stream_is_refused_naming_its_version(tmp_path: Path) -> None:
+    """Version 1 chunks had no reconstruction check: such a stream must be re-encoded, not misread."""
+    old = craft(HEADER.pack(), version=1)
+    message = "old.aec: .aec format version 1 is not supported: this aecodec reads version 2; re-encode the source"
+    with pytest.raises(CodecError) as caught:
+        Header.unpack(old, "old.aec")
+    assert str(caught.value) == message
+    stream = tmp_path / "old.aec"
+    stream.write_bytes(old + b"AF" + bytes(17))
+    code, out, err = run_cli("info", stream)
+    assert code == 2 and not out and err.strip() == f"error: {stream}: {message.split(': ', 1)[1]}", err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import struct
@@ -10,9 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import pytest
 from clips import write_clip
 from conftest import TINY, run_cli
+from crafted import craft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -266,3 +270,59 @@ def test_auto_keyframes_put_an_i_frame_at_a_hard_cut(tmp_path: Path) -> None:
         types[mode] = [c.frame_type for c in read_chunks(out.read_bytes(), mode)]
     assert types["fixed"] == [I_FRAME] + [P_FRAME] * 19
     assert types["auto"][10] == I_FRAME and types["auto"].count(I_FRAME) <= 4
+
+
+@pytest.fixture(scope="module")
+def perturbed(carphone_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the bundle whose decoder adds 0.02 to its last convolution's bias, as a machine that
+    computes a little differently would; meta.json names the new decoder.onnx, so the copy loads."""
+    folder = tmp_path_factory.mktemp("perturbed") / "carphone"
+    shutil.copytree(carphone_bundle, folder)
+    model = onnx.load(folder / DECODER_FILE)
+    last_bias = [node for node in model.graph.node if node.op_type == "Conv"][-1].input[2]
+    (bias,) = [t for t in model.graph.initializer if t.name == last_bias]
+    bias.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(bias) + np.float32(0.02), bias.name))
+    onnx.save(model, folder / DECODER_FILE)
+    data = (folder / DECODER_FILE).read_bytes()
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"][DECODER_FILE] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_a_decoder_that_computes_differently_is_caught_at_the_first_frame(perturbed: Path, encoded, tmp_path: Path):
+    """The stream of the bundle, its header renamed to the perturbed copy so that the copy accepts it."""
+    sha = bytes.fromhex(load_bundle(perturbed).decoder_sha256)
+    stream = tmp_path / "renamed.aec"
+    stream.write_bytes(craft(encoded[0].read_bytes(), bundle_sha256=sha))
+    cases = (([], "reconstruction differs from the encoder's from frame 0:"), (["--conceal"], "no frame could be"))
+    for options, message in cases:
+        out = tmp_path / f"out{len(options)}.y4m"
+        code, _, err = run_cli("decode", stream, "-m", perturbed, "-o", out, *options)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and not out.exists(), err
+
+
+def test_a_frame_decoded_differently_is_an_error_or_concealed_until_the_next_i_frame(
+    carphone_bundle: Path, perturbed: Path, encoded, short_clip: Path, tmp_path: Path
+) -> None:
+    """The stream as the perturbed copy encodes it, but frame 5 (a P-frame) as the bundle encoded it: the
+    same latent with another reconstruction check, as if that frame had been encoded on another machine."""
+    recon: list[np.ndarray] = []
+    own = tmp_path / "own.aec"
+    encode_video(short_clip, load_bundle(perturbed), own, gop=4, on_frame=lambda i, f: recon.append(f))
+    data = own.read_bytes()
+    chunks, theirs = list(read_chunks(data, "own")), list(read_chunks(encoded[0].read_bytes(), "theirs"))
+    assert chunks[5].payload == theirs[5].payload and chunks[5].check != theirs[5].check
+    spliced = tmp_path / "spliced.aec"
+    spliced.write_bytes(data[:HEADER_SIZE] + b"".join(c.pack() for c in [*chunks[:5], theirs[5], *chunks[6:]]))
+    code, _, err = run_cli("decode", spliced, "-m", perturbed, "-o", tmp_path / "x.y4m")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "reconstruction differs from the encoder's from frame 5:" in err and not (tmp_path / "x.y4m").exists()
+    code, out, err = run_cli("decode", spliced, "-m", perturbed, "-o", tmp_path / "png", "--conceal", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["frames"] == 10 and result["concealed"] == 3  # frames 5, 6, 7; frame 8 is an I-frame
+    assert result["damage"][0] == "frame 5: reconstruction differs from the encoder's, concealed"
+    decoded = np.stack([read_clip(p).frames[0] for p in sorted((tmp_path / "png").glob("*.png"))])
+    assert np.array_equal(decoded[:5], np.stack(recon[:5])) and np.array_equal(decoded[8:], np.stack(recon[8:]))
+    assert all(np.array_equal(decoded[i], recon[4]) for i in (5, 6, 7))

@@ -1,6 +1,7 @@
 """A golden .aec stream: fixed integer tables, latents and reconstructed frames must code to the same
-bytes (the chunks' reconstruction checks included), and those bytes decode back exactly. A failure here means streams written before no longer decode (or the
-other way round): a change of the format or of constriction's coder, not of a test.
+bytes (the chunks' reconstruction checks included), and those bytes decode back exactly. A failure
+here means streams written before no longer decode (or the other way round): a change of the format,
+of the check or of constriction's coder, not of a test.
 
 Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/ and
 says which GOLDEN_SHA256 to put here.
