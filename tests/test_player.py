@@ -6,24 +6,40 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 from conftest import Server, run_cli
 
 from aecodec.client.decoder_cache import MAX_DECODER_BYTES
-from aecodec.client.player import MAX_NAME, MAX_VIDEOS, Connection, Target, fetch_decoder, find_video, play
+from aecodec.client.player import (
+    MAX_NAME,
+    MAX_VIDEOS,
+    Connection,
+    DamagedChunk,
+    Target,
+    fetch_decoder,
+    find_video,
+    play,
+    received_chunk,
+)
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.coding.bitstream import Chunk
+from codec.coding.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import SHIPPED_FILES, Bundle, BundleMeta, load_bundle
+from codec.io.video import read_clip
 from codec.net import is_loopback
 
 PIECE = 4096  # small, so that decoder.onnx comes in several pieces
@@ -403,3 +419,64 @@ def test_a_meta_json_that_sizes_nothing_real_is_refused(carphone_bundle: Path, t
     with pytest.raises(CodecError, match=message) as err:
         load_bundle(folder)
     assert "\n" not in str(err.value)
+
+
+class Drifting(FakeServer):
+    """Streams the real chunks of ``short`` honestly, except that its first ``lies`` streams send frame
+    ``at`` with a reconstruction check one off (under a crc32 that holds): the client's decoder then
+    seems to compute that frame differently from the server's."""
+
+    def __init__(self, bundle_dir: Path, at: int, lies: int) -> None:
+        fake = honest(bundle_dir)
+        super().__init__(fake.videos, fake.pieces)
+        self.bundle, self.at, self.lies = load_bundle(bundle_dir), at, lies
+        self.frames = read_clip(bundle_dir / "short.mkv").frames
+        self.starts: list[int] = []
+
+    def StreamVideo(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.EncodedFrame]:
+        self.starts.append(request.start_frame)
+        lying = len(self.starts) <= self.lies
+        encoder = StreamEncoder(self.bundle, width=176, height=144, quality=request.quality)
+        for index in range(request.start_frame, request.end_frame):
+            chunk = encoder.encode(self.frames[index], index).chunk
+            if lying and index == self.at:
+                chunk = replace(chunk, check=chunk.check ^ 1)
+            yield codec_pb2.EncodedFrame(
+                index=index, type=chunk.frame_type, payload=chunk.payload, crc32=chunk.crc32, check=chunk.check
+            )
+
+
+def test_play_restarts_the_stream_at_a_frame_it_decodes_differently(models: Path, tmp_path: Path) -> None:
+    fake = Drifting(models / "short", at=5, lies=1)
+    with serving(fake) as url:
+        result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1)
+    assert result["frames"] == 24 and result["resumes"] == 1 and fake.starts == [0, 5]
+    encoder = StreamEncoder(fake.bundle, width=176, height=144, quality=1)
+    expected = np.stack([encoder.encode(frame, i).reconstruction for i, frame in enumerate(fake.frames)])
+    assert np.array_equal(np.stack(read_clip(tmp_path / "out.mkv").frames), expected)
+
+
+def test_a_server_whose_frames_never_match_ends_in_one_line(models: Path, tmp_path: Path) -> None:
+    fake = Drifting(models / "short", at=3, lies=10**6)
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1, retries=2)
+    message = str(err.value)
+    assert message.endswith("gave up at frame 3 after 2 retries (frame 3: reconstruction differs from the server's)")
+    assert "\n" not in message and fake.starts == [0, 3, 3] and not (tmp_path / "out.mkv").exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"type": 300}, "frame 2: unknown frame type 300"),
+        ({"check": 1 << 16}, "frame 2: reconstruction check 65536 is not 16 bits"),
+        ({"payload": b"abc"}, "frame 2: payload length 3 is not 1 to"),
+        ({"crc32": 0}, "frame 2: crc32 mismatch"),
+    ],
+)
+def test_a_received_chunk_is_checked_before_use(fields: dict[str, Any], message: str) -> None:
+    frame = {"index": 2, "type": 1, "check": 0xFFFF, "payload": bytes(8)}
+    frame["crc32"] = Chunk(2, 1, 0xFFFF, bytes(8)).crc32
+    assert received_chunk(codec_pb2.EncodedFrame(**frame)) == Chunk(2, 1, 0xFFFF, bytes(8))
+    with pytest.raises(DamagedChunk, match=re.escape(message)):
+        received_chunk(codec_pb2.EncodedFrame(**{**frame, **fields}))
