@@ -33,7 +33,7 @@ from codec.io.psnr import psnr
 from codec.io.video import VideoWriter, exact_rate, iter_frames
 from codec.net import is_loopback, read_secret, read_token
 
-# Reconnect quickly after a drop; stream_chunks does its own bounded backoff on top.
+# Reconnect quickly after a drop; ServerChunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
 RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
 # What a server says is bounded before use. A catalog is a folder of bundle folders, named after
