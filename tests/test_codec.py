@@ -156,7 +156,7 @@ def test_damaged_streams_fail_with_one_line_naming_the_field(carphone_bundle: Pa
     chunks = list(read_chunks(data, "s"))
     third = _offset(chunks, 2)
     cases = {
-        "truncated": (data[: len(data) - 10], "frame 9: truncated payload"),
+        "truncated": (data[: len(data) - 2], "frame 9: truncated payload"),  # a payload is at least a word
         "flipped bit": (_flip(data, third + CHUNK_HEAD_SIZE), "frame 2: crc32 mismatch"),
         "wrong magic": (b"XYZ\x00" + data[4:], "not an .aec stream"),
         "wrong version": (data[:4] + struct.pack("<H", 9) + data[6:], "format version 9"),

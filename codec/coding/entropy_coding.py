@@ -4,10 +4,11 @@ The decoding side builds every probability model from integers stored in the bun
 tables summing to 2**16, table indices, integer centres), never from a float computed by a network
 or by a transcendental function, so a stream decodes bit-exactly on any machine.
 
-Each latent channel of a frame is coded as a block of symbols under one table:
+An I-frame codes each latent channel as a block of symbols under one table; a P-frame codes each
+channel in one block per temporal context bucket (codec.coding.context), in raster order within it:
 
     I-frame:  s = q - centre[c]          table intra[c]
-    P-frame:  s = q_t - q_(t-1)          table inter[c]
+    P-frame:  s = q_t - q_(t-1)          table inter[c][bucket], bucket from the previous residual
 
 A table covers the symbols -R..R plus an escape; an escaped symbol's value is then coded exactly
 with uniform models (sign, bit length, remaining bits), so nothing is ever clipped.
@@ -23,6 +24,7 @@ import constriction
 import numpy as np
 
 from codec.coding.bitstream import I_FRAME
+from codec.coding.context import CONTEXTS, MIN_SAMPLES, residual_histograms
 from codec.errors import CodecError
 from codec.io.bundle import ENTROPY_FILE, Bundle
 
@@ -84,6 +86,34 @@ def laplace_frequencies(scale: float) -> list[int]:
     return freqs.tolist()
 
 
+def _code_lengths(span: int) -> np.ndarray:
+    """(SCALE_BINS, 2 span + 1): bits of each residual -span..span under each table of the grid,
+    escapes priced as the coder codes them."""
+    values = np.arange(-span, span + 1)
+    lengths = np.empty((SCALE_BINS, len(values)))
+    for i, scale in enumerate(scale_grid()):
+        freqs = np.asarray(laplace_frequencies(float(scale)), np.float64)
+        radius = (len(freqs) - 2) // 2
+        inside = np.abs(values) <= radius
+        excess = np.maximum(np.abs(values) - radius, 1)
+        escape = -np.log2(freqs[-1] / TOTAL) + 1 + math.log2(MAX_MAGNITUDE_BITS + 1) + np.floor(np.log2(excess))
+        index = np.clip(values + radius, 0, len(freqs) - 1)
+        lengths[i] = np.where(inside, -np.log2(freqs[index] / TOTAL), escape)
+    return lengths
+
+
+def _fitted_inter_tables(q: np.ndarray, gop: int, learned: list[int]) -> list[list[int]]:
+    """Per channel and context bucket, the grid table that codes ``q``'s P residuals shortest."""
+    span = 1024
+    counts = residual_histograms(q, gop, span)
+    bits = np.einsum("ckv,sv->cks", counts.astype(np.float64), _code_lengths(span))
+    best = bits.argmin(-1)
+    return [
+        [int(best[c, k]) if counts[c, k].sum() >= MIN_SAMPLES else learned[c] for k in range(CONTEXTS)]
+        for c in range(len(learned))
+    ]
+
+
 @dataclass(frozen=True)
 class Table:
     """One integer table: symbols -radius..radius, then the escape."""
@@ -112,7 +142,10 @@ class Level:
     step: float
     intra_table: tuple[int, ...]
     intra_centre: tuple[int, ...]
-    inter_table: tuple[int, ...]
+    inter_table: tuple[tuple[int, ...], ...]  # per channel, per context bucket
+
+    def table_indices(self) -> set[int]:
+        return set(self.intra_table).union(*self.inter_table)
 
 
 @dataclass(frozen=True)
@@ -123,17 +156,26 @@ class CodingTables:
     tables: dict[int, Table]
 
     @classmethod
-    def build(cls, prior: dict[str, list[float]], steps: list[float]) -> CodingTables:
-        """Snap the learned per-channel priors to integer tables, for each quantization step."""
+    def build(
+        cls, prior: dict[str, list[float]], steps: list[float], latents: np.ndarray | None = None, gop: int = 1
+    ) -> CodingTables:
+        """Snap the learned priors to integer tables, for each quantization step. With ``latents``
+        (T, C, h, w, the video's unquantized latents), each channel's P table per temporal context
+        bucket is the one that codes the video's own P residuals in the fewest bits (I-frames every
+        ``gop``); without them, or for a bucket the video hardly uses, it is the channel's learned one."""
         levels, used = [], set()
         for step in steps:
+            learned = [scale_index(s / step) for s in prior["inter_scale"]]
+            inter = [[i] * CONTEXTS for i in learned]
+            if latents is not None:
+                inter = _fitted_inter_tables(np.rint(latents / step).astype(np.int64), gop, learned)
             level = Level(
                 step=float(step),
                 intra_table=tuple(scale_index(s / step) for s in prior["intra_scale"]),
                 intra_centre=tuple(round(loc / step) for loc in prior["intra_loc"]),
-                inter_table=tuple(scale_index(s / step) for s in prior["inter_scale"]),
+                inter_table=tuple(tuple(row) for row in inter),
             )
-            used.update(level.intra_table, level.inter_table)
+            used.update(level.table_indices())
             levels.append(level)
         grid = scale_grid()
         tables = {i: Table(tuple(laplace_frequencies(float(grid[i])))) for i in sorted(used)}
@@ -147,7 +189,7 @@ class CodingTables:
                     "step": lv.step,
                     "intra_table": list(lv.intra_table),
                     "intra_centre": list(lv.intra_centre),
-                    "inter_table": list(lv.inter_table),
+                    "inter_table": [list(row) for row in lv.inter_table],
                 }
                 for lv in self.levels
             ],
@@ -171,7 +213,7 @@ class CodingTables:
                     float(lv["step"]),
                     tuple(int(i) for i in lv["intra_table"]),
                     tuple(int(c) for c in lv["intra_centre"]),
-                    tuple(int(i) for i in lv["inter_table"]),
+                    tuple(tuple(int(i) for i in row) for row in lv["inter_table"]),
                 )
                 for lv in obj["levels"]
             )
@@ -182,8 +224,9 @@ class CodingTables:
             if len(f) < 4 or len(f) % 2 or sum(f) != TOTAL or min(f) < 1:
                 raise CodecError(f"{source}: table {i} is not a valid frequency table")
         for k, lv in enumerate(levels):
-            missing = set(lv.intra_table + lv.inter_table) - tables.keys()
-            if missing or not lv.step > 0:
+            if len(lv.inter_table) != len(lv.intra_table) or any(len(row) != CONTEXTS for row in lv.inter_table):
+                raise CodecError(f"{source}: quality level {k} does not give {CONTEXTS} P tables for every channel")
+            if lv.table_indices() - tables.keys() or not lv.step > 0:
                 raise CodecError(f"{source}: quality level {k} refers to missing tables or has a bad step")
         return cls(levels, tables)
 

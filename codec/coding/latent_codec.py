@@ -1,5 +1,6 @@
 """Integer latents of a frame sequence to chunk payloads and back: I-frames code q, P-frames code
-q_t - q_(t-1). Both are exact integers, so the decoder's reference equals the encoder's: no drift.
+q_t - q_(t-1) under tables chosen by each element's temporal context (codec.coding.context). All
+of it is exact integers, so the decoder's reference and contexts equal the encoder's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from codec.coding.bitstream import FRAME_TYPES, I_FRAME, WORD, Chunk
+from codec.coding.context import context_buckets
 from codec.coding.entropy_coding import CodingTables, Level, SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.errors import CodecError
 
@@ -28,21 +30,15 @@ class _Models:
         return table, self._cache[index]
 
 
-def _blocks(level: Level, frame_type: int) -> tuple[tuple[int, ...], np.ndarray]:
-    """Per-channel table indices and integer offsets subtracted before coding."""
-    if frame_type == I_FRAME:
-        return level.intra_table, np.asarray(level.intra_centre, np.int64)
-    return level.inter_table, np.zeros(len(level.inter_table), np.int64)
-
-
 SLACK_WORDS = 2  # what a payload may fall short of its symbols' least information, at most
 
 
 def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: int) -> int:
     """The fewest bytes that can hold ``symbols`` symbols per channel of a frame of this type: what
-    they cost if every one were its table's likeliest, less SLACK_WORDS, and at least one word."""
-    indices, _ = _blocks(level, frame_type)
-    bits = symbols * sum(tables.tables[t].min_bits for t in indices)
+    they cost if every one were the likeliest of the cheapest table it could be under, less
+    SLACK_WORDS, and at least one word."""
+    rows = [(t,) for t in level.intra_table] if frame_type == I_FRAME else level.inter_table
+    bits = symbols * sum(min(tables.tables[t].min_bits for t in row) for row in rows)
     return WORD * max(1, math.floor(bits / (8 * WORD)) - SLACK_WORDS)
 
 
@@ -60,6 +56,7 @@ class LatentPacker:
         self.level = _level(tables, quality)
         self.models = _Models(tables)
         self.previous: np.ndarray | None = None
+        self.previous_residual: np.ndarray | None = None
 
     def pack(self, q: np.ndarray, index: int, frame_type: int, check: int) -> Chunk:
         """Frame ``index``'s latent ``q`` as a chunk of ``frame_type`` carrying the reconstruction
@@ -67,11 +64,19 @@ class LatentPacker:
         if frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {index}: a P-frame needs a previous frame")
         q = q.astype(np.int64)
-        indices, offsets = _blocks(self.level, frame_type)
-        residual = q - offsets[:, None, None] if frame_type == I_FRAME else q - self.previous
         coder = SymbolRangeEncoder()
-        for c, table_index in enumerate(indices):
-            coder.encode_block(residual[c], *self.models.get(table_index))
+        if frame_type == I_FRAME:
+            residual = q - np.asarray(self.level.intra_centre, np.int64)[:, None, None]
+            for c, table_index in enumerate(self.level.intra_table):
+                coder.encode_block(residual[c], *self.models.get(table_index))
+            self.previous_residual = np.zeros_like(q)
+        else:
+            residual = q - self.previous
+            buckets = context_buckets(self.previous_residual)
+            for c, row in enumerate(self.level.inter_table):
+                for bucket, table_index in enumerate(row):
+                    coder.encode_block(residual[c][buckets[c] == bucket], *self.models.get(table_index))
+            self.previous_residual = residual
         self.previous = q
         return Chunk(index, frame_type, check, coder.finish())
 
@@ -88,10 +93,11 @@ class LatentUnpacker:
         _, h, w = latent_shape
         self.min_payload = {t: _min_payload(tables, self.level, t, h * w) for t in FRAME_TYPES}
         self.previous: np.ndarray | None = None
+        self.previous_residual: np.ndarray | None = None
 
     def reset(self) -> None:
         """Forget the reference (after damage): only an I-frame can be decoded next."""
-        self.previous = None
+        self.previous = self.previous_residual = None
 
     def unpack(self, chunk: Chunk) -> np.ndarray:
         """The latent of ``chunk``, which becomes the next reference; a payload that cannot hold it is a CodecError."""
@@ -104,13 +110,24 @@ class LatentUnpacker:
                 f"frame {chunk.index}: payload of {len(chunk.payload)} bytes is too short for its "
                 f"{c}x{h}x{w} latent (at least {least} bytes)"
             )
-        indices, offsets = _blocks(self.level, chunk.frame_type)
         coder = SymbolRangeDecoder(chunk.payload)
         try:
-            residual = np.stack([coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in indices])
+            if chunk.frame_type == I_FRAME:
+                residual = np.stack(
+                    [coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in self.level.intra_table]
+                )
+                q = residual + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
+                residual = np.zeros_like(q)
+            else:
+                buckets = context_buckets(self.previous_residual)
+                residual = np.zeros((c, h, w), np.int64)
+                for channel, row in enumerate(self.level.inter_table):
+                    for bucket, table_index in enumerate(row):
+                        where = buckets[channel] == bucket
+                        residual[channel][where] = coder.decode_block(int(where.sum()), *self.models.get(table_index))
+                q = residual + self.previous
         # constriction reports data no message encodes to as an AssertionError
         except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
             raise CodecError(f"frame {chunk.index}: payload does not decode ({exc})") from None
-        q = residual + offsets[:, None, None] if chunk.frame_type == I_FRAME else residual + self.previous
-        self.previous = q
+        self.previous, self.previous_residual = q, residual
         return q

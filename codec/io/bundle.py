@@ -29,7 +29,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 DECODING_FILES = (DECODER_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
 SHIPPED_FILES = (*DECODING_FILES, META_FILE)  # what a server sends a client to decode with
 FORMAT = "aecodec-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STRIDES = (4, 8, 16, 32, 64)  # what codec.train.model builds: a power of two from its 4x4 stem to 64
 
 

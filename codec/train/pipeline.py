@@ -7,7 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import torch
 
 from codec import __version__
 from codec.coding.entropy_coding import CodingTables
@@ -32,12 +35,9 @@ from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
 from codec.train.loop import EvalResult, Progress, evaluate, fit
 from codec.train.model import ModelConfig, macs_per_pixel, parameter_count
+from codec.train.ops import pad_to_stride, to_tensor
 from codec.train.options import TrainOptions
 from codec.train.state import TrainState, new_state
-
-if TYPE_CHECKING:
-    import numpy as np
-    import torch
 
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 OPTION_FIELDS = {f.name for f in fields(TrainOptions)}
@@ -204,6 +204,18 @@ def _parity_size(clip: Clip, cfg: ModelConfig, opts: TrainOptions) -> tuple[int,
     return parity_size(cfg.stride, {opts.crop_size(clip.height, clip.width, cfg.stride), padded})
 
 
+@torch.inference_mode()
+def _latents(outcome: Outcome) -> np.ndarray:
+    """The unquantized latents (T, C, h, w) of the trained frames, for fitting the P tables."""
+    model, frames = outcome.state.model, outcome.clip.frames[: outcome.frames_seen]
+    device = next(model.parameters()).device
+    stride = model.cfg.stride
+    batches = [
+        model.encoder(pad_to_stride(to_tensor(frames[i : i + 4], device), stride)) for i in range(0, len(frames), 4)
+    ]
+    return torch.cat([y.float().cpu() for y in batches]).numpy()
+
+
 def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
     """Write the bundle of ``outcome`` into ``model_dir``: checkpoint, ONNX halves (checked against
     torch), entropy.json and meta.json, whose content is returned. An ONNX decoder that differs from
@@ -221,7 +233,7 @@ def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
         opts.quality_steps[opts.default_quality],
     )
     prior = state.prior.tables()
-    tables = CodingTables.build(prior, list(opts.quality_steps))
+    tables = CodingTables.build(prior, list(opts.quality_steps), _latents(outcome), opts.gop)
     write_json(model_dir / ENTROPY_FILE, {"family": "laplace", "prior": prior, **tables.to_json()})
     files = {name: file_entry(model_dir / name) for name in (ENCODER_FILE, DECODER_FILE, ENTROPY_FILE, CHECKPOINT_FILE)}
     meta = bundle_meta(outcome, model_dir, parity, files)

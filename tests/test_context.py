@@ -1,0 +1,56 @@
+"""The P-frames' temporal contexts: integer buckets, tables fitted on the video, exact round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from codec.coding.bitstream import I_FRAME, P_FRAME
+from codec.coding.context import CONTEXTS, context_buckets
+from codec.coding.entropy_coding import CodingTables
+from codec.coding.latent_codec import LatentPacker, LatentUnpacker
+from codec.errors import CodecError
+
+PRIOR = {"intra_loc": [0.0, 0.0], "intra_scale": [4.0, 4.0], "inter_scale": [1.5, 1.5]}
+GOP = 10
+
+
+def test_buckets_sum_the_neighbourhood_of_the_previous_residual() -> None:
+    residual = np.zeros((1, 3, 4), np.int64)
+    residual[0, 0, 0] = -1
+    residual[0, 2, 3] = 20
+    buckets = context_buckets(residual)
+    # activity 1 near the corner (bucket 1), 20 near the other (bucket 7), nothing between (bucket 0)
+    assert buckets.tolist() == [[[1, 1, 0, 0], [1, 1, 7, 7], [0, 0, 7, 7]]]
+
+
+def _video(rng: np.random.Generator) -> np.ndarray:
+    """Integer latents (T, 2, 8, 8) whose left half stands still and right half keeps moving."""
+    q = np.zeros((30, 2, 8, 8), np.int64)
+    for t in range(1, len(q)):
+        q[t] = q[t - 1]
+        q[t, :, :, 4:] += rng.integers(-6, 7, (2, 8, 4))
+    return q
+
+
+def test_context_tables_fitted_on_the_video_code_it_smaller_and_exactly() -> None:
+    q = _video(np.random.default_rng(1))
+    fitted = CodingTables.build(PRIOR, [1.0], q.astype(np.float64), GOP)
+    plain = CodingTables.build(PRIOR, [1.0])
+    assert len(set(fitted.levels[0].inter_table[0])) > 1  # still and moving parts got different tables
+    sizes = {}
+    for name, tables in (("plain", plain), ("fitted", fitted)):
+        packer, unpacker = LatentPacker(tables, 0), LatentUnpacker(tables, 0, q.shape[1:])
+        chunks = [packer.pack(f, t, I_FRAME if t % GOP == 0 else P_FRAME, 0) for t, f in enumerate(q)]
+        assert all(np.array_equal(unpacker.unpack(c), f) for c, f in zip(chunks, q, strict=True))
+        sizes[name] = sum(len(c.payload) for c in chunks)
+    assert sizes["fitted"] < 0.9 * sizes["plain"]
+
+
+def test_entropy_json_without_a_table_per_bucket_is_refused() -> None:
+    tables = CodingTables.build(PRIOR, [1.0]).to_json()
+    tables["levels"][0]["inter_table"][1] = tables["levels"][0]["inter_table"][1][:-1]
+    with pytest.raises(CodecError, match=f"does not give {CONTEXTS} P tables for every channel"):
+        CodingTables.from_json(json.loads(json.dumps(tables)), "entropy.json")
