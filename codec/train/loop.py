@@ -186,9 +186,10 @@ def fit(
 @torch.inference_mode()
 def evaluate(
     state: TrainState, frames: list[np.ndarray], opts: TrainOptions, device: torch.device, batch: int = 4
-) -> list[EvalResult]:
+) -> tuple[list[EvalResult], np.ndarray]:
     """Code ``frames`` as the codec will (GOP of I- and P-frames, rounded latents) at every quality
-    level and measure each: mean RGB PSNR of the 8-bit output and the priors' estimate of the bits."""
+    level and measure each: mean RGB PSNR of the 8-bit output and the priors' estimate of the bits.
+    Also returns the frames' unquantized latents (N, C, h, w), which the P tables are fitted on."""
     model, prior = state.model, state.prior
     model.eval()
     steps = opts.quality_steps
@@ -196,9 +197,11 @@ def evaluate(
     psnrs: list[list[float]] = [[] for _ in steps]
     bits = [0.0 for _ in steps]
     previous: list[torch.Tensor | None] = [None for _ in steps]
+    latents: list[np.ndarray] = []
     for start in range(0, len(frames), batch):
         x = to_tensor(frames[start : start + batch], device)
         y = model.encoder(pad_to_stride(x, model.cfg.stride)).float()
+        latents.append(y.cpu().numpy())
         for k, step in enumerate(steps):
             q = torch.round(y / step)
             for i in range(len(q)):
@@ -211,4 +214,5 @@ def evaluate(
             mse = ((out - x * 255) ** 2).flatten(1).mean(1) / 255**2
             psnrs[k] += [psnr_from_mse(float(m), 1.0) for m in mse]
     pixels = len(frames) * h * w
-    return [EvalResult(len(frames), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
+    results = [EvalResult(len(frames), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
+    return results, np.concatenate(latents)

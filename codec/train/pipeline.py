@@ -35,7 +35,6 @@ from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
 from codec.train.loop import EvalResult, Progress, evaluate, fit
 from codec.train.model import ModelConfig, macs_per_pixel, parameter_count
-from codec.train.ops import pad_to_stride, to_tensor
 from codec.train.options import TrainOptions
 from codec.train.state import TrainState, new_state
 
@@ -121,6 +120,7 @@ class Outcome:
     frames_seen: int
     seen_eval: list[EvalResult]
     unseen_eval: list[EvalResult | None]
+    seen_latents: np.ndarray  # (N, C, h, w) of the trained frames, unquantized: what the P tables are fitted on
     started: float
 
 
@@ -150,7 +150,7 @@ def train_video(
     if not main_process:
         return None
     log("evaluating full frames")
-    seen_eval, unseen_eval = _evaluate(state, clip, n_train, opts, device)
+    seen_eval, unseen_eval, seen_latents = _evaluate(state, clip, n_train, opts, device)
     processes = world_size()
     this_run = {**speed, "device": str(device), "processes": processes, "steps_after": state.step}
     outcome = Outcome(
@@ -166,6 +166,7 @@ def train_video(
         frames_seen=n_train,
         seen_eval=seen_eval,
         unseen_eval=unseen_eval,
+        seen_latents=seen_latents,
         started=started,
     )
     return write_bundle(model_dir, outcome)
@@ -188,12 +189,13 @@ def _fit(
 
 def _evaluate(
     state: TrainState, clip: Clip, n_train: int, opts: TrainOptions, device: torch.device
-) -> tuple[list[EvalResult], list[EvalResult | None]]:
+) -> tuple[list[EvalResult], list[EvalResult | None], np.ndarray]:
     """Every quality level's results on the first ``n_train`` frames of ``clip`` and on the frames
-    held out after them (all None where none are)."""
-    seen_eval = evaluate(state, clip.frames[:n_train], opts, device)
+    held out after them (all None where none are), and the latents of the first ``n_train``."""
+    seen_eval, seen_latents = evaluate(state, clip.frames[:n_train], opts, device)
     unseen = clip.frames[n_train:]
-    return seen_eval, evaluate(state, unseen, opts, device) if unseen else [None] * len(seen_eval)
+    unseen_eval = evaluate(state, unseen, opts, device)[0] if unseen else [None] * len(seen_eval)
+    return seen_eval, unseen_eval, seen_latents
 
 
 def _parity_size(clip: Clip, cfg: ModelConfig, opts: TrainOptions) -> tuple[int, int]:
@@ -202,18 +204,6 @@ def _parity_size(clip: Clip, cfg: ModelConfig, opts: TrainOptions) -> tuple[int,
     _, h, w = cfg.latent_shape(clip.height, clip.width)
     padded = (h * cfg.stride, w * cfg.stride)
     return parity_size(cfg.stride, {opts.crop_size(clip.height, clip.width, cfg.stride), padded})
-
-
-@torch.inference_mode()
-def _latents(outcome: Outcome) -> np.ndarray:
-    """The unquantized latents (T, C, h, w) of the trained frames, for fitting the P tables."""
-    model, frames = outcome.state.model, outcome.clip.frames[: outcome.frames_seen]
-    device = next(model.parameters()).device
-    stride = model.cfg.stride
-    batches = [
-        model.encoder(pad_to_stride(to_tensor(frames[i : i + 4], device), stride)) for i in range(0, len(frames), 4)
-    ]
-    return torch.cat([y.float().cpu() for y in batches]).numpy()
 
 
 def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
@@ -233,7 +223,7 @@ def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
         opts.quality_steps[opts.default_quality],
     )
     prior = state.prior.tables()
-    tables = CodingTables.build(prior, list(opts.quality_steps), _latents(outcome), opts.gop)
+    tables = CodingTables.build(prior, list(opts.quality_steps), outcome.seen_latents, opts.gop)
     write_json(model_dir / ENTROPY_FILE, {"family": "laplace", "prior": prior, **tables.to_json()})
     files = {name: file_entry(model_dir / name) for name in (ENCODER_FILE, DECODER_FILE, ENTROPY_FILE, CHECKPOINT_FILE)}
     meta = bundle_meta(outcome, model_dir, parity, files)
