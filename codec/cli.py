@@ -128,7 +128,7 @@ def _train_options(f: Any) -> Any:
         ("--lmbda", float, "Rate-distortion trade-off: loss = lmbda*255^2*MSE + bpp."),
         ("--latent-channels", int, "Channels of the latent code (default 32)."),
         ("--width", int, "Channels of the hidden layers (default 64)."),
-        ("--stride", int, "Total downsampling from frame to latent, a power of two (default 16)."),
+        ("--stride", int, "Total downsampling from frame to latent, a power of two (default 8)."),
         ("--seed", int, "Random seed: the same seed on the same device gives the same model."),
         ("--holdout", float, "Train on the leading frames only; report PSNR on this tail fraction."),
         ("--gop", int, "Frames per I-frame that training and the rate estimate assume (default 30)."),

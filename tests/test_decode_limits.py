@@ -140,7 +140,7 @@ def test_a_payload_too_short_for_its_latent_is_refused(carphone_bundle: Path, en
     bad = tmp_path / "short.aec"
     bad.write_bytes(_header(stream) + short.pack() + _pack(chunks[1:]))
     code, _, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "out.y4m")
-    assert _one_line_error(code, err, "frame 0: payload of 4 bytes is too short for its 4x9x11 latent"), err
+    assert _one_line_error(code, err, "frame 0: payload of 4 bytes is too short for its 4x18x22 latent"), err
 
 
 def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> None:

@@ -22,7 +22,7 @@ def test_bundle_is_complete_and_verified(carphone_bundle: Path) -> None:
     meta = json.loads((carphone_bundle / "meta.json").read_text())
     assert meta["source"]["name"] == "carphone_pristine.mp4"
     assert (meta["source"]["width"], meta["source"]["height"], meta["source"]["frames"]) == (176, 144, 120)
-    assert meta["model"]["latent_shape"] == [4, 9, 11]  # 144/16 = 9, ceil(176/16) = 11
+    assert meta["model"]["latent_shape"] == [4, 18, 22]  # 144/8 = 18, 176/8 = 22
     for name, entry in meta["files"].items():
         assert entry["sha256"] == sha256_file(carphone_bundle / name)
     entropy = json.loads((carphone_bundle / "entropy.json").read_text())
@@ -44,9 +44,10 @@ def test_onnx_parity_at_an_unseen_resolution(carphone_bundle: Path) -> None:
 def test_onnx_models_take_any_batch_and_size(carphone_bundle: Path) -> None:
     enc = ort.InferenceSession(str(carphone_bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
     dec = ort.InferenceSession(str(carphone_bundle / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    stride = json.loads((carphone_bundle / "meta.json").read_text())["model"]["stride"]
     for n, h, w in [(1, 32, 48), (3, 96, 64)]:
         y = enc.run(None, {"frames": np.random.rand(n, 3, h, w).astype(np.float32)})[0]
-        assert y.shape == (n, 4, h // 16, w // 16)
+        assert y.shape == (n, 4, h // stride, w // stride)
         x = dec.run(None, {"latent": np.round(y)})[0]
         assert x.shape == (n, 3, h, w) and x.min() >= 0 and x.max() <= 1
 
@@ -58,7 +59,7 @@ def test_info_text_and_json(carphone_bundle: Path) -> None:
         assert label in text
     code, out, _ = run_cli("info", carphone_bundle, "--json")
     values = json.loads(out)
-    assert values["steps"] == 8 and values["latent_shape"] == [4, 9, 11]
+    assert values["steps"] == 8 and values["latent_shape"] == [4, 18, 22]
     assert values["decoder_params"] > 0 and values["decoder_macs_per_pixel"] > 0
     assert values["onnx_parity_max_abs_diff"] <= PARITY_LIMIT
     assert len(values["bundle_sha256"]) == 64
@@ -111,7 +112,7 @@ def test_odd_sized_synthetic_clip(odd_clip: Path, tmp_path: Path) -> None:
     code, stdout, stderr = run_cli("train", odd_clip, "-o", tmp_path / "odd", "--steps", "3", "--json", *TINY)
     assert code == 0, stderr
     values = json.loads(stdout)
-    assert values["source_size"] == "45x37" and values["latent_shape"] == [4, 3, 3]
+    assert values["source_size"] == "45x37" and values["latent_shape"] == [4, 5, 6]  # ceil(37/8), ceil(45/8)
     assert values["onnx_parity_max_abs_diff"] <= PARITY_LIMIT
 
 

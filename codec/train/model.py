@@ -32,7 +32,7 @@ class ModelConfig:
 
     latent_channels: int = 32
     width: int = 64
-    stride: int = 16
+    stride: int = 8
 
     def __post_init__(self) -> None:
         if self.stride < STEM or self.stride & (self.stride - 1) or self.stride > 64:

@@ -18,7 +18,7 @@ class TrainOptions:
 
     minutes: float | None = 8.0
     steps: int | None = None
-    lmbda: float = 0.0007
+    lmbda: float = 0.0014
     lr: float = 1e-3
     batch: int = 4
     crop: int = 128
