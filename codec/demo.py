@@ -36,7 +36,7 @@ def code_and_stream(clip: Path, model_dir: Path, out: Path, force: bool, echo: C
         played = play(url, streamed, reference=clip, cache=out / "client-cache", force=force)
     finally:
         server.drain()
-    keys = ("bytes", "bpp", "ratio_vs_rgb24", "ratio_vs_source", "psnr_rgb", "decoder_bytes_xz", "total_bpp")
+    keys = ("bytes", "bpp", "ratio_vs_rgb24", "ratio_vs_source", "psnr_rgb", "decoder_bytes", "total_bpp")
     return {
         **{k: enc[k] for k in keys},
         "encode_fps": enc["encode_fps"],

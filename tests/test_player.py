@@ -228,7 +228,7 @@ def _sign(fake: FakeServer, name: str, data: bytes) -> None:
     meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     _replace_file(fake, name, data)
     _replace_file(fake, "meta.json", json.dumps(meta).encode())
-    fake.videos[0].bundle_sha256 = Bundle(Path(), BundleMeta.parse(meta, "meta.json"), meta).decoder_sha256
+    fake.videos[0].bundle_sha256 = Bundle(Path(), BundleMeta.parse(meta, "meta.json"), meta, 0).decoder_sha256
 
 
 @pytest.mark.parametrize(("name", "data"), [("entropy.json", b"[" * 100_000), ("decoder.onnx", b"no model")])

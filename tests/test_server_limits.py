@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_service import _raw, _self_signed
 
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
+from codec.io.bundle import SHIPPED_FILES
 from codec.io.video import read_clip
 
 
@@ -205,7 +206,9 @@ def test_serve_and_play_need_no_torch(models: Path, tmp_path: Path) -> None:
             env={**os.environ, "AECODEC_CACHE": str(tmp_path / "cache")},
         )
         assert proc.returncode == 0, proc.stderr
-        assert len(read_clip(out)) == 24
+        assert len(read_clip(out)) == 24  # every frame's check matched the encoder's reconstruction
+        cached = {p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+        assert cached == set(SHIPPED_FILES)  # decoded from what GetDecoder sends, nothing more
     finally:
         log = srv.stop()
     assert '"outcome": "ok"' in log and "torch" not in log

@@ -38,7 +38,7 @@ class EncodeStats:
     bytes: int
     estimated_bits: float
     psnr: float
-    decoder_bytes_xz: int
+    decoder_bytes: int  # what a client downloads to decode, once per video
     source_bytes: int
     seconds: float
     provider: str
@@ -65,8 +65,8 @@ class EncodeStats:
             "ratio_vs_rgb24": self.pixels * 3 / self.bytes,
             "ratio_vs_source": self.source_bytes / self.bytes,
             "psnr_rgb": self.psnr,
-            "decoder_bytes_xz": self.decoder_bytes_xz,
-            "total_bpp": (bits + 8 * self.decoder_bytes_xz) / self.pixels,
+            "decoder_bytes": self.decoder_bytes,
+            "total_bpp": (bits + 8 * self.decoder_bytes) / self.pixels,
             "encode_fps": self.frames / self.seconds if self.seconds else 0.0,
             "provider": self.provider,
         }
@@ -171,7 +171,7 @@ def encode_video(
         bytes=size,
         estimated_bits=estimated,
         psnr=float(np.mean(psnrs)),
-        decoder_bytes_xz=bundle.meta.model.decoder_bytes_xz,
+        decoder_bytes=bundle.shipped_bytes,
         source_bytes=info.file_bytes,
         seconds=seconds,
         provider=encoder.nets.provider,

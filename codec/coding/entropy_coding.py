@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import constriction
@@ -86,6 +87,7 @@ def laplace_frequencies(scale: float) -> list[int]:
     return freqs.tolist()
 
 
+@cache
 def _code_lengths(span: int) -> np.ndarray:
     """(SCALE_BINS, 2 span + 1): bits of each residual -span..span under each table of the grid,
     escapes priced as the coder codes them."""
@@ -100,6 +102,13 @@ def _code_lengths(span: int) -> np.ndarray:
         index = np.clip(values + radius, 0, len(freqs) - 1)
         lengths[i] = np.where(inside, -np.log2(freqs[index] / TOTAL), escape)
     return lengths
+
+
+def fitted_table(symbols: np.ndarray, span: int = 1024) -> int:
+    """The grid table that codes ``symbols`` in the fewest bits (escapes priced as coded)."""
+    cells = np.clip(np.asarray(symbols, np.int64).ravel(), -span, span) + span
+    counts = np.bincount(cells, minlength=2 * span + 1).astype(np.float64)
+    return int((_code_lengths(span) @ counts).argmin())
 
 
 def _fitted_inter_tables(q: np.ndarray, gop: int, learned: list[int]) -> list[list[int]]:
@@ -129,6 +138,11 @@ class Table:
         """A lower bound on what any symbol costs under this table: the likeliest symbol's bits, its
         frequency raised by one per entry for the coder's own fixed-point rounding."""
         return -math.log2(min(TOTAL, max(self.frequencies) + len(self.frequencies)) / TOTAL)
+
+    @classmethod
+    def from_grid(cls, index: int) -> Table:
+        """The Laplace table of the grid's scale ``index``."""
+        return cls(tuple(laplace_frequencies(float(scale_grid()[index]))))
 
     def model(self) -> Any:
         probabilities = np.asarray(self.frequencies, dtype=np.float64) / TOTAL
@@ -177,8 +191,7 @@ class CodingTables:
             )
             used.update(level.table_indices())
             levels.append(level)
-        grid = scale_grid()
-        tables = {i: Table(tuple(laplace_frequencies(float(grid[i])))) for i in sorted(used)}
+        tables = {i: Table.from_grid(i) for i in sorted(used)}
         return cls(tuple(levels), tables)
 
     def to_json(self) -> dict[str, Any]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from codec.coding.decoder_weights import QuantizedTensor, unpack
 from codec.errors import CodecError
-from codec.io.bundle import DECODER_FILE, ENCODER_FILE, Bundle
+from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE, Bundle
 
 
 def providers() -> list[str]:
@@ -31,18 +33,35 @@ def _preload_cuda() -> None:
 def active_provider(bundle: Bundle) -> str:
     """The provider onnxruntime really runs ``bundle``'s decoder on: CUDA can be built in yet fail to
     load its libraries, and then the CPU takes over."""
-    return open_session(bundle.file(DECODER_FILE)).get_providers()[0]
+    return open_decoder(bundle.path).get_providers()[0]
 
 
-def open_session(path: Any, cpu_only: bool = False) -> ort.InferenceSession:
+def open_session(
+    path: Any, cpu_only: bool = False, initializers: list[QuantizedTensor] | None = None
+) -> ort.InferenceSession:
     """A quiet onnxruntime session of the model file at ``path`` on :func:`providers` (or the CPU alone
-    with ``cpu_only``); a file onnxruntime cannot load is a CodecError."""
+    with ``cpu_only``), its external tensors given by ``initializers``; a file onnxruntime cannot
+    load, or tensors that do not fit its graph, are a CodecError."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if initializers:
+        values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(t.weights())) for t in initializers]
+        options.add_external_initializers([t.name for t in initializers], values)
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"] if cpu_only else providers())
     except Exception as exc:  # onnxruntime raises its own exception types for a bad model file
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
+
+
+def open_decoder(model_dir: Path, cpu_only: bool = False) -> ort.InferenceSession:
+    """The decoder of the bundle in ``model_dir``: decoder.onnx's graph with the weights decoded from
+    decoder.weights. Encoder and client both open it here, so both run the same float network."""
+    path = model_dir / DECODER_WEIGHTS_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CodecError(f"{path}: unreadable ({exc.strerror})") from None
+    return open_session(model_dir / DECODER_FILE, cpu_only, initializers=unpack(data, str(path)))
 
 
 def latent_size(height: int, width: int, stride: int) -> tuple[int, int]:
@@ -62,7 +81,7 @@ class Sessions:
 
     def __init__(self, bundle: Bundle, need_encoder: bool = True) -> None:
         self.encoder = open_session(bundle.file(ENCODER_FILE)) if need_encoder else None
-        self.decoder = open_session(bundle.file(DECODER_FILE))
+        self.decoder = open_decoder(bundle.path)
 
 
 class Networks:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import math
 import os
 import re
@@ -24,18 +23,14 @@ from codec.io.limits import MAX_SIDE
 META_FILE = "meta.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
+DECODER_WEIGHTS_FILE = "decoder.weights"
 ENTROPY_FILE = "entropy.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-DECODING_FILES = (DECODER_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
+DECODING_FILES = (DECODER_FILE, DECODER_WEIGHTS_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
 SHIPPED_FILES = (*DECODING_FILES, META_FILE)  # what a server sends a client to decode with
 FORMAT = "aecodec-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 STRIDES = (4, 8, 16, 32, 64)  # what codec.train.model builds: a power of two from its 4x4 stem to 64
-
-
-def compressed_size(path: Path) -> int:
-    """Bytes of ``path`` after xz (LZMA preset 9): what a client downloads for it."""
-    return len(lzma.compress(path.read_bytes(), preset=9))
 
 
 def file_entry(path: Path) -> dict[str, Any]:
@@ -147,7 +142,6 @@ class ModelMeta:
     stride: int  # pixels per latent position, each way
     latent_channels: int
     decoder_params: int
-    decoder_bytes_xz: int  # what a client downloads for decoder.onnx
     encoder_macs_per_pixel: float
     decoder_macs_per_pixel: float
 
@@ -161,7 +155,6 @@ class ModelMeta:
             stride=stride,
             latent_channels=channels,
             decoder_params=_count(raw, "model.decoder_params", where),
-            decoder_bytes_xz=_count(raw, "model.decoder_bytes_xz", where),
             encoder_macs_per_pixel=_value(raw, "model.encoder_macs_per_pixel", float, where),
             decoder_macs_per_pixel=_value(raw, "model.decoder_macs_per_pixel", float, where),
         )
@@ -283,16 +276,23 @@ class Bundle:
     path: Path
     meta: BundleMeta
     raw: dict[str, Any]  # meta.json as read: only for printing all of it (codec info)
+    meta_bytes: int  # meta.json's size as read
 
     def file(self, name: str) -> Path:
         return self.path / name
 
     @property
     def decoder_sha256(self) -> str:
-        """What a stream names: sha256 over the sha256 of decoder.onnx and of entropy.json, the
-        two files a client needs to decode."""
+        """What a stream names: sha256 over the sha256 of decoder.onnx, decoder.weights and
+        entropy.json, the files a client needs to decode."""
         text = "\n".join(f"{n} {self.meta.files[n].sha256}" for n in DECODING_FILES)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def shipped_bytes(self) -> int:
+        """What a client downloads to decode this bundle's streams: the decoding files and meta.json
+        (as stored here; the server sends it a few bytes shorter, without the source's path)."""
+        return sum(self.meta.files[n].bytes for n in DECODING_FILES) + self.meta_bytes
 
     def check_frame_size(self, width: int, height: int, source: str) -> None:
         """Refuse frames of no size or larger on either side than the video the model was made for
@@ -343,7 +343,8 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
     if not meta_path.is_file():
         raise CodecError(f"{path}: not a model bundle ({META_FILE} is missing)")
     try:
-        raw = json.loads(meta_path.read_text())
+        text = meta_path.read_text()
+        raw = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CodecError(f"{meta_path}: unreadable ({exc})") from None
     meta = BundleMeta.parse(raw, str(meta_path))
@@ -356,4 +357,4 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
                 raise CodecError(f"{path}: {name} is missing")
             if file.stat().st_size != entry.bytes or sha256_file(file) != entry.sha256:
                 raise CodecError(f"{file}: sha256 differs from meta.json; the bundle is damaged or was edited")
-    return Bundle(path=path, meta=meta, raw=raw)
+    return Bundle(path=path, meta=meta, raw=raw, meta_bytes=len(text.encode()))

@@ -45,7 +45,7 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
                 frames,
                 stats.seconds,
                 decode_s,
-                extra_bytes=bundle.meta.model.decoder_bytes_xz,
+                extra_bytes=bundle.shipped_bytes,
             )
         )
     return points

@@ -3,7 +3,7 @@ on the same decoded frames, counted the same way (real bytes; each point's row f
 :mod:`codec.measure.points`).
 
 Rows: every aecodec quality level (:mod:`codec.measure.aecodec_points`: stream-only and total bpp,
-the total adding the xz-compressed decoder) and every baseline CRF in each of its four variants
+the total adding what a client downloads to decode) and every baseline CRF in each of its four variants
 (:mod:`codec.measure.baselines`). BD figures of aecodec against each baseline curve come from
 :mod:`codec.measure.bd`, each with the overlap it was computed on; headlines quote each codec's
 strongest variant (:func:`codec.measure.bd.strongest_variant`). JSON schema: docs/bench.md. The
@@ -88,7 +88,7 @@ def run_bench(
             "training_steps": bundle.meta.training.steps,
             "default_quality": bundle.meta.coding.default_quality,
             "decoder_params": bundle.meta.model.decoder_params,
-            "decoder_bytes_xz": bundle.meta.model.decoder_bytes_xz,
+            "decoder_bytes": bundle.shipped_bytes,
         },
         "speed": speed,
         "points": rows,

@@ -8,40 +8,65 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
+from onnx.external_data_helper import set_external_data
 
-from codec.coding.runtime import open_session
-from codec.io.bundle import DECODER_FILE, ENCODER_FILE
+from codec.coding.decoder_weights import pack, quantize_tensor
+from codec.coding.runtime import open_decoder, open_session
+from codec.errors import CodecError
+from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE
 from codec.train.model import AutoEncoder
 from codec.train.ops import quantize, to_tensor
 
 OPSET = 17
+EXTERNAL_LOCATION = "decoder.weights.float32"  # never written: decoder.weights holds the weights, coded
 PARITY_LIMIT = 1e-3
 
 
-def export_onnx(model: AutoEncoder, out_dir: Path) -> None:
-    """Write encoder.onnx (frames -> latent) and decoder.onnx (latent -> frames) with dynamic N, H, W."""
+def export_onnx(model: AutoEncoder, out_dir: Path, weight_steps: dict[str, np.ndarray]) -> int:
+    """Write encoder.onnx (frames -> latent) and the decoder (latent -> frames) with dynamic N, H, W.
+
+    The decoder's weights named in ``weight_steps`` (already quantized to those per-channel steps)
+    go to decoder.weights as integers and are external tensors of decoder.onnx, which keeps the
+    graph and the biases. Returns the bytes the decoder would take as one float32 ONNX file."""
     model = model.cpu().eval()
     cfg = model.cfg
     side = cfg.stride * 2
-    halves = (
-        (model.encoder, torch.zeros(1, 3, side, side), "frames", "latent", ENCODER_FILE),
-        (model.decoder, torch.zeros(1, cfg.latent_channels, 2, 2), "latent", "frames", DECODER_FILE),
-    )
-    for module, example, inp, out, name in halves:
-        path = out_dir / name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                (example,),
-                str(path),
-                dynamo=False,
-                input_names=[inp],
-                output_names=[out],
-                dynamic_axes={inp: {0: "n", 2: "h", 3: "w"}, out: {0: "n", 2: "h", 3: "w"}},
-                opset_version=OPSET,
-            )
-        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    _export(model.encoder, torch.zeros(1, 3, side, side), "frames", "latent", out_dir / ENCODER_FILE)
+    full = out_dir / DECODER_FILE
+    _export(model.decoder, torch.zeros(1, cfg.latent_channels, 2, 2), "latent", "frames", full)
+    graph = onnx.load(str(full))
+    float_bytes = full.stat().st_size
+    tensors = []
+    for tensor in graph.graph.initializer:
+        if tensor.name in weight_steps:
+            weights = numpy_helper.to_array(tensor)
+            quantized = quantize_tensor(tensor.name, weights, weight_steps[tensor.name])
+            if not np.array_equal(quantized.weights(), weights):
+                raise CodecError(f"decoder weight {tensor.name} is not on its quantization grid")
+            tensors.append(quantized)
+            set_external_data(tensor, location=EXTERNAL_LOCATION, length=weights.nbytes)
+            tensor.ClearField("raw_data")
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+    full.write_bytes(graph.SerializeToString())
+    (out_dir / DECODER_WEIGHTS_FILE).write_bytes(pack(tensors))
+    return float_bytes
+
+
+def _export(module: torch.nn.Module, example: torch.Tensor, inp: str, out: str, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[inp],
+            output_names=[out],
+            dynamic_axes={inp: {0: "n", 2: "h", 3: "w"}, out: {0: "n", 2: "h", 3: "w"}},
+            opset_version=OPSET,
+        )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
 def parity_size(stride: int, avoid: set[tuple[int, int]]) -> tuple[int, int]:
@@ -64,7 +89,7 @@ def check_parity(model: AutoEncoder, out_dir: Path, frame: np.ndarray, size: tup
     crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1]), (0, 0)), mode="edge")
     x = to_tensor([crop], torch.device("cpu"))
     enc = open_session(out_dir / ENCODER_FILE, cpu_only=True)
-    dec = open_session(out_dir / DECODER_FILE, cpu_only=True)
+    dec = open_decoder(out_dir, cpu_only=True)
     with torch.inference_mode():
         y = model.encoder(x)
         y_hat = quantize(y, step)

@@ -18,13 +18,13 @@ from codec.errors import CodecError
 from codec.io.bundle import (
     CHECKPOINT_FILE,
     DECODER_FILE,
+    DECODER_WEIGHTS_FILE,
     ENCODER_FILE,
     ENTROPY_FILE,
     FORMAT,
     FORMAT_VERSION,
     META_FILE,
     check_model_dir,
-    compressed_size,
     file_entry,
 )
 from codec.io.files import sha256_file, write_json
@@ -37,6 +37,7 @@ from codec.train.loop import EvalResult, Progress, evaluate, fit
 from codec.train.model import ModelConfig, macs_per_pixel, parameter_count
 from codec.train.options import TrainOptions
 from codec.train.state import TrainState, new_state
+from codec.train.weights import WeightQuantization, quantize_decoder
 
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 OPTION_FIELDS = {f.name for f in fields(TrainOptions)}
@@ -121,6 +122,7 @@ class Outcome:
     seen_eval: list[EvalResult]
     unseen_eval: list[EvalResult | None]
     seen_latents: np.ndarray  # (N, C, h, w) of the trained frames, unquantized: what the P tables are fitted on
+    weights: WeightQuantization  # how the decoder's weights were quantized before the evaluation
     started: float
 
 
@@ -149,6 +151,8 @@ def train_video(
     leave()
     if not main_process:
         return None
+    log("quantizing the decoder's weights")
+    weights = quantize_decoder(state.model, clip.frames[:n_train], opts.quality_steps, device)
     log("evaluating full frames")
     seen_eval, unseen_eval, seen_latents = _evaluate(state, clip, n_train, opts, device)
     processes = world_size()
@@ -167,6 +171,7 @@ def train_video(
         seen_eval=seen_eval,
         unseen_eval=unseen_eval,
         seen_latents=seen_latents,
+        weights=weights,
         started=started,
     )
     return write_bundle(model_dir, outcome)
@@ -214,7 +219,7 @@ def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
     model_dir.mkdir(parents=True, exist_ok=True)
     extra = {"config": outcome.cfg.to_dict(), "options": asdict(opts), "source": outcome.source, "runs": outcome.runs}
     save_checkpoint(state, model_dir / CHECKPOINT_FILE, extra)
-    export_onnx(state.model, model_dir)
+    float_bytes = export_onnx(state.model, model_dir, outcome.weights.steps)
     parity = check_parity(
         state.model,
         model_dir,
@@ -225,8 +230,9 @@ def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
     prior = state.prior.tables()
     tables = CodingTables.build(prior, list(opts.quality_steps), outcome.seen_latents, opts.gop)
     write_json(model_dir / ENTROPY_FILE, {"family": "laplace", "prior": prior, **tables.to_json()})
-    files = {name: file_entry(model_dir / name) for name in (ENCODER_FILE, DECODER_FILE, ENTROPY_FILE, CHECKPOINT_FILE)}
-    meta = bundle_meta(outcome, model_dir, parity, files)
+    names = (ENCODER_FILE, DECODER_FILE, DECODER_WEIGHTS_FILE, ENTROPY_FILE, CHECKPOINT_FILE)
+    files = {name: file_entry(model_dir / name) for name in names}
+    meta = bundle_meta(outcome, parity, files, float_bytes)
     write_json(model_dir / META_FILE, meta)
     if not parity["decoder_max_abs_diff"] <= PARITY_LIMIT:  # also catches NaN
         raise CodecError(
@@ -237,10 +243,10 @@ def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
 
 
 def bundle_meta(
-    outcome: Outcome, model_dir: Path, parity: dict[str, Any], files: dict[str, dict[str, Any]]
+    outcome: Outcome, parity: dict[str, Any], files: dict[str, dict[str, Any]], float_bytes: int
 ) -> dict[str, Any]:
-    """meta.json of the bundle in ``model_dir`` written from ``outcome``, with the ONNX ``parity``
-    check's results and the ``files`` entries of the bundle's other files."""
+    """meta.json of the bundle written from ``outcome``, with the ONNX ``parity`` check's results, the
+    ``files`` entries of the bundle's other files and the size of the decoder as float32 ONNX."""
     opts = outcome.opts
     return {
         "format": FORMAT,
@@ -248,7 +254,7 @@ def bundle_meta(
         "aecodec_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": _source_meta(outcome),
-        "model": _model_meta(outcome, model_dir, files),
+        "model": _model_meta(outcome, files, float_bytes),
         "coding": {"quality_steps": list(opts.quality_steps), "default_quality": opts.default_quality, "gop": opts.gop},
         "training": _training_meta(outcome),
         "onnx": {"opset": OPSET, **parity},
@@ -271,9 +277,11 @@ def _source_meta(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _model_meta(outcome: Outcome, model_dir: Path, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """meta.json's ``model``: the configuration, latent shape, sizes and costs of the networks."""
-    cfg, model, clip = outcome.cfg, outcome.state.model, outcome.clip
+def _model_meta(outcome: Outcome, files: dict[str, dict[str, Any]], float_bytes: int) -> dict[str, Any]:
+    """meta.json's ``model``: the configuration, latent shape, sizes and costs of the networks, and
+    how the decoder's weights were quantized and what that cost."""
+    cfg, model, clip, weights = outcome.cfg, outcome.state.model, outcome.clip, outcome.weights
+    quantized = sum(int(np.prod(p.shape)) for n, p in model.decoder.named_parameters() if n in weights.steps)
     return {
         **cfg.to_dict(),
         "latent_shape": list(cfg.latent_shape(clip.height, clip.width)),
@@ -281,8 +289,11 @@ def _model_meta(outcome: Outcome, model_dir: Path, files: dict[str, dict[str, An
         "decoder_params": parameter_count(model.decoder),
         "encoder_macs_per_pixel": macs_per_pixel(model.encoder, cfg, decoder=False),
         "decoder_macs_per_pixel": macs_per_pixel(model.decoder, cfg, decoder=True),
-        "decoder_bytes": files[DECODER_FILE]["bytes"],
-        "decoder_bytes_xz": compressed_size(model_dir / DECODER_FILE),
+        "decoder_bytes_float32": float_bytes,
+        "decoder_bytes": files[DECODER_FILE]["bytes"] + files[DECODER_WEIGHTS_FILE]["bytes"],
+        "decoder_bits_per_weight": 8 * files[DECODER_WEIGHTS_FILE]["bytes"] / max(1, quantized),
+        "decoder_relative_step": weights.relative_step,
+        "decoder_quantization_loss_db": weights.loss_db,
     }
 
 

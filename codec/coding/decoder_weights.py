@@ -1,0 +1,141 @@
+"""The decoder's weights as a client receives them: quantized per output channel and range-coded.
+
+``decoder.onnx`` holds the decoder's graph, its biases and small constants; every convolution
+weight in it is an external tensor whose data is not in any file. ``decoder.weights`` holds those
+weights as integers: for each tensor its name, shape, one float32 step per output channel and the
+index of the Laplace table (codec.coding.entropy_coding's grid) its integers are coded with, then
+one range-coded payload of all of them. The float weights are ``float32(q) * step``, one IEEE
+multiplication per weight, so every machine rebuilds the same network, and the encoder, which
+opens its decoder the same way, reconstructs exactly what the client does.
+
+    "AECW" | version u8 | tensors u16 | per tensor: name (u8 length, utf-8), ndim u8, dims u32 x
+    ndim, table u16, steps f32 x dims[0] | payload length u32 | payload
+
+Every count and size in a file is bounded before anything is allocated or decoded from it, and
+onnxruntime then checks each tensor's name, shape and type against the graph.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from codec.coding.entropy_coding import SCALE_BINS, SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table
+from codec.errors import CodecError
+
+MAGIC = b"AECW"
+VERSION = 1
+MAX_TENSORS = 1024
+MAX_DIM = 1 << 16
+MAX_WEIGHTS = 1 << 26  # 64 M weights, 256 MB as float32: far beyond any decoder this codec builds
+MAX_NDIM = 8
+
+
+@dataclass(frozen=True)
+class QuantizedTensor:
+    """One weight tensor: integers ``q`` (dims[0] output channels first) and a step per output channel."""
+
+    name: str
+    q: np.ndarray
+    steps: np.ndarray  # float32, one per output channel
+
+    def weights(self) -> np.ndarray:
+        """The float32 weights the decoder runs with: float32(q) times the channel's step."""
+        shape = (-1,) + (1,) * (self.q.ndim - 1)
+        return self.q.astype(np.float32) * self.steps.astype(np.float32).reshape(shape)
+
+    @property
+    def size(self) -> int:
+        return int(self.q.size)
+
+
+def quantize_tensor(name: str, weights: np.ndarray, steps: np.ndarray) -> QuantizedTensor:
+    """``weights`` (float32, output channels first) rounded to multiples of their channel's step."""
+    steps = np.asarray(steps, np.float32)
+    if steps.shape != (weights.shape[0],) or not (np.isfinite(steps).all() and (steps > 0).all()):
+        raise CodecError(f"{name}: needs one positive finite step per output channel")
+    shape = (-1,) + (1,) * (weights.ndim - 1)
+    q = np.rint(weights.astype(np.float32) / steps.reshape(shape)).astype(np.int64)
+    return QuantizedTensor(name, q, steps)
+
+
+def pack(tensors: list[QuantizedTensor]) -> bytes:
+    """The ``decoder.weights`` file of ``tensors``."""
+    head = bytearray(MAGIC + struct.pack("<BH", VERSION, len(tensors)))
+    grid: dict[int, Table] = {}
+    encoder = SymbolRangeEncoder()
+    for t in tensors:
+        index = fitted_table(t.q)
+        table = grid.setdefault(index, Table.from_grid(index))
+        name = t.name.encode()
+        head += struct.pack("<B", len(name)) + name + struct.pack("<B", t.q.ndim)
+        head += struct.pack(f"<{t.q.ndim}I", *t.q.shape) + struct.pack("<H", index)
+        head += t.steps.astype("<f4").tobytes()
+        encoder.encode_block(t.q, table, table.model())
+    payload = encoder.finish()
+    return bytes(head) + struct.pack("<I", len(payload)) + payload
+
+
+class _Reader:
+    def __init__(self, data: bytes, source: str) -> None:
+        self.data, self.source, self.at = data, source, 0
+
+    def take(self, n: int) -> bytes:
+        if self.at + n > len(self.data):
+            raise CodecError(f"{self.source}: ends inside its header (byte {self.at} of {len(self.data)})")
+        out = self.data[self.at : self.at + n]
+        self.at += n
+        return out
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+
+def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
+    """Parse and decode a ``decoder.weights`` file; anything malformed or out of bounds is a CodecError."""
+    r = _Reader(data, source)
+    if r.take(4) != MAGIC:
+        raise CodecError(f"{source}: not a decoder weights file")
+    version, count = r.unpack("<BH")
+    if version != VERSION:
+        raise CodecError(f"{source}: decoder weights version {version}; this aecodec reads version {VERSION}")
+    if count > MAX_TENSORS:
+        raise CodecError(f"{source}: claims {count} tensors, more than {MAX_TENSORS}")
+    heads = []
+    total = 0
+    for _ in range(count):
+        (length,) = r.unpack("<B")
+        try:
+            name = r.take(length).decode()
+        except UnicodeDecodeError:
+            raise CodecError(f"{source}: a tensor name is not utf-8") from None
+        (ndim,) = r.unpack("<B")
+        if not 1 <= ndim <= MAX_NDIM:
+            raise CodecError(f"{source}: tensor {name[:40]!r} has {ndim} dimensions")
+        dims = r.unpack(f"<{ndim}I")
+        if not all(1 <= d <= MAX_DIM for d in dims):
+            raise CodecError(f"{source}: tensor {name[:40]!r} has a dimension outside 1..{MAX_DIM}")
+        total += math.prod(dims)
+        if total > MAX_WEIGHTS:
+            raise CodecError(f"{source}: claims more than {MAX_WEIGHTS} weights")
+        (index,) = r.unpack("<H")
+        if index >= SCALE_BINS:
+            raise CodecError(f"{source}: tensor {name[:40]!r} names table {index}, not one of 0..{SCALE_BINS - 1}")
+        steps = np.frombuffer(r.take(4 * dims[0]), "<f4").astype(np.float32)
+        if not (np.isfinite(steps).all() and (steps > 0).all()):
+            raise CodecError(f"{source}: tensor {name[:40]!r} has a step that is not positive and finite")
+        heads.append((name, dims, index, steps))
+    (length,) = r.unpack("<I")
+    if length != len(data) - r.at:
+        raise CodecError(f"{source}: payload of {len(data) - r.at} bytes where its header says {length}")
+    decoder = SymbolRangeDecoder(data[r.at :])
+    tables: dict[int, Table] = {}
+    tensors = []
+    for name, dims, index, steps in heads:
+        table = tables.setdefault(index, Table.from_grid(index))
+        q = decoder.decode_block(math.prod(dims), table, table.model()).reshape(dims)
+        tensors.append(QuantizedTensor(name, q, steps))
+    return tensors

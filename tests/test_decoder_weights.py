@@ -1,0 +1,148 @@
+"""The decoder a client downloads: quantized, range-coded weights, rebuilt without torch, within its
+PSNR bound of the float decoder, and refused whole when a file is crafted to mislead."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
+from codec.coding.runtime import open_decoder
+from codec.errors import CodecError
+from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
+from codec.io.psnr import psnr
+from codec.io.video import read_clip
+from codec.train.checkpoint import load_checkpoint
+from codec.train.model import AutoEncoder, ModelConfig
+from codec.train.ops import pad_to_stride, to_tensor
+from codec.train.weights import MAX_LOSS_DB, RELATIVE_STEPS, quantize_decoder
+
+
+def _tensors() -> list[QuantizedTensor]:
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 0.05, (6, 4, 3, 3)).astype(np.float32)
+    b = rng.laplace(0, 0.2, (3, 6, 3, 3)).astype(np.float32)
+    steps_a, steps_b = np.full(6, 0.004, np.float32), np.full(3, 0.01, np.float32)
+    return [quantize_tensor("a", a, steps_a), quantize_tensor("b", b, steps_b)]
+
+
+def test_weights_round_trip_exactly() -> None:
+    tensors = _tensors()
+    back = unpack(pack(tensors), "w")
+    for t, u in zip(tensors, back, strict=True):
+        assert t.name == u.name and np.array_equal(t.q, u.q) and np.array_equal(t.steps, u.steps)
+        assert np.array_equal(t.weights(), u.weights())
+        assert u.weights().dtype == np.float32
+
+
+def _header(count: int = 1, dims: tuple[int, ...] = (2, 2), table: int = 10, steps: list[float] | None = None) -> bytes:
+    name = b"w"
+    steps = [0.1] * dims[0] if steps is None else steps
+    return (
+        b"AECW"
+        + struct.pack("<BH", 1, count)
+        + struct.pack("<B", len(name))
+        + name
+        + struct.pack("<B", len(dims))
+        + struct.pack(f"<{len(dims)}I", *dims)
+        + struct.pack("<H", table)
+        + struct.pack(f"<{len(steps)}f", *steps)
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"ONNX" + bytes(8), "not a decoder weights file"),
+        (b"AECW" + struct.pack("<BH", 9, 1), "version 9"),
+        (b"AECW" + struct.pack("<BH", 1, 60000), "claims 60000 tensors"),
+        (_header(dims=(65536, 65536, 65536)), f"more than {MAX_WEIGHTS} weights"),  # sides allowed
+        (_header(dims=(70000, 2)), "outside 1..65536"),
+        (_header(dims=(4096, 4096, 4096), steps=[0.1] * 4096), f"more than {MAX_WEIGHTS} weights"),
+        (_header(dims=(2, 0)), "outside 1..65536"),
+        (_header(table=500), "names table 500"),
+        (_header(steps=[0.1, float("nan")]), "not positive and finite"),
+        (_header(steps=[0.1, -1.0]), "not positive and finite"),
+        (_header() + struct.pack("<I", 1 << 30) + bytes(8), "where its header says 1073741824"),
+        (_header()[:-3], "ends inside its header"),
+    ],
+)
+def test_crafted_weight_files_are_refused_before_anything_is_allocated(data: bytes, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        unpack(data, "w")
+
+
+def _rewrite(folder: Path, name: str, data: bytes) -> None:
+    """Replace a bundle file and name its new sha256 in meta.json, as a hostile peer would."""
+    (folder / name).write_bytes(data)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_weights_that_do_not_fit_the_graph_are_a_one_line_error(carphone_bundle: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "bundle"
+    shutil.copytree(carphone_bundle, folder)
+    tensors = unpack((folder / DECODER_WEIGHTS_FILE).read_bytes(), "w")
+    first = tensors[0]
+    wrong = QuantizedTensor(first.name, first.q[:, :1], first.steps)  # a valid file, one tensor narrowed
+    _rewrite(folder, DECODER_WEIGHTS_FILE, pack([wrong, *tensors[1:]]))
+    with pytest.raises(CodecError, match="onnxruntime cannot load it"):
+        open_decoder(folder)
+    missing = folder.parent / "missing"
+    shutil.copytree(carphone_bundle, missing)
+    _rewrite(missing, DECODER_WEIGHTS_FILE, pack(tensors[1:]))  # one weight left out
+    code, _, err = run_cli("info", missing)
+    assert code == 2 and "onnxruntime cannot load it" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_graph_holds_no_weight_and_the_bundle_counts_what_it_ships(carphone_bundle: Path) -> None:
+    bundle = load_bundle(carphone_bundle)
+    model = bundle.raw["model"]
+    graph = (carphone_bundle / DECODER_FILE).stat().st_size
+    weights = (carphone_bundle / DECODER_WEIGHTS_FILE).stat().st_size
+    assert model["decoder_bytes"] == graph + weights < model["decoder_bytes_float32"]
+    count = sum(t.size for t in unpack((carphone_bundle / DECODER_WEIGHTS_FILE).read_bytes(), "w"))
+    assert graph < 4 * count  # the weights are not in the graph
+    assert model["decoder_bits_per_weight"] == pytest.approx(8 * weights / count)
+    shipped = sum((carphone_bundle / n).stat().st_size for n in ("decoder.onnx", "decoder.weights", "entropy.json"))
+    assert bundle.shipped_bytes == shipped + (carphone_bundle / "meta.json").stat().st_size
+
+
+def test_the_quantized_decoder_stays_within_its_bound_of_the_float_one(carphone_bundle: Path, carphone: Path) -> None:
+    ckpt = load_checkpoint(carphone_bundle / "checkpoint.pt")
+    model = AutoEncoder(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    frames = read_clip(carphone).frames[:6]
+    steps = tuple(ckpt["options"]["quality_steps"])
+
+    def psnrs() -> list[float]:
+        with torch.no_grad():
+            x = to_tensor(frames, torch.device("cpu"))
+            y = model.encoder(pad_to_stride(x, model.cfg.stride))
+            out = []
+            for step in steps:
+                decoded = model.decoder(torch.round(y / step) * step)[..., : x.shape[2], : x.shape[3]]
+                pixels = (decoded.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+                out.append(float(np.mean([psnr(p, f) for p, f in zip(pixels, frames, strict=True)])))
+        return out
+
+    before = psnrs()
+    chosen = quantize_decoder(model, frames, steps, torch.device("cpu"))
+    after = psnrs()
+    assert chosen.relative_step in RELATIVE_STEPS
+    assert max(chosen.loss_db) <= MAX_LOSS_DB or chosen.relative_step == RELATIVE_STEPS[-1]
+    assert max(b - a for b, a in zip(before, after, strict=True)) <= 0.1
+    for name, p in model.decoder.named_parameters():  # every weight is on its channel's grid
+        if name in chosen.steps:
+            s = torch.from_numpy(chosen.steps[name]).view(-1, 1, 1, 1)
+            assert torch.equal(torch.round(p / s) * s, p)
