@@ -37,12 +37,16 @@ def active_provider(bundle: Bundle) -> str:
 
 
 def open_session(
-    path: Any, cpu_only: bool = False, initializers: list[QuantizedTensor] | None = None
+    path: Any,
+    cpu_only: bool = False,
+    initializers: list[QuantizedTensor] | None = None,
+    options: ort.SessionOptions | None = None,
 ) -> ort.InferenceSession:
     """A quiet onnxruntime session of the model file at ``path`` on :func:`providers` (or the CPU alone
-    with ``cpu_only``), its external tensors given by ``initializers``; a file onnxruntime cannot
-    load, or tensors that do not fit its graph, are a CodecError."""
-    options = ort.SessionOptions()
+    with ``cpu_only``), its external tensors given by ``initializers``, with onnxruntime's defaults
+    unless ``options`` says otherwise; a file onnxruntime cannot load, or tensors that do not fit
+    its graph, are a CodecError."""
+    options = options or ort.SessionOptions()
     options.log_severity_level = 3
     if initializers:
         values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(t.weights())) for t in initializers]
@@ -53,7 +57,9 @@ def open_session(
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
-def open_decoder(model_dir: Path, cpu_only: bool = False) -> ort.InferenceSession:
+def open_decoder(
+    model_dir: Path, cpu_only: bool = False, options: ort.SessionOptions | None = None
+) -> ort.InferenceSession:
     """The decoder of the bundle in ``model_dir``: decoder.onnx's graph with the weights decoded from
     decoder.weights. Encoder and client both open it here, so both run the same float network."""
     path = model_dir / DECODER_WEIGHTS_FILE
@@ -61,7 +67,7 @@ def open_decoder(model_dir: Path, cpu_only: bool = False) -> ort.InferenceSessio
         data = path.read_bytes()
     except OSError as exc:
         raise CodecError(f"{path}: unreadable ({exc.strerror})") from None
-    return open_session(model_dir / DECODER_FILE, cpu_only, initializers=unpack(data, str(path)))
+    return open_session(model_dir / DECODER_FILE, cpu_only, unpack(data, str(path)), options)
 
 
 def latent_size(height: int, width: int, stride: int) -> tuple[int, int]:
