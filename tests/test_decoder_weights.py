@@ -15,6 +15,7 @@ import torch
 from conftest import run_cli
 
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
+from codec.coding.entropy_coding import Table
 from codec.coding.runtime import open_decoder
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
@@ -43,12 +44,26 @@ def test_weights_round_trip_exactly() -> None:
         assert u.weights().dtype == np.float32
 
 
-def _header(count: int = 1, dims: tuple[int, ...] = (2, 2), table: int = 10, steps: list[float] | None = None) -> bytes:
+def _table(frequencies: tuple[int, ...] | None = None) -> bytes:
+    f = Table.from_grid(10).frequencies if frequencies is None else frequencies
+    return struct.pack(f"<H{len(f)}H", len(f), *f)
+
+
+def _header(
+    count: int = 1,
+    dims: tuple[int, ...] = (2, 2),
+    table: int = 0,
+    steps: list[float] | None = None,
+    tables: bytes | None = None,
+) -> bytes:
     name = b"w"
     steps = [0.1] * dims[0] if steps is None else steps
+    tables = struct.pack("<H", 1) + _table() if tables is None else tables
     return (
         b"AECW"
-        + struct.pack("<BH", 1, count)
+        + struct.pack("<B", 1)
+        + tables
+        + struct.pack("<H", count)
         + struct.pack("<B", len(name))
         + name
         + struct.pack("<B", len(dims))
@@ -63,12 +78,15 @@ def _header(count: int = 1, dims: tuple[int, ...] = (2, 2), table: int = 10, ste
     [
         (b"ONNX" + bytes(8), "not a decoder weights file"),
         (b"AECW" + struct.pack("<BH", 9, 1), "version 9"),
-        (b"AECW" + struct.pack("<BH", 1, 60000), "claims 60000 tensors"),
+        (b"AECW" + struct.pack("<BH", 1, 60000), "claims 60000 tables"),
+        (b"AECW" + struct.pack("<BHH", 1, 1, 5000), "claims 5000 entries"),
+        (_header(tables=struct.pack("<H", 1) + _table((1, 2, 3, 4))), "not a valid frequency table"),
+        (_header(count=60000), "claims 60000 tensors"),
         (_header(dims=(65536, 65536, 65536)), f"more than {MAX_WEIGHTS} weights"),  # sides allowed
         (_header(dims=(70000, 2)), "outside 1..65536"),
         (_header(dims=(4096, 4096, 4096), steps=[0.1] * 4096), f"more than {MAX_WEIGHTS} weights"),
         (_header(dims=(2, 0)), "outside 1..65536"),
-        (_header(table=500), "names table 500"),
+        (_header(table=500), "names table 500; the file has 1"),
         (_header(steps=[0.1, float("nan")]), "not positive and finite"),
         (_header(steps=[0.1, -1.0]), "not positive and finite"),
         (_header() + struct.pack("<I", 1 << 30) + bytes(8), "where its header says 1073741824"),

@@ -2,14 +2,16 @@
 
 ``decoder.onnx`` holds the decoder's graph, its biases and small constants; every convolution
 weight in it is an external tensor whose data is not in any file. ``decoder.weights`` holds those
-weights as integers: for each tensor its name, shape, one float32 step per output channel and the
-index of the Laplace table (codec.coding.entropy_coding's grid) its integers are coded with, then
-one range-coded payload of all of them. The float weights are ``float32(q) * step``, one IEEE
-multiplication per weight, so every machine rebuilds the same network, and the encoder, which
-opens its decoder the same way, reconstructs exactly what the client does.
+weights as integers: the integer frequency tables they are coded with (Laplace tables of
+codec.coding.entropy_coding's grid, chosen when the file is written, stored as integers so that no
+float enters the decoder's models), for each tensor its name, shape, table and one float32 step per
+output channel, then one range-coded payload of all of them. The float weights are
+``float32(q) * step``, one IEEE multiplication per weight, so every machine rebuilds the same
+network, and the encoder, which opens its decoder the same way, reconstructs what the client does.
 
-    "AECW" | version u8 | tensors u16 | per tensor: name (u8 length, utf-8), ndim u8, dims u32 x
-    ndim, table u16, steps f32 x dims[0] | payload length u32 | payload
+    "AECW" | version u8 | tables u16 | per table: entries u16, frequencies u16 x entries |
+    tensors u16 | per tensor: name (u8 length, utf-8), ndim u8, dims u32 x ndim, table u16,
+    steps f32 x dims[0] | payload length u32 | payload
 
 Every count and size in a file is bounded before anything is allocated or decoded from it, and
 onnxruntime then checks each tensor's name, shape and type against the graph.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec.coding.entropy_coding import SCALE_BINS, SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table
 from codec.errors import CodecError
 
 MAGIC = b"AECW"
@@ -32,6 +34,7 @@ MAX_TENSORS = 1024
 MAX_DIM = 1 << 16
 MAX_WEIGHTS = 1 << 26  # 64 M weights, 256 MB as float32: far beyond any decoder this codec builds
 MAX_NDIM = 8
+MAX_TABLE_ENTRIES = 4096  # the grid's widest table has 1,068
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,19 @@ def quantize_tensor(name: str, weights: np.ndarray, steps: np.ndarray) -> Quanti
 
 def pack(tensors: list[QuantizedTensor]) -> bytes:
     """The ``decoder.weights`` file of ``tensors``."""
-    head = bytearray(MAGIC + struct.pack("<BH", VERSION, len(tensors)))
-    grid: dict[int, Table] = {}
+    chosen = [fitted_table(t.q) for t in tensors]
+    grid = sorted(set(chosen))
+    tables = [Table.from_grid(i) for i in grid]
+    head = bytearray(MAGIC + struct.pack("<BH", VERSION, len(tables)))
+    for table in tables:
+        head += struct.pack(f"<H{len(table.frequencies)}H", len(table.frequencies), *table.frequencies)
+    head += struct.pack("<H", len(tensors))
     encoder = SymbolRangeEncoder()
-    for t in tensors:
-        index = fitted_table(t.q)
-        table = grid.setdefault(index, Table.from_grid(index))
+    for t, index in zip(tensors, chosen, strict=True):
+        table = tables[grid.index(index)]
         name = t.name.encode()
         head += struct.pack("<B", len(name)) + name + struct.pack("<B", t.q.ndim)
-        head += struct.pack(f"<{t.q.ndim}I", *t.q.shape) + struct.pack("<H", index)
+        head += struct.pack(f"<{t.q.ndim}I", *t.q.shape) + struct.pack("<H", grid.index(index))
         head += t.steps.astype("<f4").tobytes()
         encoder.encode_block(t.q, table, table.model())
     payload = encoder.finish()
@@ -99,9 +106,21 @@ def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
     r = _Reader(data, source)
     if r.take(4) != MAGIC:
         raise CodecError(f"{source}: not a decoder weights file")
-    version, count = r.unpack("<BH")
+    version, n_tables = r.unpack("<BH")
     if version != VERSION:
         raise CodecError(f"{source}: decoder weights version {version}; this aecodec reads version {VERSION}")
+    if n_tables > MAX_TENSORS:
+        raise CodecError(f"{source}: claims {n_tables} tables, more than {MAX_TENSORS}")
+    tables = []
+    for k in range(n_tables):
+        (entries,) = r.unpack("<H")
+        if entries > MAX_TABLE_ENTRIES:
+            raise CodecError(f"{source}: table {k} claims {entries} entries, more than {MAX_TABLE_ENTRIES}")
+        table = Table(r.unpack(f"<{entries}H"))
+        if not table.valid:
+            raise CodecError(f"{source}: table {k} is not a valid frequency table")
+        tables.append(table)
+    (count,) = r.unpack("<H")
     if count > MAX_TENSORS:
         raise CodecError(f"{source}: claims {count} tensors, more than {MAX_TENSORS}")
     heads = []
@@ -122,8 +141,8 @@ def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
         if total > MAX_WEIGHTS:
             raise CodecError(f"{source}: claims more than {MAX_WEIGHTS} weights")
         (index,) = r.unpack("<H")
-        if index >= SCALE_BINS:
-            raise CodecError(f"{source}: tensor {name[:40]!r} names table {index}, not one of 0..{SCALE_BINS - 1}")
+        if index >= len(tables):
+            raise CodecError(f"{source}: tensor {name[:40]!r} names table {index}; the file has {len(tables)}")
         steps = np.frombuffer(r.take(4 * dims[0]), "<f4").astype(np.float32)
         if not (np.isfinite(steps).all() and (steps > 0).all()):
             raise CodecError(f"{source}: tensor {name[:40]!r} has a step that is not positive and finite")
@@ -132,10 +151,9 @@ def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
     if length != len(data) - r.at:
         raise CodecError(f"{source}: payload of {len(data) - r.at} bytes where its header says {length}")
     decoder = SymbolRangeDecoder(data[r.at :])
-    tables: dict[int, Table] = {}
+    models = [table.model() for table in tables]
     tensors = []
     for name, dims, index, steps in heads:
-        table = tables.setdefault(index, Table.from_grid(index))
-        q = decoder.decode_block(math.prod(dims), table, table.model()).reshape(dims)
+        q = decoder.decode_block(math.prod(dims), tables[index], models[index]).reshape(dims)
         tensors.append(QuantizedTensor(name, q, steps))
     return tensors

@@ -139,6 +139,12 @@ class Table:
         frequency raised by one per entry for the coder's own fixed-point rounding."""
         return -math.log2(min(TOTAL, max(self.frequencies) + len(self.frequencies)) / TOTAL)
 
+    @property
+    def valid(self) -> bool:
+        """Symbols -R..R and the escape, every frequency at least 1, summing to 2**16."""
+        f = self.frequencies
+        return len(f) >= 4 and len(f) % 2 == 0 and sum(f) == TOTAL and min(f) >= 1
+
     @classmethod
     def from_grid(cls, index: int) -> Table:
         """The Laplace table of the grid's scale ``index``."""
@@ -233,8 +239,7 @@ class CodingTables:
         except (KeyError, TypeError, ValueError) as exc:
             raise CodecError(f"{source}: malformed entropy tables ({type(exc).__name__}: {exc})") from None
         for i, table in tables.items():
-            f = table.frequencies
-            if len(f) < 4 or len(f) % 2 or sum(f) != TOTAL or min(f) < 1:
+            if not table.valid:
                 raise CodecError(f"{source}: table {i} is not a valid frequency table")
         for k, lv in enumerate(levels):
             if len(lv.inter_table) != len(lv.intra_table) or any(len(row) != CONTEXTS for row in lv.inter_table):
