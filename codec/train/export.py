@@ -48,6 +48,8 @@ def export_onnx(model: AutoEncoder, out_dir: Path, weight_steps: dict[str, np.nd
             set_external_data(tensor, location=EXTERNAL_LOCATION, length=weights.nbytes)
             tensor.ClearField("raw_data")
             tensor.data_location = onnx.TensorProto.EXTERNAL
+    if len(tensors) != len(weight_steps):
+        raise CodecError(f"only {len(tensors)} of the decoder's {len(weight_steps)} quantized weights are in its graph")
     full.write_bytes(graph.SerializeToString())
     (out_dir / DECODER_WEIGHTS_FILE).write_bytes(pack(tensors))
     return float_bytes
