@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -36,6 +38,15 @@ def odd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12-frame 45x37 clip: odd sizes that are not multiples of the stride."""
     path = tmp_path_factory.mktemp("odd") / "odd.mkv"
     return write_clip(path, synthetic_frames(12, 45, 37), codec="ffv1", pix_fmt="yuv444p")
+
+
+def rewrite_bundle_file(folder: Path, name: str, data: bytes) -> None:
+    """Replace the bundle file ``name`` with ``data`` and name its size and sha256 in meta.json, so
+    the bundle still loads: what a machine that computes differently, or a hostile peer, would hold."""
+    (folder / name).write_bytes(data)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "meta.json").write_text(json.dumps(meta))
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import struct
@@ -15,7 +14,7 @@ import onnx
 import onnx.numpy_helper
 import pytest
 from clips import write_clip
-from conftest import TINY, run_cli
+from conftest import TINY, rewrite_bundle_file, run_cli
 from crafted import craft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -282,11 +281,7 @@ def perturbed(carphone_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
     last_bias = [node for node in model.graph.node if node.op_type == "Conv"][-1].input[2]
     (bias,) = [t for t in model.graph.initializer if t.name == last_bias]
     bias.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(bias) + np.float32(0.02), bias.name))
-    onnx.save(model, folder / DECODER_FILE)
-    data = (folder / DECODER_FILE).read_bytes()
-    meta = json.loads((folder / "meta.json").read_text())
-    meta["files"][DECODER_FILE] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (folder / "meta.json").write_text(json.dumps(meta))
+    rewrite_bundle_file(folder, DECODER_FILE, model.SerializeToString())
     return folder
 
 

@@ -3,8 +3,6 @@ PSNR bound of the float decoder, and refused whole when a file is crafted to mis
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import struct
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import rewrite_bundle_file, run_cli
 
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
 from codec.coding.entropy_coding import Table
@@ -98,26 +96,18 @@ def test_crafted_weight_files_are_refused_before_anything_is_allocated(data: byt
         unpack(data, "w")
 
 
-def _rewrite(folder: Path, name: str, data: bytes) -> None:
-    """Replace a bundle file and name its new sha256 in meta.json, as a hostile peer would."""
-    (folder / name).write_bytes(data)
-    meta = json.loads((folder / "meta.json").read_text())
-    meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    (folder / "meta.json").write_text(json.dumps(meta))
-
-
 def test_weights_that_do_not_fit_the_graph_are_a_one_line_error(carphone_bundle: Path, tmp_path: Path) -> None:
     folder = tmp_path / "bundle"
     shutil.copytree(carphone_bundle, folder)
     tensors = unpack((folder / DECODER_WEIGHTS_FILE).read_bytes(), "w")
     first = tensors[0]
     wrong = QuantizedTensor(first.name, first.q[:, :1], first.steps)  # a valid file, one tensor narrowed
-    _rewrite(folder, DECODER_WEIGHTS_FILE, pack([wrong, *tensors[1:]]))
+    rewrite_bundle_file(folder, DECODER_WEIGHTS_FILE, pack([wrong, *tensors[1:]]))
     with pytest.raises(CodecError, match="onnxruntime cannot load it"):
         open_decoder(folder)
     missing = folder.parent / "missing"
     shutil.copytree(carphone_bundle, missing)
-    _rewrite(missing, DECODER_WEIGHTS_FILE, pack(tensors[1:]))  # one weight left out
+    rewrite_bundle_file(missing, DECODER_WEIGHTS_FILE, pack(tensors[1:]))  # one weight left out
     code, _, err = run_cli("info", missing)
     assert code == 2 and "onnxruntime cannot load it" in err and len(err.strip().splitlines()) == 1, err
 

@@ -231,7 +231,14 @@ def _sign(fake: FakeServer, name: str, data: bytes) -> None:
     fake.videos[0].bundle_sha256 = Bundle(Path(), BundleMeta.parse(meta, "meta.json"), meta, 0).decoder_sha256
 
 
-@pytest.mark.parametrize(("name", "data"), [("entropy.json", b"[" * 100_000), ("decoder.onnx", b"no model")])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("entropy.json", b"[" * 100_000),
+        ("decoder.onnx", b"no model"),
+        ("decoder.weights", b"AECW" + bytes([1]) + (60000).to_bytes(2, "little")),  # absurd table count
+    ],
+)
 def test_a_consistent_but_unusable_decoder_is_a_one_line_error(
     models: Path, tmp_path: Path, name: str, data: bytes
 ) -> None:

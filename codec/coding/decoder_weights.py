@@ -37,6 +37,11 @@ MAX_NDIM = 8
 MAX_TABLE_ENTRIES = 4096  # the grid's widest table has 1,068
 
 
+def _per_channel(steps: np.ndarray, ndim: int) -> np.ndarray:
+    """``steps`` (one per output channel) shaped to broadcast over a tensor of ``ndim`` dimensions."""
+    return steps.astype(np.float32).reshape((-1,) + (1,) * (ndim - 1))
+
+
 @dataclass(frozen=True)
 class QuantizedTensor:
     """One weight tensor: integers ``q`` (dims[0] output channels first) and a step per output channel."""
@@ -47,8 +52,7 @@ class QuantizedTensor:
 
     def weights(self) -> np.ndarray:
         """The float32 weights the decoder runs with: float32(q) times the channel's step."""
-        shape = (-1,) + (1,) * (self.q.ndim - 1)
-        return self.q.astype(np.float32) * self.steps.astype(np.float32).reshape(shape)
+        return self.q.astype(np.float32) * _per_channel(self.steps, self.q.ndim)
 
     @property
     def size(self) -> int:
@@ -60,26 +64,25 @@ def quantize_tensor(name: str, weights: np.ndarray, steps: np.ndarray) -> Quanti
     steps = np.asarray(steps, np.float32)
     if steps.shape != (weights.shape[0],) or not (np.isfinite(steps).all() and (steps > 0).all()):
         raise CodecError(f"{name}: needs one positive finite step per output channel")
-    shape = (-1,) + (1,) * (weights.ndim - 1)
-    q = np.rint(weights.astype(np.float32) / steps.reshape(shape)).astype(np.int64)
+    q = np.rint(weights.astype(np.float32) / _per_channel(steps, weights.ndim)).astype(np.int64)
     return QuantizedTensor(name, q, steps)
 
 
 def pack(tensors: list[QuantizedTensor]) -> bytes:
     """The ``decoder.weights`` file of ``tensors``."""
     chosen = [fitted_table(t.q) for t in tensors]
-    grid = sorted(set(chosen))
-    tables = [Table.from_grid(i) for i in grid]
+    position = {index: k for k, index in enumerate(sorted(set(chosen)))}  # grid index -> the file's table
+    tables = [Table.from_grid(index) for index in position]
     head = bytearray(MAGIC + struct.pack("<BH", VERSION, len(tables)))
     for table in tables:
         head += struct.pack(f"<H{len(table.frequencies)}H", len(table.frequencies), *table.frequencies)
     head += struct.pack("<H", len(tensors))
     encoder = SymbolRangeEncoder()
     for t, index in zip(tensors, chosen, strict=True):
-        table = tables[grid.index(index)]
+        table = tables[position[index]]
         name = t.name.encode()
         head += struct.pack("<B", len(name)) + name + struct.pack("<B", t.q.ndim)
-        head += struct.pack(f"<{t.q.ndim}I", *t.q.shape) + struct.pack("<H", grid.index(index))
+        head += struct.pack(f"<{t.q.ndim}I", *t.q.shape) + struct.pack("<H", position[index])
         head += t.steps.astype("<f4").tobytes()
         encoder.encode_block(t.q, table, table.model())
     payload = encoder.finish()
