@@ -3,6 +3,7 @@ PSNR bound of the float decoder, and refused whole when a file is crafted to mis
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import struct
 from pathlib import Path
@@ -45,6 +46,13 @@ def test_weights_round_trip_exactly() -> None:
 def _table(frequencies: tuple[int, ...] | None = None) -> bytes:
     f = Table.from_grid(10).frequencies if frequencies is None else frequencies
     return struct.pack(f"<H{len(f)}H", len(f), *f)
+
+
+def test_the_weights_format_is_pinned() -> None:
+    """The bytes of a fixed set of tensors: a change to the format must change VERSION and this."""
+    data = pack(_tensors())
+    assert len(data) == 1423
+    assert hashlib.sha256(data).hexdigest() == "f510fff5de6a4d07d4729497cd1ba74f091da541953ff3766136ea953f26916f"
 
 
 def _header(
