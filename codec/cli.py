@@ -12,6 +12,7 @@ import click
 
 from codec.errors import CodecError
 from codec.train.devices import DEVICES, PRECISIONS
+from codec.train.options import DECODER_BLOCKS
 
 DEMO_MINUTES = 3.0
 
@@ -129,6 +130,12 @@ def _train_options(f: Any) -> Any:
         ("--latent-channels", int, "Channels of the latent code (default 32)."),
         ("--width", int, "Channels of the hidden layers (default 64)."),
         ("--stride", int, "Total downsampling from frame to latent, a power of two (default 8)."),
+        (
+            "--decoder-block",
+            click.Choice(DECODER_BLOCKS),
+            "The decoder's residual block at each scale: two 3x3 convs (full, the default), depthwise "
+            "3x3 + pointwise 1x1 pairs (separable, lighter), or none.",
+        ),
         ("--seed", int, "Random seed: the same seed on the same device gives the same model."),
         ("--holdout", float, "Train on the leading frames only; report PSNR on this tail fraction."),
         ("--gop", int, "Frames per I-frame that training and the rate estimate assume (default 30)."),

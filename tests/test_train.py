@@ -15,6 +15,7 @@ from codec.coding.runtime import open_decoder
 from codec.io.bundle import load_bundle
 from codec.io.files import sha256_file
 from codec.train.export import PARITY_LIMIT
+from codec.train.model import AutoEncoder, ModelConfig, macs_per_pixel
 
 
 def test_bundle_is_complete_and_verified(carphone_bundle: Path) -> None:
@@ -115,6 +116,25 @@ def test_odd_sized_synthetic_clip(odd_clip: Path, tmp_path: Path) -> None:
     values = json.loads(stdout)
     assert values["source_size"] == "45x37" and values["latent_shape"] == [4, 5, 6]  # ceil(37/8), ceil(45/8)
     assert values["onnx_parity_max_abs_diff"] <= PARITY_LIMIT
+
+
+@pytest.mark.parametrize("block", ["separable", "none"])
+def test_lighter_decoders_train_export_and_decode(short_clip: Path, tmp_path: Path, block: str) -> None:
+    """A decoder with depthwise-separable or no residual blocks goes through the whole path: export,
+    quantized weights, and a stream the player decodes to the encoder's reconstruction (crc-checked)."""
+    out = tmp_path / block
+    code, stdout, err = run_cli(
+        "train", short_clip, "-o", out, "--steps", "2", "--json", "--decoder-block", block, *TINY
+    )
+    assert code == 0, err
+    assert json.loads(stdout)["onnx_parity_max_abs_diff"] <= PARITY_LIMIT
+    meta = load_bundle(out).raw["model"]
+    full = ModelConfig(latent_channels=meta["latent_channels"], width=meta["width"], stride=meta["stride"])
+    assert meta["decoder_block"] == block
+    assert meta["decoder_macs_per_pixel"] < macs_per_pixel(AutoEncoder(full).decoder, full, decoder=True)
+    assert run_cli("encode", short_clip, "-m", out, "-o", tmp_path / "s.aec")[0] == 0
+    code, _, err = run_cli("decode", tmp_path / "s.aec", "-m", out, "-o", tmp_path / "s.mkv")
+    assert code == 0, err
 
 
 def test_output_directory_is_not_overwritten_without_force(carphone: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from codec.coding.runtime import latent_size
 from codec.errors import CodecError
+from codec.train.options import DECODER_BLOCKS
 
 STEM = 4  # space-to-depth factor of the first (last) layer
 RGB = 3
@@ -33,6 +34,7 @@ class ModelConfig:
     latent_channels: int = 32
     width: int = 64
     stride: int = 8
+    decoder_block: str = "full"
 
     def __post_init__(self) -> None:
         if self.stride < STEM or self.stride & (self.stride - 1) or self.stride > 64:
@@ -41,6 +43,8 @@ class ModelConfig:
             raise CodecError(f"latent channels must be at least 1, not {self.latent_channels}")
         if self.width < 4:
             raise CodecError(f"width must be at least 4, not {self.width}")
+        if self.decoder_block not in DECODER_BLOCKS:
+            raise CodecError(f"decoder block must be one of {', '.join(DECODER_BLOCKS)}, not {self.decoder_block!r}")
         if self.latent_values_per_pixel >= RGB:
             raise CodecError(
                 f"identity trap: {self.latent_channels} latent channels at stride {self.stride} hold "
@@ -62,7 +66,7 @@ class ModelConfig:
         """Latent (C, h, w) for a frame of ``height`` x ``width`` after padding to the stride."""
         return (self.latent_channels, *latent_size(height, width, self.stride))
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
 
@@ -79,6 +83,27 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
+
+
+class SeparableResBlock(nn.Module):
+    """ResBlock with each 3x3 conv split into a depthwise 3x3 and a pointwise 1x1."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_separable(channels), nn.ReLU(inplace=True), *_separable(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _separable(channels: int) -> tuple[nn.Conv2d, nn.Conv2d]:
+    return nn.Conv2d(channels, channels, 3, padding=1, groups=channels), nn.Conv2d(channels, channels, 1)
+
+
+def _decoder_block(kind: str, channels: int) -> nn.Module:
+    if kind == "full":
+        return ResBlock(channels)
+    return SeparableResBlock(channels) if kind == "separable" else nn.Identity()
 
 
 class Encoder(nn.Module):
@@ -103,9 +128,10 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         n = cfg.width
-        layers: list[nn.Module] = [_conv(cfg.latent_channels, n), nn.ReLU(inplace=True), ResBlock(n)]
+        block = cfg.decoder_block
+        layers: list[nn.Module] = [_conv(cfg.latent_channels, n), nn.ReLU(inplace=True), _decoder_block(block, n)]
         for _ in range(cfg.scales):
-            layers += [_conv(n, 4 * n), nn.PixelShuffle(2), nn.ReLU(inplace=True), ResBlock(n)]
+            layers += [_conv(n, 4 * n), nn.PixelShuffle(2), nn.ReLU(inplace=True), _decoder_block(block, n)]
         layers += [_conv(n, RGB * STEM**2), nn.PixelShuffle(STEM)]
         self.net = nn.Sequential(*layers)
 

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from codec.errors import CodecError
 from codec.train.devices import DEVICES, PRECISIONS
 
+# The decoder's residual block at each scale (codec.train.model builds it; the CLI offers the
+# choice without importing torch): two 3x3 convs, depthwise 3x3 + pointwise 1x1 pairs (about 8x
+# fewer multiply-accumulates at width 64), or none.
+DECODER_BLOCKS = ("full", "separable", "none")
+
 # Quantization steps of the quality levels, coarsest (quality 0) to finest; one model serves all.
 QUALITY_STEPS = (2.83, 2.0, 1.41, 1.0, 0.71, 0.5)
 
