@@ -44,7 +44,7 @@ def _options(level: str, threads: int, arena: bool, profile: str | None = None) 
     return options
 
 
-def _median_ms(session: ort.InferenceSession, latent: np.ndarray) -> float:
+def median_ms(session: ort.InferenceSession, latent: np.ndarray) -> float:
     session.run(None, {"latent": latent})
     times = []
     for _ in range(REPEATS):
@@ -54,23 +54,28 @@ def _median_ms(session: ort.InferenceSession, latent: np.ndarray) -> float:
     return 1000 * statistics.median(times)
 
 
+def random_latents(channels: int, stride: int, sizes: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
+    """One integer latent per named (height, width), Laplace-distributed like a trained model's."""
+    rng = np.random.default_rng(0)
+    return {
+        k: rng.laplace(0, 1, (1, channels, *latent_size(h, w, stride))).round().astype(np.float32)
+        for k, (h, w) in sizes.items()
+    }
+
+
 def main(model_dir: str, video: str) -> None:
     bundle = load_bundle(model_dir)
     channels, stride = bundle.meta.model.latent_channels, bundle.meta.model.stride
     width, height = bundle.meta.source.size
-    rng = np.random.default_rng(0)
     sizes = {f"{width}x{height}": (height, width), "1280x720": (720, 1280)}
-    latents = {
-        k: rng.laplace(0, 1, (1, channels, *latent_size(h, w, stride))).round().astype(np.float32)
-        for k, (h, w) in sizes.items()
-    }
+    latents = random_latents(channels, stride, sizes)
     print("| graph optimization | threads | memory arena | " + " | ".join(f"ms/frame {k}" for k in sizes) + " |")
     print("| --- | --- | --- |" + " --- |" * len(sizes))
     for level in LEVELS:
         for threads in (1, 2):
             for arena in (True, False):
                 session = open_decoder(bundle.path, cpu_only=True, options=_options(level, threads, arena))
-                cells = [f"{_median_ms(session, latents[k]):.1f}" for k in sizes]
+                cells = [f"{median_ms(session, latents[k]):.1f}" for k in sizes]
                 print(f"| {level} | {threads} | {'on' if arena else 'off'} | " + " | ".join(cells) + " |")
     with tempfile.TemporaryDirectory() as tmp:
         session = open_decoder(bundle.path, cpu_only=True, options=_options("all", 2, True, f"{tmp}/prof"))

@@ -27,7 +27,9 @@ def test_bundle_is_complete_and_verified(carphone_bundle: Path) -> None:
     assert meta["model"]["latent_shape"] == [4, 18, 22]  # 144/8 = 18, 176/8 = 22
     for name, entry in meta["files"].items():
         assert entry["sha256"] == sha256_file(carphone_bundle / name)
-    entropy = json.loads((carphone_bundle / "entropy.json").read_text())
+    text = (carphone_bundle / "entropy.json").read_text()
+    assert text.count("\n") == 1 and ", " not in text  # compact: every client downloads it
+    entropy = json.loads(text)
     prior = entropy["prior"]
     assert len(prior["intra_scale"]) == len(prior["inter_scale"]) == 4
     assert all(s > 0 for s in prior["intra_scale"] + prior["inter_scale"])

@@ -70,5 +70,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+def write_json(path: Path, obj: Any, compact: bool = False) -> None:
+    """Write ``obj`` as JSON, indented for people to read, or ``compact`` (no spaces) for a file that
+    every client downloads."""
+    text = json.dumps(obj, separators=(",", ":")) if compact else json.dumps(obj, indent=2)
+    write_atomic(path, (text + "\n").encode())
