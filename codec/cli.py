@@ -90,11 +90,12 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
 
     model_args = {k: v for k, v in settings.items() if k in MODEL_FIELDS}
     option_args = {k: v for k, v in settings.items() if k in OPTION_FIELDS}
-    nproc = settings.pop("nproc", None)
-    if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
+    nproc, nnodes, endpoint = (settings.pop(k, None) for k in ("nproc", "nnodes", "rdzv_endpoint"))
+    if ((nproc or 1) > 1 or nnodes is not None or endpoint) and "WORLD_SIZE" not in os.environ:
         from codec.train.distributed import launch
 
-        launch(nproc, video, model_dir, {"resume": resume, "force": force, "quiet": quiet, "json": as_json}, settings)
+        flags = {"resume": resume, "force": force, "quiet": quiet, "json": as_json}
+        launch(nproc or 1, video, model_dir, flags, settings, nnodes or 1, endpoint)
         return
     bar = _ProgressBar(quiet)
     try:
@@ -143,6 +144,8 @@ def _train_options(f: Any) -> Any:
         ("--crop", int, "Side of the square training crops (default 128)."),
         ("--lr", float, "Peak learning rate (default 1e-3)."),
         ("--nproc", int, "Train in N processes with torch.distributed (gloo on CPU, NCCL on GPUs)."),
+        ("--nnodes", int, "Machines in the run: each runs the same command (with --rdzv-endpoint)."),
+        ("--rdzv-endpoint", str, "HOST:PORT where the machines of --nnodes meet (c10d): one of them."),
     ]
     f = click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(f)
@@ -480,10 +483,19 @@ def serve(models: str, **options: Any) -> None:
     help="Send the token over plaintext grpc:// to a host that is not loopback, where others can read it.",
 )
 @click.option("--retries", type=int, default=5, show_default=True, help="Reconnections in a row before giving up.")
+@click.option(
+    "--lb",
+    type=click.Choice(["pick-first", "round-robin"]),
+    default="pick-first",
+    show_default=True,
+    help="Keep to one server, or spread calls over every server HOST resolves to (or the list gives); "
+    "a stream that loses its server resumes on another.",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def play(url: str, output: str, as_json: bool, **options: Any) -> None:
-    """Stream URL (grpc://HOST:PORT/NAME) from a server and decode it here (no torch)."""
+    """Stream URL (grpc://HOST:PORT/NAME, or grpc://IP:PORT,IP:PORT/NAME) from a server and decode
+    it here (no torch)."""
     from aecodec.client.player import play as run
 
     _print(run(url, Path(output), **options), as_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,38 @@ def test_the_torchrun_command_passes_switches_and_given_settings_on() -> None:
     assert cmd[cmd.index("codec.cli") + 1 :] == args
     with pytest.raises(CodecError, match="--nproc must be at least 2"):
         train_command(1, "in.mp4", "out", flags, {})
+
+
+def test_the_multi_node_command_meets_at_one_rendezvous() -> None:
+    from codec.errors import CodecError
+    from codec.train.distributed import train_command
+
+    flags = {"quiet": True}
+    cmd = train_command(1, "/models/v.mp4", "/models/v", flags, {}, nnodes=2, endpoint="train-0.train:29500")
+    assert {"--nproc_per_node=1", "--nnodes=2", "--rdzv_backend=c10d", "--rdzv_endpoint=train-0.train:29500"} <= set(
+        cmd
+    )
+    assert "--standalone" not in cmd
+    # Every machine runs the same command line, so every one derives the same run id.
+    assert cmd == train_command(1, "/models/v.mp4", "/models/v", flags, {}, nnodes=2, endpoint="train-0.train:29500")
+    with pytest.raises(CodecError, match="needs --rdzv-endpoint"):
+        train_command(1, "v.mp4", "v", flags, {}, nnodes=2)
+    with pytest.raises(CodecError, match="several machines"):
+        train_command(2, "v.mp4", "v", flags, {}, endpoint="h:1")
+
+
+def test_two_machines_train_one_bundle_through_a_c10d_rendezvous(carphone: Path, tmp_path: Path) -> None:
+    """Two `codec train --nnodes 2` launches, as two pods of the training Job would run them, meet at
+    a rendezvous on 127.0.0.1 and train one model; only one of them writes it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "nodes"
+    cmd = [sys.executable, "-m", "codec.cli", "train", str(carphone), "-o", str(out), "--steps", "6", *TINY]
+    cmd += ["--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for node in nodes:
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, err[-3000:]
+    train = load_bundle(out).raw["training"]
+    assert train["processes"] == 2 and train["steps"] == 6

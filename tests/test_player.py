@@ -40,7 +40,6 @@ from codec.coding.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import SHIPPED_FILES, Bundle, BundleMeta, load_bundle
 from codec.io.video import read_clip
-from codec.net import is_loopback
 
 PIECE = 4096  # small, so that decoder.onnx comes in several pieces
 
@@ -371,6 +370,34 @@ def test_a_token_goes_over_plaintext_beyond_loopback_only_with_insecure(
 
 
 @pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("grpc://server.example:50051/v", "dns:///server.example:50051"),
+        ("grpc://127.0.0.1:1,127.0.0.2:2/v", "ipv4:127.0.0.1:1,127.0.0.2:2"),
+        ("grpcs://[::1]:1,[2001:db8::1]:2/v", "ipv6:[::1]:1,[2001:db8::1]:2"),
+    ],
+)
+def test_one_name_or_a_list_of_servers(url: str, target: str) -> None:
+    assert Target.parse(url).channel_target == target
+    Connection(Target.parse(url), lb="round-robin").close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("grpc://a.example:1,b.example:2/v", "IP addresses of one family"),
+        ("grpc://127.0.0.1:1,[::1]:2/v", "IP addresses of one family"),
+        ("grpc://127.0.0.1:1,/v", "expected grpc://HOST:PORT/NAME"),
+        ("grpc://127.0.0.1:99999/v", "expected grpc://HOST:PORT/NAME"),
+        ("grpc://" + ",".join(["127.0.0.1:1"] * 65) + "/v", "more than 64 addresses"),
+    ],
+)
+def test_bad_lists_of_servers_are_refused(url: str, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        Target.parse(url)
+
+
+@pytest.mark.parametrize(
     ("url", "loopback"),
     [
         ("grpc://127.0.0.1:1/v", True),
@@ -385,7 +412,7 @@ def test_a_token_goes_over_plaintext_beyond_loopback_only_with_insecure(
 def test_what_counts_as_loopback(url: str, loopback: bool) -> None:
     """Decided before any channel is used: nothing here connects anywhere."""
     target = Target.parse(url)
-    assert is_loopback(target.host) == loopback and target.address.endswith("]:1") == url.startswith("grpc://[")
+    assert target.loopback == loopback and target.address.endswith("]:1") == url.startswith("grpc://[")
     if loopback:
         Connection(target, token="t").close()
     else:

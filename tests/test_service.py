@@ -244,6 +244,53 @@ def test_client_resumes_after_the_connection_drops(models: Path, offline: np.nda
     assert np.array_equal(decoded, offline)
 
 
+class _Logged:
+    """A server whose log lines are collected as it writes them (a thread reads its stderr)."""
+
+    def __init__(self, srv: Server) -> None:
+        self.srv, self.lines = srv, []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(srv.proc.stderr), daemon=True)
+        self.reader.start()
+
+    def streams_started(self) -> int:
+        return sum('"event": "stream_start"' in line for line in list(self.lines))
+
+
+def test_round_robin_over_two_servers_survives_losing_one(
+    models: Path, offline: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real servers behind one round-robin target: the one serving the stream is killed mid-stream,
+    and the client finishes on the other with the offline reconstruction, frame for frame."""
+    servers = [_Logged(Server(models, "--pace")) for _ in range(2)]  # ~1 s for 24 frames
+    url = f"grpc://127.0.0.1:{servers[0].srv.port},127.0.0.1:{servers[1].srv.port}/short"
+    conn = Connection(Target.parse(url), lb="round-robin")
+    transfer, chunks, killed = Transfer(), [], None
+    try:
+        for chunk in ServerChunks(conn, 0, 24, None, transfer, retries=8):
+            chunks.append(chunk)
+            if len(chunks) == 5:
+                (killed,) = [s for s in servers if s.streams_started()]
+                killed.srv.proc.kill()
+        survivor = next(s for s in servers if s is not killed)
+        assert survivor.streams_started() >= 1  # the rest of the stream came from the other server
+        # The CLI with the same target: the dead server is skipped.
+        monkeypatch.setenv("AECODEC_CACHE", str(tmp_path / "cache"))
+        code, out, err = run_cli("play", url, "--lb", "round-robin", "-o", tmp_path / "played.mkv", "--json")
+        assert code == 0, err
+        assert json.loads(out)["frames"] == 24
+    finally:
+        conn.close()
+        for s in servers:
+            s.srv.proc.kill()
+            s.srv.proc.wait(30)
+    assert [c.index for c in chunks] == list(range(24)) and transfer.resumes >= 1
+    bundle = load_bundle(models / "short")
+    header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta.coding.default_quality)
+    decoded = np.stack(list(decode_frames(iter(chunks), bundle, "failed over", DecodeStats(header=header, bytes=0))))
+    assert np.array_equal(decoded, offline)
+    assert np.array_equal(np.stack(read_clip(tmp_path / "played.mkv").frames), offline)
+
+
 def test_sigterm_drains_in_flight_streams(models: Path) -> None:
     srv = Server(models, "--grace", "5")
     source = _frames(models / "short" / "short.mkv")

@@ -8,6 +8,7 @@ frame with bounded retries and exponential backoff.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 import sys
@@ -43,26 +44,74 @@ MAX_NAME = 255
 MAX_DETAILS = 300  # characters of a server's error message that are shown
 
 
+LB_POLICIES = {"pick-first": "pick_first", "round-robin": "round_robin"}
+MAX_ADDRESSES = 64
+
+
+def _endpoint(text: str, url: str) -> tuple[str, int]:
+    parts = urlparse(f"//{text}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise CodecError(f"{url}: expected grpc://HOST:PORT/NAME")
+    return host, port
+
+
+def _ip_version(host: str) -> int | None:
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where to play from: ``grpc://HOST:PORT/NAME`` (``grpcs://`` for TLS)."""
+    """Where to play from: ``grpc://HOST:PORT/NAME`` (``grpcs://`` for TLS). HOST is resolved through
+    DNS and may name several servers (a headless Service); HOST:PORT may also be a comma-separated
+    list of IP addresses of servers of the same catalogue."""
 
-    host: str
-    port: int
+    endpoints: tuple[tuple[str, int], ...]
     name: str
     tls: bool
 
     @classmethod
     def parse(cls, url: str) -> Target:
-        parts = urlparse(url)
-        name = parts.path.strip("/")
-        if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not name:
+        scheme, sep, rest = url.partition("://")
+        authority, _, path = rest.partition("/")
+        name = path.strip("/")
+        if scheme not in ("grpc", "grpcs") or not sep or not authority or not name:
             raise CodecError(f"{url}: expected grpc://HOST:PORT/NAME")
-        return cls(parts.hostname, parts.port, name, parts.scheme == "grpcs")
+        pieces = authority.split(",")
+        if len(pieces) > MAX_ADDRESSES:
+            raise CodecError(f"{url}: more than {MAX_ADDRESSES} addresses")
+        endpoints = tuple(_endpoint(piece, url) for piece in pieces)
+        versions = {_ip_version(host) for host, _ in endpoints}
+        if len(endpoints) > 1 and (None in versions or len(versions) > 1):
+            raise CodecError(
+                f"{url}: a list of servers takes IP addresses of one family; for names, give one DNS "
+                "name whose records list them all"
+            )
+        return cls(endpoints, name, scheme == "grpcs")
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.endpoints)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether every server named is on this machine."""
+        return all(is_loopback(host) for host, _ in self.endpoints)
+
+    @property
+    def channel_target(self) -> str:
+        """The gRPC target: ``dns:///HOST:PORT`` for one name (every address DNS returns is a
+        server), ``ipv4:A:P,B:Q`` (or ipv6) for a list."""
+        if len(self.endpoints) == 1:
+            return f"dns:///{self.address}"
+        family = "ipv6" if ":" in self.endpoints[0][0] else "ipv4"
+        return f"{family}:{self.address}"
 
 
 class Connection:
@@ -71,11 +120,21 @@ class Connection:
     A bearer token goes over plaintext only to a loopback host, or with ``insecure`` and a warning."""
 
     def __init__(
-        self, target: Target, ca: Path | None = None, token: str | None = None, insecure: bool = False
+        self,
+        target: Target,
+        ca: Path | None = None,
+        token: str | None = None,
+        insecure: bool = False,
+        lb: str = "pick-first",
     ) -> None:
         self.target = target
         tls = target.tls or ca is not None
-        if token and not tls and not is_loopback(target.host):
+        if lb not in LB_POLICIES:
+            raise CodecError(f"--lb must be one of {', '.join(LB_POLICIES)}, not {lb}")
+        options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", LB_POLICIES[lb])]
+        if len(target.endpoints) > 1:  # the name TLS checks and HTTP/2 sends: the first server's
+            options.append(("grpc.default_authority", target.address.split(",")[0]))
+        if token and not tls and not target.loopback:
             if not insecure:
                 raise CodecError(
                     f"{target.address}: will not send the bearer token unencrypted to a host that is not loopback; "
@@ -85,9 +144,9 @@ class Connection:
         if tls:
             roots = read_secret(ca, "CA certificate") if ca is not None else None
             credentials = grpc.ssl_channel_credentials(root_certificates=roots)
-            self.channel = grpc.secure_channel(target.address, credentials, options=CHANNEL_OPTIONS)
+            self.channel = grpc.secure_channel(target.channel_target, credentials, options=options)
         else:
-            self.channel = grpc.insecure_channel(target.address, options=CHANNEL_OPTIONS)
+            self.channel = grpc.insecure_channel(target.channel_target, options=options)
         self.stub = codec_pb2_grpc.VideoCodecStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
 
@@ -241,12 +300,14 @@ def play(
     force: bool = False,
     retries: int = 5,
     insecure: bool = False,
+    lb: str = "pick-first",
 ) -> dict[str, Any]:
     """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
-    ``insecure`` lets the token go unencrypted to a host that is not loopback."""
+    ``insecure`` lets the token go unencrypted to a host that is not loopback; ``lb`` spreads the
+    calls over every server the URL names (round-robin) or keeps to one (pick-first)."""
     check_output(out, force)
     token = read_token(token_file) if token_file is not None else None
-    conn = Connection(Target.parse(url), ca, token, insecure)
+    conn = Connection(Target.parse(url), ca, token, insecure, lb)
     try:
         video = find_video(conn)
         bundle = fetch_decoder(conn, video, cache or default_cache())

@@ -178,7 +178,8 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 
 class _StreamLog:
-    """One structured log line per stream: peer, video, frames, bytes, duration, outcome."""
+    """Structured log lines: one when a stream starts (peer, video), one when it ends (peer, video,
+    frames, bytes, duration, outcome)."""
 
     def __init__(self, context: grpc.ServicerContext, video: str) -> None:
         self.context, self.video = context, video
@@ -186,6 +187,7 @@ class _StreamLog:
         self.started = time.perf_counter()
 
     def __enter__(self) -> _StreamLog:
+        log.info(json.dumps({"event": "stream_start", "peer": self.context.peer(), "video": self.video}))
         return self
 
     def add(self, coded: CodedFrame) -> None:

@@ -1,12 +1,14 @@
 """Multi-process training on torch.distributed: NCCL between GPUs, gloo between CPU processes.
 
 Launch with ``codec train --nproc N ...`` (which runs torchrun) or ``torchrun --nproc_per_node=N
--m codec.cli train ...``. Every process trains on its own frames and crops; only rank 0 evaluates
-and writes the bundle.
+-m codec.cli train ...``; over several machines, the same ``codec train --nnodes M --rdzv-endpoint
+HOST:PORT ...`` on each (torchrun's c10d rendezvous). Every process trains on its own frames and
+crops; only rank 0 evaluates and writes the bundle.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -45,22 +47,51 @@ def leave() -> None:
 
 
 def train_command(
-    nproc: int, video: str, model_dir: str, flags: dict[str, bool], settings: dict[str, Any]
+    nproc: int,
+    video: str,
+    model_dir: str,
+    flags: dict[str, bool],
+    settings: dict[str, Any],
+    nnodes: int = 1,
+    endpoint: str | None = None,
 ) -> list[str]:
     """The torchrun command that runs ``codec train video -o model_dir`` in ``nproc`` processes on
-    this machine, with the switches in ``flags`` that are on and the ``settings`` that are given."""
-    if nproc < 2:
-        raise CodecError(f"--nproc must be at least 2 to launch processes, not {nproc}")
+    this machine, with the switches in ``flags`` that are on and the ``settings`` that are given.
+    With ``nnodes`` > 1 every machine runs the same command and the processes of all of them meet
+    at the c10d rendezvous ``endpoint`` (HOST:PORT, one of the machines)."""
+    if nnodes < 1:
+        raise CodecError(f"--nnodes must be at least 1, not {nnodes}")
+    if nnodes == 1 and endpoint:
+        raise CodecError("--rdzv-endpoint is for a run over several machines (--nnodes 2 or more)")
+    if nnodes > 1 and not endpoint:
+        raise CodecError(f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT, where the machines meet")
+    if nproc < (1 if nnodes > 1 else 2):
+        raise CodecError(f"--nproc must be at least {1 if nnodes > 1 else 2} to launch processes, not {nproc}")
     args = [video, "-o", model_dir, *(f"--{name}" for name, on in flags.items() if on)]
     for key, value in settings.items():
         if value is not None:
             args += [f"--{key.replace('_', '-')}", str(value)]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    if nnodes == 1:
+        torchrun.append("--standalone")
+    else:
+        # Every machine derives the same run id from the same command line.
+        run_id = hashlib.sha256(f"{video}\0{model_dir}".encode()).hexdigest()[:16]
+        torchrun += [f"--nnodes={nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={endpoint}", f"--rdzv_id={run_id}"]
     return [*torchrun, "-m", "codec.cli", "train", *args]
 
 
-def launch(nproc: int, video: str, model_dir: str, flags: dict[str, bool], settings: dict[str, Any]) -> None:
+def launch(
+    nproc: int,
+    video: str,
+    model_dir: str,
+    flags: dict[str, bool],
+    settings: dict[str, Any],
+    nnodes: int = 1,
+    endpoint: str | None = None,
+) -> None:
     """Run :func:`train_command` and wait for its processes; one that fails is a CodecError."""
-    result = subprocess.run(train_command(nproc, video, model_dir, flags, settings), check=False)
+    command = train_command(nproc, video, model_dir, flags, settings, nnodes, endpoint)
+    result = subprocess.run(command, check=False)
     if result.returncode:
-        raise CodecError(f"distributed training failed in one of its {nproc} processes (exit {result.returncode})")
+        raise CodecError(f"distributed training failed in one of its processes (exit {result.returncode})")
