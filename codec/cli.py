@@ -129,7 +129,7 @@ def _train_options(f: Any) -> Any:
         ("--steps", int, "Step budget for this run; with --minutes, whichever ends first."),
         ("--lmbda", float, "Rate-distortion trade-off: loss = lmbda*255^2*MSE + bpp."),
         ("--latent-channels", int, "Channels of the latent code (default 32)."),
-        ("--width", int, "Channels of the hidden layers (default 64)."),
+        ("--width", int, "Channels of the hidden layers (default 32)."),
         ("--stride", int, "Total downsampling from frame to latent, a power of two (default 8)."),
         (
             "--decoder-block",

@@ -32,7 +32,7 @@ class ModelConfig:
     """Sizes of the autoencoder. ``stride`` is the total downsampling from frame to latent."""
 
     latent_channels: int = 32
-    width: int = 64
+    width: int = 32
     stride: int = 8
     decoder_block: str = "full"
 
