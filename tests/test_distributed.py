@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -74,7 +75,13 @@ def test_two_machines_train_one_bundle_through_a_c10d_rendezvous(carphone: Path,
     out = tmp_path / "nodes"
     cmd = [sys.executable, "-m", "codec.cli", "train", str(carphone), "-o", str(out), "--steps", "6", *TINY]
     cmd += ["--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{port}"]
-    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    # One core each, as each machine would have its own: two processes of two threads each on two
+    # cores spin against each other in every gradient exchange (torchrun sets this itself only
+    # for several processes on one machine).
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)
+    ]
     for node in nodes:
         _, err = node.communicate(timeout=600)
         assert node.returncode == 0, err[-3000:]
