@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from codec.coding.decoder_weights import unpack
-from codec.coding.runtime import Networks, open_decoder
+from codec.coding.runtime import Networks, open_decoder, to_frames
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
 from codec.io.psnr import psnr
 from codec.io.video import read_clip
@@ -78,9 +78,9 @@ def main(model_dir: str, video: str) -> None:
         for name, session in sessions.items():
             fps = [f"{1000 / median_ms(session, timing[k]):.1f}" for k in SIZES]
             out = [session.run(None, {"latent": y[None].astype(np.float32)})[0] for y in latents]
-            pixels = [np.clip(np.rint(o[0, :, :height, :width] * 255), 0, 255).astype(np.uint8) for o in out]
+            pixels = [to_frames(o, height, width)[0] for o in out]
             outputs[name] = out
-            score = np.mean([psnr(p.transpose(1, 2, 0), frames[i]) for p, i in zip(pixels, picks, strict=True)])
+            score = np.mean([psnr(p, frames[i]) for p, i in zip(pixels, picks, strict=True)])
             print(f"| {name} | " + " | ".join(fps) + f" | {score:.2f} dB on {len(picks)} frames |")
         again = [sessions["int8"].run(None, {"latent": y[None].astype(np.float32)})[0] for y in latents]
         same = all(np.array_equal(a, b) for a, b in zip(again, outputs["int8"], strict=True))

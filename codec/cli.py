@@ -92,10 +92,10 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
     option_args = {k: v for k, v in settings.items() if k in OPTION_FIELDS}
     nproc, nnodes, endpoint = (settings.pop(k, None) for k in ("nproc", "nnodes", "rdzv_endpoint"))
     if ((nproc or 1) > 1 or nnodes is not None or endpoint) and "WORLD_SIZE" not in os.environ:
-        from codec.train.distributed import launch
+        from codec.train.distributed import launch, train_command
 
         flags = {"resume": resume, "force": force, "quiet": quiet, "json": as_json}
-        launch(nproc or 1, video, model_dir, flags, settings, nnodes or 1, endpoint)
+        launch(train_command(nproc or 1, video, model_dir, flags, settings, nnodes or 1, endpoint))
         return
     bar = _ProgressBar(quiet)
     try:

@@ -59,6 +59,10 @@ def _endpoint(text: str, url: str) -> tuple[str, int]:
     return host, port
 
 
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _ip_version(host: str) -> int | None:
     try:
         return ipaddress.ip_address(host).version
@@ -97,7 +101,7 @@ class Target:
 
     @property
     def address(self) -> str:
-        return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.endpoints)
+        return ",".join(_host_port(*endpoint) for endpoint in self.endpoints)
 
     @property
     def loopback(self) -> bool:
@@ -133,7 +137,7 @@ class Connection:
             raise CodecError(f"--lb must be one of {', '.join(LB_POLICIES)}, not {lb}")
         options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", LB_POLICIES[lb])]
         if len(target.endpoints) > 1:  # the name TLS checks and HTTP/2 sends: the first server's
-            options.append(("grpc.default_authority", target.address.split(",")[0]))
+            options.append(("grpc.default_authority", _host_port(*target.endpoints[0])))
         if token and not tls and not target.loopback:
             if not insecure:
                 raise CodecError(

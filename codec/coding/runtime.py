@@ -81,6 +81,13 @@ def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int
     return model.latent_channels, *latent_size(height, width, model.stride)
 
 
+def to_frames(output: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The decoder's (N,3,H',W') output in [0,1] to (N,height,width,3) uint8 frames: cropped, rounded,
+    then clipped to 0..255 (a cast of a value beyond uint8 differs between machines)."""
+    x = output[:, :, :height, :width]
+    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
 class Sessions:
     """A bundle's onnxruntime sessions. Their inputs have dynamic sizes, so one pair serves frames
     of every size and every stream of the bundle; onnxruntime sessions may run in several threads."""
@@ -122,11 +129,9 @@ class Networks:
         return self._analysis.run(None, {"frames": x})[0]
 
     def synthesise(self, latents: np.ndarray) -> np.ndarray:
-        """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames, cropped to the
-        frame size; rounded, then clipped to 0..255 (a cast of a value beyond uint8 differs between machines)."""
+        """(N,C,h,w) float32 (quantized, times the step) to (N,H,W,3) uint8 frames of the frame size."""
         x = self._synthesis.run(None, {"latent": latents.astype(np.float32, copy=False)})[0]
-        x = x[:, :, : self.height, : self.width]
-        return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        return to_frames(x, self.height, self.width)
 
     def reconstruct(self, q: np.ndarray, step: float) -> np.ndarray:
         """The (H,W,3) uint8 frame of the integer latent ``q`` (C,h,w) at quantization ``step``: what

@@ -81,17 +81,8 @@ def train_command(
     return [*torchrun, "-m", "codec.cli", "train", *args]
 
 
-def launch(
-    nproc: int,
-    video: str,
-    model_dir: str,
-    flags: dict[str, bool],
-    settings: dict[str, Any],
-    nnodes: int = 1,
-    endpoint: str | None = None,
-) -> None:
-    """Run :func:`train_command` and wait for its processes; one that fails is a CodecError."""
-    command = train_command(nproc, video, model_dir, flags, settings, nnodes, endpoint)
+def launch(command: list[str]) -> None:
+    """Run a :func:`train_command` and wait for its processes; one that fails is a CodecError."""
     result = subprocess.run(command, check=False)
     if result.returncode:
         raise CodecError(f"distributed training failed in one of its processes (exit {result.returncode})")
