@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,30 @@ class _ProgressBar:
             self.bar = None
 
 
+class _CountBar:
+    """A tqdm bar on stderr counting frames (of a total where one is known), with its ETA."""
+
+    def __init__(self, quiet: bool, desc: str) -> None:
+        self.quiet, self.desc = quiet, desc
+        self.bar: Any = None
+
+    def __call__(self, done: int, expected: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            interval = 0.5 if sys.stderr.isatty() else 30
+            total = expected or None
+            self.bar = tqdm(total=total, disable=self.quiet, file=sys.stderr, mininterval=interval, desc=self.desc)
+        self.bar.update(done - self.bar.n)
+        if expected and done >= expected:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool, force: bool, **settings: Any) -> None:
     from codec.io.summary import format_summary, summary
     from codec.train.pipeline import MODEL_FIELDS, OPTION_FIELDS, train_video
@@ -97,7 +122,7 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
         flags = {"resume": resume, "force": force, "quiet": quiet, "json": as_json}
         launch(train_command(nproc or 1, video, model_dir, flags, settings, nnodes or 1, endpoint))
         return
-    bar = _ProgressBar(quiet)
+    bar, decoding = _ProgressBar(quiet), _CountBar(quiet, "decoding frames")
     try:
         meta = train_video(
             Path(video),
@@ -108,8 +133,10 @@ def _train(video: str, model_dir: str, quiet: bool, as_json: bool, resume: bool,
             force=force,
             report=bar,
             log=bar.log,
+            decoding=decoding,
         )
     finally:
+        decoding.close()
         bar.close()
     if meta is None:  # a distributed run's other processes: rank 0 reports
         return
@@ -163,6 +190,26 @@ def _train_options(f: Any) -> Any:
 def train(video: str, model_dir: str, **kwargs: Any) -> None:
     """Fit an autoencoder to VIDEO and write the model bundle to MODEL_DIR."""
     _train(video, model_dir, **kwargs)
+
+
+@cli.command()
+@click.option("--clear", is_flag=True, help="Delete every decoded video in the cache.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def cache(clear: bool, as_json: bool) -> None:
+    """List the videos decoded into the frame cache (training and bench read frames from there), or
+    delete them. The cache is $AECODEC_CACHE, else ~/.cache/aecodec; each video takes 3 bytes a pixel."""
+    from codec.io.frame_store import cache_entries, clear_cache, frames_dir
+
+    if clear:
+        click.echo(f"{frames_dir()}: deleted, {clear_cache() / 2**20:.0f} MiB freed")
+        return
+    entries = cache_entries()
+    if as_json:
+        click.echo(json.dumps({"folder": str(frames_dir()), "entries": [asdict(e) for e in entries]}, indent=2))
+        return
+    for e in entries:
+        click.echo(f"{e.sha256[:12]}  {e.source}  {e.width}x{e.height}  {e.frames} frames  {e.bytes / 2**20:.0f} MiB")
+    click.echo(f"{frames_dir()}: {len(entries)} videos, {sum(e.bytes for e in entries) / 2**20:.0f} MiB")
 
 
 @cli.command()

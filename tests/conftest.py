@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,14 @@ from codec.io.video import read_clip
 
 # A model small enough to train a handful of steps in seconds on two CPU cores.
 TINY = ["--width", "8", "--latent-channels", "4", "--crop", "64", "--batch", "2", "--quiet"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def frame_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every run's own frame cache (codec.io.frame_store), shared by its tests and their subprocesses."""
+    folder = tmp_path_factory.mktemp("frame-cache")
+    os.environ["AECODEC_CACHE"] = str(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,9 @@ import pytest
 from clips import synthetic_frames, write_clip
 from conftest import run_cli
 
+from codec.errors import CodecError
 from codec.io.colour import Colour
-from codec.io.video import read_clip, read_source_yuv420p
+from codec.io.video import codes_as_yuv420p, iter_source_yuv420p, probe, read_clip
 from codec.measure.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
 from codec.measure.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
 from codec.measure.tables import format_table, summary_markdown
@@ -195,26 +196,31 @@ def yuv420p_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_baselines_encode_a_yuv420p_sources_own_planes(yuv420p_source: Path) -> None:
-    clip, own = read_clip(yuv420p_source), read_source_yuv420p(yuv420p_source)
-    assert own is not None and len(own) == len(clip) and clip.info.colour.matrix == "bt709"
+    clip, own = read_clip(yuv420p_source), list(iter_source_yuv420p(yuv420p_source))
+    assert codes_as_yuv420p(clip.info) and len(own) == len(clip) and clip.info.colour.matrix == "bt709"
     assert all(f.pict_type == av.video.frame.PictureType.NONE for f in own)  # x264 would obey those
     colour = clip.info.colour
-    converted = to_yuv420p(clip.frames, colour)
+    converted = list(to_yuv420p(clip.frames, colour))
     assert not np.array_equal(converted[2].to_ndarray(), own[2].to_ndarray())  # RGB cannot give the planes back
-    lossless = [encode_point(fed, 25.0, BASELINES["x264"], 0, VARIANTS[0], colour) for fed in (own, converted)]
+    x264 = BASELINES["x264"]
+    lossless = [encode_point(fed, 25.0, x264, 0, VARIANTS[0], colour, clip.frames) for fed in (own, converted)]
     # fed its own planes, lossless x264 gives back the very frames; fed the RGB round trip, it cannot
-    assert all(np.array_equal(d, s) for d, s in zip(lossless[0].frames, clip.frames, strict=True))
-    assert not all(np.array_equal(d, s) for d, s in zip(lossless[1].frames, clip.frames, strict=True))
+    assert min(lossless[0].metrics.rgb) > 140  # identical frames: PSNR of an MSE floored at 1e-10
+    assert max(lossless[1].metrics.rgb) < 100
 
 
 def test_a_source_that_is_not_yuv420p_is_converted(tmp_path: Path) -> None:
     path = write_clip(tmp_path / "444.mkv", synthetic_frames(4, 64, 48), codec="ffv1", pix_fmt="yuv444p")
-    assert read_source_yuv420p(path) is None
+    assert not codes_as_yuv420p(probe(path))
     clip = read_clip(path)
-    point = encode_point(
-        to_yuv420p(clip.frames, clip.info.colour), 25.0, BASELINES["x264"], 30, VARIANTS[1], clip.info.colour
-    )
-    assert sum(point.frame_bytes) > 0 and point.setting == "crf 30" and point.frames[0].shape == (48, 64, 3)
+    colour = clip.info.colour
+    fed = to_yuv420p(clip.frames, colour)
+    point = encode_point(fed, 25.0, BASELINES["x264"], 30, VARIANTS[1], colour, clip.frames, ms_ssim=True)
+    assert sum(point.frame_bytes) > 0 and point.setting == "crf 30" and len(point.metrics) == 4
+    assert 20 < point.metrics.summary()["psnr_rgb"] < 60
+    with pytest.raises(CodecError, match="decoded 4 of 5 frames"):
+        longer = clip.frames + clip.frames[:1]
+        encode_point(to_yuv420p(clip.frames, colour), 25.0, BASELINES["x264"], 30, VARIANTS[1], colour, longer)
 
 
 def _encoder_settings(codec: str, variant_name: str) -> str:
@@ -245,8 +251,11 @@ def test_variant_options_reach_the_encoder() -> None:
     assert {"psy=0", "bframes=0", "aq=1:0.00"} <= set(settings["x264", "psnr low-delay"])
     assert {"psy-rd=2.00", "bframes=4", "aq-strength=1.00"} <= set(settings["x265", "default"])
     assert {"psy-rd=0.00", "bframes=0", "aq-strength=0.00"} <= set(settings["x265", "psnr low-delay"])
-    frames = to_yuv420p(list(synthetic_frames(6, 64, 48)), Colour())
-    default, psnr = (encode_point(frames, 25.0, BASELINES["x264"], 30, v, Colour()) for v in (VARIANTS[0], VARIANTS[2]))
+    rgb = list(synthetic_frames(6, 64, 48))
+    default, psnr = (
+        encode_point(to_yuv420p(rgb, Colour()), 25.0, BASELINES["x264"], 30, v, Colour(), rgb)
+        for v in (VARIANTS[0], VARIANTS[2])
+    )
     assert default.frame_bytes != psnr.frame_bytes and psnr.variant == "psnr"
 
 
@@ -256,8 +265,8 @@ def test_svtav1_low_delay_psnr_variant_reaches_the_encoder() -> None:
         "from clips import synthetic_frames\n"
         "from codec.measure.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p\n"
         "from codec.io.colour import Colour\n"
-        "frames = to_yuv420p(list(synthetic_frames(4, 64, 48)), Colour())\n"
-        "encode_point(frames, 25.0, BASELINES['svtav1'], 55, VARIANTS[3], Colour())\n"
+        "rgb = list(synthetic_frames(4, 64, 48))\n"
+        "encode_point(to_yuv420p(rgb, Colour()), 25.0, BASELINES['svtav1'], 55, VARIANTS[3], Colour(), rgb)\n"
     )
     env = {**os.environ, "SVT_LOG": "3", "PYTHONPATH": str(Path(__file__).parent)}
     log = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)

@@ -111,10 +111,15 @@ def fitted_table(symbols: np.ndarray, span: int = 1024) -> int:
     return int((_code_lengths(span) @ counts).argmin())
 
 
-def _fitted_inter_tables(q: np.ndarray, gop: int, learned: list[int]) -> list[list[int]]:
-    """Per channel and context bucket, the grid table that codes ``q``'s P residuals shortest."""
+def _fitted_inter_tables(latents: np.ndarray, step: float, gop: int, learned: list[int]) -> list[list[int]]:
+    """Per channel and context bucket, the grid table that codes the P residuals of ``latents``
+    quantized with ``step`` shortest. A GOP at a time: no P residual crosses an I-frame, so the counts
+    are the whole video's, in the memory of one GOP's integers."""
     span = 1024
-    counts = residual_histograms(q, gop, span)
+    counts = sum(
+        residual_histograms(np.rint(latents[t : t + gop] / step).astype(np.int64), gop, span)
+        for t in range(0, len(latents), gop)
+    )
     bits = np.einsum("ckv,sv->cks", counts.astype(np.float64), _code_lengths(span))
     best = bits.argmin(-1)
     return [
@@ -187,8 +192,8 @@ class CodingTables:
         for step in steps:
             learned = [scale_index(s / step) for s in prior["inter_scale"]]
             inter = [[i] * CONTEXTS for i in learned]
-            if latents is not None:
-                inter = _fitted_inter_tables(np.rint(latents / step).astype(np.int64), gop, learned)
+            if latents is not None and len(latents) > 1:
+                inter = _fitted_inter_tables(latents, step, gop, learned)
             level = Level(
                 step=float(step),
                 intra_table=tuple(scale_index(s / step) for s in prior["intra_scale"]),

@@ -19,11 +19,11 @@ import numpy as np
 from codec.coding.encode import encode_video
 from codec.coding.runtime import Networks
 from codec.io.bundle import load_bundle
+from codec.io.frame_store import FrameStore, open_store
 from codec.io.psnr import psnr
-from codec.io.video import Clip, read_clip
 
 
-def _mean_psnr(decoded: list[np.ndarray], frames: list[np.ndarray]) -> float:
+def _mean_psnr(decoded: list[np.ndarray], frames: FrameStore) -> float:
     return float(np.mean([psnr(d, f) for d, f in zip(decoded, frames, strict=True)]))
 
 
@@ -31,20 +31,20 @@ def _partner(t: int, n: int) -> int:
     return (t + n // 2) % n if n > 1 else t
 
 
-def measure_bundle(bundle_dir: Path, video: Path, clip: Clip, tmp: Path) -> dict[str, Any]:
+def measure_bundle(bundle_dir: Path, video: Path, clip: FrameStore, tmp: Path) -> dict[str, Any]:
     """Real bpp and PSNR at the default quality, and the PSNR when every code is another frame's."""
     bundle = load_bundle(bundle_dir)
     stats = encode_video(video, bundle, tmp / f"{bundle_dir.name}.aec", force=True).to_dict()
     step = bundle.meta.coding.default_step
     nets = Networks(bundle, clip.width, clip.height)
-    q = [np.round(nets.analyse(f[None])[0] / step) * step for f in clip.frames]
+    q = [np.round(nets.analyse(f[None])[0] / step) * step for f in clip]
     n = len(q)
     swapped = [nets.synthesise(q[_partner(t, n)][None].astype(np.float32))[0] for t in range(n)]
-    ablated = _mean_psnr(swapped, clip.frames)
+    ablated = _mean_psnr(swapped, clip)
     return {"psnr": stats["psnr_rgb"], "bpp": stats["bpp"], "ablated_psnr": ablated}
 
 
-def train_skip_variant(clip: Clip, channels: int, minutes: float | None, steps: int | None) -> dict[str, Any]:
+def train_skip_variant(clip: FrameStore, channels: int, minutes: float | None, steps: int | None) -> dict[str, Any]:
     """Train the skip-connected variant on ``clip`` and measure it the same way, in torch."""
     import torch
 
@@ -59,12 +59,12 @@ def train_skip_variant(clip: Clip, channels: int, minutes: float | None, steps: 
     opts = TrainOptions(minutes=minutes, steps=steps)
     device = resolve_device("auto")
     state = new_state(ModelConfig(latent_channels=channels), opts, device, SkipAutoEncoder)
-    fit(state, clip.frames, opts, device)
+    fit(state, clip, opts, device)
     model, prior = state.model.eval(), state.prior
     step = 1.0
     h, w = clip.height, clip.width
     with torch.inference_mode():
-        xs = [pad_to_stride(to_tensor([f], device), model.cfg.stride) for f in clip.frames]
+        xs = [pad_to_stride(to_tensor([f], device), model.cfg.stride) for f in clip]
         ys = [quantize(model.encoder(x), step) for x in xs]
         n = len(xs)
 
@@ -72,8 +72,8 @@ def train_skip_variant(clip: Clip, channels: int, minutes: float | None, steps: 
             out = model.reconstruct(xs[t], ys[code])[0, :, :h, :w]
             return torch.round(out * 255).byte().permute(1, 2, 0).cpu().numpy()
 
-        own = _mean_psnr([decode(t, t) for t in range(n)], clip.frames)
-        ablated = _mean_psnr([decode(t, _partner(t, n)) for t in range(n)], clip.frames)
+        own = _mean_psnr([decode(t, t) for t in range(n)], clip)
+        ablated = _mean_psnr([decode(t, _partner(t, n)) for t in range(n)], clip)
         bits = sum(float(prior.intra_bits(y, step).sum()) for y in ys)
     return {
         "channels": channels,
@@ -96,7 +96,7 @@ def sweep(
     """Train and measure one model per width in ``channels``, then the skip-connected variant."""
     from codec.train.pipeline import train_video
 
-    clip = read_clip(video)
+    clip = open_store(video)
     rows = []
     with tempfile.TemporaryDirectory(prefix="aecodec-sweep-") as tmp:
         for c in channels:

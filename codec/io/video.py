@@ -229,22 +229,26 @@ class VideoWriter:
             self.container.close()
 
 
-def read_source_yuv420p(path: str | os.PathLike, max_frames: int | None = None) -> list[av.VideoFrame] | None:
-    """The frames of ``path`` as its decoder gives them, when every one is 8-bit yuv420p of an even size
-    (what the standard codecs encode); None otherwise. Each is a fresh frame holding only the planes
-    (an encoder would obey a decoded frame's picture type); their colour is the source's, from probe.
-    They cost 1.5 bytes a pixel, half the RGB24 clip."""
+def codes_as_yuv420p(info: VideoInfo) -> bool:
+    """Whether the stream ``info`` describes is 8-bit yuv420p of an even size (what the standard
+    codecs encode), so that they can be fed its own planes."""
+    return info.pixel_format == "yuv420p" and info.width % 2 == 0 and info.height % 2 == 0
+
+
+def iter_source_yuv420p(path: str | os.PathLike) -> Iterator[av.VideoFrame]:
+    """The frames of the yuv420p video ``path`` (see :func:`codes_as_yuv420p`) as its decoder gives
+    them, one at a time. Each is a fresh frame holding only the planes (an encoder would obey a
+    decoded frame's picture type); their colour is the source's, from probe. A frame in another
+    format or size is a CodecError."""
     path = Path(path)
-    frames = []
+    count = 0
     with _open(path) as container:
         stream = _video_stream(container, path)
         try:
             for decoded in container.decode(stream):
                 if decoded.format.name != "yuv420p" or decoded.width % 2 or decoded.height % 2:
-                    return None
-                frames.append(av.VideoFrame.from_ndarray(decoded.to_ndarray(), format="yuv420p"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
+                    raise CodecError(f"{path}: frame {count} is not yuv420p of an even size like the stream's first")
+                yield av.VideoFrame.from_ndarray(decoded.to_ndarray(), format="yuv420p")
+                count += 1
         except av.FFmpegError as exc:
-            raise CodecError(f"{path}: corrupt or truncated at frame {len(frames)} ({_reason(exc)})") from None
-    return frames or None
+            raise CodecError(f"{path}: corrupt or truncated at frame {count} ({_reason(exc)})") from None

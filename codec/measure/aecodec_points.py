@@ -13,16 +13,16 @@ from codec.coding.decode import decode_bytes
 from codec.coding.encode import encode_video
 from codec.coding.runtime import active_provider
 from codec.io.bundle import Bundle
-from codec.io.video import Clip
-from codec.measure.points import Point
+from codec.io.frame_store import FrameStore
+from codec.measure.points import Point, Timed, measure_frames
 
 TORCH_SPEED_FRAMES = 20
 
 
-def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
-    """Encode and decode ``video`` through the real bitstream at every quality level of ``bundle``
-    (variant ``low-delay``), and once more at the default level with scene-aware keyframes
-    (variant ``auto-keyframes``)."""
+def aecodec_points(bundle: Bundle, video: Path, clip: FrameStore, tmp: Path, ms_ssim: bool) -> list[Point]:
+    """Encode and decode ``video`` (whose frames ``clip`` holds) through the real bitstream at every
+    quality level of ``bundle`` (variant ``low-delay``), and once more at the default level with
+    scene-aware keyframes (variant ``auto-keyframes``), measuring each frame as it is decoded."""
     points = []
     levels = range(len(bundle.meta.coding.quality_steps))
     runs = [(q, "fixed") for q in levels] + [(bundle.meta.coding.default_quality, "auto")]
@@ -30,9 +30,8 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
         out = tmp / f"q{quality}-{keyframes}.aec"
         stats = encode_video(video, bundle, out, quality=quality, force=True, keyframes=keyframes)
         data = out.read_bytes()
-        started = time.perf_counter()
-        frames = list(decode_bytes(data, bundle, str(out))[0])
-        decode_s = time.perf_counter() - started
+        decoded = Timed(decode_bytes(data, bundle, str(out))[0])
+        metrics = measure_frames(decoded, clip, clip.info.colour.matrix, ms_ssim, str(out))
         frame_bytes = [c.size for c in read_chunks(data, str(out))]
         frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame
         step = bundle.meta.coding.quality_steps[quality]
@@ -42,16 +41,16 @@ def aecodec_points(bundle: Bundle, video: Path, tmp: Path) -> list[Point]:
                 "low-delay" if keyframes == "fixed" else "auto-keyframes",
                 f"quality {quality} (step {step:g})",
                 frame_bytes,
-                frames,
+                metrics,
                 stats.seconds,
-                decode_s,
+                decoded.seconds,
                 extra_bytes=bundle.shipped_bytes,
             )
         )
     return points
 
 
-def speed_figures(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]) -> dict[str, Any]:
+def speed_figures(bundle: Bundle, clip: FrameStore, aecodec_rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The report's ``speed``: training, onnxruntime (from ``aecodec_rows``, the low-delay rows by
     quality) and torch speed figures of the model, with this process's peak memory."""
     import torch
@@ -65,7 +64,7 @@ def speed_figures(bundle: Bundle, clip: Clip, aecodec_rows: list[dict[str, Any]]
     ckpt = load_checkpoint(bundle.file("checkpoint.pt"))
     model = AutoEncoder(ModelConfig(**ckpt["config"])).eval()
     model.load_state_dict(ckpt["model"])
-    frames = clip.frames[:TORCH_SPEED_FRAMES]
+    frames = [clip[i] for i in range(min(TORCH_SPEED_FRAMES, len(clip)))]
     with torch.inference_mode():
         started = time.perf_counter()
         latents = [model.encoder(pad_to_stride(to_tensor([f], torch.device("cpu")), model.cfg.stride)) for f in frames]

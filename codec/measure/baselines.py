@@ -2,20 +2,22 @@
 
 Each point encodes yuv420p frames at one CRF, counts the real packet bytes, and decodes them back
 to RGB24 with PyAV. The frames are the source's own decoded yuv420p frames where the source is
-8-bit yuv420p (:func:`codec.io.video.read_source_yuv420p`), else its RGB24 frames converted once by
-:func:`to_yuv420p`. Presets: medium for x264 and x265, 8 for SVT-AV1. Four variants each
-(:data:`VARIANTS`): the encoder's default tuning or its PSNR tuning (x264/x265 ``tune=psnr``:
-no psychovisual optimisation, no adaptive quantisation; SVT-AV1 ``tune=1``), each with B-frames
-or without (low-delay: x264/x265 ``bframes=0``, SVT-AV1 ``pred-struct=1``), like aecodec's
-P-frames-only coding.
+8-bit yuv420p (:func:`codec.io.video.iter_source_yuv420p`), else its RGB24 frames converted by
+:func:`to_yuv420p`; either is decoded afresh for each point, so no point holds the clip, and the
+output is measured frame by frame as it is decoded. Presets: medium for x264 and x265, 8 for
+SVT-AV1. Four variants each (:data:`VARIANTS`): the encoder's default tuning or its PSNR tuning
+(x264/x265 ``tune=psnr``: no psychovisual optimisation, no adaptive quantisation; SVT-AV1
+``tune=1``), each with B-frames or without (low-delay: x264/x265 ``bframes=0``, SVT-AV1
+``pred-struct=1``), like aecodec's P-frames-only coding.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import av
@@ -23,8 +25,9 @@ import numpy as np
 
 from codec.errors import CodecError
 from codec.io.colour import Colour, frame_to_rgb, rgb_to_frame
+from codec.io.frame_store import FrameStore
 from codec.io.video import exact_rate
-from codec.measure.points import Point
+from codec.measure.points import Point, Timed, measure_frames
 
 Options = tuple[tuple[str, str], ...]
 
@@ -106,47 +109,54 @@ def parse_baselines(text: str) -> list[Baseline]:
     return [BASELINES[n] for n in names]
 
 
-def to_yuv420p(frames: list[np.ndarray], colour: Colour) -> list[av.VideoFrame]:
+def to_yuv420p(frames: Iterable[np.ndarray], colour: Colour) -> Iterator[av.VideoFrame]:
     """RGB24 frames as the yuv420p frames the baselines encode (with the source's matrix and range),
-    for a source that is not yuv420p."""
-    return [rgb_to_frame(rgb, "yuv420p", colour) for rgb in frames]
+    for a source that is not yuv420p; converted as they are consumed."""
+    return (rgb_to_frame(rgb, "yuv420p", colour) for rgb in frames)
 
 
 def encode_point(
-    frames: list[av.VideoFrame], fps: float, baseline: Baseline, crf: int, variant: Variant, colour: Colour
+    frames: Iterable[av.VideoFrame],
+    fps: float,
+    baseline: Baseline,
+    crf: int,
+    variant: Variant,
+    colour: Colour,
+    source: FrameStore | Sequence[np.ndarray],
+    ms_ssim: bool = False,
 ) -> Point:
-    """Encode the yuv420p ``frames`` (in the source's ``colour``) with ``baseline`` at ``crf`` in
-    ``variant``; decode them back to RGB24 with the same colour, as every codec is compared. The
-    stream is tagged with the colour, so its output means what the source's frames mean; its
-    packet bytes are counted by presentation index."""
-    width, height = frames[0].width, frames[0].height
+    """Encode the yuv420p ``frames`` (in the source's ``colour``, as many as ``source`` has) with
+    ``baseline`` at ``crf`` in ``variant``; decode them back to RGB24 with the same colour, as every
+    codec is compared, and measure each against ``source``'s frame as it is decoded. The stream is
+    tagged with the colour, so its output means what the source's frames mean; its packet bytes are
+    counted by presentation index. Only the coded stream is held in memory, never the frames."""
+    what = f"{baseline.name} crf {crf}"
+    count = len(source)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise CodecError(f"{what}: no frames to encode")
+    width, height = first.width, first.height
     if width % 2 or height % 2:
         raise CodecError(f"baselines code yuv420p, which needs an even frame size, not {width}x{height}")
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration at info level otherwise
     buffer = io.BytesIO()
-    frame_bytes = [0] * len(frames)
-    started = time.perf_counter()
+    frame_bytes = [0] * count
+    encode_s = 0.0
     with av.open(buffer, "w", format="matroska") as out:
         stream = out.add_stream(baseline.encoder, rate=exact_rate(fps), options=baseline.encoder_options(crf, variant))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         colour.tag(stream.codec_context)
-        for packets in _encode(stream, frames):
-            for packet in packets:
-                frame_bytes[min(max(int(packet.pts or 0), 0), len(frames) - 1)] += packet.size
+        for index, frame in enumerate(itertools.chain([first], frames, [None])):  # None flushes the encoder
+            if frame is not None:
+                frame.pts = index
+            started = time.perf_counter()
+            for packet in stream.encode(frame):
+                frame_bytes[min(max(int(packet.pts or 0), 0), count - 1)] += packet.size
                 out.mux(packet)
-    encode_s = time.perf_counter() - started
+            encode_s += time.perf_counter() - started
     buffer.seek(0)
-    started = time.perf_counter()
     with av.open(buffer) as inp:
-        decoded = [frame_to_rgb(frame, colour) for frame in inp.decode(video=0)]
-    decode_s = time.perf_counter() - started
-    if len(decoded) != len(frames):
-        raise CodecError(f"{baseline.name} crf {crf}: decoded {len(decoded)} of {len(frames)} frames")
-    return Point(baseline.name, variant.name, f"crf {crf}", frame_bytes, decoded, encode_s, decode_s)
-
-
-def _encode(stream: av.video.stream.VideoStream, frames: list[av.VideoFrame]) -> Iterator[list[av.Packet]]:
-    for index, frame in enumerate(frames):
-        frame.pts = index
-        yield stream.encode(frame)
-    yield stream.encode()
+        decoded = Timed(frame_to_rgb(frame, colour) for frame in inp.decode(video=0))
+        metrics = measure_frames(decoded, source, colour.matrix, ms_ssim, what)
+    return Point(baseline.name, variant.name, f"crf {crf}", frame_bytes, metrics, encode_s, decoded.seconds)

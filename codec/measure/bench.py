@@ -19,11 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import av
-
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
-from codec.io.video import Clip, read_clip, read_source_yuv420p
+from codec.io.frame_store import open_store
+from codec.io.video import codes_as_yuv420p, iter_source_yuv420p
 from codec.measure.aecodec_points import aecodec_points, speed_figures
 from codec.measure.baselines import VARIANTS, Baseline, encode_point, to_yuv420p
 from codec.measure.bd import compare
@@ -42,7 +41,7 @@ def run_bench(
     progress: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
     """Measure aecodec and ``baselines`` on ``video``; returns the report (see docs/bench.md)."""
-    clip = read_clip(video)
+    clip = open_store(video)
     trained_here = model_dir is None
     with tempfile.TemporaryDirectory(prefix="aecodec-bench-") as tmp:
         if model_dir is None:
@@ -56,15 +55,18 @@ def run_bench(
         bundle = load_bundle(model_dir)
         seen = bundle.meta.training.frames_seen if bundle.meta.source.name == clip.name else len(clip)
         progress("aecodec: encoding and decoding every quality level")
-        rows = [point_row(p, clip, seen, ms_ssim) for p in aecodec_points(bundle, video, Path(tmp))]
+        rows = [point_row(p, clip, seen) for p in aecodec_points(bundle, video, clip, Path(tmp), ms_ssim)]
         aecodec_rows = [r for r in rows if r["variant"] == "low-delay"]
-        fed, fed_as = _baseline_frames(video, clip) if baselines else ([], None)
+        own = codes_as_yuv420p(clip.info)
+        fed_as = ("source yuv420p" if own else "rgb24 converted to yuv420p") if baselines else None
         for baseline in baselines:
             for variant in VARIANTS:
                 for crf in baseline.crfs:
                     progress(f"{baseline.name} {variant.name} crf {crf}")
-                    point = encode_point(fed, clip.info.fps, baseline, crf, variant, clip.info.colour)
-                    rows.append(point_row(point, clip, seen, ms_ssim))
+                    fed = iter_source_yuv420p(video) if own else to_yuv420p(clip, clip.info.colour)
+                    colour = clip.info.colour
+                    point = encode_point(fed, clip.info.fps, baseline, crf, variant, colour, clip, ms_ssim)
+                    rows.append(point_row(point, clip, seen))
         progress("speed figures")
         speed = speed_figures(bundle, clip, aecodec_rows)
     return {
@@ -94,17 +96,6 @@ def run_bench(
         "points": rows,
         **compare(rows, [b.name for b in baselines]),
     }
-
-
-def _baseline_frames(video: Path, clip: Clip) -> tuple[list[av.VideoFrame], str]:
-    """What the baselines encode, and which it is: the source's own frames where it is 8-bit yuv420p
-    (half the memory of the RGB clip again), else its RGB frames converted to yuv420p."""
-    own = read_source_yuv420p(video, len(clip))
-    if own is None:
-        return to_yuv420p(clip.frames, clip.info.colour), "rgb24 converted to yuv420p"
-    if len(own) != len(clip):
-        raise CodecError(f"{video}: decoded {len(own)} yuv420p frames but {len(clip)} RGB frames")
-    return own, "source yuv420p"
 
 
 def _cpus() -> int:

@@ -5,7 +5,8 @@ RGB24 frames (also decoded once). Y, U and V come from one conversion of both RG
 the source's matrix (BT.601 unless given; full range, 4:4:4), so no codec is favoured by its own
 colour handling. MS-SSIM uses
 pytorch-msssim on RGB with the standard 11-pixel window where the frame is large enough.
-Video figures are means over frames of the per-frame figure.
+Video figures are means over frames of the per-frame figure. Frames are measured as each codec's
+output is decoded, one at a time; only the per-frame figures are kept.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class FrameMetrics:
     y: list[float] = field(default_factory=list)
     u: list[float] = field(default_factory=list)
     v: list[float] = field(default_factory=list)
-    ms_ssim: list[float] = field(default_factory=list)
+    ms_ssim: dict[int, float] = field(default_factory=dict)  # by frame, on the frames it was measured on
 
     def __post_init__(self) -> None:
         self._yuv = yuv_weights(self.matrix).T
@@ -41,17 +42,23 @@ class FrameMetrics:
             values.append(psnr_from_mse(mse(dy[..., plane], sy[..., plane])))
         value = ms_ssim(decoded, source) if with_ms_ssim else None
         if value is not None:
-            self.ms_ssim.append(value)
+            self.ms_ssim[len(self.rgb) - 1] = value
 
-    def summary(self) -> dict[str, float | None]:
-        y, u, v = (float(np.mean(p)) for p in (self.y, self.u, self.v))
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+    def summary(self, lo: int = 0, hi: int | None = None) -> dict[str, float | None]:
+        """Means over frames ``[lo, hi)`` (all by default)."""
+        hi = len(self) if hi is None else hi
+        y, u, v = (float(np.mean(p[lo:hi])) for p in (self.y, self.u, self.v))
+        structural = [value for i, value in self.ms_ssim.items() if lo <= i < hi]
         return {
-            "psnr_rgb": float(np.mean(self.rgb)),
+            "psnr_rgb": float(np.mean(self.rgb[lo:hi])),
             "psnr_y": y,
             "psnr_u": u,
             "psnr_v": v,
             "psnr_yuv": (6 * y + u + v) / 8,
-            "ms_ssim_rgb": float(np.mean(self.ms_ssim)) if self.ms_ssim else None,
+            "ms_ssim_rgb": float(np.mean(structural)) if structural else None,
         }
 
 

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from codec.io.frame_store import FrameStore
 from codec.io.psnr import psnr_from_mse
 from codec.train.devices import resolve_precision
 from codec.train.model import AutoEncoder
@@ -32,6 +33,9 @@ from codec.train.ops import pad_to_stride, straight_through_round, to_tensor
 from codec.train.options import TrainOptions
 from codec.train.prior import LatentPrior
 from codec.train.state import TrainState
+
+EVAL_FRAMES = 300  # frames evaluation codes at most: ten GOPs of the default 30
+EVAL_PIXELS = 1 << 20  # frames evaluated together up to this many pixels in all (one at a time above)
 
 
 @dataclass
@@ -62,17 +66,17 @@ def learning_rate(peak: float, fraction: float) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _sample_pairs(frames: list[np.ndarray], opts: TrainOptions, stride: int, rng: np.random.Generator) -> np.ndarray:
-    """A (2, B, h, w, 3) uint8 batch: B crops of frames t and t+1 at the same place."""
-    h, w = frames[0].shape[:2]
+def _sample_pairs(frames: FrameStore, opts: TrainOptions, stride: int, rng: np.random.Generator) -> np.ndarray:
+    """A (2, B, h, w, 3) uint8 batch: B crops of frames t and t+1 at the same place, read from disk."""
+    h, w = frames.height, frames.width
     ch, cw = opts.crop_size(h, w, stride)
     last = max(len(frames) - 2, 0)
     out = np.empty((2, opts.batch, ch, cw, 3), np.uint8)
     for b in range(opts.batch):
         t = int(rng.integers(0, last + 1))
         top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        out[0, b] = frames[t][top : top + ch, left : left + cw]
-        out[1, b] = frames[min(t + 1, len(frames) - 1)][top : top + ch, left : left + cw]
+        out[0, b] = frames.crop(t, top, left, ch, cw)
+        out[1, b] = frames.crop(min(t + 1, len(frames) - 1), top, left, ch, cw)
     return out
 
 
@@ -116,7 +120,7 @@ class RateDistortion(nn.Module):
 
 def fit(
     state: TrainState,
-    frames: list[np.ndarray],
+    frames: FrameStore,
     opts: TrainOptions,
     device: torch.device,
     report: Callable[[Progress], None] = lambda p: None,
@@ -183,29 +187,52 @@ def fit(
     }
 
 
+def eval_indices(n: int, gop: int, limit: int = EVAL_FRAMES) -> list[int]:
+    """Which of ``n`` frames evaluation codes: all of them up to ``limit``, else whole GOPs (I-frame
+    first) spread evenly over the clip, at most ``limit`` frames in all, so that evaluating a film
+    takes what evaluating a short clip does and still sees all of it."""
+    if n <= limit:
+        return list(range(n))
+    length = min(gop, limit)
+    gops = max(1, n // gop)
+    starts = np.unique(np.linspace(0, gops - 1, min(gops, limit // length)).round().astype(int)) * gop
+    return [int(s) + i for s in starts for i in range(length) if s + i < n]
+
+
 @torch.inference_mode()
 def evaluate(
-    state: TrainState, frames: list[np.ndarray], opts: TrainOptions, device: torch.device, batch: int = 4
+    state: TrainState,
+    frames: FrameStore,
+    opts: TrainOptions,
+    device: torch.device,
+    keep_latents: int = 0,
 ) -> tuple[list[EvalResult], np.ndarray]:
-    """Code ``frames`` as the codec will (GOP of I- and P-frames, rounded latents) at every quality
-    level and measure each: mean RGB PSNR of the 8-bit output and the priors' estimate of the bits.
-    Also returns the frames' unquantized latents (N, C, h, w), which the P tables are fitted on."""
+    """Code the frames :func:`eval_indices` picks from ``frames`` as the codec will (I-frames where a
+    GOP starts or the picks jump, P-frames between, rounded latents) at every quality level and measure
+    each: mean RGB PSNR of the 8-bit output and the priors' estimate of the bits. Also returns the
+    unquantized latents (N, C, h, w) of the first ``keep_latents`` picks (whole GOPs from their
+    I-frame), which the P tables are fitted on. One frame's activations at a time above EVAL_PIXELS."""
     model, prior = state.model, state.prior
     model.eval()
     steps = opts.quality_steps
-    h, w = frames[0].shape[:2]
+    h, w = frames.height, frames.width
+    batch = max(1, min(4, EVAL_PIXELS // (h * w)))
+    picks = eval_indices(len(frames), opts.gop)
     psnrs: list[list[float]] = [[] for _ in steps]
     bits = [0.0 for _ in steps]
     previous: list[torch.Tensor | None] = [None for _ in steps]
     latents: list[np.ndarray] = []
-    for start in range(0, len(frames), batch):
-        x = to_tensor(frames[start : start + batch], device)
+    for start in range(0, len(picks), batch):
+        indices = picks[start : start + batch]
+        x = to_tensor([frames[i] for i in indices], device)
         y = model.encoder(pad_to_stride(x, model.cfg.stride)).float()
-        latents.append(y.cpu().numpy())
+        kept = max(0, min(len(indices), keep_latents - start))
+        latents += [y[:kept].cpu().numpy()] if kept else []
         for k, step in enumerate(steps):
             q = torch.round(y / step)
-            for i in range(len(q)):
-                if (start + i) % opts.gop == 0 or previous[k] is None:
+            for i, index in enumerate(indices):
+                follows = start + i > 0 and picks[start + i - 1] == index - 1
+                if index % opts.gop == 0 or not follows or previous[k] is None:
                     bits[k] += float(prior.intra_bits(q[i] * step, step).sum())
                 else:
                     bits[k] += float(prior.inter_bits((q[i] - previous[k]) * step, step).sum())
@@ -213,6 +240,7 @@ def evaluate(
             out = torch.round(model.decoder(q * step)[..., :h, :w] * 255)
             mse = ((out - x * 255) ** 2).flatten(1).mean(1) / 255**2
             psnrs[k] += [psnr_from_mse(float(m), 1.0) for m in mse]
-    pixels = len(frames) * h * w
-    results = [EvalResult(len(frames), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
-    return results, np.concatenate(latents)
+    pixels = len(picks) * h * w
+    results = [EvalResult(len(picks), float(np.mean(p)), b / pixels) for p, b in zip(psnrs, bits, strict=True)]
+    empty = np.zeros((0, *model.cfg.latent_shape(h, w)), np.float32)
+    return results, np.concatenate(latents) if latents else empty

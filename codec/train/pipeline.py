@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -28,12 +29,13 @@ from codec.io.bundle import (
     file_entry,
 )
 from codec.io.files import sha256_file, write_json
-from codec.io.video import Clip, probe, read_clip
+from codec.io.frame_store import FrameStore, cached, frames_dir, open_store
+from codec.io.video import VideoInfo, probe
 from codec.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from codec.train.devices import resolve_device
 from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
-from codec.train.loop import EvalResult, Progress, evaluate, fit
+from codec.train.loop import EvalResult, Progress, eval_indices, evaluate, fit
 from codec.train.model import ModelConfig, macs_per_pixel, parameter_count
 from codec.train.options import TrainOptions
 from codec.train.state import TrainState, new_state
@@ -42,6 +44,7 @@ from codec.train.weights import WeightQuantization, quantize_decoder
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)}
 OPTION_FIELDS = {f.name for f in fields(TrainOptions)}
 DEFAULT_MINUTES = TrainOptions.minutes
+LATENT_VALUES = 1 << 26  # latent values (256 MiB as float32) kept for fitting the P tables at most
 
 
 def _split(n: int, holdout: float) -> int:
@@ -94,12 +97,12 @@ def _prepare(
     return ckpt, cfg, opts
 
 
-def _source(video: Path, clip: Clip) -> dict[str, Any]:
+def _source(video: Path, clip: FrameStore, sha256: str) -> dict[str, Any]:
     """What the checkpoint records of its source video (``--resume`` checks the size)."""
     return {
         "name": clip.name,
         "size": [clip.width, clip.height],
-        "sha256": sha256_file(video),
+        "sha256": sha256,
         "colour": clip.info.colour.to_dict(),
         "path": str(video.resolve()),  # where it was trained from, for find_source
     }
@@ -109,7 +112,7 @@ def _source(video: Path, clip: Clip) -> dict[str, Any]:
 class Outcome:
     """One finished training run on one clip: what the bundle and its meta.json are written from."""
 
-    clip: Clip
+    clip: FrameStore
     source: dict[str, Any]
     cfg: ModelConfig
     opts: TrainOptions
@@ -121,7 +124,9 @@ class Outcome:
     frames_seen: int
     seen_eval: list[EvalResult]
     unseen_eval: list[EvalResult | None]
-    seen_latents: np.ndarray  # (N, C, h, w) of the trained frames, unquantized: what the P tables are fitted on
+    seen_latents: (
+        np.ndarray
+    )  # (N, C, h, w) of whole GOPs of the trained frames, unquantized: what the P tables are fitted on
     weights: WeightQuantization  # how the decoder's weights were quantized before the evaluation
     started: float
 
@@ -135,31 +140,36 @@ def train_video(
     force: bool = False,
     report: Callable[[Progress], None] = lambda p: None,
     log: Callable[[str], None] = lambda s: None,
+    decoding: Callable[[int, int], None] = lambda done, expected: None,
 ) -> dict[str, Any] | None:
     """Train on ``video`` into the bundle ``model_dir`` and return its meta.json content (None in
-    the processes other than rank 0 of a distributed run: they train but do not write)."""
+    the processes other than rank 0 of a distributed run: they train but do not write). The video
+    is decoded once into the frame cache (``decoding(done, expected)`` follows it) and read from
+    there; ``log`` says up front what that takes on disk and what the run will do."""
     started = time.perf_counter()
     ckpt, cfg, opts = _prepare(video, model_dir, model_args, option_args, resume, force)
     device = join(resolve_device(opts.device))
     main_process = rank() == 0  # in a distributed run only rank 0 talks, evaluates and writes
-    clip = read_clip(video)
+    digest = sha256_file(video)
+    if main_process:
+        log(disk_plan(probe(video), digest))
+    clip = open_store(video, decoding if main_process else lambda done, expected: None, sha256=digest)
     n_train = _split(len(clip), opts.holdout)
     if main_process:
-        size = f"{clip.width}x{clip.height}"
-        log(f"{clip.name}: {len(clip)} frames {size} @ {clip.info.fps:.3f} fps; training on {device}")
-    state, speed = _fit(cfg, opts, device, ckpt, clip.frames[:n_train], report if main_process else lambda p: None)
+        log(time_plan(clip, n_train, opts, device))
+    state, speed = _fit(cfg, opts, device, ckpt, clip.span(0, n_train), report if main_process else lambda p: None)
     leave()
     if not main_process:
         return None
     log("quantizing the decoder's weights")
-    weights = quantize_decoder(state.model, clip.frames[:n_train], opts.quality_steps, device)
+    weights = quantize_decoder(state.model, clip.span(0, n_train), opts.quality_steps, device)
     log("evaluating full frames")
     seen_eval, unseen_eval, seen_latents = _evaluate(state, clip, n_train, opts, device)
     processes = world_size()
     this_run = {**speed, "device": str(device), "processes": processes, "steps_after": state.step}
     outcome = Outcome(
         clip=clip,
-        source=_source(video, clip),
+        source=_source(video, clip, digest),
         cfg=cfg,
         opts=opts,
         state=state,
@@ -182,7 +192,7 @@ def _fit(
     opts: TrainOptions,
     device: torch.device,
     ckpt: dict[str, Any] | None,
-    frames: list[np.ndarray],
+    frames: FrameStore,
     report: Callable[[Progress], None],
 ) -> tuple[TrainState, dict[str, Any]]:
     """A new model, or the checkpoint's, trained on ``frames``; returns it and the speed figures of the run."""
@@ -193,17 +203,51 @@ def _fit(
 
 
 def _evaluate(
-    state: TrainState, clip: Clip, n_train: int, opts: TrainOptions, device: torch.device
+    state: TrainState, clip: FrameStore, n_train: int, opts: TrainOptions, device: torch.device
 ) -> tuple[list[EvalResult], list[EvalResult | None], np.ndarray]:
     """Every quality level's results on the first ``n_train`` frames of ``clip`` and on the frames
-    held out after them (all None where none are), and the latents of the first ``n_train``."""
-    seen_eval, seen_latents = evaluate(state, clip.frames[:n_train], opts, device)
-    unseen = clip.frames[n_train:]
-    unseen_eval = evaluate(state, unseen, opts, device)[0] if unseen else [None] * len(seen_eval)
+    held out after them (all None where none are), and the latents of the first of those
+    :func:`~codec.train.loop.eval_indices` picks among the first ``n_train``, up to LATENT_VALUES."""
+    per_frame = int(np.prod(state.model.cfg.latent_shape(clip.height, clip.width)))
+    keep = max(2, LATENT_VALUES // per_frame)
+    seen_eval, seen_latents = evaluate(state, clip.span(0, n_train), opts, device, keep_latents=keep)
+    unseen = clip.span(n_train, len(clip))
+    unseen_eval = evaluate(state, unseen, opts, device)[0] if len(unseen) else [None] * len(seen_eval)
     return seen_eval, unseen_eval, seen_latents
 
 
-def _parity_size(clip: Clip, cfg: ModelConfig, opts: TrainOptions) -> tuple[int, int]:
+def disk_plan(info: VideoInfo, sha256: str) -> str:
+    """What decoding ``info``'s video takes on disk, said before it starts (or that it is cached)."""
+    hit = cached(info, sha256)
+    if hit is not None:
+        return (
+            f"{info.path.name}: {len(hit)} decoded frames cached in {frames_dir()} ({_gib(len(hit) * hit.frame_bytes)})"
+        )
+    frame = info.width * info.height * 3
+    size = f"{_gib(info.declared_frames * frame)} of disk" if info.declared_frames else f"{_gib(frame)} a frame"
+    free = shutil.disk_usage(frames_dir() if frames_dir().is_dir() else Path.home()).free
+    return f"{info.path.name}: decoding once into {frames_dir()}: {size} ({_gib(free)} free)"
+
+
+def time_plan(clip: FrameStore, n_train: int, opts: TrainOptions, device: torch.device) -> str:
+    """What the run will do and for how long, said before training starts."""
+    budget = " or ".join(
+        b for b in (f"{opts.minutes:g} min" if opts.minutes else "", f"{opts.steps} steps" if opts.steps else "") if b
+    )
+    held = len(clip) - n_train
+    evaluated = len(eval_indices(n_train, opts.gop)) + len(eval_indices(held, opts.gop))
+    return (
+        f"{clip.name}: {len(clip)} frames {clip.width}x{clip.height} @ {clip.info.fps:.3f} fps; training on "
+        f"{n_train} for {budget} on {device}, then evaluating {evaluated} frames at "
+        f"{len(opts.quality_steps)} quality levels and exporting"
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB" if size >= 1 << 30 else f"{size / 2**20:.0f} MiB"
+
+
+def _parity_size(clip: FrameStore, cfg: ModelConfig, opts: TrainOptions) -> tuple[int, int]:
     """A frame size for the ONNX parity check that neither the training crops nor the whole source
     frame (padded to the stride) had."""
     _, h, w = cfg.latent_shape(clip.height, clip.width)
@@ -223,7 +267,7 @@ def write_bundle(model_dir: Path, outcome: Outcome) -> dict[str, Any]:
     parity = check_parity(
         state.model,
         model_dir,
-        outcome.clip.frames[0],
+        outcome.clip[0],
         _parity_size(outcome.clip, outcome.cfg, opts),
         opts.quality_steps[opts.default_quality],
     )
@@ -310,6 +354,7 @@ def _training_meta(outcome: Outcome) -> dict[str, Any]:
         "seconds": state.seconds,
         "frames_seen": outcome.frames_seen,
         "frames_held_out": len(outcome.clip) - outcome.frames_seen,
+        "frames_evaluated": outcome.seen_eval[0].frames,  # a sample of whole GOPs on long clips (eval_indices)
         "levels": [
             {
                 "quality": k,

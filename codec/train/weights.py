@@ -10,12 +10,14 @@ at most MAX_LOSS_DB at every quality level. Biases stay float32 in the graph.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from codec.io.frame_store import FrameStore
 from codec.io.psnr import psnr_from_mse
 from codec.train.ops import pad_to_stride, to_tensor
 
@@ -54,17 +56,22 @@ def _apply(decoder: nn.Module, steps: dict[str, np.ndarray]) -> None:
 
 @torch.no_grad()
 def _psnrs(decoder: nn.Module, latents: list[torch.Tensor], x: torch.Tensor) -> list[float]:
+    """PSNR of the sample ``x`` decoded from each level's ``latents``, one frame at a time (a frame's
+    activations, not the sample's, are what a 4K source costs)."""
     h, w = x.shape[-2:]
     out = []
     for y in latents:
-        frames = torch.round(decoder(y)[..., :h, :w].clamp(0, 1) * 255)
-        out.append(psnr_from_mse(float(((frames - x * 255) ** 2).mean()) / 255**2, 1.0))
+        squared = sum(
+            float(((torch.round(decoder(y[i : i + 1])[..., :h, :w].clamp(0, 1) * 255) - x[i] * 255) ** 2).sum())
+            for i in range(len(x))
+        )
+        out.append(psnr_from_mse(squared / x.numel() / 255**2, 1.0))
     return out
 
 
 @torch.no_grad()
 def quantize_decoder(
-    model: nn.Module, frames: list[np.ndarray], quality_steps: tuple[float, ...], device: torch.device
+    model: nn.Module, frames: Sequence[np.ndarray] | FrameStore, quality_steps: tuple[float, ...], device: torch.device
 ) -> WeightQuantization:
     """Choose the relative step on up to SAMPLE_FRAMES of ``frames`` (spread over them) and quantize
     ``model.decoder``'s weights in place with it."""
@@ -72,7 +79,7 @@ def quantize_decoder(
     decoder = model.decoder
     picks = np.linspace(0, len(frames) - 1, min(SAMPLE_FRAMES, len(frames))).round().astype(int)
     x = to_tensor([frames[i] for i in picks], device)
-    y = model.encoder(pad_to_stride(x, model.cfg.stride)).float()
+    y = torch.cat([model.encoder(pad_to_stride(x[i : i + 1], model.cfg.stride)).float() for i in range(len(x))])
     latents = [torch.round(y / step) * step for step in quality_steps]
     reference = _psnrs(decoder, latents, x)
     float_state = {k: v.clone() for k, v in decoder.state_dict().items()}
