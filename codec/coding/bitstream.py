@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -167,11 +167,22 @@ class Damage:
     reason: str
 
 
-def write_stream(out: BinaryIO, header: Header, chunks: Iterator[Chunk]) -> int:
-    """Write a header and chunks to ``out``; returns the bytes written."""
+def write_stream(out: BinaryIO, header: Header, chunks: Iterable[Chunk]) -> int:
+    """Write ``header`` and then each chunk as it comes, so no stream is held in memory whole; the
+    header is then written again with the number of chunks as its frame count (``out`` must be
+    seekable). Returns the bytes written."""
+    start = out.tell()
     written = out.write(header.pack())
+    frames = 0
     for chunk in chunks:
         written += out.write(chunk.pack())
+        frames += 1
+    if frames >= 1 << 32:
+        raise CodecError(f"{frames} frames: more than a stream header can count")
+    end = out.tell()
+    out.seek(start)
+    out.write(replace(header, frames=frames).pack())
+    out.seek(end)
     return written
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -149,20 +149,24 @@ def encode_video(
     header.check(str(video))
     started = time.perf_counter()
     estimated = 0.0
-    psnrs = []
-    chunks: list[Chunk] = []
-    for index, frame in enumerate(iter_frames(video)):
-        coded = encoder.encode(frame, index)
-        chunks.append(coded.chunk)
-        estimated += coded.estimated_bits
-        psnrs.append(psnr(coded.reconstruction, frame))
-        on_frame(index, coded.reconstruction)
-    seconds = time.perf_counter() - started
-    header = replace(header, frames=len(chunks))
+    psnrs: list[float] = []
+    i_frames = 0
+
+    def chunks() -> Iterator[Chunk]:
+        nonlocal estimated, i_frames
+        for index, frame in enumerate(iter_frames(video)):
+            coded = encoder.encode(frame, index)
+            i_frames += coded.chunk.frame_type == I_FRAME
+            estimated += coded.estimated_bits
+            psnrs.append(psnr(coded.reconstruction, frame))
+            on_frame(index, coded.reconstruction)
+            yield coded.chunk
+
     with replacing_output(out, force) as tmp, open(tmp, "wb") as f:
-        size = write_stream(f, header, iter(chunks))
+        size = write_stream(f, header, chunks())
+    seconds = time.perf_counter() - started
     return EncodeStats(
-        frames=len(chunks),
+        frames=len(psnrs),
         width=info.width,
         height=info.height,
         quality=encoder.quality,
@@ -175,5 +179,5 @@ def encode_video(
         source_bytes=info.file_bytes,
         seconds=seconds,
         provider=encoder.nets.provider,
-        i_frames=sum(c.frame_type == I_FRAME for c in chunks),
+        i_frames=i_frames,
     )

@@ -150,6 +150,8 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
                 count += 1
                 if max_frames is not None and count >= max_frames:
                     return
+        except MemoryError:  # FFmpeg's ENOMEM too: the machine's limit, not the file's fault
+            raise CodecError(f"{path}: out of memory decoding frame {count}") from None
         except av.FFmpegError as exc:
             raise CodecError(f"{path}: corrupt or truncated at frame {count} ({_reason(exc)})") from None
         if count == 0:
