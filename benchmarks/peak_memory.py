@@ -67,20 +67,23 @@ def peak_mib(args: list[str]) -> float:
 def serve_peak_mib(models: Path, name: str, frames: int, out: Path) -> float:
     """Peak memory of ``codec serve`` while CLIENTS clients play SERVED frames each from the middle."""
     server = subprocess.Popen(
-        ["codec", "serve", "--models", str(models), "--port", "0"], stdout=subprocess.PIPE, text=True
+        ["codec", "serve", "--models", str(models), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     line = server.stdout.readline()
     port = re.search(r":(\d+) ", line).group(1)
     start = max(0, frames // 2 - SERVED // 2)
     url = f"grpc://127.0.0.1:{port}/{name}"
     end = str(min(frames, start + SERVED))
-    clients = [
-        subprocess.Popen(["codec", "play", url, "-o", str(out / f"{i}.mkv"), "--start", str(start), "--end", end])
-        for i in range(CLIENTS)
-    ]
-    if any(c.wait() for c in clients):
-        sys.exit("a client failed")
-    server.terminate()
+    try:
+        play = ["codec", "play", url, "--start", str(start), "--end", end, "--force", "-o"]
+        clients = [subprocess.Popen([*play, str(out / f"{name}-{i}.mkv")]) for i in range(CLIENTS)]
+        if any(c.wait() for c in clients):
+            sys.exit("a client failed")
+    finally:
+        server.terminate()
     _, _, usage = os.wait4(server.pid, 0)
     return usage.ru_maxrss / 1024
 

@@ -272,9 +272,24 @@ def encode(
     """Encode VIDEO into an .aec stream with the bundle in MODEL_DIR (no torch needed)."""
     from codec.coding.encode import encode_video
     from codec.io.bundle import load_bundle
+    from codec.io.video import probe
 
     bundle = load_bundle(model_dir)
-    stats = encode_video(Path(video), bundle, Path(output), quality=quality, gop=gop, force=force, keyframes=keyframes)
+    declared = probe(video).declared_frames
+    bar = _CountBar(not sys.stderr.isatty(), "encoding")  # a live bar for people; scripts read only the figures
+    try:
+        stats = encode_video(
+            Path(video),
+            bundle,
+            Path(output),
+            quality=quality,
+            gop=gop,
+            force=force,
+            keyframes=keyframes,
+            on_frame=lambda index, frame: bar(index + 1, declared),
+        )
+    finally:
+        bar.close()
     _print(stats.to_dict(), as_json)
 
 
