@@ -91,3 +91,15 @@ def test_frame_store_reads_what_the_decoder_gives(long_clip: Path) -> None:
     assert (store.crop(7, 100, 200, 64, 96) == store[7][100:164, 200:296]).all()
     with pytest.raises(IndexError):
         tail[50]
+
+
+def test_evaluation_codes_whole_gops_spread_over_a_long_clip() -> None:
+    from codec.train.loop import EVAL_FRAMES, eval_indices
+
+    assert eval_indices(250, 30) == list(range(250))  # a short clip: every frame, as before
+    picks = eval_indices(100_000, 30)
+    assert len(picks) == EVAL_FRAMES and picks[0] == 0 and picks[-1] >= 99_960 - 30
+    spans = [picks[i : i + 30] for i in range(0, len(picks), 30)]
+    assert all(s[0] % 30 == 0 and s == list(range(s[0], s[0] + 30)) for s in spans)  # I-frame first, whole
+    assert len(eval_indices(100_000, 1000)) == EVAL_FRAMES  # a GOP longer than the sample: its head
+    assert eval_indices(301, 400) == list(range(300))

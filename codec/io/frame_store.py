@@ -17,6 +17,7 @@ process's memory does not count the file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -177,7 +178,8 @@ def cached(info: VideoInfo, sha256: str) -> FrameStore | None:
     entry = _entry(meta)
     if entry is None or (entry.width, entry.height) != (info.width, info.height):
         return None
-    os.utime(meta)  # last used
+    with contextlib.suppress(OSError):  # a read-only cache is still read
+        os.utime(meta)  # last used
     return FrameStore(info, meta.with_suffix(".rgb"), entry.frames)
 
 
@@ -198,9 +200,10 @@ def open_store(
     folder = frames_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / f"{digest}.lock", "w")  # noqa: SIM115 (closed below, after the decode)
     except OSError as exc:
         raise CodecError(f"{folder}: cannot hold the decoded frames ({exc.strerror}); set AECODEC_CACHE") from None
-    with open(folder / f"{digest}.lock", "w") as lock:
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be decoding this video: wait for it
         store = cached(info, digest)
         if store is None:

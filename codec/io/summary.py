@@ -42,6 +42,7 @@ def summary(meta: dict[str, Any]) -> dict[str, Any]:
         "default_quality": quality,
         "psnr": round(level["psnr"], 3),
         "bpp_estimate": round(level["bpp_estimate"], 5),
+        "frames_evaluated": train.get("frames_evaluated"),  # None in bundles that predate the sample
         "holdout_frames": train["frames_held_out"],
         "holdout_psnr": _rounded(level["holdout_psnr"], 3),
         "holdout_bpp_estimate": _rounded(level["holdout_bpp_estimate"], 5),
@@ -86,6 +87,7 @@ LABELS = {
     "default_quality": "default quality level",
     "psnr": "RGB PSNR, seen frames (dB)",
     "bpp_estimate": "bpp, seen frames (estimate)",
+    "frames_evaluated": "seen frames evaluated",
     "holdout_frames": "held-out frames",
     "holdout_psnr": "RGB PSNR, held-out frames (dB)",
     "holdout_bpp_estimate": "bpp, held-out (estimate)",
