@@ -67,3 +67,14 @@ def test_a_cache_that_cannot_be_made_is_one_line(tmp_path: Path, clip: Path, mon
     monkeypatch.setenv("AECODEC_CACHE", str(blocker))
     code, _, err = run_cli("train", clip, "-o", tmp_path / "m", "--steps", "1", "--quiet")
     assert code == 2 and err.startswith("error:") and "AECODEC_CACHE" in err and len(err.splitlines()) == 1
+
+
+def test_a_served_stream_starts_from_the_cache_with_the_frames_decoding_gives(models: Path) -> None:
+    from aecodec.server.catalog import load_catalog
+
+    entry = load_catalog(models)["short"]  # trained here, so the cache holds its frames
+    assert entry.store is not None and len(entry.store) == 24
+    decoded = dataclasses.replace(entry, store=None)  # as a server with an empty cache streams
+    for start, end in ((0, 3), (17, 24)):
+        cached, fresh = list(entry.frames_from(start, end)), list(decoded.frames_from(start, end))
+        assert len(cached) == end - start and all((a == b).all() for a, b in zip(cached, fresh, strict=True))
