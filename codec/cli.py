@@ -166,6 +166,11 @@ def _train_options(f: Any) -> Any:
         ),
         ("--seed", int, "Random seed: the same seed on the same device gives the same model."),
         ("--holdout", float, "Train on the leading frames only; report PSNR on this tail fraction."),
+        (
+            "--per-frames",
+            int,
+            "--minutes and --steps are per N frames trained on: the budget grows with the video's length.",
+        ),
         ("--gop", int, "Frames per I-frame that training and the rate estimate assume (default 30)."),
         ("--batch", int, "Frame pairs per step (default 4)."),
         ("--crop", int, "Side of the square training crops (default 128)."),

@@ -103,3 +103,15 @@ def test_evaluation_codes_whole_gops_spread_over_a_long_clip() -> None:
     assert all(s[0] % 30 == 0 and s == list(range(s[0], s[0] + 30)) for s in spans)  # I-frame first, whole
     assert len(eval_indices(100_000, 1000)) == EVAL_FRAMES  # a GOP longer than the sample: its head
     assert eval_indices(301, 400) == list(range(300))
+
+
+def test_per_frames_grows_the_budget_with_the_video(short_clip: Path, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    code, _, err = run_cli("train", short_clip, "-o", tmp_path / "m", "--steps", "2", "--per-frames", "4", *TINY[:-1])
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert code == 0 and meta["training"]["steps"] == 5  # 10 frames at 2 steps per 4 frames, rounded up
+    assert "5 steps (2.5 x the budget given per 4 frames)" in err
+    assert meta["training"]["options"]["per_frames"] == 4 and meta["training"]["options"]["steps"] == 2
+    code, _, err = run_cli("train", short_clip, "-o", tmp_path / "n", "--steps", "2", "--per-frames", "0", *TINY)
+    assert code == 2 and "--per-frames must be at least 1" in err

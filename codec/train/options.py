@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codec.errors import CodecError
 from codec.train.devices import DEVICES, PRECISIONS
@@ -31,6 +31,7 @@ class TrainOptions:
     device: str = "auto"
     precision: str = "auto"
     holdout: float = 0.0
+    per_frames: int | None = None  # --minutes and --steps are per this many frames trained on
     gop: int = 30
     quality_steps: tuple[float, ...] = QUALITY_STEPS
 
@@ -41,6 +42,8 @@ class TrainOptions:
             raise CodecError(f"--minutes must be positive, not {self.minutes}")
         if self.steps is not None and self.steps < 1:
             raise CodecError(f"--steps must be at least 1, not {self.steps}")
+        if self.per_frames is not None and self.per_frames < 1:
+            raise CodecError(f"--per-frames must be at least 1, not {self.per_frames}")
         if not 0 <= self.holdout < 1:
             raise CodecError(f"--holdout must be in [0, 1), not {self.holdout}")
         self.quality_steps = tuple(float(s) for s in self.quality_steps)
@@ -52,6 +55,16 @@ class TrainOptions:
             raise CodecError(f"--device must be one of {', '.join(DEVICES)}, not {self.device}")
         if self.precision not in PRECISIONS:
             raise CodecError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision}")
+
+    def budget_for(self, frames: int) -> TrainOptions:
+        """These options with the budget of a run on ``frames`` frames: as given, or with
+        ``per_frames`` grown in proportion to the frames (a longer video, a longer run)."""
+        if self.per_frames is None:
+            return self
+        scale = frames / self.per_frames
+        minutes = None if self.minutes is None else self.minutes * scale
+        steps = None if self.steps is None else max(1, math.ceil(self.steps * scale))
+        return replace(self, minutes=minutes, steps=steps)
 
     @property
     def default_quality(self) -> int:

@@ -157,7 +157,8 @@ def train_video(
     n_train = _split(len(clip), opts.holdout)
     if main_process:
         log(time_plan(clip, n_train, opts, device))
-    state, speed = _fit(cfg, opts, device, ckpt, clip.span(0, n_train), report if main_process else lambda p: None)
+    budget = opts.budget_for(n_train)
+    state, speed = _fit(cfg, budget, device, ckpt, clip.span(0, n_train), report if main_process else lambda p: None)
     leave()
     if not main_process:
         return None
@@ -231,9 +232,12 @@ def disk_plan(info: VideoInfo, sha256: str) -> str:
 
 def time_plan(clip: FrameStore, n_train: int, opts: TrainOptions, device: torch.device) -> str:
     """What the run will do and for how long, said before training starts."""
+    run = opts.budget_for(n_train)
     budget = " or ".join(
-        b for b in (f"{opts.minutes:g} min" if opts.minutes else "", f"{opts.steps} steps" if opts.steps else "") if b
+        b for b in (f"{run.minutes:.3g} min" if run.minutes else "", f"{run.steps} steps" if run.steps else "") if b
     )
+    if opts.per_frames:
+        budget += f" ({n_train / opts.per_frames:.3g} x the budget given per {opts.per_frames} frames)"
     held = len(clip) - n_train
     evaluated = len(eval_indices(n_train, opts.gop)) + len(eval_indices(held, opts.gop))
     return (
