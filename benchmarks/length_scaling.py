@@ -99,7 +99,7 @@ def main() -> None:
             clip = root / f"x{k}.mp4"
             if not clip.exists():
                 write_clip(clip, k * UNIT)
-            budgets = {"per frame": args.base * k, "total": args.base} if k > 1 else {"same": args.base}
+            budgets = {"total": args.base, "per frame": args.base * k} if k > 1 else {"same": args.base}
             for name, steps in budgets.items():
                 model = root / f"x{k}-{steps}"
                 meta = run(["train", str(clip), "-o", str(model), "--steps", str(steps), "--force", "-q"])
