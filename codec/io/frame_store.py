@@ -32,7 +32,7 @@ import numpy as np
 
 from codec.errors import CodecError
 from codec.io.files import sha256_file, write_json
-from codec.io.video import VideoInfo, iter_frames, probe
+from codec.io.video import DecodedVideo, VideoInfo, iter_frames, probe
 
 LAYOUT = "rgb24-v1"  # how frames are converted and laid out; a change re-decodes every entry
 DISK_MARGIN = 256 << 20  # bytes a decode leaves free on the cache's disk
@@ -110,7 +110,7 @@ def clear_cache() -> int:
     return freed
 
 
-class FrameStore:
+class FrameStore(DecodedVideo):
     """The frames ``[start, stop)`` of one decoded video, read from its cache file on demand.
 
     ``store[i]`` is frame ``start + i`` as a fresh (H,W,3) uint8 array; :meth:`crop` reads only the
@@ -122,18 +122,6 @@ class FrameStore:
         self.start, self.stop = start, frames if stop is None else stop
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
-
-    @property
-    def name(self) -> str:
-        return self.info.path.name
-
-    @property
-    def width(self) -> int:
-        return self.info.width
-
-    @property
-    def height(self) -> int:
-        return self.info.height
 
     @property
     def frame_bytes(self) -> int:

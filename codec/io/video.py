@@ -37,12 +37,11 @@ class VideoInfo:
     colour: Colour  # what its frames are converted to RGB with (see Colour.of_stream)
 
 
-@dataclass
-class Clip:
-    """A decoded video held as RGB24 frames, one ``H x W x 3`` uint8 array each, and no other copy."""
+class DecodedVideo:
+    """What any holder of a video's decoded frames says of it: its file name and frame size, from the
+    ``info`` its stream was described with (a :class:`Clip` in memory, a frame store on disk)."""
 
     info: VideoInfo
-    frames: list[np.ndarray]
 
     @property
     def name(self) -> str:
@@ -55,6 +54,14 @@ class Clip:
     @property
     def height(self) -> int:
         return self.info.height
+
+
+@dataclass
+class Clip(DecodedVideo):
+    """A decoded video held as RGB24 frames, one ``H x W x 3`` uint8 array each, and no other copy."""
+
+    info: VideoInfo
+    frames: list[np.ndarray]
 
     def __len__(self) -> int:
         return len(self.frames)
