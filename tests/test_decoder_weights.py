@@ -4,8 +4,11 @@ PSNR bound of the float decoder, and refused whole when a file is crafted to mis
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import torch
 from conftest import rewrite_bundle_file, run_cli
 
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
-from codec.coding.entropy_coding import Table
+from codec.coding.entropy_coding import SymbolRangeEncoder, Table
 from codec.coding.runtime import open_decoder
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
@@ -102,6 +105,85 @@ def _header(
 def test_crafted_weight_files_are_refused_before_anything_is_allocated(data: bytes, message: str) -> None:
     with pytest.raises(CodecError, match=message):
         unpack(data, "w")
+
+
+def _coded(symbols: np.ndarray, frequencies: tuple[int, ...] | None = None, blocks: int = 1) -> bytes:
+    """A payload of ``symbols`` coded ``blocks`` times under the table of ``_table(frequencies)``."""
+    table = Table(Table.from_grid(10).frequencies if frequencies is None else frequencies)
+    encoder = SymbolRangeEncoder()
+    for _ in range(blocks):
+        encoder.encode_block(symbols, table, table.model())
+    payload = encoder.finish()
+    return struct.pack("<I", len(payload)) + payload
+
+
+def _head(dims: tuple[int, ...], steps: list[float], name: bytes = b"w") -> bytes:
+    return (
+        struct.pack("<B", len(name))
+        + name
+        + struct.pack(f"<B{len(dims)}I", len(dims), *dims)
+        + struct.pack("<H", 0)
+        + struct.pack(f"<{len(steps)}f", *steps)
+    )
+
+
+def _twice() -> bytes:
+    """Two tensors of the same name, each valid on its own."""
+    tables = struct.pack("<H", 1) + _table()
+    heads = _head((2, 2), [0.1, 0.1]) * 2
+    return (
+        b"AECW" + struct.pack("<B", 1) + tables + struct.pack("<H", 2) + heads + _coded(np.ones(4, np.int64), blocks=2)
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # 2^26 weights declared, 4 bytes of payload: decoding them from the coder's padding took 1.1 GiB
+        (_header(dims=(1024, 65536), steps=[0.1] * 1024) + struct.pack("<I", 4) + bytes(4), "cannot hold its weights"),
+        (_header() + struct.pack("<I", 64) + b"\xff" * 64, "tensor 'w': payload does not decode"),  # noise
+        (_twice(), "names tensor 'w' twice"),  # onnxruntime: "already been added", as a traceback
+        (_header(steps=[3e38, 3e38]) + _coded(np.full(4, 100, np.int64)), "beyond float32's range"),  # inf weights
+    ],
+    ids=["padding", "noise", "twice", "infinite"],
+)
+def test_crafted_payloads_are_refused_in_one_line(data: bytes, message: str) -> None:
+    with pytest.raises(CodecError, match=message):
+        unpack(data, "w")
+
+
+# Decode a crafted file in a fresh process whose data segment is capped at what its imports took
+# plus HEADROOM: the integers of MAX_WEIGHTS weights take 256 MiB as int32 (they took 1.1 GiB as int64).
+WEIGHTS_HEADROOM = 400 << 20
+LIMITED_UNPACK = """
+import resource, sys
+from codec.coding.decoder_weights import unpack
+
+def data_bytes():
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmData:"))
+    return int(line.split()[1]) * 1024
+
+data = open(sys.argv[2], "rb").read()
+limit = data_bytes() + int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+tensors = unpack(data, sys.argv[2])
+print(sum(t.size for t in tensors), tensors[0].q.dtype)
+"""
+
+
+def test_the_most_weights_a_file_may_declare_decode_in_bounded_memory(tmp_path: Path) -> None:
+    """A 4 KB file declaring MAX_WEIGHTS weights under a table whose likeliest symbol is nearly free:
+    valid, so it decodes, in four bytes a weight."""
+    peaked = (1, 65533, 1, 1)
+    dims = (1024, MAX_WEIGHTS // 1024)
+    tables = struct.pack("<H", 1) + _table(peaked)
+    data = _header(dims=dims, steps=[0.1] * 1024, tables=tables) + _coded(np.zeros(MAX_WEIGHTS, np.int64), peaked)
+    assert len(data) < 8192
+    (tmp_path / "w").write_bytes(data)
+    command = [sys.executable, "-c", LIMITED_UNPACK, str(WEIGHTS_HEADROOM), str(tmp_path / "w")]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "MALLOC_ARENA_MAX": "2"})
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == [str(MAX_WEIGHTS), "int32"]
 
 
 def test_weights_that_do_not_fit_the_graph_are_a_one_line_error(carphone_bundle: Path, tmp_path: Path) -> None:

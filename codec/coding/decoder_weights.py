@@ -13,19 +13,24 @@ network, and the encoder, which opens its decoder the same way, reconstructs wha
     tensors u16 | per tensor: name (u8 length, utf-8), ndim u8, dims u32 x ndim, table u16,
     steps f32 x dims[0] | payload length u32 | payload
 
-Every count and size in a file is bounded before anything is allocated or decoded from it, and
-onnxruntime then checks each tensor's name, shape and type against the graph.
+Every count and size in a file is bounded before anything is allocated or decoded from it: at most
+MAX_WEIGHTS weights, each tensor named once, and a payload long enough to hold them at their tables'
+cheapest cost. Tensors are decoded one at a time into int32 (a weight's integer is below 2**23), so a
+file of MAX_WEIGHTS weights, every one an escape, takes about 6 bytes a weight while it is decoded,
+and a step that would make a weight infinite is refused. onnxruntime then checks each tensor's name,
+shape and type against the graph.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table, least_payload
 from codec.errors import CodecError
 
 MAGIC = b"AECW"
@@ -104,8 +109,31 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
 
 
+def decode_weights(data: bytes, source: str) -> Iterator[QuantizedTensor]:
+    """The tensors of a ``decoder.weights`` file, decoded one at a time as they are iterated (int32
+    integers, four bytes a weight, so a caller that turns each into float32 weights at once never
+    holds them all twice). The whole header is parsed and bounded first, here: a malformed file, or
+    a payload too short to hold what the header declares, is a CodecError before anything is decoded;
+    a payload that does not decode, or a step that would make a weight infinite, is one as the
+    tensor is reached."""
+    heads, tables, payload = _parse(data, source)
+    least = least_payload(sum(math.prod(dims) * tables[index].min_bits for _, dims, index, _ in heads))
+    if len(payload) < least:  # the coder would decode the rest from its padding, not fail
+        raise CodecError(f"{source}: payload of {len(payload)} bytes cannot hold its weights (at least {least} bytes)")
+    return _decode(heads, tables, payload, source)
+
+
 def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
-    """Parse and decode a ``decoder.weights`` file; anything malformed or out of bounds is a CodecError."""
+    """Every tensor of a ``decoder.weights`` file (see :func:`decode_weights`)."""
+    return list(decode_weights(data, source))
+
+
+_Head = tuple[str, tuple[int, ...], int, np.ndarray]  # name, dims, table, steps
+
+
+def _parse(data: bytes, source: str) -> tuple[list[_Head], list[Table], memoryview]:
+    """The tensors' heads, the tables and the payload of a ``decoder.weights`` file, every count and
+    size bounded."""
     r = _Reader(data, source)
     if r.take(4) != MAGIC:
         raise CodecError(f"{source}: not a decoder weights file")
@@ -126,7 +154,8 @@ def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
     (count,) = r.unpack("<H")
     if count > MAX_TENSORS:
         raise CodecError(f"{source}: claims {count} tensors, more than {MAX_TENSORS}")
-    heads = []
+    heads: list[_Head] = []
+    names: set[str] = set()
     total = 0
     for _ in range(count):
         (length,) = r.unpack("<B")
@@ -134,6 +163,9 @@ def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
             name = r.take(length).decode()
         except UnicodeDecodeError:
             raise CodecError(f"{source}: a tensor name is not utf-8") from None
+        if name in names:
+            raise CodecError(f"{source}: names tensor {name[:40]!r} twice")
+        names.add(name)
         (ndim,) = r.unpack("<B")
         if not 1 <= ndim <= MAX_NDIM:
             raise CodecError(f"{source}: tensor {name[:40]!r} has {ndim} dimensions")
@@ -153,10 +185,21 @@ def unpack(data: bytes, source: str) -> list[QuantizedTensor]:
     (length,) = r.unpack("<I")
     if length != len(data) - r.at:
         raise CodecError(f"{source}: payload of {len(data) - r.at} bytes where its header says {length}")
-    decoder = SymbolRangeDecoder(data[r.at :])
+    return heads, tables, memoryview(data)[r.at :]
+
+
+def _decode(heads: list[_Head], tables: list[Table], payload: memoryview, source: str) -> Iterator[QuantizedTensor]:
+    decoder = SymbolRangeDecoder(payload)
     models = [table.model() for table in tables]
-    tensors = []
     for name, dims, index, steps in heads:
-        q = decoder.decode_block(math.prod(dims), tables[index], models[index]).reshape(dims)
-        tensors.append(QuantizedTensor(name, q, steps))
-    return tensors
+        q = np.empty(dims, np.int32)
+        try:
+            decoder.decode_into(q.reshape(-1), tables[index], models[index])
+        except CodecError as exc:
+            raise CodecError(f"{source}: tensor {name[:40]!r}: {exc}") from None
+        rows = q.reshape(dims[0], -1)
+        peak = np.maximum(rows.max(axis=1), -rows.min(axis=1).astype(np.int64)).astype(np.float32)
+        with np.errstate(over="ignore"):
+            if not np.isfinite(peak * steps).all():  # the largest weight of each channel, as the client computes it
+                raise CodecError(f"{source}: tensor {name[:40]!r} has a weight beyond float32's range")
+        yield QuantizedTensor(name, q, steps)

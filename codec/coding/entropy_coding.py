@@ -24,7 +24,7 @@ from typing import Any
 import constriction
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME
+from codec.coding.bitstream import I_FRAME, WORD
 from codec.coding.context import CONTEXTS, MIN_SAMPLES, residual_histograms
 from codec.errors import CodecError
 from codec.io.bundle import ENTROPY_FILE, Bundle
@@ -35,6 +35,15 @@ TOTAL = 1 << PRECISION
 SCALE_MIN, SCALE_MAX, SCALE_BINS = 0.04, 64.0, 96
 TAIL_BITS = 12  # the table's range -R..R leaves at most ~2**-12 of the mass to the escape
 MAX_MAGNITUDE_BITS = 22  # |symbol| < 2**22; larger latents are refused
+DECODE_CHUNK = 1 << 20  # symbols decoded at once
+SLACK_WORDS = 2  # what a payload may fall short of its symbols' least information, at most
+
+
+def least_payload(bits: float) -> int:
+    """The fewest bytes a payload can have whose symbols hold at least ``bits`` bits of information
+    (the sum of each symbol's cheapest cost): less SLACK_WORDS for the coder's rounding, and at
+    least one word. A shorter payload would be decoded from the coder's padding, not refused."""
+    return WORD * max(1, math.floor(bits / (8 * WORD)) - SLACK_WORDS)
 
 
 def laplace_bits(x: np.ndarray, loc: np.ndarray | float, scale: np.ndarray, step: float) -> np.ndarray:
@@ -290,27 +299,64 @@ class SymbolRangeEncoder:
 
 
 class SymbolRangeDecoder:
-    """Range-decodes the symbol blocks of one frame's payload, in the order they were encoded."""
+    """Range-decodes the symbol blocks of one frame's payload, in the order they were encoded.
 
-    def __init__(self, payload: bytes) -> None:
+    A block is decoded DECODE_CHUNK symbols at a time into an int32 array, so a block of any length
+    takes four bytes a symbol and bounded temporaries, however many of its symbols are escapes.
+    Data that no message encodes to is a CodecError."""
+
+    def __init__(self, payload: bytes | memoryview) -> None:
         if len(payload) % 4:
             raise CodecError(f"payload of {len(payload)} bytes is not a whole number of 32-bit words")
-        self.coder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32, copy=False)
+        self.coder = constriction.stream.queue.RangeDecoder(words)
 
     def decode_block(self, count: int, table: Table, model: Any) -> np.ndarray:
-        radius = table.radius
-        index = np.asarray(self.coder.decode(model, count), dtype=np.int64)
-        symbols = index - radius
-        escaped = index == 2 * radius + 1
-        n_escaped = int(escaped.sum())
-        if n_escaped:
-            sign = np.asarray(self.coder.decode(constriction.stream.model.Uniform(2), n_escaped))
-            n = np.asarray(self.coder.decode(constriction.stream.model.Uniform(MAX_MAGNITUDE_BITS + 1), n_escaped))
-            low = np.zeros(n_escaped, np.int64)
+        """The next ``count`` symbols, coded under ``table`` (int64)."""
+        out = np.empty(count, np.int32)
+        self.decode_into(out, table, model)
+        return out.astype(np.int64)
+
+    def decode_into(self, out: np.ndarray, table: Table, model: Any) -> None:
+        """Fill the flat int32 array ``out`` with the next ``out.size`` symbols, coded under ``table``."""
+        try:
+            self._decode_into(out, table, model)
+        # constriction reports data no message encodes to as an AssertionError
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
+            raise CodecError(f"payload does not decode ({exc})") from None
+
+    def _uniform(self, count: int, size: int) -> np.ndarray:
+        """``count`` symbols of the uniform model over 0..size-1, as int8 (size <= 128)."""
+        out = np.empty(count, np.int8)
+        for at in range(0, count, DECODE_CHUNK):
+            out[at : at + DECODE_CHUNK] = self.coder.decode(
+                constriction.stream.model.Uniform(size), min(DECODE_CHUNK, count - at)
+            )
+        return out
+
+    def _decode_into(self, out: np.ndarray, table: Table, model: Any) -> None:
+        radius, count = table.radius, out.size
+        escape = 2 * radius + 1
+        n_escaped = 0
+        for at in range(0, count, DECODE_CHUNK):
+            part = out[at : at + DECODE_CHUNK]
+            part[:] = self.coder.decode(model, part.size)
+            n_escaped += int(np.count_nonzero(part == escape))
+        # an escaped symbol's parts follow the block: every sign, then every bit length, then the low bits
+        signs = self._uniform(n_escaped, 2)
+        lengths = self._uniform(n_escaped, MAX_MAGNITUDE_BITS + 1)
+        done = 0
+        for at in range(0, count, DECODE_CHUNK):
+            part = out[at : at + DECODE_CHUNK]
+            where = np.flatnonzero(part == escape)
+            part -= radius
+            if not where.size:
+                continue
+            n = lengths[done : done + where.size].astype(np.int64)
+            low = np.zeros(where.size, np.int64)
             wide = n > 0
             if wide.any():
-                sizes = (1 << n[wide].astype(np.int64)).astype(np.int32)
-                low[wide] = self.coder.decode(constriction.stream.model.Uniform(), sizes)
-            magnitude = (1 << n.astype(np.int64)) + low + radius
-            symbols[escaped] = np.where(sign == 1, -magnitude, magnitude)
-        return symbols
+                low[wide] = self.coder.decode(constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
+            magnitude = (1 << n) + low + radius
+            part[where] = np.where(signs[done : done + where.size] == 1, -magnitude, magnitude)
+            done += where.size

@@ -5,14 +5,22 @@ of it is exact integers, so the decoder's reference and contexts equal the encod
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from codec.coding.bitstream import FRAME_TYPES, I_FRAME, WORD, Chunk
+from codec.coding.bitstream import FRAME_TYPES, I_FRAME, Chunk
 from codec.coding.context import context_buckets
-from codec.coding.entropy_coding import CodingTables, Level, SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.entropy_coding import (
+    CodingTables,
+    Level,
+    SymbolRangeDecoder,
+    SymbolRangeEncoder,
+    Table,
+    least_payload,
+)
 from codec.errors import CodecError
 
 
@@ -30,16 +38,20 @@ class _Models:
         return table, self._cache[index]
 
 
-SLACK_WORDS = 2  # what a payload may fall short of its symbols' least information, at most
-
-
 def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: int) -> int:
     """The fewest bytes that can hold ``symbols`` symbols per channel of a frame of this type: what
-    they cost if every one were the likeliest of the cheapest table it could be under, less
-    SLACK_WORDS, and at least one word."""
+    they cost if every one were the likeliest of the cheapest table it could be under."""
     rows = [(t,) for t in level.intra_table] if frame_type == I_FRAME else level.inter_table
-    bits = symbols * sum(min(tables.tables[t].min_bits for t in row) for row in rows)
-    return WORD * max(1, math.floor(bits / (8 * WORD)) - SLACK_WORDS)
+    return least_payload(symbols * sum(min(tables.tables[t].min_bits for t in row) for row in rows))
+
+
+@contextmanager
+def _naming(index: int) -> Iterator[None]:
+    """A payload that does not decode names its frame."""
+    try:
+        yield
+    except CodecError as exc:
+        raise CodecError(f"frame {index}: {exc}") from None
 
 
 def _level(tables: CodingTables, quality: int) -> Level:
@@ -111,7 +123,7 @@ class LatentUnpacker:
                 f"{c}x{h}x{w} latent (at least {least} bytes)"
             )
         coder = SymbolRangeDecoder(chunk.payload)
-        try:
+        with _naming(chunk.index):
             if chunk.frame_type == I_FRAME:
                 residual = np.stack(
                     [coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in self.level.intra_table]
@@ -126,8 +138,5 @@ class LatentUnpacker:
                         where = buckets[channel] == bucket
                         residual[channel][where] = coder.decode_block(int(where.sum()), *self.models.get(table_index))
                 q = residual + self.previous
-        # constriction reports data no message encodes to as an AssertionError
-        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
-            raise CodecError(f"frame {chunk.index}: payload does not decode ({exc})") from None
         self.previous, self.previous_residual = q, residual
         return q

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from codec.coding.decoder_weights import QuantizedTensor, unpack
+from codec.coding.decoder_weights import QuantizedTensor, decode_weights
 from codec.errors import CodecError
-from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE, Bundle
+from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE, Bundle, read_file
 
 
 def providers() -> list[str]:
@@ -33,41 +33,52 @@ def _preload_cuda() -> None:
 def active_provider(bundle: Bundle) -> str:
     """The provider onnxruntime really runs ``bundle``'s decoder on: CUDA can be built in yet fail to
     load its libraries, and then the CPU takes over."""
-    return open_decoder(bundle.path).get_providers()[0]
+    return open_decoder(bundle).get_providers()[0]
 
 
 def open_session(
-    path: Any,
+    model: Path | Bundle,
+    name: str = ENCODER_FILE,
     cpu_only: bool = False,
-    initializers: list[QuantizedTensor] | None = None,
+    initializers: Iterable[QuantizedTensor] = (),
     options: ort.SessionOptions | None = None,
 ) -> ort.InferenceSession:
-    """A quiet onnxruntime session of the model file at ``path`` on :func:`providers` (or the CPU alone
-    with ``cpu_only``), its external tensors given by ``initializers``, with onnxruntime's defaults
-    unless ``options`` says otherwise; a file onnxruntime cannot load, or tensors that do not fit
-    its graph, are a CodecError."""
+    """A quiet onnxruntime session of the model file ``name`` of a bundle (the bytes it verified when
+    it was loaded, so files replaced since do not matter) or of a folder (the file as it is now), on
+    :func:`providers` (or the CPU alone with ``cpu_only``), its external tensors given by
+    ``initializers`` (each turned into float32 weights as it comes), with onnxruntime's defaults unless
+    ``options`` says otherwise; a file onnxruntime cannot load, or tensors that do not fit its graph,
+    are a CodecError."""
+    path = model.file(name) if isinstance(model, Bundle) else model / name
+    data = model.read(name) if isinstance(model, Bundle) else read_file(path)
     options = options or ort.SessionOptions()
     options.log_severity_level = 3
-    if initializers:
-        values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(t.weights())) for t in initializers]
-        options.add_external_initializers([t.name for t in initializers], values)
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"] if cpu_only else providers())
+        names, values = [], []
+        for t in initializers:
+            names.append(t.name)
+            values.append(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(t.weights())))
+        if names:
+            options.add_external_initializers(names, values)
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"] if cpu_only else providers())
+    except CodecError:
+        raise
     except Exception as exc:  # onnxruntime raises its own exception types for a bad model file
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
 def open_decoder(
-    model_dir: Path, cpu_only: bool = False, options: ort.SessionOptions | None = None
+    model: Path | Bundle, cpu_only: bool = False, options: ort.SessionOptions | None = None
 ) -> ort.InferenceSession:
-    """The decoder of the bundle in ``model_dir``: decoder.onnx's graph with the weights decoded from
-    decoder.weights. Encoder and client both open it here, so both run the same float network."""
-    path = model_dir / DECODER_WEIGHTS_FILE
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CodecError(f"{path}: unreadable ({exc.strerror})") from None
-    return open_session(model_dir / DECODER_FILE, cpu_only, unpack(data, str(path)), options)
+    """The decoder of a bundle (or of the bundle folder ``model``): decoder.onnx's graph with the
+    weights decoded from decoder.weights. Encoder and client both open it here, so both run the same
+    float network."""
+    if isinstance(model, Bundle):
+        path, data = model.file(DECODER_WEIGHTS_FILE), model.read(DECODER_WEIGHTS_FILE)
+    else:
+        path = model / DECODER_WEIGHTS_FILE
+        data = read_file(path)
+    return open_session(model, DECODER_FILE, cpu_only, decode_weights(data, str(path)), options)
 
 
 def latent_size(height: int, width: int, stride: int) -> tuple[int, int]:
@@ -93,8 +104,8 @@ class Sessions:
     of every size and every stream of the bundle; onnxruntime sessions may run in several threads."""
 
     def __init__(self, bundle: Bundle, need_encoder: bool = True) -> None:
-        self.encoder = open_session(bundle.file(ENCODER_FILE)) if need_encoder else None
-        self.decoder = open_decoder(bundle.path)
+        self.encoder = open_session(bundle) if need_encoder else None
+        self.decoder = open_decoder(bundle)
 
 
 class Networks:

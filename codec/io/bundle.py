@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,19 @@ DECODER_WEIGHTS_FILE = "decoder.weights"
 ENTROPY_FILE = "entropy.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 DECODING_FILES = (DECODER_FILE, DECODER_WEIGHTS_FILE, ENTROPY_FILE)  # all that decoding reads besides meta.json
+HELD_FILES = (ENCODER_FILE, *DECODING_FILES)  # what coding reads: kept in memory as verified (a few MB)
 SHIPPED_FILES = (*DECODING_FILES, META_FILE)  # what a server sends a client to decode with
 FORMAT = "aecodec-bundle"
 FORMAT_VERSION = 3
 STRIDES = (4, 8, 16, 32, 64)  # what codec.train.model builds: a power of two from its 4x4 stem to 64
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of ``path``; a file that cannot be read is a CodecError."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CodecError(f"{path}: unreadable ({exc.strerror})") from None
 
 
 def file_entry(path: Path) -> dict[str, Any]:
@@ -271,15 +280,25 @@ class BundleMeta:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A model bundle on disk, its meta.json parsed and every listed file's sha256 checked."""
+    """A model bundle on disk, its meta.json parsed and every listed file's sha256 checked.
+
+    The coding files (HELD_FILES) that were verified are kept as the bytes that were hashed, and
+    everything that codes, decodes or serves reads them through :meth:`read`: a file replaced on disk
+    afterwards (a retrained model copied over a served one) is never mixed with the rest."""
 
     path: Path
     meta: BundleMeta
     raw: dict[str, Any]  # meta.json as read: only for printing all of it (codec info)
     meta_bytes: int  # meta.json's size as read
+    contents: dict[str, bytes] = field(default_factory=dict)  # verified bytes of the HELD_FILES checked
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the bundle file ``name``: as verified when the bundle was loaded, else as on disk now."""
+        held = self.contents.get(name)
+        return held if held is not None else read_file(self.file(name))
 
     @property
     def decoder_sha256(self) -> str:
@@ -308,11 +327,10 @@ class Bundle:
 
     def entropy(self) -> dict[str, Any]:
         """The parsed entropy.json: the learned priors and the integer coding tables."""
-        path = self.file(ENTROPY_FILE)
         try:
-            return json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise CodecError(f"{path}: unreadable ({exc})") from None
+            return json.loads(self.read(ENTROPY_FILE))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise CodecError(f"{self.file(ENTROPY_FILE)}: unreadable ({exc})") from None
 
 
 def find_source(bundle: Bundle) -> Path | None:
@@ -348,6 +366,7 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CodecError(f"{meta_path}: unreadable ({exc})") from None
     meta = BundleMeta.parse(raw, str(meta_path))
+    contents: dict[str, bytes] = {}
     if verify:
         for name in meta.files if files is None else files:
             entry, file = meta.files.get(name), path / name
@@ -355,6 +374,13 @@ def load_bundle(model_dir: str | os.PathLike, verify: bool = True, files: tuple[
                 raise CodecError(f"{meta_path}: does not give the size and sha256 of {name}")
             if not file.is_file():
                 raise CodecError(f"{path}: {name} is missing")
-            if file.stat().st_size != entry.bytes or sha256_file(file) != entry.sha256:
+            if file.stat().st_size != entry.bytes:
+                raise CodecError(f"{file}: size differs from meta.json; the bundle is damaged or was edited")
+            if name in HELD_FILES:
+                contents[name] = read_file(file)
+                digest = hashlib.sha256(contents[name]).hexdigest()
+            else:
+                digest = sha256_file(file)
+            if digest != entry.sha256:
                 raise CodecError(f"{file}: sha256 differs from meta.json; the bundle is damaged or was edited")
-    return Bundle(path=path, meta=meta, raw=raw, meta_bytes=len(text.encode()))
+    return Bundle(path=path, meta=meta, raw=raw, meta_bytes=len(text.encode()), contents=contents)

@@ -90,7 +90,7 @@ def check_parity(model: AutoEncoder, out_dir: Path, frame: np.ndarray, size: tup
     crop = frame[:h, :w]
     crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1]), (0, 0)), mode="edge")
     x = to_tensor([crop], torch.device("cpu"))
-    enc = open_session(out_dir / ENCODER_FILE, cpu_only=True)
+    enc = open_session(out_dir, ENCODER_FILE, cpu_only=True)
     dec = open_decoder(out_dir, cpu_only=True)
     with torch.inference_mode():
         y = model.encoder(x)
