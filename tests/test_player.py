@@ -36,6 +36,7 @@ from aecodec.client.player import (
 )
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Chunk
+from codec.coding.decoder_weights import pack, unpack
 from codec.coding.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import SHIPPED_FILES, Bundle, BundleMeta, load_bundle
@@ -230,22 +231,50 @@ def _sign(fake: FakeServer, name: str, data: bytes) -> None:
     fake.videos[0].bundle_sha256 = Bundle(Path(), BundleMeta.parse(meta, "meta.json"), meta, 0).decoder_sha256
 
 
+def _noise(weights: bytes) -> bytes:
+    """The decoder.weights file ``weights`` with its payload (the last n bytes, n given just before
+    them) replaced by as many bytes of 0xff."""
+    n = next(n for n in range(4, len(weights), 4) if int.from_bytes(weights[-n - 4 : -n], "little") == n)
+    return weights[:-n] + b"\xff" * n
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
     [
         ("entropy.json", b"[" * 100_000),
         ("decoder.onnx", b"no model"),
         ("decoder.weights", b"AECW" + bytes([1]) + (60000).to_bytes(2, "little")),  # absurd table count
+        ("decoder.weights", "noise"),  # a valid header, 64 bytes of 0xff for its payload
+        ("decoder.weights", "twice"),  # a valid file that names one tensor twice
     ],
 )
-def test_a_consistent_but_unusable_decoder_is_a_one_line_error(
-    models: Path, tmp_path: Path, name: str, data: bytes
+def test_a_consistent_but_unusable_decoder_is_a_one_line_error_and_is_not_cached(
+    models: Path, tmp_path: Path, name: str, data: bytes | str
 ) -> None:
     fake = honest(models / "short")
+    if isinstance(data, str):
+        tensors = unpack((models / "short" / name).read_bytes(), name)
+        valid = pack([*tensors, tensors[0]] if data == "twice" else tensors)
+        data = valid if data == "twice" else _noise(valid)
     _sign(fake, name, data)
     with serving(fake) as url, pytest.raises(CodecError) as err:
         play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
     assert name in str(err.value) and "\n" not in str(err.value) and not (tmp_path / "out.mkv").exists()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_an_unusable_decoder_cached_earlier_is_removed_not_used_again(models: Path, tmp_path: Path) -> None:
+    """An entry an earlier version stored without opening it: its files match its name, but its
+    weights do not decode. A play removes it and fetches again; what the server sends is refused."""
+    fake, cache = honest(models / "short"), tmp_path / "cache"
+    _sign(fake, "decoder.weights", _noise((models / "short" / "decoder.weights").read_bytes()))
+    entry = cache / fake.videos[0].bundle_sha256
+    entry.mkdir(parents=True)
+    for name in SHIPPED_FILES:
+        (entry / name).write_bytes(b"".join(p.data for p in _of(fake, name)))
+    with serving(fake) as url, pytest.raises(CodecError, match="sent an unusable decoder") as err:
+        play(url, tmp_path / "out.mkv", cache=cache)
+    assert "\n" not in str(err.value) and fake.decoder_calls == 1 and list(cache.iterdir()) == []
 
 
 def test_an_honest_decoder_is_fetched_once_and_cached_by_its_sha256(models: Path, tmp_path: Path) -> None:
@@ -284,11 +313,11 @@ def test_a_decoder_another_client_placed_first_is_used_if_it_verifies(
             if intact:
                 assert fetch_decoder(conn, find_video(conn), cache).path == placed
             else:
-                with pytest.raises(CodecError, match="damaged cache entry: delete"):
+                with pytest.raises(CodecError, match="removed that cache entry; play again"):
                     fetch_decoder(conn, find_video(conn), cache)
         finally:
             conn.close()
-    assert [p.name for p in cache.iterdir()] == [placed.name]
+    assert [p.name for p in cache.iterdir()] == ([placed.name] if intact else [])
 
 
 @contextmanager

@@ -1,10 +1,14 @@
 """The decoders ``codec play`` fetched, kept by identity: ``CACHE/<bundle sha256>/`` holds the
-decoder.onnx, entropy.json and meta.json a server sent.
+decoder.onnx, decoder.weights, entropy.json and meta.json a server sent.
 
 Nothing the server says is trusted. The folder's name must be a sha256; each piece is checked
 against its file's declared size before it is written; the files go to a temporary folder inside
-the cache, which takes its place in one rename only once every file's sha256 and the bundle's
-identity check out. A failed fetch leaves nothing behind.
+the cache (``.incoming-*``), which takes its place in one rename only once every file's sha256 and
+the bundle's identity check out and the decoder opens (its network and its tables), so a decoder
+that cannot decode never enters the cache. A failed fetch leaves nothing behind; a fetch killed
+midway leaves its temporary folder, which the next fetch removes once it is older than any fetch
+may last (and ``codec cache --clear`` at once). An entry that no longer opens (stored by another
+version, or damaged on disk) is removed and fetched again.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from codec.coding.entropy_coding import CodingTables
+from codec.coding.runtime import open_decoder
 from codec.errors import CodecError
 from codec.io.bundle import DECODING_FILES, SHIPPED_FILES, Bundle, load_bundle
 
@@ -34,19 +42,58 @@ def check_sha256(value: str, origin: str, what: str) -> str:
     return value
 
 
+INCOMING = ".incoming-"
+STALE_INCOMING_S = 3600  # older than any fetch lasts (GetDecoder's deadline is 300 s)
+
+
 def cached_decoder(cache: Path, bundle_sha256: str, pieces: Iterable[Any], origin: str) -> Bundle:
     """Bundle ``bundle_sha256``'s decoder from ``cache``, stored there first from the server's
-    ``pieces`` (DecoderChunk messages, consumed only if the cache lacks it). ``origin`` names the server."""
+    ``pieces`` (DecoderChunk messages, consumed only if the cache lacks it, or holds it unusable).
+    ``origin`` names the server."""
     folder = cache / check_sha256(bundle_sha256, origin, "bundle_sha256")
-    if not folder.exists():
-        _fetch(folder, pieces, origin)
+    if folder.exists():
+        try:
+            return _usable(folder, bundle_sha256)
+        except CodecError as exc:
+            print(f"warning: {exc}; removed it from the cache to fetch it again", file=sys.stderr)
+            shutil.rmtree(folder, ignore_errors=True)
+    _fetch(folder, pieces, origin)
     try:
-        bundle = load_bundle(folder, files=DECODING_FILES)
-        if bundle.decoder_sha256 != bundle_sha256:
-            raise CodecError(f"{folder}: holds another decoder than bundle {bundle_sha256[:12]}")
-    except CodecError as exc:
-        raise CodecError(f"{exc} (a damaged cache entry: delete {folder} to fetch it again)") from None
+        return _usable(folder, bundle_sha256)
+    except CodecError as exc:  # another client placed it first, damaged
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CodecError(f"{exc} (removed that cache entry; play again to fetch it anew)") from None
+
+
+def _usable(folder: Path, bundle_sha256: str) -> Bundle:
+    """The decoder in ``folder`` if its files check out, it is bundle ``bundle_sha256``'s, and its
+    network and tables open."""
+    bundle = load_bundle(folder, files=DECODING_FILES)
+    if bundle.decoder_sha256 != bundle_sha256:
+        raise CodecError(f"{folder}: holds another decoder than bundle {bundle_sha256[:12]}")
+    return _opens(bundle)
+
+
+def _opens(bundle: Bundle) -> Bundle:
+    """``bundle`` once its decoder network and its coding tables open."""
+    open_decoder(bundle, cpu_only=True)
+    CodingTables.from_bundle(bundle)
     return bundle
+
+
+def remove_incoming(cache: Path, older_than: float = 0.0) -> int:
+    """Delete the temporary folders of fetches that never finished, those older than ``older_than``
+    seconds; returns the bytes freed."""
+    freed = 0
+    for path in cache.glob(f"{INCOMING}*") if cache.is_dir() else ():
+        try:
+            if path.is_symlink() or not path.is_dir() or time.time() - path.lstat().st_mtime < older_than:
+                continue
+            freed += sum(f.lstat().st_size for f in path.iterdir())
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+    return freed
 
 
 def _fetch(folder: Path, pieces: Iterable[Any], origin: str) -> None:
@@ -54,19 +101,23 @@ def _fetch(folder: Path, pieces: Iterable[Any], origin: str) -> None:
     cache = folder.parent
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=cache))
+        remove_incoming(cache, STALE_INCOMING_S)
+        incoming = Path(tempfile.mkdtemp(prefix=INCOMING, dir=cache))
     except OSError as exc:
         raise CodecError(f"{cache}: cannot store decoders there ({exc.strerror or exc})") from None
     try:
         _receive(pieces, incoming, origin)
         try:
-            received = load_bundle(incoming, files=DECODING_FILES).decoder_sha256
+            received = load_bundle(incoming, files=DECODING_FILES)
         except CodecError as exc:
             raise CodecError(f"{origin}: sent an unusable decoder ({exc})") from None
-        if received != folder.name:
-            raise CodecError(
-                f"{origin}: sent bundle {received[:12]}'s decoder, not the {folder.name[:12]} it advertised"
-            )
+        sent = received.decoder_sha256
+        if sent != folder.name:
+            raise CodecError(f"{origin}: sent bundle {sent[:12]}'s decoder, not the {folder.name[:12]} it advertised")
+        try:
+            _opens(received)
+        except CodecError as exc:
+            raise CodecError(f"{origin}: sent an unusable decoder ({exc})") from None
         try:
             incoming.rename(folder)
         except OSError as exc:
