@@ -7,6 +7,7 @@ import filecmp
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,13 +20,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import Server, run_cli
+from conftest import Server, rewrite_bundle_file, run_cli
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import Connection, ServerChunks, Target, Transfer, play, received_chunk
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Header
 from codec.coding.decode import DecodeStats, decode_bytes, decode_frames
+from codec.coding.decoder_weights import QuantizedTensor, pack, unpack
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
@@ -289,6 +291,37 @@ def test_round_robin_over_two_servers_survives_losing_one(
     decoded = np.stack(list(decode_frames(iter(chunks), bundle, "failed over", DecodeStats(header=header, bytes=0))))
     assert np.array_equal(decoded, offline)
     assert np.array_equal(np.stack(read_clip(tmp_path / "played.mkv").frames), offline)
+
+
+def test_bundle_files_replaced_under_a_running_server_are_not_served(
+    models: Path, offline: np.ndarray, tmp_path: Path
+) -> None:
+    """A retrained model copied over a served one: the server goes on serving and coding with the
+    files it verified at start (clients old and new decode every frame), and says so in one log line."""
+    served = tmp_path / "models"
+    shutil.copytree(models, served)
+    bundle = served / "short"
+    srv = _Logged(Server(served))
+    try:
+        old_client = tmp_path / "old-client"
+        play(srv.srv.url(), tmp_path / "before.mkv", cache=old_client)
+        entropy = json.loads((bundle / "entropy.json").read_text())
+        for level in entropy["levels"]:
+            level["step"] *= 2
+            level["intra_centre"] = [c + 3 for c in level["intra_centre"]]
+        tensors = unpack((bundle / "decoder.weights").read_bytes(), "w")
+        retrained = [QuantizedTensor(t.name, t.q, t.steps * np.float32(1.5)) for t in tensors]
+        rewrite_bundle_file(bundle, "entropy.json", json.dumps(entropy).encode())
+        rewrite_bundle_file(bundle, "decoder.weights", pack(retrained))
+        for client in (old_client, tmp_path / "new-client"):
+            result = play(srv.srv.url(), tmp_path / f"{client.name}.mkv", cache=client)
+            assert result["frames"] == 24 and result["resumes"] == 0
+            assert np.array_equal(np.stack(read_clip(tmp_path / f"{client.name}.mkv").frames), offline)
+    finally:
+        srv.srv.stop()
+        srv.reader.join(timeout=10)
+    changed = [json.loads(line) for line in srv.lines if '"event": "bundle_changed"' in line]
+    assert len(changed) == 1 and changed[0]["serving"] == load_bundle(models / "short").decoder_sha256
 
 
 def test_sigterm_drains_in_flight_streams(models: Path) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,30 +18,53 @@ import numpy as np
 
 from codec.coding.bitstream import Header
 from codec.errors import CodecError
-from codec.io.bundle import META_FILE, SHIPPED_FILES, Bundle, find_source, load_bundle
+from codec.io.bundle import HELD_FILES, META_FILE, SHIPPED_FILES, Bundle, find_source, load_bundle
 from codec.io.frame_store import FrameStore, cached
-from codec.io.video import VideoInfo, exact_rate, iter_frames, probe
+from codec.io.video import VideoInfo, exact_rate, iter_frames_from, probe
 
 PIECE = 512 * 1024
+
+
+def _signature(bundle: Bundle) -> tuple[tuple[int, int, int] | None, ...]:
+    """What a replaced bundle file changes: each coding file's and meta.json's inode, size and mtime."""
+    stamps = []
+    for name in (*HELD_FILES, META_FILE):
+        try:
+            st = bundle.file(name).stat()
+            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
 
 
 @dataclass(frozen=True)
 class Entry:
     """One servable video: its bundle, its source file, what the source's header says, and its
-    decoded frames where the frame cache holds them (a stream then starts at any frame at once)."""
+    decoded frames where the frame cache holds them (a stream then starts at any frame at once).
+
+    The bundle's coding files are served and coded from the bytes verified at start-up
+    (:meth:`~codec.io.bundle.Bundle.read`), never re-read from disk, so files replaced under a running
+    server are never mixed with the ones its clients hold; :meth:`changed_on_disk` tells the server
+    to say so."""
 
     name: str
     bundle: Bundle
     source: Path
     info: VideoInfo
     store: FrameStore | None = None
+    signature: tuple[tuple[int, int, int] | None, ...] = ()
 
-    def frames_from(self, start: int, end: int) -> Iterator[np.ndarray]:
+    def changed_on_disk(self) -> bool:
+        """Whether a file of the bundle was replaced or edited since the server verified it."""
+        return _signature(self.bundle) != self.signature
+
+    def frames_from(self, start: int, end: int, active: Callable[[], bool] = lambda: True) -> Iterator[np.ndarray]:
         """Frames ``[start, end)`` of the video: read from the cache, or decoded from the source
-        (decoding and dropping the frames before ``start``)."""
+        (from the last keyframe at or before ``start`` where its timestamps allow, else from its
+        first frame), stopping as soon as ``active()`` turns false."""
         if self.store is not None and len(self.store) >= end:
             return (self.store[i] for i in range(start, end))
-        return itertools.islice(iter_frames(self.source, max_frames=end), start, None)
+        return iter_frames_from(self.source, start, end, active, frames=self.frames)
 
     @property
     def frames(self) -> int:
@@ -74,7 +96,7 @@ def load_catalog(models_dir: Path) -> dict[str, Entry]:
             )
         info = probe(source)
         store = cached(info, bundle.meta.source.sha256)
-        entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, info, store)
+        entries[meta.parent.name] = Entry(meta.parent.name, bundle, source, info, store, _signature(bundle))
     if not entries:
         raise CodecError(f"{models_dir}: holds no model bundles (expected DIR/NAME/{META_FILE})")
     return entries
@@ -96,7 +118,7 @@ def shipped_bytes(bundle: Bundle, name: str) -> bytes:
     goes without the path the model was trained from (a folder of the server's own, nothing a
     decoder needs); no sha256 a stream names covers meta.json, so nothing else changes."""
     if name != META_FILE:
-        return bundle.file(name).read_bytes()
+        return bundle.read(name)
     raw = copy.deepcopy(bundle.raw)
     raw.get("source", {}).pop("path", None)
     return (json.dumps(raw, indent=2) + "\n").encode()

@@ -64,12 +64,23 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         self.reaper = Reaper()
         self.sessions: dict[str, Sessions] = {}  # one pair per catalogued bundle, whatever the frame size
         self.sessions_lock = threading.Lock()
+        self.changed: set[str] = set()  # videos whose bundle changed on disk, logged once each
 
     def _entry(self, name: str, context: grpc.ServicerContext) -> Entry:
         entry = self.catalog.get(name)
         if entry is None:
             shown = name if len(name) <= SHOWN_NAME else f"{name[:SHOWN_NAME]}... ({len(name)} characters)"
             context.abort(grpc.StatusCode.NOT_FOUND, f"no video named {shown!r}")
+        if entry.name not in self.changed and entry.changed_on_disk():
+            self.changed.add(entry.name)
+            record = {
+                "event": "bundle_changed",
+                "video": entry.name,
+                "path": str(entry.bundle.path),
+                "serving": entry.bundle.decoder_sha256,
+                "action": "still serving the files verified at start; restart the server to serve the new ones",
+            }
+            log.warning(json.dumps(record))
         return entry
 
     def _networks(self, entry: Entry, width: int, height: int) -> Networks:

@@ -42,7 +42,7 @@ def stream_frames(
     for a live broadcast; otherwise frames go as fast as they are encoded."""
     encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality, nets=nets)
     started = time.monotonic()
-    for index, frame in enumerate(entry.frames_from(start, end), start):
+    for index, frame in enumerate(entry.frames_from(start, end, active), start):
         if not active():
             return
         coded = encoder.encode(frame, index)

@@ -6,8 +6,10 @@ as a :class:`~codec.errors.CodecError` whose message names the file and the reas
 
 from __future__ import annotations
 
+import bisect
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -140,33 +142,178 @@ def iter_frames(path: str | os.PathLike, max_frames: int | None = None) -> Itera
     Raises CodecError when the file cannot be decoded, yields no frame, or ends before the frame
     count its container declares (a truncated file).
     """
+    yield from _from_start(Path(path), 0, max_frames)
+
+
+def iter_frames_from(
+    path: str | os.PathLike,
+    start: int,
+    end: int,
+    active: Callable[[], bool] = lambda: True,
+    frames: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield frames ``[start, end)`` of ``path``: the frames ``islice(iter_frames(path,
+    max_frames=end), start, None)`` yields, with the same CodecErrors for what it decodes, but
+    without converting the frames before ``start`` to RGB, nor decoding those before the last
+    keyframe at or before ``start``.
+
+    To seek, it demuxes (without decoding) the stream's packets into an index, kept for the last few
+    files read: a frame's display position is its pts's rank among the packets'. The index is used
+    only if every packet has a pts, no two the same, and there are as many packets as the video has
+    frames: ``frames`` (what an earlier full decode counted) or else the count its container
+    declares; with neither it is not used. Each frame decoded after the seek is identified by its
+    pts. A frame whose pts is not in the index, that is out of sequence, or that comes after
+    ``start`` when ``start`` has not come, makes it decode again from the video's first frame,
+    yielding from the first frame not yet yielded.
+
+    ``active()`` is called before each decoded frame is used, skipped ones too; once it is false
+    this returns, so a cancelled caller costs at most one more frame's decode.
+    """
+    if start < 0:
+        raise ValueError(f"start {start} is negative")
     path = Path(path)
+    wanted = start
+    with _open(path) as container:
+        info = _describe(container, path)
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        index = _packet_index(path, frames or info.declared_frames) if 0 < start < end else None
+        key = _seek(container, stream, index, start) if index is not None else None
+        if index is not None and key is not None:
+            previous: int | None = None
+            for frame in _decode(container, stream, info, first=key):
+                if not active():
+                    return
+                position = index.positions.get(frame.pts)
+                if position is None or position > wanted or previous not in (None, position - 1):
+                    break
+                previous = position
+                if position == wanted:
+                    yield _rgb(frame, info, position)
+                    wanted += 1
+                    if wanted == end:
+                        return
+            else:  # the stream ended, every frame since the keyframe in its place
+                if previous == len(index.pts) - 1:
+                    _check_count(info, len(index.pts))
+                    return
+    yield from _from_start(path, wanted, end, active)
+
+
+def _from_start(
+    path: Path, start: int, end: int | None, active: Callable[[], bool] = lambda: True
+) -> Iterator[np.ndarray]:
+    """Frames ``[start, end)`` of ``path`` (to its last where ``end`` is None), decoding it from its
+    first frame and converting only those to RGB; returns as soon as ``active()`` is false."""
     with _open(path) as container:
         info = _describe(container, path)
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         count = 0
-        try:
-            for frame in container.decode(stream):
-                if (frame.width, frame.height) != (info.width, info.height):
-                    raise CodecError(
-                        f"{path}: frame {count} is {frame.width}x{frame.height}, the stream is "
-                        f"{info.width}x{info.height}; size changes mid-stream are not supported"
-                    )
-                yield frame_to_rgb(frame, info.colour)
-                count += 1
-                if max_frames is not None and count >= max_frames:
-                    return
-        except MemoryError:  # FFmpeg's ENOMEM too: the machine's limit, not the file's fault
-            raise CodecError(f"{path}: out of memory decoding frame {count}") from None
-        except av.FFmpegError as exc:
-            raise CodecError(f"{path}: corrupt or truncated at frame {count} ({_reason(exc)})") from None
-        if count == 0:
-            raise CodecError(f"{path}: no frame could be decoded (truncated or corrupt)")
-        if info.declared_frames and count < info.declared_frames:
-            raise CodecError(
-                f"{path}: truncated: decoded {count} of the {info.declared_frames} frames its container declares"
-            )
+        for count, frame in enumerate(_decode(container, stream, info), 1):
+            if not active():
+                return
+            if count > start:
+                yield _rgb(frame, info, count - 1)
+            if end is not None and count >= end:
+                return
+        _check_count(info, count)
+
+
+def _check_count(info: VideoInfo, count: int) -> None:
+    """Raise CodecError where a video that ended after ``count`` frames is truncated or corrupt."""
+    if count == 0:
+        raise CodecError(f"{info.path}: no frame could be decoded (truncated or corrupt)")
+    if info.declared_frames and count < info.declared_frames:
+        raise CodecError(
+            f"{info.path}: truncated: decoded {count} of the {info.declared_frames} frames its container declares"
+        )
+
+
+def _decode(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, info: VideoInfo, first: int = 0
+) -> Iterator[av.VideoFrame]:
+    """The decoded frames of ``stream``, from where ``container`` stands (frame ``first``), each
+    checked to be of the stream's size; decoding errors are CodecErrors naming the frame."""
+    count = first
+    try:
+        for frame in container.decode(stream):
+            if (frame.width, frame.height) != (info.width, info.height):
+                raise CodecError(
+                    f"{info.path}: frame {count} is {frame.width}x{frame.height}, the stream is "
+                    f"{info.width}x{info.height}; size changes mid-stream are not supported"
+                )
+            yield frame
+            count += 1
+    except MemoryError:  # FFmpeg's ENOMEM too: the machine's limit, not the file's fault
+        raise CodecError(f"{info.path}: out of memory decoding frame {count}") from None
+    except av.FFmpegError as exc:
+        raise CodecError(f"{info.path}: corrupt or truncated at frame {count} ({_reason(exc)})") from None
+
+
+def _rgb(frame: av.VideoFrame, info: VideoInfo, number: int) -> np.ndarray:
+    """Frame ``number`` of the video ``info`` describes, converted to RGB (see frame_to_rgb)."""
+    try:
+        return frame_to_rgb(frame, info.colour)
+    except MemoryError:
+        raise CodecError(f"{info.path}: out of memory decoding frame {number}") from None
+    except av.FFmpegError as exc:
+        raise CodecError(f"{info.path}: corrupt or truncated at frame {number} ({_reason(exc)})") from None
+
+
+@dataclass(frozen=True)
+class _PacketIndex:
+    """A video stream's packets in display order: their pts (display position -> pts), the
+    reverse, and the display positions of the keyframes, ascending."""
+
+    pts: list[int]
+    positions: dict[int, int]
+    keyframes: list[int]
+
+
+def _packet_index(path: Path, frames: int) -> _PacketIndex | None:
+    """The packet index of ``path``'s video stream if it has ``frames`` packets, each with its own
+    pts and none flagged corrupt or to be discarded; else None (it is not to be trusted)."""
+    stat = path.stat()
+    index = _read_packet_index(path, stat.st_size, stat.st_mtime_ns)
+    return index if index is not None and len(index.pts) == frames else None
+
+
+@functools.lru_cache(maxsize=8)
+def _read_packet_index(path: Path, size: int, mtime_ns: int) -> _PacketIndex | None:
+    """Demux (not decode) every packet of ``path``'s video stream; ``size`` and ``mtime_ns`` key
+    the cache, so that a rewritten file is read again."""
+    packets = []
+    try:
+        with av.open(str(path), mode="r") as container:
+            for packet in container.demux(_video_stream(container, path)):
+                if packet.size:  # not the empty packet that ends the demuxing
+                    if packet.pts is None or packet.is_corrupt or packet.is_discard:
+                        return None
+                    packets.append((packet.pts, packet.is_keyframe))
+    except (av.FFmpegError, CodecError):
+        return None
+    pts = sorted(p for p, _ in packets)
+    positions = {p: i for i, p in enumerate(pts)}
+    if len(positions) < len(pts):
+        return None
+    return _PacketIndex(pts, positions, sorted(positions[p] for p, key in packets if key))
+
+
+def _seek(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, index: _PacketIndex, start: int
+) -> int | None:
+    """Seek ``container`` to the last keyframe at or before display position ``start``; its
+    position, or None where there is no such keyframe or the seek fails."""
+    found = bisect.bisect_right(index.keyframes, start)
+    if found == 0:
+        return None
+    key = index.keyframes[found - 1]
+    try:
+        container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError:
+        return None
+    return key
 
 
 def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
