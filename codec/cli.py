@@ -198,15 +198,20 @@ def train(video: str, model_dir: str, **kwargs: Any) -> None:
 
 
 @cli.command()
-@click.option("--clear", is_flag=True, help="Delete every decoded video in the cache.")
+@click.option(
+    "--clear", is_flag=True, help="Delete every decoded video in the cache, and decoder downloads that never finished."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 def cache(clear: bool, as_json: bool) -> None:
     """List the videos decoded into the frame cache (training and bench read frames from there), or
-    delete them. The cache is $AECODEC_CACHE, else ~/.cache/aecodec; each video takes 3 bytes a pixel."""
-    from codec.io.frame_store import cache_entries, clear_cache, frames_dir
+    delete them. The cache is $AECODEC_CACHE, else ~/.cache/aecodec; each video takes 3 bytes a pixel.
+    The decoders codec play fetched sit beside them, one folder each, and are kept."""
+    from aecodec.client.decoder_cache import remove_incoming
+    from codec.io.frame_store import cache_dir, cache_entries, clear_cache, frames_dir
 
     if clear:
-        click.echo(f"{frames_dir()}: deleted, {clear_cache() / 2**20:.0f} MiB freed")
+        freed = clear_cache() + remove_incoming(cache_dir())
+        click.echo(f"{frames_dir()}: deleted, {freed / 2**20:.0f} MiB freed")
         return
     entries = cache_entries()
     if as_json:
@@ -557,6 +562,22 @@ def serve(models: str, **options: Any) -> None:
     show_default=True,
     help="Keep to one server, or spread calls over every server HOST resolves to (or the list gives); "
     "a stream that loses its server resumes on another.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds the server may take to send a stream's next message; past it the stream restarts "
+    "(on another server with --lb round-robin).",
+)
+@click.option(
+    "--keepalive",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds between pings that find a dead connection while the server has nothing to send "
+    "(10 or more; 0: none).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")

@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import grpc
 import numpy as np
@@ -35,7 +38,7 @@ from aecodec.client.player import (
     received_chunk,
 )
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Chunk
+from codec.coding.bitstream import I_FRAME, Chunk
 from codec.coding.decoder_weights import pack, unpack
 from codec.coding.encode import StreamEncoder
 from codec.errors import CodecError
@@ -293,6 +296,24 @@ def test_an_honest_decoder_is_fetched_once_and_cached_by_its_sha256(models: Path
         assert (first.path / name).read_bytes() == (models / "short" / name).read_bytes()
 
 
+def test_downloads_killed_midway_are_removed(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client killed mid-fetch leaves its .incoming-* folder (up to 256 MiB): the next fetch removes
+    those older than any fetch lasts, and codec cache --clear removes them all."""
+    cache = tmp_path / "cache"
+    stale, fresh = cache / ".incoming-stale", cache / ".incoming-fresh"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "decoder.onnx").write_bytes(bytes(1 << 20))
+    os.utime(stale, (time.time() - 2 * 3600,) * 2)
+    with serving(Drifting(models / "short", at=None, lies=0)) as url:  # honest throughout
+        play(url, tmp_path / "out.mkv", cache=cache, quality=1)
+    assert not stale.exists() and fresh.exists()
+    monkeypatch.setenv("AECODEC_CACHE", str(cache))
+    code, out, err = run_cli("cache", "--clear")
+    assert code == 0 and "1 MiB freed" in out, err
+    assert [p.name for p in cache.iterdir() if p.name != "frames"] == [honest(models / "short").videos[0].bundle_sha256]
+
+
 @pytest.mark.parametrize("intact", [True, False])
 def test_a_decoder_another_client_placed_first_is_used_if_it_verifies(
     models: Path, tmp_path: Path, intact: bool
@@ -486,10 +507,10 @@ def test_a_meta_json_that_sizes_nothing_real_is_refused(carphone_bundle: Path, t
 
 class Drifting(FakeServer):
     """Streams the real chunks of ``short`` honestly, except that its first ``lies`` streams send frame
-    ``at`` with a reconstruction check one off (under a crc32 that holds): the client's decoder then
-    seems to compute that frame differently from the server's."""
+    ``at`` (every P-frame: None) with a reconstruction check one off (under a crc32 that holds): the
+    client's decoder then seems to compute that frame differently from the server's."""
 
-    def __init__(self, bundle_dir: Path, at: int, lies: int) -> None:
+    def __init__(self, bundle_dir: Path, at: int | None, lies: int) -> None:
         fake = honest(bundle_dir)
         super().__init__(fake.videos, fake.pieces)
         self.bundle, self.at, self.lies = load_bundle(bundle_dir), at, lies
@@ -502,7 +523,7 @@ class Drifting(FakeServer):
         encoder = StreamEncoder(self.bundle, width=176, height=144, quality=request.quality)
         for index in range(request.start_frame, request.end_frame):
             chunk = encoder.encode(self.frames[index], index).chunk
-            if lying and index == self.at:
+            if lying and (index == self.at if self.at is not None else chunk.frame_type != I_FRAME):
                 chunk = replace(chunk, check=chunk.check ^ 1)
             yield codec_pb2.EncodedFrame(
                 index=index, type=chunk.frame_type, payload=chunk.payload, crc32=chunk.crc32, check=chunk.check
@@ -526,6 +547,73 @@ def test_a_server_whose_frames_never_match_ends_in_one_line(models: Path, tmp_pa
     message = str(err.value)
     assert message.endswith("gave up at frame 3 after 2 retries (frame 3: reconstruction differs from the server's)")
     assert "\n" not in message and fake.starts == [0, 3, 3] and not (tmp_path / "out.mkv").exists()
+
+
+def test_a_server_whose_every_p_frame_is_wrong_is_given_up_on(models: Path, tmp_path: Path) -> None:
+    """Each restart begins with an I-frame that checks out, so restarts must be counted per GOP, not
+    per good frame: the play used to finish, every frame sent twice, one restart a frame."""
+    fake = Drifting(models / "short", at=None, lies=10**6)
+    with serving(fake) as url, pytest.raises(CodecError, match=r"gave up at frame 6 after 5 retries \(frame 6:"):
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1)
+    assert fake.starts == [0, 1, 2, 3, 4, 5] and not (tmp_path / "out.mkv").exists()
+
+
+class Mute(FakeServer):
+    """Lists and ships ``short`` honestly; its streams (or its decoder download) send nothing until the
+    client goes."""
+
+    def __init__(self, bundle_dir: Path, mute_decoder: bool = False) -> None:
+        fake = honest(bundle_dir)
+        super().__init__(fake.videos, fake.pieces)
+        self.mute_decoder, self.streams = mute_decoder, 0
+
+    def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
+        if self.mute_decoder:
+            _wait_until_gone(context)
+            return
+        yield from super().GetDecoder(request, context)
+
+    def StreamVideo(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.EncodedFrame]:
+        self.streams += 1
+        _wait_until_gone(context)
+        yield from ()
+
+
+def _wait_until_gone(context: grpc.ServicerContext) -> None:
+    gone = threading.Event()
+    context.add_callback(gone.set)
+    gone.wait(60)
+
+
+@pytest.mark.parametrize("what", ["stream", "decoder"])
+def test_a_server_that_sends_nothing_is_given_up_on_in_bounded_time(models: Path, tmp_path: Path, what: str) -> None:
+    """It used to keep the player waiting until it was killed."""
+    fake = Mute(models / "short", mute_decoder=what == "decoder")
+    started = time.monotonic()
+    with serving(fake) as url, pytest.raises(CodecError, match=r"sent nothing for 0\.5 s") as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", retries=1, timeout=0.5)
+    assert time.monotonic() - started < 10 and "\n" not in str(err.value)
+    assert fake.streams == (2 if what == "stream" else 0) and not (tmp_path / "out.mkv").exists()
+
+
+def test_a_stream_from_a_silent_replica_fails_over_to_a_live_one(models: Path, tmp_path: Path) -> None:
+    """Round-robin over a replica that accepts streams but sends nothing and a real server: every play
+    finishes, whichever replica each stream lands on first."""
+    mute = Mute(models / "short")
+    live = Server(models)
+    try:
+        with serving(mute) as mute_url:
+            mute_port = urlparse(mute_url).port
+            url = f"grpc://127.0.0.1:{mute_port},127.0.0.1:{live.port}/short"
+            for attempt in range(4):
+                out = tmp_path / f"out{attempt}.mkv"
+                result = play(url, out, cache=tmp_path / f"cache{attempt}", lb="round-robin", timeout=1)
+                assert result["frames"] == 24
+                if mute.streams:
+                    break
+    finally:
+        live.stop()
+    assert mute.streams >= 1 and result["resumes"] >= 1
 
 
 @pytest.mark.parametrize(

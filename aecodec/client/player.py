@@ -1,17 +1,19 @@
 """``codec play``: fetch a video's decoder once (cached by sha256), stream its codes, decode locally.
 
 Decoding is the library's own (onnxruntime, no torch); this module only speaks gRPC: it checks
-every chunk's fields and crc32, and when the connection drops, a chunk arrives damaged or a frame
-decodes differently from the server's reconstruction (its check), it restarts the stream from that
-frame with bounded retries and exponential backoff.
+every chunk's fields and crc32, and when the connection drops, a chunk arrives damaged, the server
+sends nothing for the message timeout, or a frame decodes differently from the server's
+reconstruction (its check), it restarts the stream from that frame with bounded retries and
+exponential backoff. Keepalive pings find a connection that died without closing (a half-open TCP
+connection, a replica that vanished) even while the server has nothing to send.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
-import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -29,6 +31,7 @@ from codec.coding.decode import DecodeStats, decode_frames
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
+from codec.io.frame_store import cache_dir
 from codec.io.limits import MAX_FPS, MAX_SIDE
 from codec.io.psnr import psnr
 from codec.io.video import VideoWriter, exact_rate, iter_frames
@@ -36,6 +39,11 @@ from codec.net import is_loopback, read_secret, read_token
 
 # Reconnect quickly after a drop; ServerChunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
+MESSAGE_TIMEOUT_S = 30.0  # what the server may take to send a stream's next message (the first included)
+KEEPALIVE_S = 20.0  # a ping every this often during a call; codec serve accepts one every MIN_KEEPALIVE_S
+MIN_KEEPALIVE_S = 10.0
+DECODER_DEADLINE_S = 300.0  # a whole decoder download (decoder_cache.STALE_INCOMING_S assumes it)
+KEEPALIVE_ACK_S = 10.0  # an unanswered ping closes the connection after this
 RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
 # What a server says is bounded before use. A catalog is a folder of bundle folders, named after
 # them: far fewer than MAX_VIDEOS, and no file system allows a name past MAX_NAME.
@@ -130,12 +138,22 @@ class Connection:
         token: str | None = None,
         insecure: bool = False,
         lb: str = "pick-first",
+        timeout: float = MESSAGE_TIMEOUT_S,
+        keepalive: float = KEEPALIVE_S,
     ) -> None:
         self.target = target
         tls = target.tls or ca is not None
         if lb not in LB_POLICIES:
             raise CodecError(f"--lb must be one of {', '.join(LB_POLICIES)}, not {lb}")
+        if not 0 < timeout <= 86_400:
+            raise CodecError(f"--timeout must be above 0 and at most a day, not {timeout:g}")
+        if keepalive and not MIN_KEEPALIVE_S <= keepalive <= 86_400:
+            raise CodecError(f"--keepalive must be 0 (off) or {MIN_KEEPALIVE_S:g} s to a day, not {keepalive:g}")
+        self.timeout = timeout
         options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", LB_POLICIES[lb])]
+        if keepalive:
+            options.append(("grpc.keepalive_time_ms", int(keepalive * 1000)))
+            options.append(("grpc.keepalive_timeout_ms", int(KEEPALIVE_ACK_S * 1000)))
         if len(target.endpoints) > 1:  # the name TLS checks and HTTP/2 sends: the first server's
             options.append(("grpc.default_authority", _host_port(*target.endpoints[0])))
         if token and not tls and not target.loopback:
@@ -154,24 +172,75 @@ class Connection:
         self.stub = codec_pb2_grpc.VideoCodecStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
 
-    def call(self, method: str, request: Any, **kwargs: Any) -> Any:
+    def call(self, method: str, request: Any) -> Any:
+        """A unary call, ended after the message timeout; an error is a one-line CodecError."""
         try:
-            return getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+            return getattr(self.stub, method)(request, metadata=self.metadata, timeout=self.timeout)
         except grpc.RpcError as exc:
             raise _error(self.target, exc) from None
 
-    def stream(self, method: str, request: Any, **kwargs: Any) -> Iterator[Any]:
-        """A server-streaming call's messages, started when first asked for; errors as in :meth:`call`."""
-        responses = getattr(self.stub, method)(request, metadata=self.metadata, **kwargs)
+    def messages(self, method: str, request: Any, total: float | None = None) -> Iterator[Any]:
+        """A server-streaming call's messages as they come, started when first asked for and ended
+        after ``total`` seconds if given: a server that sends nothing for the message timeout while
+        it is waited on is a :class:`Silent` error, any other gRPC error is raised as it is. A caller
+        that stops reading early ends the call."""
+        responses = getattr(self.stub, method)(request, metadata=self.metadata, timeout=total)
+        watch = _Watch(responses, self.timeout)
         try:
-            yield from responses
+            while True:
+                watch.waiting = time.monotonic()
+                try:
+                    message = next(responses)
+                except StopIteration:
+                    return
+                except grpc.RpcError:
+                    if watch.expired:
+                        raise Silent(f"the server sent nothing for {self.timeout:g} s") from None
+                    raise
+                watch.waiting = None
+                yield message
+        finally:
+            watch.stop()
+            responses.cancel()
+
+    def stream(self, method: str, request: Any, total: float | None = None) -> Iterator[Any]:
+        """:meth:`messages`, every error a one-line CodecError."""
+        try:
+            yield from self.messages(method, request, total)
         except grpc.RpcError as exc:
             raise _error(self.target, exc) from None
-        finally:
-            responses.cancel()  # a caller that stops reading early ends the call
+        except Silent as exc:
+            raise CodecError(f"{self.target.address}/{self.target.name}: {exc}") from None
 
     def close(self) -> None:
         self.channel.close()
+
+
+class Silent(CodecError):
+    """The server sent nothing for the message timeout: handled like a dropped connection."""
+
+
+class _Watch:
+    """Cancels ``call`` once it has been waited on (``waiting`` is when the wait began, None while
+    the caller holds a message) for longer than ``timeout``. One thread a call, ending with it."""
+
+    def __init__(self, call: Any, timeout: float) -> None:
+        self.call, self.timeout = call, timeout
+        self.waiting: float | None = None
+        self.expired = False
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name="message-timeout", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.done.wait(min(0.25, self.timeout / 4)):
+            since = self.waiting
+            if since is not None and time.monotonic() - since > self.timeout:
+                self.expired = True
+                self.call.cancel()
+                return
+
+    def stop(self) -> None:
+        self.done.set()
 
 
 def _error(target: Target, exc: grpc.RpcError) -> CodecError:
@@ -182,7 +251,7 @@ def _error(target: Target, exc: grpc.RpcError) -> CodecError:
 def find_video(conn: Connection) -> Any:
     """The server's description of the video the target names, checked before anything uses it."""
     origin = conn.target.address
-    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest(), timeout=30).videos
+    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest()).videos
     if len(videos) > MAX_VIDEOS:
         raise CodecError(f"{origin}: lists {len(videos)} videos; a client reads at most {MAX_VIDEOS}")
     if any(len(video.name) > MAX_NAME for video in videos):
@@ -206,7 +275,7 @@ def _checked(video: Any, origin: str) -> Any:
 
 def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
     """The decoding half of the video's bundle, from ``cache/<sha256>`` or, once, from the server."""
-    pieces = conn.stream("GetDecoder", codec_pb2.GetDecoderRequest(name=video.name), timeout=300)
+    pieces = conn.stream("GetDecoder", codec_pb2.GetDecoderRequest(name=video.name), total=DECODER_DEADLINE_S)
     return cached_decoder(cache, video.bundle_sha256, pieces, conn.target.address)
 
 
@@ -237,16 +306,26 @@ def received_chunk(message: codec_pb2.EncodedFrame) -> Chunk:
 class ServerChunks:
     """The chunks of frames [start, end) from the server, in order, as they are iterated.
 
-    A dropped connection, a damaged chunk, or a frame the client decoded differently from the server
-    (:meth:`redo`) restarts the stream at the first frame still needed (the server starts every stream
-    with an I-frame), at most ``retries`` times without a frame received and decoded in between,
-    backing off 0.2 s, 0.4 s, ...; then a CodecError gives up."""
+    A dropped connection, a server silent for the message timeout, a damaged chunk, or a frame the
+    client decoded differently from the server (:meth:`redo`) restarts the stream at the first frame
+    still needed (the server starts every stream with an I-frame), backing off 0.2 s, 0.4 s, ...; more
+    than ``retries`` restarts in a row, or before ``window`` frames (a GOP) have come since the last
+    restart, give up with a CodecError. So a server whose every P-frame is wrong fails after
+    ``retries`` restarts instead of sending each frame as an I-frame, while a long play over a flaky
+    network may restart as often as it needs, a GOP apart."""
 
     def __init__(
-        self, conn: Connection, start: int, end: int, quality: int | None, transfer: Transfer, retries: int = 5
+        self,
+        conn: Connection,
+        start: int,
+        end: int,
+        quality: int | None,
+        transfer: Transfer,
+        retries: int = 5,
+        window: int = 1,
     ) -> None:
         self.conn, self.start, self.end, self.quality = conn, start, end, quality
-        self.transfer, self.retries = transfer, retries
+        self.transfer, self.retries, self.window = transfer, retries, max(1, window)
         self._redo: int | None = None
 
     def redo(self, index: int) -> None:
@@ -255,12 +334,12 @@ class ServerChunks:
 
     def __iter__(self) -> Iterator[Chunk]:
         conn, end = self.conn, self.end
-        next_index, failures = self.start, 0
+        next_index, failures, restarted_at = self.start, 0, self.start
         while next_index < end:
             request = codec_pb2.StreamVideoRequest(name=conn.target.name, start_frame=next_index, end_frame=end)
             if self.quality is not None:
                 request.quality = self.quality
-            responses = conn.stub.StreamVideo(request, metadata=conn.metadata)
+            responses = conn.messages("StreamVideo", request)
             try:
                 for message in responses:
                     chunk = received_chunk(message)
@@ -272,10 +351,11 @@ class ServerChunks:
                     if self._redo is not None:
                         next_index, self._redo = self._redo, None
                         raise DamagedChunk(f"frame {next_index}: reconstruction differs from the server's")
-                    failures = 0
+                    if next_index - restarted_at >= self.window:
+                        failures = 0
                 if next_index < end:
                     raise DamagedChunk(f"stream ended at frame {next_index} of {end}")
-            except (grpc.RpcError, DamagedChunk) as exc:
+            except (grpc.RpcError, DamagedChunk, Silent) as exc:
                 if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
                     raise _error(conn.target, exc) from None
                 failures += 1
@@ -286,9 +366,10 @@ class ServerChunks:
                         f"after {self.retries} retries ({reason})"
                     ) from None
                 self.transfer.resumes += 1
+                restarted_at = next_index
                 time.sleep(0.2 * 2 ** (failures - 1))
             finally:
-                responses.cancel()
+                responses.close()
 
 
 def play(
@@ -305,16 +386,20 @@ def play(
     retries: int = 5,
     insecure: bool = False,
     lb: str = "pick-first",
+    timeout: float = MESSAGE_TIMEOUT_S,
+    keepalive: float = KEEPALIVE_S,
 ) -> dict[str, Any]:
     """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
     ``insecure`` lets the token go unencrypted to a host that is not loopback; ``lb`` spreads the
-    calls over every server the URL names (round-robin) or keeps to one (pick-first)."""
+    calls over every server the URL names (round-robin) or keeps to one (pick-first); ``timeout`` is
+    the longest the server may take to send its next message, ``keepalive`` the seconds between pings
+    (0: none)."""
     check_output(out, force)
     token = read_token(token_file) if token_file is not None else None
-    conn = Connection(Target.parse(url), ca, token, insecure, lb)
+    conn = Connection(Target.parse(url), ca, token, insecure, lb, timeout, keepalive)
     try:
         video = find_video(conn)
-        bundle = fetch_decoder(conn, video, cache or default_cache())
+        bundle = fetch_decoder(conn, video, cache or cache_dir())
         end = end or video.frames
         if not 0 <= start < end <= video.frames:
             raise CodecError(f"{url}: frames [{start}, {end}) are not within its {video.frames} frames")
@@ -326,7 +411,7 @@ def play(
         refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
         psnrs: list[float] = []
         started = time.perf_counter()
-        received = ServerChunks(conn, start, end, quality, transfer, retries)
+        received = ServerChunks(conn, start, end, quality, transfer, retries, window=video.gop)
         chunks = (replace(c, index=c.index - start) for c in received)  # the stream's own numbering
         with (
             replacing_output(out, force) as tmp,
@@ -356,10 +441,3 @@ def play(
     if psnrs:
         result["psnr_rgb"] = float(np.mean(psnrs))
     return result
-
-
-def default_cache() -> Path:
-    """Where fetched decoders are kept: $AECODEC_CACHE, else ~/.cache/aecodec."""
-    if os.environ.get("AECODEC_CACHE"):
-        return Path(os.environ["AECODEC_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aecodec"

@@ -26,6 +26,7 @@ SERVICE = codec_pb2.DESCRIPTOR.services_by_name["VideoCodec"].full_name
 DRAIN_NOTICE_S = 1.0
 RESERVED_WORKERS = 8  # worker threads no stream can take: health, listing, reflection
 MESSAGE_SLACK = 64 << 10
+MIN_PING_INTERVAL_MS = 5000  # clients' keepalive pings may come this often (codec play sends one every 20 s)
 log = logging.getLogger("aecodec.server")
 
 
@@ -83,7 +84,11 @@ def serve(
     # one more is refused at once; the rest of the pool is kept for health, listing and reflection.
     workers = max_streams + RESERVED_WORKERS
     limit = _message_limit(catalog)
-    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+    options = [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
+    ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         interceptors=interceptors,
