@@ -306,7 +306,7 @@ def test_downloads_killed_midway_are_removed(models: Path, tmp_path: Path, monke
         (folder / "decoder.onnx").write_bytes(bytes(1 << 20))
     os.utime(stale, (time.time() - 2 * 3600,) * 2)
     with serving(Drifting(models / "short", at=None, lies=0)) as url:  # honest throughout
-        play(url, tmp_path / "out.mkv", cache=cache, quality=1)
+        play(url, tmp_path / "out.mkv", cache=cache)
     assert not stale.exists() and fresh.exists()
     monkeypatch.setenv("AECODEC_CACHE", str(cache))
     code, out, err = run_cli("cache", "--clear")

@@ -411,7 +411,7 @@ def play(
         refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
         psnrs: list[float] = []
         started = time.perf_counter()
-        received = ServerChunks(conn, start, end, quality, transfer, retries, window=video.gop)
+        received = ServerChunks(conn, start, end, q, transfer, retries, window=video.gop)  # the level it decodes at
         chunks = (replace(c, index=c.index - start) for c in received)  # the stream's own numbering
         with (
             replacing_output(out, force) as tmp,
