@@ -1,7 +1,8 @@
 """Abuse aecodec as an attacker would, on loopback only, bounded in count and time: a real
-`codec serve` against idle, slow and lying clients; `codec play` against a lying server; `codec
-decode` against crafted files. Prints health latency throughout, the server's memory before and
-after, and what each abuse got.
+`codec serve` against idle, slow and lying clients and against its bundle's files replaced under
+it; `codec play` against a lying, a silent and a vanished server and crafted decoder weights;
+`codec decode` against crafted files. Prints health latency throughout, the server's memory before
+and after, and what each abuse got (with each client process's peak memory).
 
 Usage: python benchmarks/abuse.py MODELS_DIR NAME [--idle 24] [--sizes 200] [--stall 5]
 MODELS_DIR/NAME/ is a bundle with its source video beside it (see `codec serve --help`).
@@ -10,7 +11,11 @@ MODELS_DIR/NAME/ is a bundle with its source video beside it (see `codec serve -
 from __future__ import annotations
 
 import argparse
-import resource
+import hashlib
+import json
+import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,24 +30,67 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import play
-from aecodec.server.catalog import decoder_pieces
+from aecodec.server.catalog import decoder_pieces, shipped_bytes
 from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Chunk, Header
+from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, unpack
 from codec.coding.encode import StreamEncoder
+from codec.coding.entropy_coding import Table
 from codec.errors import CodecError
-from codec.io.bundle import find_source, load_bundle
+from codec.io.bundle import (
+    DECODER_WEIGHTS_FILE,
+    META_FILE,
+    SHIPPED_FILES,
+    Bundle,
+    BundleMeta,
+    find_source,
+    load_bundle,
+)
 from codec.io.video import iter_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from crafted import craft
+from crafted import craft, noise_payload, range_coded, weights_file, weights_head
 
 MAX_STREAMS = 4
-DECODER_ADDRESS_SPACE = 4 << 30
+CLIENT_ADDRESS_SPACE = 4 << 30
 DECODE_LIMIT_S = 30
+PLAY_LIMIT_S = 120
+# Runs `codec ARGS` with its address space capped at argv[1] bytes (a client that tries to allocate
+# from a crafted number fails there instead of taking the machine) and prints its own peak memory
+# (VmHWM: a child's ru_maxrss counts its parent's peak from before exec) on stderr as it exits.
+PEAK_WRAPPER = (
+    "import atexit, resource, sys\n"
+    "cap = int(sys.argv.pop(1))\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (cap, cap))\n"
+    "hwm = lambda: [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+    "atexit.register(lambda: print(f'peak {int(hwm()) // 1024} MiB', file=sys.stderr))\n"
+    "from codec.cli import main\nmain()"
+)
+
+
+def run_codec(args: list[str], limit: float, cache: str | None = None) -> str:
+    """`codec ARGS` in a process of its own, its address space capped (and its cache ``cache``): its
+    exit code, error line and peak memory, and how long it took."""
+    started = time.perf_counter()
+    env = {**os.environ, **({"AECODEC_CACHE": cache} if cache else {})}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", PEAK_WRAPPER, str(CLIENT_ADDRESS_SPACE), *args],
+            capture_output=True,
+            text=True,
+            timeout=limit,
+            env=env,
+        )
+        said = [line for line in proc.stderr.strip().splitlines() if line.startswith(("error:", "peak"))]
+        outcome = f"exit {proc.returncode}, {'; '.join(said) or 'no output'}"
+    except subprocess.TimeoutExpired:
+        outcome = f"still running after {limit:g} s, killed (!)"
+    return f"{outcome}; {time.perf_counter() - started:.2f} s"
 
 
 class HealthProbe:
@@ -250,40 +298,211 @@ def abuse_decoder(models: Path, name: str) -> None:
         "fps 1/4294967295": craft(valid + tiny, fps_num=1, fps_den=2**32 - 1),
         "gop 0": craft(valid + tiny, gop=0),
     }
-    wrapper = (
-        "import atexit, sys\n"  # VmHWM: a child's ru_maxrss counts its parent's peak from before exec
-        "hwm = lambda: [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-        "atexit.register(lambda: print(f'peak {int(hwm()) // 1024} MiB', file=sys.stderr))\n"
-        "from codec.cli import main\nmain()"
-    )
     with tempfile.TemporaryDirectory() as tmp:
         for what, data in crafted.items():
             stream, out = Path(tmp) / "x.aec", Path(tmp) / "x.y4m"
             stream.write_bytes(data)
             args = ["decode", str(stream), "-m", str(models / name), "-o", str(out), "--force"]
             args += ["--conceal"] if "conceal" in what else []
-            started = time.perf_counter()
-            command = [sys.executable, "-c", wrapper, *args]
-            try:
-                proc = subprocess.run(
-                    command, capture_output=True, text=True, timeout=DECODE_LIMIT_S, preexec_fn=_limit_memory
-                )
-                lines = proc.stderr.strip().splitlines()
-                said = [line for line in lines if line.startswith(("error:", "peak"))]
-                outcome = f"exit {proc.returncode}, {'; '.join(said) or 'no output'}"
-            except subprocess.TimeoutExpired:
-                outcome = f"still running after {DECODE_LIMIT_S} s, killed (!)"
+            outcome = run_codec(args, DECODE_LIMIT_S)
             written = out.stat().st_size if out.exists() else 0
-            print(
-                f"crafted .aec, {what} ({len(data)} bytes): {outcome}; "
-                f"{time.perf_counter() - started:.2f} s, {written} bytes written"
-            )
+            print(f"crafted .aec, {what} ({len(data)} bytes): {outcome}, {written} bytes written")
             out.unlink(missing_ok=True)
 
 
-def _limit_memory() -> None:
-    """A decoder that tries to allocate from a crafted header fails at 4 GiB instead of taking the machine."""
-    resource.setrlimit(resource.RLIMIT_AS, (DECODER_ADDRESS_SPACE, DECODER_ADDRESS_SPACE))
+def crafted_weights(bundle: Bundle) -> dict[str, bytes]:
+    """decoder.weights files a lying server signs as its decoder's: each would pass every sha256."""
+    tensors = unpack(bundle.read(DECODER_WEIGHTS_FILE), "weights")
+    peaked, escapes = (1, 65533, 1, 1), (1, 1, 1, 65533)  # a zero nearly free; an escape nearly free
+    most = weights_head((1024, MAX_WEIGHTS // 1024), [0.1] * 1024)
+    return {
+        "2^26 weights declared, 4-byte payload": weights_file([Table.from_grid(10).frequencies], [most], bytes(4)),
+        "2^26 zeros under a table that makes them free (4 KB)": weights_file(
+            [peaked], [most], range_coded(np.zeros(MAX_WEIGHTS, np.int8), peaked)
+        ),
+        "2^26 weights, every one an escape (44 MiB)": weights_file(
+            [escapes], [most], range_coded(np.full(MAX_WEIGHTS, 2, np.int8), escapes)
+        ),
+        "payload of noise": noise_payload(pack(tensors)),
+        "one tensor twice": pack([*tensors, tensors[0]]),
+        "steps of 3e38": pack([QuantizedTensor(t.name, t.q, t.steps * 0 + 3e38) for t in tensors]),
+    }
+
+
+def signed(bundle: Bundle, weights: bytes) -> tuple[dict[str, bytes], str]:
+    """The shipped files of ``bundle`` with ``weights`` for its decoder.weights and a meta.json that
+    names its size and sha256, and the bundle_sha256 that then checks out."""
+    raw = json.loads(json.dumps(bundle.raw))
+    raw["files"][DECODER_WEIGHTS_FILE] = {"bytes": len(weights), "sha256": hashlib.sha256(weights).hexdigest()}
+    files = {name: shipped_bytes(bundle, name) for name in SHIPPED_FILES}
+    files[DECODER_WEIGHTS_FILE], files[META_FILE] = weights, json.dumps(raw).encode()
+    return files, Bundle(Path(), BundleMeta.parse(raw, "meta.json"), raw, 0).decoder_sha256
+
+
+class ServedFiles(codec_pb2_grpc.VideoCodecServicer):
+    """Lists one video of ``bundle`` under ``sha256`` and sends ``files`` as its decoder; its streams
+    send nothing until the client goes."""
+
+    def __init__(self, bundle: Bundle, files: dict[str, bytes], sha256: str) -> None:
+        self.bundle, self.files, self.sha256 = bundle, files, sha256
+
+    def ListVideos(self, request: Any, context: Any) -> codec_pb2.ListVideosResponse:
+        width, height = self.bundle.meta.source.size
+        coding = self.bundle.meta.coding
+        video = codec_pb2.Video(
+            name="v",
+            width=width,
+            height=height,
+            fps=25,
+            frames=8,
+            quality_levels=len(coding.quality_steps),
+            default_quality=coding.default_quality,
+            gop=coding.gop,
+            bundle_sha256=self.sha256,
+        )
+        return codec_pb2.ListVideosResponse(videos=[video])
+
+    def GetDecoder(self, request: Any, context: Any) -> Iterator[codec_pb2.DecoderChunk]:
+        for name, data in self.files.items():
+            sha = hashlib.sha256(data).hexdigest()
+            for offset in range(0, max(len(data), 1), 1 << 20):
+                chunk = data[offset : offset + (1 << 20)]
+                yield codec_pb2.DecoderChunk(file=name, size=len(data), sha256=sha, offset=offset, data=chunk)
+
+    def StreamVideo(self, request: Any, context: Any) -> Iterator[codec_pb2.EncodedFrame]:
+        gone = threading.Event()
+        context.add_callback(gone.set)
+        gone.wait(PLAY_LIMIT_S)
+        yield from ()
+
+
+def _play_from(servicer: codec_pb2_grpc.VideoCodecServicer, cache: str, *options: str) -> str:
+    """`codec play` of servicer's video, in a process of its own whose cache is ``cache``."""
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    codec_pb2_grpc.add_VideoCodecServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"grpc://127.0.0.1:{port}/v"
+            args = ["play", url, "-o", f"{tmp}/out.mkv", *options]
+            return run_codec(args, PLAY_LIMIT_S, cache) + (", wrote a video" if Path(f"{tmp}/out.mkv").exists() else "")
+    finally:
+        server.stop(0)
+
+
+def abuse_player_weights(models: Path, name: str) -> None:
+    bundle = load_bundle(models / name)
+    for what, weights in crafted_weights(bundle).items():
+        with tempfile.TemporaryDirectory() as cache:
+            files, sha = signed(bundle, weights)
+            outcome = _play_from(ServedFiles(bundle, files, sha), cache, "--retries", "0", "--timeout", "60")
+            left = sorted(p.name[:12] for p in Path(cache).iterdir() if p.name != "frames")
+            print(f"decoder.weights, {what} ({len(weights)} bytes): {outcome}; cache holds {left or 'nothing'}")
+
+
+def abuse_player_silence(models: Path, name: str) -> None:
+    bundle = load_bundle(models / name)
+    files = {n: shipped_bytes(bundle, n) for n in SHIPPED_FILES}
+    silent = ServedFiles(bundle, files, bundle.decoder_sha256)
+    with tempfile.TemporaryDirectory() as cache:
+        outcome = _play_from(silent, cache, "--timeout", "2", "--retries", "2")
+    print(f"silent server, --timeout 2 --retries 2: {outcome}")
+    server = LocalServer(models, "--pace", log=False)
+    try:
+        with Blackhole(server.port) as hole, tempfile.TemporaryDirectory() as tmp:
+            url = f"grpc://127.0.0.1:{hole.port}/{name}"
+            play(url, Path(tmp) / "warm.mkv", cache=Path(tmp) / "cache", end=2)  # the decoder is cached
+            hole.freeze_after(4096)  # then the connection goes dead without closing, mid-stream
+            args = ["play", url, "-o", f"{tmp}/out.mkv", "--retries", "0", "--timeout", "600", "--keepalive", "10"]
+            outcome = run_codec(args, PLAY_LIMIT_S, f"{tmp}/cache")
+            print(f"half-open connection mid-stream, --keepalive 10 --timeout 600: {outcome}")
+    finally:
+        server.drain()
+
+
+def abuse_changed_bundle(models: Path, name: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        served = Path(tmp) / "models"
+        shutil.copytree(models / name, served / name)  # its source: in it, or where it was trained from
+        bundle = served / name
+        server = LocalServer(served, log=True)
+        try:
+            url, old = server.url(name), Path(tmp) / "old-client"
+            play(url, Path(tmp) / "a.mkv", cache=old, end=8)
+            entropy = json.loads((bundle / "entropy.json").read_text())
+            for level in entropy["levels"]:
+                level["intra_centre"] = [c + 3 for c in level["intra_centre"]]
+            tensors = unpack((bundle / DECODER_WEIGHTS_FILE).read_bytes(), "w")
+            retrained = {
+                "entropy.json": json.dumps(entropy).encode(),
+                DECODER_WEIGHTS_FILE: pack([QuantizedTensor(t.name, t.q, t.steps * np.float32(1.5)) for t in tensors]),
+            }
+            meta = json.loads((bundle / META_FILE).read_text())
+            for file, data in retrained.items():  # each replaced atomically, as a deploy copies files
+                meta["files"][file] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                (bundle / f".{file}.new").write_bytes(data)
+                (bundle / f".{file}.new").replace(bundle / file)
+            (bundle / ".meta.new").write_text(json.dumps(meta))
+            (bundle / ".meta.new").replace(bundle / META_FILE)
+            for client in (old, Path(tmp) / "new-client"):
+                try:
+                    result = play(url, Path(tmp) / f"{client.name}.mkv", cache=client, end=8)
+                    outcome = f"played {result['frames']} frames, {result['resumes']} restarts"
+                except CodecError as exc:
+                    outcome = f"failed: {exc}"
+                print(f"bundle files replaced under the server, {client.name}: {outcome}")
+        finally:
+            log = server.stop()
+        changed = [line for line in log.splitlines() if "bundle_changed" in line]
+        print(f"the server logged {len(changed)} bundle_changed line(s): {changed[0][:160] if changed else ''}")
+
+
+class Blackhole:
+    """A TCP relay on 127.0.0.1 to ``port`` that can go dead without closing, as a connection whose
+    peer vanished does: after :meth:`freeze_after` it stops relaying in both directions, sockets open."""
+
+    def __init__(self, port: int) -> None:
+        self.target, self.budget = port, -1
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopping = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze_after(self, nbytes: int) -> None:
+        self.budget = nbytes
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        while not self.stopping.is_set():
+            try:
+                data = a.recv(1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.budget >= 0:
+                self.budget -= len(data)
+                if self.budget < 0:
+                    self.stopping.wait(PLAY_LIMIT_S)  # dead: nothing more is relayed, nothing closed
+                    return
+            b.sendall(data)
+
+    def __enter__(self) -> Blackhole:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stopping.set()
+        self.listener.close()
 
 
 def main() -> None:
@@ -295,7 +514,10 @@ def main() -> None:
     parser.add_argument("--stall", type=float, default=5.0, help="the server's --stall-timeout")
     args = parser.parse_args()
     abuse_server(args.models, args.name, args.idle, args.sizes, args.stall)
+    abuse_changed_bundle(args.models, args.name)
     abuse_player(args.models, args.name)
+    abuse_player_weights(args.models, args.name)
+    abuse_player_silence(args.models, args.name)
     abuse_decoder(args.models, args.name)
 
 

@@ -1,12 +1,18 @@
-""".aec headers as an attacker writes them: any field values, with a crc32 that holds.
+""".aec headers and decoder.weights files as an attacker writes them: any field values, with a
+crc32 that holds, and payloads range-coded by the real coder under any table.
 
-The layout is spelled out here from README's format table, independently of codec.coding.bitstream.
+The layouts are spelled out here from the formats' documentation, independently of
+codec.coding.bitstream and codec.coding.decoder_weights.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+
+import numpy as np
+
+from codec.coding.entropy_coding import SymbolRangeEncoder, Table
 
 # (field, struct code) in header order; the crc32 of these bytes follows them.
 FIELDS = (
@@ -43,3 +49,33 @@ def craft(stream: bytes, **values: int | bytes) -> bytes:
     assert not unknown, f"no such header fields: {unknown}"
     body = LAYOUT.pack(*{**fields, **values}.values())
     return body + struct.pack("<I", zlib.crc32(body)) + stream[LAYOUT.size + 4 :]
+
+
+def weights_head(dims: tuple[int, ...], steps: list[float], name: bytes = b"w", table: int = 0) -> bytes:
+    """One tensor's entry in a decoder.weights header."""
+    head = struct.pack("<B", len(name)) + name + struct.pack(f"<B{len(dims)}I", len(dims), *dims)
+    return head + struct.pack("<H", table) + struct.pack(f"<{len(steps)}f", *steps)
+
+
+def weights_file(tables: list[tuple[int, ...]], heads: list[bytes], payload: bytes) -> bytes:
+    """A decoder.weights file: version 1, ``tables`` (frequencies), the tensors' ``heads``, ``payload``."""
+    out = b"AECW" + struct.pack("<BH", 1, len(tables))
+    for f in tables:
+        out += struct.pack(f"<H{len(f)}H", len(f), *f)
+    return out + struct.pack("<H", len(heads)) + b"".join(heads) + struct.pack("<I", len(payload)) + payload
+
+
+def range_coded(symbols: np.ndarray, frequencies: tuple[int, ...], blocks: int = 1) -> bytes:
+    """``symbols`` range-coded ``blocks`` times under the table of ``frequencies``, as the coder writes them."""
+    table = Table(frequencies)
+    encoder = SymbolRangeEncoder()
+    for _ in range(blocks):
+        encoder.encode_block(symbols, table, table.model())
+    return encoder.finish()
+
+
+def noise_payload(weights: bytes) -> bytes:
+    """The decoder.weights file ``weights`` with its payload (the last n bytes, n given just before
+    them) replaced by as many bytes of 0xff."""
+    n = next(n for n in range(4, len(weights), 4) if int.from_bytes(weights[-n - 4 : -n], "little") == n)
+    return weights[:-n] + b"\xff" * n

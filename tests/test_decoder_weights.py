@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import rewrite_bundle_file, run_cli
+from crafted import range_coded, weights_file, weights_head
 
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
-from codec.coding.entropy_coding import SymbolRangeEncoder, Table
+from codec.coding.entropy_coding import Table
 from codec.coding.runtime import open_decoder
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
@@ -107,33 +108,20 @@ def test_crafted_weight_files_are_refused_before_anything_is_allocated(data: byt
         unpack(data, "w")
 
 
-def _coded(symbols: np.ndarray, frequencies: tuple[int, ...] | None = None, blocks: int = 1) -> bytes:
-    """A payload of ``symbols`` coded ``blocks`` times under the table of ``_table(frequencies)``."""
-    table = Table(Table.from_grid(10).frequencies if frequencies is None else frequencies)
-    encoder = SymbolRangeEncoder()
-    for _ in range(blocks):
-        encoder.encode_block(symbols, table, table.model())
-    payload = encoder.finish()
+GRID = Table.from_grid(10).frequencies
+PEAKED = (1, 65533, 1, 1)  # a valid table under which a zero costs almost nothing
+
+
+def _coded(symbols: np.ndarray, frequencies: tuple[int, ...] = GRID, blocks: int = 1) -> bytes:
+    """A payload of ``symbols`` coded ``blocks`` times, with its length before it."""
+    payload = range_coded(symbols, frequencies, blocks)
     return struct.pack("<I", len(payload)) + payload
-
-
-def _head(dims: tuple[int, ...], steps: list[float], name: bytes = b"w") -> bytes:
-    return (
-        struct.pack("<B", len(name))
-        + name
-        + struct.pack(f"<B{len(dims)}I", len(dims), *dims)
-        + struct.pack("<H", 0)
-        + struct.pack(f"<{len(steps)}f", *steps)
-    )
 
 
 def _twice() -> bytes:
     """Two tensors of the same name, each valid on its own."""
-    tables = struct.pack("<H", 1) + _table()
-    heads = _head((2, 2), [0.1, 0.1]) * 2
-    return (
-        b"AECW" + struct.pack("<B", 1) + tables + struct.pack("<H", 2) + heads + _coded(np.ones(4, np.int64), blocks=2)
-    )
+    heads = [weights_head((2, 2), [0.1, 0.1])] * 2
+    return weights_file([GRID], heads, range_coded(np.ones(4, np.int64), GRID, blocks=2))
 
 
 @pytest.mark.parametrize(
@@ -174,10 +162,10 @@ print(sum(t.size for t in tensors), tensors[0].q.dtype)
 def test_the_most_weights_a_file_may_declare_decode_in_bounded_memory(tmp_path: Path) -> None:
     """A 4 KB file declaring MAX_WEIGHTS weights under a table whose likeliest symbol is nearly free:
     valid, so it decodes, in four bytes a weight."""
-    peaked = (1, 65533, 1, 1)
     dims = (1024, MAX_WEIGHTS // 1024)
-    tables = struct.pack("<H", 1) + _table(peaked)
-    data = _header(dims=dims, steps=[0.1] * 1024, tables=tables) + _coded(np.zeros(MAX_WEIGHTS, np.int64), peaked)
+    data = weights_file(
+        [PEAKED], [weights_head(dims, [0.1] * 1024)], range_coded(np.zeros(MAX_WEIGHTS, np.int8), PEAKED)
+    )
     assert len(data) < 8192
     (tmp_path / "w").write_bytes(data)
     command = [sys.executable, "-c", LIMITED_UNPACK, str(WEIGHTS_HEADROOM), str(tmp_path / "w")]

@@ -24,6 +24,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import Server, run_cli
+from crafted import noise_payload
 
 from aecodec.client.decoder_cache import MAX_DECODER_BYTES
 from aecodec.client.player import (
@@ -234,13 +235,6 @@ def _sign(fake: FakeServer, name: str, data: bytes) -> None:
     fake.videos[0].bundle_sha256 = Bundle(Path(), BundleMeta.parse(meta, "meta.json"), meta, 0).decoder_sha256
 
 
-def _noise(weights: bytes) -> bytes:
-    """The decoder.weights file ``weights`` with its payload (the last n bytes, n given just before
-    them) replaced by as many bytes of 0xff."""
-    n = next(n for n in range(4, len(weights), 4) if int.from_bytes(weights[-n - 4 : -n], "little") == n)
-    return weights[:-n] + b"\xff" * n
-
-
 @pytest.mark.parametrize(
     ("name", "data"),
     [
@@ -258,7 +252,7 @@ def test_a_consistent_but_unusable_decoder_is_a_one_line_error_and_is_not_cached
     if isinstance(data, str):
         tensors = unpack((models / "short" / name).read_bytes(), name)
         valid = pack([*tensors, tensors[0]] if data == "twice" else tensors)
-        data = valid if data == "twice" else _noise(valid)
+        data = valid if data == "twice" else noise_payload(valid)
     _sign(fake, name, data)
     with serving(fake) as url, pytest.raises(CodecError) as err:
         play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
@@ -270,7 +264,7 @@ def test_an_unusable_decoder_cached_earlier_is_removed_not_used_again(models: Pa
     """An entry an earlier version stored without opening it: its files match its name, but its
     weights do not decode. A play removes it and fetches again; what the server sends is refused."""
     fake, cache = honest(models / "short"), tmp_path / "cache"
-    _sign(fake, "decoder.weights", _noise((models / "short" / "decoder.weights").read_bytes()))
+    _sign(fake, "decoder.weights", noise_payload((models / "short" / "decoder.weights").read_bytes()))
     entry = cache / fake.videos[0].bundle_sha256
     entry.mkdir(parents=True)
     for name in SHIPPED_FILES:

@@ -151,9 +151,15 @@ class Connection:
             raise CodecError(f"--keepalive must be 0 (off) or {MIN_KEEPALIVE_S:g} s to a day, not {keepalive:g}")
         self.timeout = timeout
         options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", LB_POLICIES[lb])]
-        if keepalive:
-            options.append(("grpc.keepalive_time_ms", int(keepalive * 1000)))
-            options.append(("grpc.keepalive_timeout_ms", int(KEEPALIVE_ACK_S * 1000)))
+        if keepalive:  # a ping every `keepalive` s however long the server is silent, each answered in time
+            every, ack = int(keepalive * 1000), int(KEEPALIVE_ACK_S * 1000)
+            options += [
+                ("grpc.keepalive_time_ms", every),
+                ("grpc.http2.min_time_between_pings_ms", every),
+                ("grpc.http2.max_pings_without_data", 0),  # else it stops after two
+                ("grpc.keepalive_timeout_ms", ack),
+                ("grpc.http2.ping_timeout_ms", ack),  # else an unanswered ping waits a minute
+            ]
         if len(target.endpoints) > 1:  # the name TLS checks and HTTP/2 sends: the first server's
             options.append(("grpc.default_authority", _host_port(*target.endpoints[0])))
         if token and not tls and not target.loopback:

@@ -57,7 +57,9 @@ class QuantizedTensor:
 
     def weights(self) -> np.ndarray:
         """The float32 weights the decoder runs with: float32(q) times the channel's step."""
-        return self.q.astype(np.float32) * _per_channel(self.steps, self.q.ndim)
+        out = self.q.astype(np.float32)
+        out *= _per_channel(self.steps, self.q.ndim)  # in place: one float32 copy of the tensor, no more
+        return out
 
     @property
     def size(self) -> int:
