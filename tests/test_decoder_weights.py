@@ -17,6 +17,7 @@ import torch
 from conftest import rewrite_bundle_file, run_cli
 from crafted import range_coded, weights_file, weights_head
 
+from codec.coding import entropy_coding
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
 from codec.coding.entropy_coding import Table
 from codec.coding.runtime import open_decoder
@@ -45,6 +46,18 @@ def test_weights_round_trip_exactly() -> None:
         assert t.name == u.name and np.array_equal(t.q, u.q) and np.array_equal(t.steps, u.steps)
         assert np.array_equal(t.weights(), u.weights())
         assert u.weights().dtype == np.float32
+
+
+def test_a_tensor_decoded_in_chunks_round_trips_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tensor longer than the decoder's chunk, escapes in every chunk and across their boundaries,
+    decodes to the integers coded: the chunks change what is held, not what is read."""
+    monkeypatch.setattr(entropy_coding, "DECODE_CHUNK", 1000)
+    rng = np.random.default_rng(2)
+    q = rng.laplace(0, 3, (7, 1001)).round().astype(np.int64)
+    q[:, ::97] = rng.integers(-(1 << 21), 1 << 21, q[:, ::97].shape)  # escapes, some wide
+    tensor = QuantizedTensor("w", q, np.full(7, 0.01, np.float32))
+    (back,) = unpack(pack([tensor]), "w")
+    assert back.q.dtype == np.int32 and np.array_equal(back.q, q)
 
 
 def _table(frequencies: tuple[int, ...] | None = None) -> bytes:

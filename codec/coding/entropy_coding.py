@@ -313,17 +313,56 @@ class SymbolRangeDecoder:
 
     def decode_block(self, count: int, table: Table, model: Any) -> np.ndarray:
         """The next ``count`` symbols, coded under ``table`` (int64)."""
-        out = np.empty(count, np.int32)
-        self.decode_into(out, table, model)
-        return out.astype(np.int64)
+        if count > DECODE_CHUNK:
+            out = np.empty(count, np.int32)
+            self.decode_into(out, table, model)
+            return out.astype(np.int64)
+        try:  # a plain try: a frame decodes hundreds of blocks
+            return self._decode(count, table, model)
+        except UNDECODABLE as exc:
+            raise _undecodable(exc) from None
 
     def decode_into(self, out: np.ndarray, table: Table, model: Any) -> None:
-        """Fill the flat int32 array ``out`` with the next ``out.size`` symbols, coded under ``table``."""
+        """Fill the flat int32 array ``out`` with the next ``out.size`` symbols, coded under ``table``,
+        DECODE_CHUNK symbols at a time."""
         try:
-            self._decode_into(out, table, model)
-        # constriction reports data no message encodes to as an AssertionError
-        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
-            raise CodecError(f"payload does not decode ({exc})") from None
+            if out.size <= DECODE_CHUNK:
+                out[:] = self._decode(out.size, table, model)
+            else:
+                self._decode_chunks(out, table, model)
+        except UNDECODABLE as exc:
+            raise _undecodable(exc) from None
+
+    def _decode(self, count: int, table: Table, model: Any) -> np.ndarray:
+        """``count`` symbols in one pass (int64)."""
+        radius = table.radius
+        symbols = np.asarray(self.coder.decode(model, count), dtype=np.int64)
+        where = np.flatnonzero(symbols == 2 * radius + 1)
+        symbols -= radius
+        if where.size:
+            signs = self._uniform(where.size, 2)
+            self._escaped(symbols, where, signs, self._uniform(where.size, MAX_MAGNITUDE_BITS + 1), radius)
+        return symbols
+
+    def _decode_chunks(self, out: np.ndarray, table: Table, model: Any) -> None:
+        """:meth:`decode_into` a chunk at a time: the indices, then the escapes' signs and bit lengths
+        (one byte each), then each chunk's escapes put in place with their low bits."""
+        radius, escape = table.radius, 2 * table.radius + 1
+        n_escaped = 0
+        for at in range(0, out.size, DECODE_CHUNK):
+            part = out[at : at + DECODE_CHUNK]
+            part[:] = self.coder.decode(model, part.size)
+            n_escaped += int(np.count_nonzero(part == escape))
+        signs = self._uniform(n_escaped, 2)
+        lengths = self._uniform(n_escaped, MAX_MAGNITUDE_BITS + 1)
+        done = 0
+        for at in range(0, out.size, DECODE_CHUNK):
+            part = out[at : at + DECODE_CHUNK]
+            where = np.flatnonzero(part == escape)
+            part -= radius
+            if where.size:
+                self._escaped(part, where, signs[done : done + where.size], lengths[done : done + where.size], radius)
+                done += where.size
 
     def _uniform(self, count: int, size: int) -> np.ndarray:
         """``count`` symbols of the uniform model over 0..size-1, as int8 (size <= 128)."""
@@ -334,29 +373,21 @@ class SymbolRangeDecoder:
             )
         return out
 
-    def _decode_into(self, out: np.ndarray, table: Table, model: Any) -> None:
-        radius, count = table.radius, out.size
-        escape = 2 * radius + 1
-        n_escaped = 0
-        for at in range(0, count, DECODE_CHUNK):
-            part = out[at : at + DECODE_CHUNK]
-            part[:] = self.coder.decode(model, part.size)
-            n_escaped += int(np.count_nonzero(part == escape))
-        # an escaped symbol's parts follow the block: every sign, then every bit length, then the low bits
-        signs = self._uniform(n_escaped, 2)
-        lengths = self._uniform(n_escaped, MAX_MAGNITUDE_BITS + 1)
-        done = 0
-        for at in range(0, count, DECODE_CHUNK):
-            part = out[at : at + DECODE_CHUNK]
-            where = np.flatnonzero(part == escape)
-            part -= radius
-            if not where.size:
-                continue
-            n = lengths[done : done + where.size].astype(np.int64)
-            low = np.zeros(where.size, np.int64)
-            wide = n > 0
-            if wide.any():
-                low[wide] = self.coder.decode(constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
-            magnitude = (1 << n) + low + radius
-            part[where] = np.where(signs[done : done + where.size] == 1, -magnitude, magnitude)
-            done += where.size
+    def _escaped(self, out: np.ndarray, where: np.ndarray, signs: np.ndarray, lengths: np.ndarray, radius: int) -> None:
+        """Put the escaped symbols at ``where`` of ``out``, their low bits decoded now: an escape of
+        bit length n, low bits l and sign s is -/+(radius + 2**n + l)."""
+        n = lengths.astype(np.int64)
+        low = np.zeros(where.size, np.int64)
+        wide = n > 0
+        if wide.any():
+            low[wide] = self.coder.decode(constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
+        magnitude = (1 << n) + low + radius
+        out[where] = np.where(signs == 1, -magnitude, magnitude)
+
+
+# What constriction raises for data no message encodes to (mostly an AssertionError).
+UNDECODABLE = (AssertionError, ValueError, RuntimeError, OverflowError)
+
+
+def _undecodable(exc: Exception) -> CodecError:
+    return CodecError(f"payload does not decode ({exc})")
