@@ -1,0 +1,131 @@
+"""Rate-constrained block motion search, encoder side: for each block of a frame, the vector into
+the previous decoded frame (a :class:`~codec.coding.motion.Reference`) of least cost = SAD +
+lambda x the vector's bits, as x264's search prices its vectors.
+
+Distortion is the SAD of a luma proxy (R + 2G + B, integers). The search is coarse to fine, every
+stage vectorised over all blocks at once: an exhaustive search of a 4x downsampled frame within
+``reach`` pixels, then full pixels within 2 of that and of the zero vector, then the eight half-pixel
+and the eight quarter-pixel neighbours of the best. A vector's bits are estimated as signed
+exponential-Golomb lengths of its difference from the median of the left, top and top-right
+blocks' vectors of the stage before (the predictor a coder would use), so a field that moves as
+one costs little.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codec.coding.motion import MAX_VECTOR, QPEL, Reference, luma
+
+COARSE = 4  # downsampling of the coarse stage
+
+
+def vector_bits(difference: np.ndarray) -> np.ndarray:
+    """Signed exp-Golomb bits of each component of ``difference`` (quarter pixels), summed over the last axis."""
+    code = 2 * np.abs(difference) - (difference > 0)  # 0, 1, -1, 2, -2 ... -> 0, 1, 2, 3, 4 ...
+    return (2 * np.floor(np.log2(code + 1)) + 1).sum(-1)
+
+
+def median_predictor(vectors: np.ndarray) -> np.ndarray:
+    """(rows, cols, 2): per block, the component-wise median of its left, top and top-right
+    neighbours' vectors (zero beyond the frame), as H.264 predicts a vector."""
+    padded = np.pad(vectors, ((1, 0), (1, 1), (0, 0)))
+    left, top, top_right = padded[1:, :-2], padded[:-1, 1:-1], padded[:-1, 2:]
+    return np.median(np.stack([left, top, top_right]), axis=0).astype(np.int32)
+
+
+def _neighbours(vectors: np.ndarray) -> np.ndarray:
+    """(rows, cols, 4, 2): each block's left, right, top and bottom neighbours' vectors (its own at the edges)."""
+    p = np.pad(vectors, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    return np.stack([p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]], 2)
+
+
+def _tiles(plane: np.ndarray, block: int) -> np.ndarray:
+    """(rows, cols, block, block) tiles of a plane whose sides are multiples of ``block``."""
+    rows, cols = plane.shape[0] // block, plane.shape[1] // block
+    return plane.reshape(rows, block, cols, block).transpose(0, 2, 1, 3)
+
+
+def search(frame: np.ndarray, reference: Reference, lam: float, reach: int = 32, precision: int = 2) -> np.ndarray:
+    """The (rows, cols, 2) quarter-pixel vectors, one per block of ``reference.block``, that predict
+    ``frame`` (H, W, 3 uint8) from ``reference`` at least SAD + ``lam`` x bits; within ``reach``
+    pixels (at most MAX_VECTOR) of the coarse stage, 2 pixels and a sub-pixel step beyond it.
+    ``precision`` 0, 1 or 2 stops at whole, half or quarter pixels."""
+    block, rows, cols = reference.block, reference.rows, reference.cols
+    reach = min(reach, MAX_VECTOR // QPEL - 3)
+    pad = ((0, rows * block - frame.shape[0]), (0, cols * block - frame.shape[1]), (0, 0))
+    current = luma(np.pad(frame, pad, mode="edge")).astype(np.int32)
+    by, bx = (a.ravel() for a in np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"))
+    target = _tiles(current, block).reshape(rows * cols, block, block)
+
+    def best(candidates: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        candidates = np.clip(candidates.reshape(rows * cols, -1, 2), -MAX_VECTOR, MAX_VECTOR)
+        predictor = median_predictor(vectors).reshape(-1, 1, 2)
+        return _best(candidates, target, by, bx, reference, predictor, lam).reshape(rows, cols, 2)
+
+    coarse = QPEL * _coarse(current, reference, lam, reach)
+    # whole pixels: around the coarse vector and around zero, and the neighbours' coarse vectors
+    around = _offsets(QPEL, 2)
+    vectors = best(
+        np.concatenate(
+            [coarse[..., None, :] + around, np.broadcast_to(around, (rows, cols, *around.shape)), _neighbours(coarse)],
+            2,
+        ),
+        coarse,
+    )
+    for _ in range(2):  # a block whose own search went astray takes a neighbour's vector where it fits
+        vectors = best(np.concatenate([vectors[..., None, :], _neighbours(vectors)], 2), vectors)
+    for step in (QPEL // 2, 1)[:precision]:  # the half-pixel, then the quarter-pixel neighbours
+        vectors = best(vectors[..., None, :] + _offsets(step, 1), vectors)
+    return vectors
+
+
+def _offsets(step: int, radius: int) -> np.ndarray:
+    """(K, 2): every (dy, dx) of the square of ``radius`` steps of ``step``."""
+    span = step * np.arange(-radius, radius + 1)
+    return np.stack(np.meshgrid(span, span, indexing="ij"), -1).reshape(-1, 2)
+
+
+def _best(
+    candidates: np.ndarray,
+    target: np.ndarray,
+    by: np.ndarray,
+    bx: np.ndarray,
+    reference: Reference,
+    predictor: np.ndarray,
+    lam: float,
+) -> np.ndarray:
+    """Per block, the candidate vector (of (N, K, 2)) of least SAD + lam x bits."""
+    n, k = candidates.shape[:2]
+    fetched = reference.blocks(np.repeat(by, k), np.repeat(bx, k), candidates.reshape(-1, 2), of_luma=True)
+    sad = np.abs(fetched.reshape(n, k, *target.shape[1:]) - target[:, None]).sum((2, 3), dtype=np.int64)
+    cost = sad + lam * vector_bits(candidates - predictor)
+    return candidates[np.arange(n), cost.argmin(1)]
+
+
+def _coarse(current: np.ndarray, reference: Reference, lam: float, reach: int) -> np.ndarray:
+    """Whole-pixel vectors (rows, cols, 2) from an exhaustive search of the frames downsampled COARSE
+    times, within ``reach`` pixels, each offset priced from zero."""
+    block = reference.block
+    small = block // COARSE
+    rows, cols = reference.rows, reference.cols
+
+    def shrink(plane: np.ndarray) -> np.ndarray:
+        h, w = plane.shape[0] // COARSE, plane.shape[1] // COARSE
+        return plane[: h * COARSE, : w * COARSE].reshape(h, COARSE, w, COARSE).sum((1, 3))
+
+    span = reach // COARSE
+    m, r = reference.margin, span * COARSE
+    here = shrink(current)
+    there = shrink(luma(reference.full[m - r : m + rows * block + r, m - r : m + cols * block + r]).astype(np.int32))
+    best_cost = np.full((rows, cols), np.inf)
+    best = np.zeros((rows, cols, 2), np.int32)
+    for dy in range(-span, span + 1):
+        for dx in range(-span, span + 1):
+            window = there[span + dy : span + dy + rows * small, span + dx : span + dx + cols * small]
+            sad = np.abs(_tiles(window - here, small)).sum((2, 3)) * COARSE
+            cost = sad + lam * vector_bits(np.array([dy, dx]) * COARSE * QPEL)
+            better = cost < best_cost
+            best_cost = np.where(better, cost, best_cost)
+            best[better] = (dy * COARSE, dx * COARSE)
+    return best

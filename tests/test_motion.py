@@ -1,0 +1,106 @@
+"""Block motion: the prediction is H.264's integer interpolation, sample for sample (checked against a
+plain transcription of the standard's formulas), bounded whatever the vectors, and the search finds
+a known motion to the quarter pixel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codec.coding.motion import MAX_VECTOR, QPEL, Reference, check_vectors
+from codec.coding.motion_search import median_predictor, search, vector_bits
+from codec.errors import CodecError
+
+
+def _sample(frame: np.ndarray, y: int, x: int, c: int) -> int:
+    """The integer sample at (y, x), edges replicated."""
+    h, w = frame.shape[:2]
+    return int(frame[min(max(y, 0), h - 1), min(max(x, 0), w - 1), c])
+
+
+def _six(values: list[int]) -> int:
+    return values[0] - 5 * values[1] + 20 * values[2] + 20 * values[3] - 5 * values[4] + values[5]
+
+
+def _clip(v: int) -> int:
+    return min(max(v, 0), 255)
+
+
+def h264_sample(frame: np.ndarray, qy: int, qx: int, c: int) -> int:
+    """The sample at quarter-pixel position (qy, qx), written out from H.264's luma interpolation
+    (8.4.2.2.1), one sample at a time."""
+    y, fy, x, fx = qy >> 2, qy & 3, qx >> 2, qx & 3
+
+    def g(dy: int, dx: int) -> int:
+        return _sample(frame, y + dy, x + dx, c)
+
+    def b1(dy: int) -> int:  # horizontal half between (y+dy, x) and (y+dy, x+1), unrounded
+        return _six([g(dy, k) for k in range(-2, 4)])
+
+    def h1(dx: int) -> int:  # vertical half between (y, x+dx) and (y+1, x+dx), unrounded
+        return _six([g(k, dx) for k in range(-2, 4)])
+
+    b, s = _clip((b1(0) + 16) >> 5), _clip((b1(1) + 16) >> 5)
+    h, m = _clip((h1(0) + 16) >> 5), _clip((h1(1) + 16) >> 5)
+    j = _clip((_six([b1(k) for k in range(-2, 4)]) + 512) >> 10)
+    full = {(0, 0): g(0, 0), (0, 2): b, (2, 0): h, (2, 2): j}
+    if (fy, fx) in full:
+        return full[(fy, fx)]
+    pairs = {
+        (0, 1): (g(0, 0), b), (0, 3): (g(0, 1), b), (1, 0): (g(0, 0), h), (3, 0): (g(1, 0), h),
+        (1, 2): (b, j), (3, 2): (j, s), (2, 1): (h, j), (2, 3): (j, m),
+        (1, 1): (b, h), (1, 3): (b, m), (3, 1): (h, s), (3, 3): (m, s),
+    }  # fmt: skip
+    a, z = pairs[(fy, fx)]
+    return (a + z + 1) >> 1
+
+
+def test_the_prediction_is_h264_interpolation_sample_for_sample() -> None:
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (21, 27, 3), dtype=np.uint8)  # sides not multiples of the block
+    reference = Reference(frame, 8)
+    vectors = rng.integers(-40, 41, (reference.rows, reference.cols, 2)).astype(np.int32)
+    vectors[0, 0] = (MAX_VECTOR, -MAX_VECTOR)  # reaches far beyond the frame: replicated edges
+    predicted = reference.predict(vectors)
+    assert predicted.shape == frame.shape and predicted.dtype == np.uint8
+    for y in range(frame.shape[0]):
+        for x in range(frame.shape[1]):
+            vy, vx = vectors[y // 8, x // 8]
+            for c in range(3):
+                assert predicted[y, x, c] == h264_sample(frame, QPEL * y + vy, QPEL * x + vx, c), (y, x, c)
+
+
+def test_vectors_from_a_peer_are_bounded() -> None:
+    good = np.zeros((2, 3, 2), np.int64)
+    assert check_vectors(good, 2, 3, "s").dtype == np.int32
+    with pytest.raises(CodecError, match="beyond 64 pixels"):
+        check_vectors(good + MAX_VECTOR + 1, 2, 3, "s")
+    with pytest.raises(CodecError, match="for 2x4 blocks"):
+        check_vectors(good, 2, 4, "s")
+    reference = Reference(np.zeros((16, 24, 3), np.uint8), 8)  # blocks() clamps what it is handed
+    far = np.array([[10**6, -(10**6)]])
+    assert reference.blocks(np.array([1]), np.array([2]), far).shape == (1, 8, 8, 3)
+
+
+def test_the_search_finds_a_known_motion_to_the_quarter_pixel() -> None:
+    """A smooth frame moved by (3.25, -5.5) pixels, made with the prediction itself."""
+    rng = np.random.default_rng(4)
+    coarse = rng.integers(0, 256, (12, 16, 3)).astype(np.float64)
+    smooth = np.kron(coarse, np.ones((16, 16, 1)))
+    for axis in (0, 1):  # a few box blurs: smooth enough for sub-pixel positions to be told apart
+        for _ in range(4):
+            smooth = (np.roll(smooth, 1, axis) + smooth + np.roll(smooth, -1, axis)) / 3
+    reference = Reference(smooth.astype(np.uint8), 16)
+    moved = np.full((reference.rows, reference.cols, 2), (13, -22), np.int32)
+    frame = reference.predict(moved)
+    found = search(frame, reference, lam=4.0)
+    inner = found[1:-1, 1:-1].reshape(-1, 2)  # blocks whose content stays in the frame
+    assert (inner == (13, -22)).all(axis=1).mean() > 0.9
+    assert (search(smooth.astype(np.uint8), reference, lam=4.0) == 0).all()  # nothing moved: no vector
+
+
+def test_vectors_are_priced_by_their_difference_from_the_median() -> None:
+    assert vector_bits(np.array([0, 0])) == 2 and vector_bits(np.array([1, -1])) == 6
+    field = np.zeros((2, 3, 2), np.int32)
+    field[0, 1] = field[1, 0] = (4, 8)
+    assert (median_predictor(field)[1, 1] == (4, 8)).all()  # left (4, 8), top (4, 8), top-right 0
