@@ -1,0 +1,111 @@
+"""What motion compensation plus H.264's integer residual would give a P-frame, before it is in the
+format: one GOP coded in closed loop (each P-frame predicted from the previous reconstruction),
+every block coded (no skip or mode decisions yet). The I-frame is the bundle's own reconstruction at
+its default level (or, without --bundle, the source frame itself, which flatters the P-frames).
+
+Rates are estimates, labelled so: the levels' empirical entropy per colour component and coefficient
+position over the GOP (what an ideal adaptive coder with those contexts would reach), plus the
+vectors' signed exp-Golomb bits from the median predictor.
+
+Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--frames 30] [--qp 24 28 32 36]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from codec.coding.encode import StreamEncoder
+from codec.coding.motion import Reference
+from codec.coding.motion_search import median_predictor, search, vector_bits
+from codec.coding.transform import forward, from_ycocg, quantize, reconstruct, to_ycocg
+from codec.io.bundle import load_bundle
+from codec.io.psnr import psnr
+from codec.io.video import iter_frames
+
+BLOCK = 16
+
+
+def motion_lambda(qp: int) -> float:
+    """x264's motion lambda at ``qp`` (0.85 x 2^((QP - 12) / 6) per bit of SAD), in luma-proxy units (x4)."""
+    return 4 * 0.85 * 2 ** ((qp - 12) / 6)
+
+
+def _to_blocks(plane: np.ndarray) -> np.ndarray:
+    """(H, W, 3) with sides multiples of 4 -> (H/4, W/4, 3, 4, 4)."""
+    h, w = plane.shape[:2]
+    return plane.reshape(h // 4, 4, w // 4, 4, 3).transpose(0, 2, 4, 1, 3)
+
+
+def _from_blocks(blocks: np.ndarray) -> np.ndarray:
+    rows, cols = blocks.shape[:2]
+    return blocks.transpose(0, 3, 1, 4, 2).reshape(rows * 4, cols * 4, 3)
+
+
+def code_p_frame(current: np.ndarray, previous: np.ndarray, qp: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The reconstruction, the levels (rows, cols, 3, 4, 4) and the vectors' bits of ``current``
+    coded as motion from ``previous`` plus its quantized integer residual."""
+    reference = Reference(previous, BLOCK)
+    vectors = search(current, reference, motion_lambda(qp))
+    prediction = reference.predict(vectors).astype(np.int32)
+    h, w = current.shape[:2]
+    pad = ((0, -h % 4), (0, -w % 4), (0, 0))
+    residual = np.pad(to_ycocg(current.astype(np.int32) - prediction), pad, mode="edge")
+    levels = quantize(forward(_to_blocks(residual)), qp)
+    decoded = from_ycocg(_from_blocks(reconstruct(levels, qp)))[:h, :w]
+    frame = np.clip(prediction + decoded, 0, 255).astype(np.uint8)
+    return frame, levels, float(vector_bits(vectors - median_predictor(vectors)).sum())
+
+
+def level_bits(levels: list[np.ndarray]) -> float:
+    """The empirical entropy, in bits, of every level, per colour component and coefficient position."""
+    stacked = np.stack(levels).reshape(-1, 3, 16)
+    total = 0.0
+    for component in range(3):
+        for position in range(16):
+            _, counts = np.unique(stacked[:, component, position], return_counts=True)
+            p = counts / counts.sum()
+            total += float(-(counts * np.log2(p)).sum())
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--frames", type=int, default=30, help="the GOP: one I-frame, then P-frames")
+    parser.add_argument("--qp", type=int, nargs="+", default=[24, 28, 32, 36])
+    args = parser.parse_args()
+    frames = [f for _, f in zip(range(args.frames), iter_frames(args.video), strict=False)]
+    if args.bundle is not None:
+        bundle = load_bundle(args.bundle)
+        h, w = frames[0].shape[:2]
+        coded = StreamEncoder(bundle, width=w, height=h).encode(frames[0], 0)
+        first, i_bytes = coded.reconstruction, len(coded.chunk.payload)
+        print(f"I-frame: the bundle's at its default level, {psnr(first, frames[0]):.2f} dB, {i_bytes} bytes")
+    else:
+        first = frames[0]
+        print("I-frame: the source frame itself (flatters the P-frames)")
+    print("| QP | P-frame PSNR mean (first / last) | P bytes, estimate (vectors) | P bpp, estimate |")
+    print("| --- | --- | --- | --- |")
+    pixels = frames[0].shape[0] * frames[0].shape[1]
+    for qp in args.qp:
+        previous, psnrs, levels, vector = first, [], [], 0.0
+        for current in frames[1:]:
+            previous, coded_levels, bits = code_p_frame(current, previous, qp)
+            psnrs.append(psnr(previous, current))
+            levels.append(coded_levels)
+            vector += bits
+        per_frame = (level_bits(levels) + vector) / 8 / len(levels)
+        print(
+            f"| {qp} | {statistics.mean(psnrs):.2f} ({psnrs[0]:.2f} / {psnrs[-1]:.2f}) "
+            f"| {per_frame:.0f} ({vector / 8 / len(levels):.0f}) | {per_frame * 8 / pixels:.4f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The integer residual coder's arithmetic: H.264's transform and quantization, integers only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codec.coding.transform import MAX_QP, dequantize, forward, from_ycocg, inverse, quantize, reconstruct, to_ycocg
+
+
+def test_ycocg_r_is_lossless_on_any_integers() -> None:
+    rgb = np.random.default_rng(5).integers(-510, 511, (4096, 3))
+    assert np.array_equal(from_ycocg(to_ycocg(rgb)), rgb)
+
+
+def test_the_transform_matches_h264s_matrices_and_its_inverse_undoes_it() -> None:
+    """The forward transform is Cf X Cf^T; dequantizing at QP 0..5 and the inverse butterfly bring a
+    residual back within the quantizer's own error, and the inverse of a DC-only block is flat."""
+    x = np.random.default_rng(6).integers(-255, 256, (2000, 4, 4))
+    cf = np.array([[1, 1, 1, 1], [2, 1, -1, -2], [1, -1, -1, 1], [1, -2, 2, -1]])
+    assert np.array_equal(forward(x), cf @ x @ cf.T)
+    assert np.abs(reconstruct(quantize(forward(x), 0), 0) - x).max() <= 1
+    flat = np.zeros((4, 4), np.int32)
+    flat[0, 0] = 64 * 16  # a DC of 16 (a scaled coefficient is 64 times the sample)
+    assert (inverse(flat) == 16).all()
+
+
+def test_coarser_quantization_keeps_fewer_levels_and_errs_more() -> None:
+    x = np.random.default_rng(7).integers(-64, 65, (2000, 4, 4))
+    coefficients = forward(x)
+    kept, errors = [], []
+    for qp in range(0, MAX_QP + 1, 6):  # the step doubles every 6
+        levels = quantize(coefficients, qp)
+        kept.append(np.count_nonzero(levels))
+        errors.append(float(np.square(reconstruct(levels, qp) - x).mean()))
+    assert kept == sorted(kept, reverse=True) and errors == sorted(errors)
+    assert dequantize(np.ones((4, 4), np.int32), 6)[0, 0] == 2 * dequantize(np.ones((4, 4), np.int32), 0)[0, 0]
+    with pytest.raises(ValueError, match="QP 52"):
+        quantize(coefficients, 52)
