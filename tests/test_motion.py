@@ -4,11 +4,14 @@ a known motion to the quarter pixel."""
 
 from __future__ import annotations
 
+import constriction
 import numpy as np
 import pytest
 
-from codec.coding.motion import MAX_VECTOR, QPEL, Reference, check_vectors
-from codec.coding.motion_search import median_predictor, search, vector_bits
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.motion import MAX_VECTOR, QPEL, Reference, check_vectors, median_predictor
+from codec.coding.motion_coding import decode_motion, encode_motion
+from codec.coding.motion_search import search, vector_bits
 from codec.errors import CodecError
 
 
@@ -104,3 +107,42 @@ def test_vectors_are_priced_by_their_difference_from_the_median() -> None:
     field = np.zeros((2, 3, 2), np.int32)
     field[0, 1] = field[1, 0] = (4, 8)
     assert (median_predictor(field)[1, 1] == (4, 8)).all()  # left (4, 8), top (4, 8), top-right 0
+
+
+def _motion_tables() -> list[Table]:
+    return [Table.from_grid(i) for i in (0, 24, 48, 72)]
+
+
+def test_a_motion_field_round_trips_through_the_range_coder() -> None:
+    rng = np.random.default_rng(8)
+    field = np.cumsum(rng.integers(-3, 4, (9, 13, 2)), axis=1).astype(np.int32)  # smooth along rows
+    field[4, 6] = (MAX_VECTOR, -MAX_VECTOR)  # the extremes, and a jump the predictor cannot foresee
+    tables = _motion_tables()
+    coder = SymbolRangeEncoder()
+    encode_motion(field, coder, tables)
+    decoder = SymbolRangeDecoder(coder.finish())
+    back = decode_motion(decoder, 9, 13, tables, [t.model() for t in tables], "s")
+    assert np.array_equal(back, field)
+    still = SymbolRangeEncoder()
+    encode_motion(np.zeros((17, 40, 2), np.int32), still, tables)
+    assert len(still.finish()) <= 16  # a field that does not move costs next to nothing
+
+
+def test_a_crafted_motion_field_is_refused_not_followed() -> None:
+    """A validly coded field whose vectors lie beyond MAX_VECTOR, and one whose differences claim more
+    bits than any vector has: each refused in one line."""
+    tables = _motion_tables()
+    models = [t.model() for t in tables]
+    far = SymbolRangeEncoder()
+    encode_motion(np.full((2, 3, 2), 2 * MAX_VECTOR, np.int32), far, tables)
+    with pytest.raises(CodecError, match="beyond 64 pixels"):
+        decode_motion(SymbolRangeDecoder(far.finish()), 2, 3, tables, models, "s")
+    wide = SymbolRangeEncoder()
+    wide.coder.encode(np.array([0], np.int32), constriction.stream.model.Uniform(255))  # 1 in 256 still
+    wide.coder.encode(
+        np.ones(6, np.int32), constriction.stream.model.Categorical(np.array([1, 255]) / 256, perfect=False)
+    )
+    wide.coder.encode(np.array([3], np.int32), constriction.stream.model.Uniform(len(tables)))
+    wide.encode_block(np.full(6, 20, np.int64), tables[3], models[3])  # 20-bit differences
+    with pytest.raises(CodecError, match="difference beyond"):
+        decode_motion(SymbolRangeDecoder(wide.finish()), 2, 3, tables, models, "s")

@@ -32,6 +32,14 @@ def check_vectors(vectors: np.ndarray, rows: int, cols: int, source: str) -> np.
     return vectors.astype(np.int32)
 
 
+def median_predictor(vectors: np.ndarray) -> np.ndarray:
+    """(rows, cols, 2): per block, the component-wise median of its left, top and top-right
+    neighbours' vectors (zero beyond the frame), as H.264 predicts a vector."""
+    padded = np.pad(vectors, ((1, 0), (1, 1), (0, 0)))
+    left, top, top_right = padded[1:, :-2], padded[:-1, 1:-1], padded[:-1, 2:]
+    return np.median(np.stack([left, top, top_right]), axis=0).astype(np.int32)
+
+
 def luma(frame: np.ndarray) -> np.ndarray:
     """R + 2G + B of an (..., 3) array of samples, as int16 (0..1020): the search's luma proxy."""
     frame = frame.astype(np.int16)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codec.coding.motion import MAX_VECTOR, QPEL, Reference, luma
+from codec.coding.motion import MAX_VECTOR, QPEL, Reference, luma, median_predictor
 
 COARSE = 4  # downsampling of the coarse stage
 
@@ -24,14 +24,6 @@ def vector_bits(difference: np.ndarray) -> np.ndarray:
     """Signed exp-Golomb bits of each component of ``difference`` (quarter pixels), summed over the last axis."""
     code = 2 * np.abs(difference) - (difference > 0)  # 0, 1, -1, 2, -2 ... -> 0, 1, 2, 3, 4 ...
     return (2 * np.floor(np.log2(code + 1)) + 1).sum(-1)
-
-
-def median_predictor(vectors: np.ndarray) -> np.ndarray:
-    """(rows, cols, 2): per block, the component-wise median of its left, top and top-right
-    neighbours' vectors (zero beyond the frame), as H.264 predicts a vector."""
-    padded = np.pad(vectors, ((1, 0), (1, 1), (0, 0)))
-    left, top, top_right = padded[1:, :-2], padded[:-1, 1:-1], padded[:-1, 2:]
-    return np.median(np.stack([left, top, top_right]), axis=0).astype(np.int32)
 
 
 def _neighbours(vectors: np.ndarray) -> np.ndarray:
