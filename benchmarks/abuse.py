@@ -225,6 +225,23 @@ def _fields(message: codec_pb2.RawFrame) -> dict[str, Any]:
     return {"name": message.name, "width": message.width, "height": message.height, "rgb24": message.rgb24}
 
 
+def listed(bundle: Bundle, sha256: str, frames: int) -> codec_pb2.Video:
+    """The listing of a video ``v`` of ``bundle``'s size and levels, under ``sha256``."""
+    width, height = bundle.meta.source.size
+    coding = bundle.meta.coding
+    return codec_pb2.Video(
+        name="v",
+        width=width,
+        height=height,
+        fps=25,
+        frames=frames,
+        quality_levels=len(coding.quality_steps),
+        default_quality=coding.default_quality,
+        gop=coding.gop,
+        bundle_sha256=sha256,
+    )
+
+
 class LyingServer(codec_pb2_grpc.VideoCodecServicer):
     """Lists one video with the real bundle's size and frames, then lies in the way ``lie`` names."""
 
@@ -236,19 +253,7 @@ class LyingServer(codec_pb2_grpc.VideoCodecServicer):
             "absolute path": str(self.outside),
             "../ path": f"../{self.outside.name}",
         }.get(self.lie, self.bundle.decoder_sha256 if self.lie != "other bundle" else "0" * 64)
-        width, height = self.bundle.meta.source.size
-        video = codec_pb2.Video(
-            name="v",
-            width=width,
-            height=height,
-            fps=25,
-            frames=2,
-            quality_levels=6,
-            default_quality=3,
-            gop=8,
-            bundle_sha256=sha,
-        )
-        return codec_pb2.ListVideosResponse(videos=[video])
+        return codec_pb2.ListVideosResponse(videos=[listed(self.bundle, sha, frames=2)])
 
     def GetDecoder(self, request: Any, context: Any) -> Iterator[codec_pb2.DecoderChunk]:
         for piece in decoder_pieces(self.bundle):
@@ -347,20 +352,7 @@ class ServedFiles(codec_pb2_grpc.VideoCodecServicer):
         self.bundle, self.files, self.sha256 = bundle, files, sha256
 
     def ListVideos(self, request: Any, context: Any) -> codec_pb2.ListVideosResponse:
-        width, height = self.bundle.meta.source.size
-        coding = self.bundle.meta.coding
-        video = codec_pb2.Video(
-            name="v",
-            width=width,
-            height=height,
-            fps=25,
-            frames=8,
-            quality_levels=len(coding.quality_steps),
-            default_quality=coding.default_quality,
-            gop=coding.gop,
-            bundle_sha256=self.sha256,
-        )
-        return codec_pb2.ListVideosResponse(videos=[video])
+        return codec_pb2.ListVideosResponse(videos=[listed(self.bundle, self.sha256, frames=8)])
 
     def GetDecoder(self, request: Any, context: Any) -> Iterator[codec_pb2.DecoderChunk]:
         for name, data in self.files.items():

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from codec.coding.bitstream import (
 from codec.coding.entropy_coding import CodingTables
 from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
-from codec.errors import CodecError
+from codec.errors import CodecError, naming
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
 from codec.io.video import VideoWriter
@@ -91,15 +90,6 @@ def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
     return header
 
 
-@contextmanager
-def _naming(source: str) -> Iterator[None]:
-    """A CodecError raised inside names the stream it is about."""
-    try:
-        yield
-    except CodecError as exc:
-        raise CodecError(f"{source}: {exc}") from None
-
-
 def decode_frames(
     items: Iterable[Chunk | Damage],
     bundle: Bundle,
@@ -121,7 +111,7 @@ def decode_frames(
     header = stats.header
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
     shape = latent_shape(bundle, header.width, header.height)
-    with _naming(source):
+    with naming(source):
         unpacker = LatentUnpacker(CodingTables.from_bundle(bundle), header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
@@ -171,7 +161,7 @@ def decode_frames(
         if unpacker.previous is None and chunk.frame_type != I_FRAME:
             yield from fill(chunk.index + 1, "P-frame without its reference")
             continue
-        with _naming(source):
+        with naming(source):
             q = unpacker.unpack(chunk)
         frame = nets.reconstruct(q, step)
         if frame_check(frame) != chunk.check:

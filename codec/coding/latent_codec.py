@@ -5,8 +5,6 @@ of it is exact integers, so the decoder's reference and contexts equal the encod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,7 +19,7 @@ from codec.coding.entropy_coding import (
     Table,
     least_payload,
 )
-from codec.errors import CodecError
+from codec.errors import CodecError, naming
 
 
 class _Models:
@@ -43,15 +41,6 @@ def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: i
     they cost if every one were the likeliest of the cheapest table it could be under."""
     rows = [(t,) for t in level.intra_table] if frame_type == I_FRAME else level.inter_table
     return least_payload(symbols * sum(min(tables.tables[t].min_bits for t in row) for row in rows))
-
-
-@contextmanager
-def _naming(index: int) -> Iterator[None]:
-    """A payload that does not decode names its frame."""
-    try:
-        yield
-    except CodecError as exc:
-        raise CodecError(f"frame {index}: {exc}") from None
 
 
 def _level(tables: CodingTables, quality: int) -> Level:
@@ -123,7 +112,7 @@ class LatentUnpacker:
                 f"{c}x{h}x{w} latent (at least {least} bytes)"
             )
         coder = SymbolRangeDecoder(chunk.payload)
-        with _naming(chunk.index):
+        with naming(f"frame {chunk.index}"):
             if chunk.frame_type == I_FRAME:
                 residual = np.stack(
                     [coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in self.level.intra_table]
