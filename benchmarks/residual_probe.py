@@ -3,9 +3,8 @@ format: one GOP coded in closed loop (each P-frame predicted from the previous r
 every block coded (no skip or mode decisions yet). The I-frame is the bundle's own reconstruction at
 its default level (or, without --bundle, the source frame itself, which flatters the P-frames).
 
-The levels' rate is an estimate, labelled so: their empirical entropy per colour component and
-coefficient position over the GOP (what an ideal adaptive coder with those contexts would reach);
-the vectors' is their real range-coded bytes (see motion_probe.py).
+Rates are real range-coded bytes: the vectors' (codec.coding.motion_coding) and the levels'
+(codec.coding.residual_coding), each under the same eight Laplace tables of the grid.
 
 Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--start 0] [--frames 30] [--qp 24 28 32 36]
 """
@@ -18,11 +17,13 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from motion_probe import motion_bytes
+from motion_probe import MOTION_TABLES, motion_bytes
 
 from codec.coding.encode import StreamEncoder
+from codec.coding.entropy_coding import SymbolRangeEncoder
 from codec.coding.motion import Reference
 from codec.coding.motion_search import search
+from codec.coding.residual_coding import encode_residual
 from codec.coding.transform import forward, from_ycocg, quantize, reconstruct, to_ycocg
 from codec.io.bundle import load_bundle
 from codec.io.psnr import psnr
@@ -47,9 +48,9 @@ def _from_blocks(blocks: np.ndarray) -> np.ndarray:
     return blocks.transpose(0, 3, 1, 4, 2).reshape(rows * 4, cols * 4, 3)
 
 
-def code_p_frame(current: np.ndarray, previous: np.ndarray, qp: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """The reconstruction, the levels (rows, cols, 3, 4, 4) and the vectors' bits of ``current``
-    coded as motion from ``previous`` plus its quantized integer residual."""
+def code_p_frame(current: np.ndarray, previous: np.ndarray, qp: int) -> tuple[np.ndarray, int, int]:
+    """The reconstruction of ``current`` coded as motion from ``previous`` plus its quantized integer
+    residual, and the bytes of its vectors and of its levels."""
     reference = Reference(previous, BLOCK)
     vectors = search(current, reference, motion_lambda(qp))
     prediction = reference.predict(vectors).astype(np.int32)
@@ -59,21 +60,9 @@ def code_p_frame(current: np.ndarray, previous: np.ndarray, qp: int) -> tuple[np
     levels = quantize(forward(_to_blocks(residual)), qp)
     decoded = from_ycocg(_from_blocks(reconstruct(levels, qp)))[:h, :w]
     frame = np.clip(prediction + decoded, 0, 255).astype(np.uint8)
-    return frame, levels, 8.0 * motion_bytes(vectors)
-
-
-def level_bits(levels: list[np.ndarray]) -> list[float]:
-    """The empirical entropy, in bits, of every level of each colour component (Y, Co, Cg), per
-    coefficient position."""
-    stacked = np.stack(levels).reshape(-1, 3, 16)
-    totals = []
-    for component in range(3):
-        total = 0.0
-        for position in range(16):
-            _, counts = np.unique(stacked[:, component, position], return_counts=True)
-            total += float(-(counts * np.log2(counts / counts.sum())).sum())
-        totals.append(total)
-    return totals
+    coder = SymbolRangeEncoder()
+    encode_residual(levels, coder, MOTION_TABLES)
+    return frame, motion_bytes(vectors), len(coder.finish())
 
 
 def main() -> None:
@@ -94,22 +83,20 @@ def main() -> None:
     else:
         first = frames[0]
         print("I-frame: the source frame itself (flatters the P-frames)")
-    print("| QP | P-frame PSNR mean (first / last) | P bytes, levels estimated | vectors | Y / Co / Cg | P bpp |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| QP | P-frame PSNR mean (first / last) | P bytes (vectors + levels) | P bpp |")
+    print("| --- | --- | --- | --- |")
     pixels = frames[0].shape[0] * frames[0].shape[1]
     for qp in args.qp:
-        previous, psnrs, levels, vector = first, [], [], 0.0
+        previous, psnrs, vectors, levels = first, [], [], []
         for current in frames[1:]:
-            previous, coded_levels, bits = code_p_frame(current, previous, qp)
+            previous, vector_bytes, level_bytes = code_p_frame(current, previous, qp)
             psnrs.append(psnr(previous, current))
-            levels.append(coded_levels)
-            vector += bits
-        components = [bits / 8 / len(levels) for bits in level_bits(levels)]
-        vectors = vector / 8 / len(levels)
-        per_frame = sum(components) + vectors
+            vectors.append(vector_bytes)
+            levels.append(level_bytes)
+        per_frame = statistics.mean(vectors) + statistics.mean(levels)
         print(
             f"| {qp} | {statistics.mean(psnrs):.2f} ({psnrs[0]:.2f} / {psnrs[-1]:.2f}) | {per_frame:.0f} "
-            f"| {vectors:.0f} | {' / '.join(f'{c:.0f}' for c in components)} | {per_frame * 8 / pixels:.4f} |",
+            f"({statistics.mean(vectors):.0f} + {statistics.mean(levels):.0f}) | {per_frame * 8 / pixels:.4f} |",
             flush=True,
         )
 

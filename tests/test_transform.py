@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.residual_coding import MAX_LEVEL, decode_residual, encode_residual
 from codec.coding.transform import MAX_QP, dequantize, forward, from_ycocg, inverse, quantize, reconstruct, to_ycocg
+from codec.errors import CodecError
 
 
 def test_ycocg_r_is_lossless_on_any_integers() -> None:
@@ -37,3 +40,32 @@ def test_coarser_quantization_keeps_fewer_levels_and_errs_more() -> None:
     assert dequantize(np.ones((4, 4), np.int32), 6)[0, 0] == 2 * dequantize(np.ones((4, 4), np.int32), 0)[0, 0]
     with pytest.raises(ValueError, match="QP 52"):
         quantize(coefficients, 52)
+
+
+def _tables() -> list[Table]:
+    return [Table.from_grid(i) for i in range(0, 96, 12)]
+
+
+def test_residual_levels_round_trip_through_the_range_coder() -> None:
+    rng = np.random.default_rng(9)
+    levels = quantize(forward(rng.integers(-40, 41, (9, 11, 3, 4, 4))), 24)
+    levels[2:5] = 0  # blocks without any level
+    levels[0, 0, 0, 0, 0] = MAX_LEVEL
+    tables = _tables()
+    coder = SymbolRangeEncoder()
+    encode_residual(levels, coder, tables)
+    back = decode_residual(SymbolRangeDecoder(coder.finish()), 9, 11, tables, [t.model() for t in tables], "s")
+    assert back.dtype == np.int32 and np.array_equal(back, levels)
+    empty = SymbolRangeEncoder()
+    encode_residual(np.zeros((68, 160, 3, 4, 4), np.int32), empty, tables)
+    assert len(empty.finish()) <= 64  # a frame the prediction got right costs next to nothing
+
+
+def test_a_level_beyond_the_bound_is_refused() -> None:
+    tables = _tables()
+    coder = SymbolRangeEncoder()
+    levels = np.zeros((1, 2, 3, 4, 4), np.int64)
+    levels[0, 1, 2, 3, 3] = MAX_LEVEL + 1  # validly coded, beyond what a residual quantizes to
+    encode_residual(levels, coder, tables)
+    with pytest.raises(CodecError, match="beyond 4096"):
+        decode_residual(SymbolRangeDecoder(coder.finish()), 1, 2, tables, [t.model() for t in tables], "s")

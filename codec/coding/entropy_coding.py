@@ -17,6 +17,7 @@ with uniform models (sign, bit length, remaining bits), so nothing is ever clipp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -272,11 +273,38 @@ def _escape_parts(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarr
     return sign, n, low
 
 
+def table_bits(symbols: np.ndarray, table: Table) -> float:
+    """What ``symbols`` cost under ``table``, an escape at a rough 24 bits: for an encoder choosing a
+    table, whose choice the decoder reads rather than recomputes."""
+    f = np.asarray(table.frequencies, np.float64)
+    inside = np.abs(symbols) <= table.radius
+    index = np.where(inside, symbols + table.radius, len(f) - 1)
+    return float(-np.log2(f[index] / TOTAL).sum() + 24 * np.count_nonzero(~inside))
+
+
+def _flag_model(zero_in_256: int) -> Any:
+    """A binary symbol that is 0 with probability ``zero_in_256``/256 (1..255): integers only."""
+    p = np.array([zero_in_256, 256 - zero_in_256], np.float64) / 256
+    return constriction.stream.model.Categorical(p, perfect=False)
+
+
 class SymbolRangeEncoder:
     """Range-codes the blocks of integer symbols that make up one frame's payload."""
 
     def __init__(self) -> None:
         self.coder = constriction.stream.queue.RangeEncoder()
+
+    def encode_flags(self, flags: np.ndarray) -> None:
+        """Binary ``flags`` under the probability of a 0 among them, in 256ths, which goes first as a byte."""
+        zero_in_256 = int(np.clip(round(256 * (1 - flags.mean())), 1, 255)) if flags.size else 128
+        self.coder.encode(np.array([zero_in_256 - 1], np.int32), constriction.stream.model.Uniform(255))
+        self.coder.encode(flags.astype(np.int32), _flag_model(zero_in_256))
+
+    def encode_choosing(self, symbols: np.ndarray, tables: Sequence[Table]) -> None:
+        """``symbols`` under whichever of ``tables`` codes them shortest, its number first."""
+        choice = int(np.argmin([table_bits(symbols, t) for t in tables]))
+        self.coder.encode(np.array([choice], np.int32), constriction.stream.model.Uniform(len(tables)))
+        self.encode_block(symbols, tables[choice], tables[choice].model())
 
     def encode_block(self, symbols: np.ndarray, table: Table, model: Any) -> None:
         symbols = symbols.astype(np.int64).ravel()
@@ -310,6 +338,22 @@ class SymbolRangeDecoder:
             raise CodecError(f"payload of {len(payload)} bytes is not a whole number of 32-bit words")
         words = np.frombuffer(payload, dtype="<u4").astype(np.uint32, copy=False)
         self.coder = constriction.stream.queue.RangeDecoder(words)
+
+    def decode_flags(self, count: int) -> np.ndarray:
+        """``count`` binary flags :meth:`SymbolRangeEncoder.encode_flags` coded (bool)."""
+        try:
+            zero_in_256 = int(self.coder.decode(constriction.stream.model.Uniform(255), 1)[0]) + 1
+            return np.asarray(self.coder.decode(_flag_model(zero_in_256), count), bool)
+        except UNDECODABLE as exc:
+            raise _undecodable(exc) from None
+
+    def decode_chosen(self, count: int, tables: Sequence[Table], models: Sequence[Any]) -> np.ndarray:
+        """``count`` symbols :meth:`SymbolRangeEncoder.encode_choosing` coded, ``models`` being ``tables``'."""
+        try:
+            choice = int(self.coder.decode(constriction.stream.model.Uniform(len(tables)), 1)[0])
+        except UNDECODABLE as exc:
+            raise _undecodable(exc) from None
+        return self.decode_block(count, tables[choice], models[choice])
 
     def decode_block(self, count: int, table: Table, model: Any) -> np.ndarray:
         """The next ``count`` symbols, coded under ``table`` (int64)."""

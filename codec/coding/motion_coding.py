@@ -19,17 +19,9 @@ from typing import Any
 import constriction
 import numpy as np
 
-from codec.coding.entropy_coding import TOTAL, SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.entropy_coding import UNDECODABLE, SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.coding.motion import MAX_VECTOR, check_vectors, median_predictor
-from codec.errors import CodecError
-
-
-def _bits(symbols: np.ndarray, table: Table) -> float:
-    """What ``symbols`` cost under ``table`` (the encoder's choice only: the decoder reads the choice)."""
-    f = np.asarray(table.frequencies, np.float64)
-    inside = np.abs(symbols) <= table.radius
-    index = np.where(inside, symbols + table.radius, len(f) - 1)
-    return float(-np.log2(f[index] / TOTAL).sum() + 24 * np.count_nonzero(~inside))
+from codec.errors import CodecError, naming
 
 
 def _classes(differences: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,53 +34,43 @@ def _classes(differences: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.sign(differences) * length, magnitude - np.where(nonzero, 1 << low_bits, 0), low_bits
 
 
-def _zero_model(zero_in_256: int) -> Any:
-    p = np.array([zero_in_256, 256 - zero_in_256], np.float64) / 256
-    return constriction.stream.model.Categorical(p, perfect=False)
-
-
 def encode_motion(vectors: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
     """Append the (rows, cols, 2) quarter-pixel ``vectors`` to ``coder``, under ``tables``."""
     differences = (vectors - median_predictor(vectors)).reshape(-1, 2).astype(np.int64)
     moved = np.abs(differences).sum(1) > 0
-    zero_in_256 = int(np.clip(round(256 * (1 - moved.mean())), 1, 255))
-    raw = coder.coder
-    raw.encode(np.array([zero_in_256 - 1], np.int32), constriction.stream.model.Uniform(255))
-    raw.encode(moved.astype(np.int32), _zero_model(zero_in_256))
+    coder.encode_flags(moved)
     for k in (0, 1):
         classes, low, bits = _classes(differences[moved, k])
-        choice = int(np.argmin([_bits(classes, t) for t in tables]))
-        raw.encode(np.array([choice], np.int32), constriction.stream.model.Uniform(len(tables)))
-        coder.encode_block(classes, tables[choice], tables[choice].model())
+        coder.encode_choosing(classes, tables)
         wide = bits > 0
         if wide.any():
-            raw.encode(
-                low[wide].astype(np.int32), constriction.stream.model.Uniform(), (1 << bits[wide]).astype(np.int32)
-            )
+            sizes = (1 << bits[wide]).astype(np.int32)
+            coder.coder.encode(low[wide].astype(np.int32), constriction.stream.model.Uniform(), sizes)
 
 
 def decode_motion(
     coder: SymbolRangeDecoder, rows: int, cols: int, tables: Sequence[Table], models: Sequence[Any], source: str
 ) -> np.ndarray:
     """The (rows, cols, 2) vectors :func:`encode_motion` appended, ``models`` being ``tables``' models."""
-    raw, differences = coder.coder, np.zeros((rows * cols, 2), np.int64)
-    try:
-        zero_in_256 = int(raw.decode(constriction.stream.model.Uniform(255), 1)[0]) + 1
-        moved = np.asarray(raw.decode(_zero_model(zero_in_256), rows * cols), bool)
+    differences = np.zeros((rows * cols, 2), np.int64)
+    with naming(source):
+        moved = coder.decode_flags(rows * cols)
         for k in (0, 1):
-            choice = int(raw.decode(constriction.stream.model.Uniform(len(tables)), 1)[0])
-            classes = coder.decode_block(int(moved.sum()), tables[choice], models[choice])
+            classes = coder.decode_chosen(int(moved.sum()), tables, models)
             if np.abs(classes).max(initial=0) > MAX_VECTOR.bit_length() + 1:
-                raise CodecError(f"{source}: a motion vector difference beyond {2 * MAX_VECTOR} quarter pixels")
+                raise CodecError(f"a motion vector difference beyond {2 * MAX_VECTOR} quarter pixels")
             bits = np.maximum(np.abs(classes) - 1, 0)
             low = np.zeros(len(classes), np.int64)
             wide = bits > 0
             if wide.any():
-                low[wide] = raw.decode(constriction.stream.model.Uniform(), (1 << bits[wide]).astype(np.int32))
+                try:
+                    low[wide] = coder.coder.decode(
+                        constriction.stream.model.Uniform(), (1 << bits[wide]).astype(np.int32)
+                    )
+                except UNDECODABLE as exc:
+                    raise CodecError(f"motion does not decode ({exc})") from None
             magnitude = np.where(classes != 0, (1 << bits) + low, 0)
             differences[moved, k] = np.sign(classes) * magnitude
-    except (AssertionError, ValueError, RuntimeError) as exc:
-        raise CodecError(f"{source}: motion does not decode ({exc})") from None
     vectors = np.empty((rows, cols, 2), np.int64)
     for k in (0, 1):  # block after block, in Python integers: the median of three is the middle one
         d = differences[:, k].reshape(rows, cols).tolist()
