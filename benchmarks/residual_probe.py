@@ -7,6 +7,7 @@ Rates are real range-coded bytes: the vectors' (codec.coding.motion_coding) and 
 (codec.coding.residual_coding), each under the same eight Laplace tables of the grid.
 
 Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--start 0] [--frames 30] [--qp 24 28 32 36]
+       [--chroma-offset 0] [--lambda-scale 1]
 """
 
 from __future__ import annotations
@@ -48,17 +49,22 @@ def _from_blocks(blocks: np.ndarray) -> np.ndarray:
     return blocks.transpose(0, 3, 1, 4, 2).reshape(rows * 4, cols * 4, 3)
 
 
-def code_p_frame(current: np.ndarray, previous: np.ndarray, qp: int) -> tuple[np.ndarray, int, int]:
+def code_p_frame(
+    current: np.ndarray, previous: np.ndarray, qp: int, chroma_offset: int = 0, lambda_scale: float = 1.0
+) -> tuple[np.ndarray, int, int]:
     """The reconstruction of ``current`` coded as motion from ``previous`` plus its quantized integer
-    residual, and the bytes of its vectors and of its levels."""
+    residual (Co and Cg at ``qp + chroma_offset``), and the bytes of its vectors and of its levels."""
     reference = Reference(previous, BLOCK)
-    vectors = search(current, reference, motion_lambda(qp))
+    vectors = search(current, reference, lambda_scale * motion_lambda(qp))
     prediction = reference.predict(vectors).astype(np.int32)
     h, w = current.shape[:2]
     pad = ((0, -h % 4), (0, -w % 4), (0, 0))
     residual = np.pad(to_ycocg(current.astype(np.int32) - prediction), pad, mode="edge")
-    levels = quantize(forward(_to_blocks(residual)), qp)
-    decoded = from_ycocg(_from_blocks(reconstruct(levels, qp)))[:h, :w]
+    coefficients = forward(_to_blocks(residual))
+    qps = (qp, qp + chroma_offset, qp + chroma_offset)
+    levels = np.stack([quantize(coefficients[:, :, k], q) for k, q in enumerate(qps)], 2)
+    rebuilt = np.stack([reconstruct(levels[:, :, k], q) for k, q in enumerate(qps)], 2)
+    decoded = from_ycocg(_from_blocks(rebuilt))[:h, :w]
     frame = np.clip(prediction + decoded, 0, 255).astype(np.uint8)
     coder = SymbolRangeEncoder()
     encode_residual(levels, coder, MOTION_TABLES)
@@ -72,6 +78,8 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0, help="the GOP's first frame")
     parser.add_argument("--frames", type=int, default=30, help="the GOP: one I-frame, then P-frames")
     parser.add_argument("--qp", type=int, nargs="+", default=[24, 28, 32, 36])
+    parser.add_argument("--chroma-offset", type=int, default=0, help="Co and Cg are quantized at QP + this")
+    parser.add_argument("--lambda-scale", type=float, default=1.0, help="times x264's motion lambda")
     args = parser.parse_args()
     frames = list(itertools.islice(iter_frames(args.video), args.start, args.start + args.frames))
     if args.bundle is not None:
@@ -89,7 +97,9 @@ def main() -> None:
     for qp in args.qp:
         previous, psnrs, vectors, levels = first, [], [], []
         for current in frames[1:]:
-            previous, vector_bytes, level_bytes = code_p_frame(current, previous, qp)
+            previous, vector_bytes, level_bytes = code_p_frame(
+                current, previous, qp, args.chroma_offset, args.lambda_scale
+            )
             psnrs.append(psnr(previous, current))
             vectors.append(vector_bytes)
             levels.append(level_bytes)
