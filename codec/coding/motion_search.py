@@ -48,7 +48,7 @@ def search(frame: np.ndarray, reference: Reference, lam: float, reach: int = 32,
     pad = ((0, rows * block - frame.shape[0]), (0, cols * block - frame.shape[1]), (0, 0))
     current = luma(np.pad(frame, pad, mode="edge")).astype(np.int32)
     by, bx = (a.ravel() for a in np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"))
-    target = _tiles(current, block).reshape(rows * cols, block, block)
+    target = _tiles(current, block).reshape(rows * cols, block, block).astype(np.int16)
 
     def best(candidates: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         candidates = np.clip(candidates.reshape(rows * cols, -1, 2), -MAX_VECTOR, MAX_VECTOR)
@@ -56,15 +56,12 @@ def search(frame: np.ndarray, reference: Reference, lam: float, reach: int = 32,
         return _best(candidates, target, by, bx, reference, predictor, lam).reshape(rows, cols, 2)
 
     coarse = QPEL * _coarse(current, reference, lam, reach)
-    # whole pixels: around the coarse vector and around zero, and the neighbours' coarse vectors
-    around = _offsets(QPEL, 2)
-    vectors = best(
-        np.concatenate(
-            [coarse[..., None, :] + around, np.broadcast_to(around, (rows, cols, *around.shape)), _neighbours(coarse)],
-            2,
-        ),
-        coarse,
-    )
+    # whole pixels: a step around the coarse vector, zero and the neighbours' coarse vectors, then
+    # a step around the best of those (the coarse stage places a vector within 2 pixels)
+    around = _offsets(QPEL, 1)
+    zero = np.zeros((rows, cols, 1, 2), np.int64)
+    vectors = best(np.concatenate([coarse[..., None, :] + around, zero, _neighbours(coarse)], 2), coarse)
+    vectors = best(vectors[..., None, :] + around, vectors)
     for _ in range(2):  # a block whose own search went astray takes a neighbour's vector where it fits
         vectors = best(np.concatenate([vectors[..., None, :], _neighbours(vectors)], 2), vectors)
     for step in (QPEL // 2, 1)[:precision]:  # the half-pixel, then the quarter-pixel neighbours
@@ -90,7 +87,7 @@ def _best(
     """Per block, the candidate vector (of (N, K, 2)) of least SAD + lam x bits."""
     n, k = candidates.shape[:2]
     fetched = reference.blocks(np.repeat(by, k), np.repeat(bx, k), candidates.reshape(-1, 2), of_luma=True)
-    sad = np.abs(fetched.reshape(n, k, *target.shape[1:]) - target[:, None]).sum((2, 3), dtype=np.int64)
+    sad = np.abs(fetched.reshape(n, k, *target.shape[1:]) - target[:, None]).sum((2, 3), dtype=np.int32)
     cost = sad + lam * vector_bits(candidates - predictor)
     return candidates[np.arange(n), cost.argmin(1)]
 
