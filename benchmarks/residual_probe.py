@@ -7,7 +7,7 @@ Rates are real range-coded bytes: the vectors' (codec.coding.motion_coding) and 
 (codec.coding.residual_coding), each under the same eight Laplace tables of the grid.
 
 Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--start 0] [--frames 30] [--qp 24 28 32 36]
-       [--chroma-offset 0] [--lambda-scale 1]
+       [--chroma-offset 0] [--lambda-scale 1] [--block 16]
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from codec.io.bundle import load_bundle
 from codec.io.psnr import psnr
 from codec.io.video import iter_frames
 
-BLOCK = 16
-
 
 def motion_lambda(qp: int) -> float:
     """x264's motion lambda at ``qp`` (0.85 x 2^((QP - 12) / 6) per bit of SAD), in luma-proxy units (x4)."""
@@ -50,11 +48,16 @@ def _from_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def code_p_frame(
-    current: np.ndarray, previous: np.ndarray, qp: int, chroma_offset: int = 0, lambda_scale: float = 1.0
+    current: np.ndarray,
+    previous: np.ndarray,
+    qp: int,
+    chroma_offset: int = 0,
+    lambda_scale: float = 1.0,
+    block: int = 16,
 ) -> tuple[np.ndarray, int, int]:
     """The reconstruction of ``current`` coded as motion from ``previous`` plus its quantized integer
     residual (Co and Cg at ``qp + chroma_offset``), and the bytes of its vectors and of its levels."""
-    reference = Reference(previous, BLOCK)
+    reference = Reference(previous, block)
     vectors = search(current, reference, lambda_scale * motion_lambda(qp))
     prediction = reference.predict(vectors).astype(np.int32)
     h, w = current.shape[:2]
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--qp", type=int, nargs="+", default=[24, 28, 32, 36])
     parser.add_argument("--chroma-offset", type=int, default=0, help="Co and Cg are quantized at QP + this")
     parser.add_argument("--lambda-scale", type=float, default=1.0, help="times x264's motion lambda")
+    parser.add_argument("--block", type=int, default=16, choices=(8, 16, 32), help="motion block size")
     args = parser.parse_args()
     frames = list(itertools.islice(iter_frames(args.video), args.start, args.start + args.frames))
     if args.bundle is not None:
@@ -98,7 +102,7 @@ def main() -> None:
         previous, psnrs, vectors, levels = first, [], [], []
         for current in frames[1:]:
             previous, vector_bytes, level_bytes = code_p_frame(
-                current, previous, qp, args.chroma_offset, args.lambda_scale
+                current, previous, qp, args.chroma_offset, args.lambda_scale, args.block
             )
             psnrs.append(psnr(previous, current))
             vectors.append(vector_bytes)
