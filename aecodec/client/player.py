@@ -40,8 +40,8 @@ from codec.net import is_loopback, read_secret, read_token
 # Reconnect quickly after a drop; ServerChunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
 MESSAGE_TIMEOUT_S = 30.0  # what the server may take to send a stream's next message (the first included)
-KEEPALIVE_S = 20.0  # a ping every this often during a call; codec serve accepts one every MIN_KEEPALIVE_S
-MIN_KEEPALIVE_S = 10.0
+KEEPALIVE_S = 20.0  # a ping every this often during a call
+MIN_KEEPALIVE_S = 10.0  # gRPC's own floor; codec serve accepts a ping every 5 s
 DECODER_DEADLINE_S = 300.0  # a whole decoder download (decoder_cache.STALE_INCOMING_S assumes it)
 KEEPALIVE_ACK_S = 10.0  # an unanswered ping closes the connection after this
 RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
