@@ -32,13 +32,13 @@ VARIANTS = (  # (block, precision): precision 0, 1, 2 = whole, half, quarter pix
 )
 
 
-MOTION_TABLES = [Table.from_grid(i) for i in range(0, 96, 12)]  # scales 0.04 to 30 quarter pixels
+GRID_TABLES = [Table.from_grid(i) for i in range(0, 96, 12)]  # scales 0.04 to 30 quarter pixels
 
 
 def motion_bytes(vectors: np.ndarray) -> int:
     """The bytes ``vectors`` take, range-coded."""
     coder = SymbolRangeEncoder()
-    encode_motion(vectors, coder, MOTION_TABLES)
+    encode_motion(vectors, coder, GRID_TABLES)
     return len(coder.finish())
 
 

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from motion_probe import MOTION_TABLES, motion_bytes
+from motion_probe import GRID_TABLES, motion_bytes
 
 from codec.coding.encode import StreamEncoder
 from codec.coding.entropy_coding import SymbolRangeEncoder
@@ -70,7 +70,7 @@ def code_p_frame(
     decoded = from_ycocg(_from_blocks(rebuilt))[:h, :w]
     frame = np.clip(prediction + decoded, 0, 255).astype(np.uint8)
     coder = SymbolRangeEncoder()
-    encode_residual(levels, coder, MOTION_TABLES)
+    encode_residual(levels, coder, GRID_TABLES)
     return frame, motion_bytes(vectors), len(coder.finish())
 
 

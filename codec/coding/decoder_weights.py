@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table, least_payload
-from codec.errors import CodecError
+from codec.errors import CodecError, naming
 
 MAGIC = b"AECW"
 VERSION = 1
@@ -195,10 +195,8 @@ def _decode(heads: list[_Head], tables: list[Table], payload: memoryview, source
     models = [table.model() for table in tables]
     for name, dims, index, steps in heads:
         q = np.empty(dims, np.int32)
-        try:
+        with naming(f"{source}: tensor {name[:40]!r}"):
             decoder.decode_into(q.reshape(-1), tables[index], models[index])
-        except CodecError as exc:
-            raise CodecError(f"{source}: tensor {name[:40]!r}: {exc}") from None
         rows = q.reshape(dims[0], -1)
         peak = np.maximum(rows.max(axis=1), -rows.min(axis=1).astype(np.int64)).astype(np.float32)
         with np.errstate(over="ignore"):

@@ -264,13 +264,18 @@ class CodingTables:
         return cls(levels, tables)
 
 
+def bit_split(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive integers m (below 2**MAX_MAGNITUDE_BITS) as (n, low), m = 2**n + low, 0 <= low < 2**n
+    (exact: log2 of such an integer is far from rounding across a power of two)."""
+    m = np.asarray(magnitudes, np.int64)
+    n = np.floor(np.log2(m)).astype(np.int64)
+    return n, m - (1 << n)
+
+
 def _escape_parts(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split escaped symbols v into (sign, n, low) with |v| - radius = 2**n + low, 0 <= low < 2**n."""
-    sign = (values < 0).astype(np.int32)
-    excess = [int(v) for v in np.abs(values) - radius]  # >= 1; escapes are rare, so a loop is fine
-    n = np.array([e.bit_length() - 1 for e in excess], dtype=np.int32)
-    low = np.array([e - (1 << int(b)) for e, b in zip(excess, n, strict=True)], dtype=np.int32)
-    return sign, n, low
+    n, low = bit_split(np.abs(values) - radius)
+    return (values < 0).astype(np.int32), n.astype(np.int32), low
 
 
 def table_bits(symbols: np.ndarray, table: Table) -> float:
@@ -318,9 +323,15 @@ class SymbolRangeEncoder:
             sign, n, low = _escape_parts(symbols[escaped], radius)
             self.coder.encode(sign, constriction.stream.model.Uniform(2))
             self.coder.encode(n, constriction.stream.model.Uniform(MAX_MAGNITUDE_BITS + 1))
-            wide = n > 0
-            if wide.any():
-                self.coder.encode(low[wide], constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
+            self.encode_bits(low, n)
+
+    def encode_bits(self, low: np.ndarray, n: np.ndarray) -> None:
+        """Each ``low[i]`` in ``n[i]`` uniform bits (none where ``n[i]`` is 0)."""
+        wide = n > 0
+        if wide.any():
+            self.coder.encode(
+                low[wide].astype(np.int32), constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32)
+            )
 
     def finish(self) -> bytes:
         return self.coder.get_compressed().astype("<u4").tobytes()
@@ -408,6 +419,20 @@ class SymbolRangeDecoder:
                 self._escaped(part, where, signs[done : done + where.size], lengths[done : done + where.size], radius)
                 done += where.size
 
+    def decode_bits(self, n: np.ndarray) -> np.ndarray:
+        """What :meth:`SymbolRangeEncoder.encode_bits` coded in ``n[i]`` bits each (int64)."""
+        try:
+            return self._bits(n)
+        except UNDECODABLE as exc:
+            raise _undecodable(exc) from None
+
+    def _bits(self, n: np.ndarray) -> np.ndarray:
+        low = np.zeros(len(n), np.int64)
+        wide = n > 0
+        if wide.any():
+            low[wide] = self.coder.decode(constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
+        return low
+
     def _uniform(self, count: int, size: int) -> np.ndarray:
         """``count`` symbols of the uniform model over 0..size-1, as int8 (size <= 128)."""
         out = np.empty(count, np.int8)
@@ -421,11 +446,7 @@ class SymbolRangeDecoder:
         """Put the escaped symbols at ``where`` of ``out``, their low bits decoded now: an escape of
         bit length n, low bits l and sign s is -/+(radius + 2**n + l)."""
         n = lengths.astype(np.int64)
-        low = np.zeros(where.size, np.int64)
-        wide = n > 0
-        if wide.any():
-            low[wide] = self.coder.decode(constriction.stream.model.Uniform(), (1 << n[wide]).astype(np.int32))
-        magnitude = (1 << n) + low + radius
+        magnitude = (1 << n) + self._bits(n) + radius
         out[where] = np.where(signs == 1, -magnitude, magnitude)
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import constriction
 import numpy as np
 
-from codec.coding.entropy_coding import UNDECODABLE, SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, bit_split
 from codec.coding.motion import MAX_VECTOR, check_vectors, median_predictor
 from codec.errors import CodecError, naming
 
@@ -27,11 +26,10 @@ from codec.errors import CodecError, naming
 def _classes(differences: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each difference's signed bit length, its bits below the leading one, and how many those are."""
     magnitude = np.abs(differences)
-    length = np.zeros_like(magnitude)
     nonzero = magnitude > 0
-    length[nonzero] = np.floor(np.log2(magnitude[nonzero])).astype(np.int64) + 1
-    low_bits = np.maximum(length - 1, 0)
-    return np.sign(differences) * length, magnitude - np.where(nonzero, 1 << low_bits, 0), low_bits
+    low_bits, low = np.zeros_like(magnitude), np.zeros_like(magnitude)
+    low_bits[nonzero], low[nonzero] = bit_split(magnitude[nonzero])
+    return np.sign(differences) * (low_bits + nonzero), low, low_bits
 
 
 def encode_motion(vectors: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
@@ -42,10 +40,7 @@ def encode_motion(vectors: np.ndarray, coder: SymbolRangeEncoder, tables: Sequen
     for k in (0, 1):
         classes, low, bits = _classes(differences[moved, k])
         coder.encode_choosing(classes, tables)
-        wide = bits > 0
-        if wide.any():
-            sizes = (1 << bits[wide]).astype(np.int32)
-            coder.coder.encode(low[wide].astype(np.int32), constriction.stream.model.Uniform(), sizes)
+        coder.encode_bits(low, bits)
 
 
 def decode_motion(
@@ -60,15 +55,7 @@ def decode_motion(
             if np.abs(classes).max(initial=0) > MAX_VECTOR.bit_length() + 1:
                 raise CodecError(f"a motion vector difference beyond {2 * MAX_VECTOR} quarter pixels")
             bits = np.maximum(np.abs(classes) - 1, 0)
-            low = np.zeros(len(classes), np.int64)
-            wide = bits > 0
-            if wide.any():
-                try:
-                    low[wide] = coder.coder.decode(
-                        constriction.stream.model.Uniform(), (1 << bits[wide]).astype(np.int32)
-                    )
-                except UNDECODABLE as exc:
-                    raise CodecError(f"motion does not decode ({exc})") from None
+            low = coder.decode_bits(bits)
             magnitude = np.where(classes != 0, (1 << bits) + low, 0)
             differences[moved, k] = np.sign(classes) * magnitude
     vectors = np.empty((rows, cols, 2), np.int64)

@@ -49,8 +49,7 @@ def open_session(
     ``initializers`` (each turned into float32 weights as it comes), with onnxruntime's defaults unless
     ``options`` says otherwise; a file onnxruntime cannot load, or tensors that do not fit its graph,
     are a CodecError."""
-    path = model.file(name) if isinstance(model, Bundle) else model / name
-    data = model.read(name) if isinstance(model, Bundle) else read_file(path)
+    path, data = _read(model, name)
     options = options or ort.SessionOptions()
     options.log_severity_level = 3
     try:
@@ -67,17 +66,20 @@ def open_session(
         raise CodecError(f"{path}: onnxruntime cannot load it ({' '.join(str(exc).split())[:200]})") from None
 
 
+def _read(model: Path | Bundle, name: str) -> tuple[Path, bytes]:
+    """The path and bytes of file ``name`` of a bundle (as verified) or of a bundle folder (as it is now)."""
+    if isinstance(model, Bundle):
+        return model.file(name), model.read(name)
+    return model / name, read_file(model / name)
+
+
 def open_decoder(
     model: Path | Bundle, cpu_only: bool = False, options: ort.SessionOptions | None = None
 ) -> ort.InferenceSession:
     """The decoder of a bundle (or of the bundle folder ``model``): decoder.onnx's graph with the
     weights decoded from decoder.weights. Encoder and client both open it here, so both run the same
     float network."""
-    if isinstance(model, Bundle):
-        path, data = model.file(DECODER_WEIGHTS_FILE), model.read(DECODER_WEIGHTS_FILE)
-    else:
-        path = model / DECODER_WEIGHTS_FILE
-        data = read_file(path)
+    path, data = _read(model, DECODER_WEIGHTS_FILE)
     return open_session(model, DECODER_FILE, cpu_only, decode_weights(data, str(path)), options)
 
 
