@@ -267,6 +267,13 @@ def _print(values: dict[str, Any], as_json: bool) -> None:
     show_default=True,
     help="auto: an I-frame also wherever coding the frame afresh is cheaper than its residual (scene cuts).",
 )
+@click.option(
+    "--p-mode",
+    type=click.Choice(["motion", "latent"]),
+    default="motion",
+    show_default=True,
+    help="P-frames as motion from the previous frame plus an integer residual, or as latent differences.",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUT.aec if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def encode(
@@ -276,6 +283,7 @@ def encode(
     quality: int | None,
     gop: int | None,
     keyframes: str,
+    p_mode: str,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -296,6 +304,7 @@ def encode(
             gop=gop,
             force=force,
             keyframes=keyframes,
+            p_mode=p_mode,
             on_frame=lambda index, frame: bar(index + 1, declared),
         )
     finally:

@@ -183,7 +183,7 @@ def test_span_crc_equals_zlibs(data: bytes, a: int, b: int) -> None:
 
 
 def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
-    chunks = [Chunk(0, 0, 0x0A0B, bytes(40)), Chunk(1, 1, 0xFFFF, bytes(8)), Chunk(2, 1, 0, bytes(12))]
+    chunks = [Chunk(0, 0, 0x0A0B, bytes(40)), Chunk(1, 1, 0xFFFF, bytes(8)), Chunk(2, 2, 0, bytes(12))]
     header = Header("ab" * 32, 32, 16, Fraction(30000, 1001), 3, 30, 2)
     stream = tmp_path / "s.aec"
     stream.write_bytes(header.pack() + b"".join(c.pack() for c in chunks))
@@ -191,7 +191,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     assert code == 0, err
     info = json.loads(out)
     assert info["header"] == {
-        "version": 2,
+        "version": 3,
         "bundle_sha256": "ab" * 32,
         "size": "32x16",
         "fps": "30000/1001",
@@ -202,7 +202,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     assert [(c["index"], c["type"], c["bytes"], c["check"], c["crc_ok"]) for c in info["chunks"]] == [
         (0, "I", CHUNK_HEAD_SIZE + 40, "0a0b", True),
         (1, "P", CHUNK_HEAD_SIZE + 8, "ffff", True),
-        (2, "P", CHUNK_HEAD_SIZE + 12, "0000", True),
+        (2, "M", CHUNK_HEAD_SIZE + 12, "0000", True),
     ]
     assert [c["offset"] for c in info["chunks"]] == [HEADER_SIZE, HEADER_SIZE + 57, HEADER_SIZE + 82]
     size = stream.stat().st_size
@@ -211,6 +211,8 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
         "chunks": 3,
         "i_frames": 1,
         "p_frames": 2,
+        "frame_types": {"I": 1, "P": 1, "M": 1},
+        "mean_bytes": {"I": CHUNK_HEAD_SIZE + 40, "P": CHUNK_HEAD_SIZE + 8, "M": CHUNK_HEAD_SIZE + 12},
         "damaged": 0,
         "damaged_bytes": 0,
         "bpp": size * 8 / (3 * 32 * 16),
@@ -218,6 +220,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     code, text, _ = run_cli("info", stream)
     assert code == 0 and "bundle sha256   " + "ab" * 32 in text and "30000/1001" in text
     assert re.search(r"^\s+1\s+121\s+P\s+25\s+ffff\s+yes$", text, re.MULTILINE), text
+    assert "3 (1 I, 1 P, 1 M)" in text and "I 57, P 25, M 29" in text
 
 
 def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
@@ -265,10 +268,14 @@ def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr
 
 
-def test_a_version_1_stream_is_refused_naming_its_version(tmp_path: Path) -> None:
-    """Version 1 chunks had no reconstruction check: such a stream must be re-encoded, not misread."""
-    old = craft(HEADER.pack(), version=1)
-    message = "old.aec: .aec format version 1 is not supported: this aecodec reads version 2; re-encode the source"
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_stream_is_refused_naming_its_version(tmp_path: Path, version: int) -> None:
+    """Version 1 chunks had no reconstruction check, version 2 P-frames coded latent differences under
+    other rules: such a stream must be re-encoded, not misread."""
+    old = craft(HEADER.pack(), version=version)
+    message = (
+        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 3; re-encode the source"
+    )
     with pytest.raises(CodecError) as caught:
         Header.unpack(old, "old.aec")
     assert str(caught.value) == message

@@ -19,7 +19,7 @@ from crafted import craft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, P_FRAME, Chunk, Header, read_chunks
+from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, M_FRAME, Chunk, Header, read_chunks
 from codec.coding.decode import decode_bytes, open_stream
 from codec.coding.encode import encode_video
 from codec.coding.runtime import latent_shape, latent_size
@@ -46,7 +46,7 @@ def test_stream_layout(encoded, carphone_bundle: Path) -> None:
     header = open_stream(data, load_bundle(carphone_bundle), "s")
     assert (header.width, header.height, header.frames, header.gop) == (176, 144, 10, 4)
     types = [c.frame_type for c in read_chunks(data, "s")]
-    assert types == [I_FRAME, P_FRAME, P_FRAME, P_FRAME] * 2 + [I_FRAME, P_FRAME]
+    assert types == [I_FRAME, M_FRAME, M_FRAME, M_FRAME] * 2 + [I_FRAME, M_FRAME]
     values = stats.to_dict()
     assert values["bpp"] == pytest.approx(stats.bytes * 8 / (10 * 176 * 144))
     assert values["total_bpp"] > values["bpp"] and values["ratio_vs_rgb24"] > 1
@@ -59,7 +59,7 @@ def test_info_describes_an_encoded_stream_without_its_bundle(encoded, carphone_b
     info = json.loads(out)
     assert info["header"]["bundle_sha256"] == load_bundle(carphone_bundle).decoder_sha256
     assert (info["header"]["size"], info["header"]["frames"], info["header"]["gop"]) == ("176x144", 10, 4)
-    assert "".join(c["type"] for c in info["chunks"]) == "IPPPIPPPIP" and all(c["crc_ok"] for c in info["chunks"])
+    assert "".join(c["type"] for c in info["chunks"]) == "IMMMIMMMIM" and all(c["crc_ok"] for c in info["chunks"])
     totals = info["totals"]
     assert (totals["bytes"], totals["i_frames"], totals["p_frames"]) == (stats.bytes, stats.i_frames, 7)
     assert totals["bpp"] == pytest.approx(stats.to_dict()["bpp"])
@@ -267,7 +267,7 @@ def test_auto_keyframes_put_an_i_frame_at_a_hard_cut(tmp_path: Path) -> None:
         out = tmp_path / f"{mode}.aec"
         encode_video(clip, bundle, out, quality=5, keyframes=mode)
         types[mode] = [c.frame_type for c in read_chunks(out.read_bytes(), mode)]
-    assert types["fixed"] == [I_FRAME] + [P_FRAME] * 19
+    assert types["fixed"] == [I_FRAME] + [M_FRAME] * 19
     assert types["auto"][10] == I_FRAME and types["auto"].count(I_FRAME) <= 4
 
 
@@ -297,27 +297,32 @@ def test_a_decoder_that_computes_differently_is_caught_at_the_first_frame(pertur
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and not out.exists(), err
 
 
+@pytest.mark.parametrize(("p_mode", "frame"), [("latent", 5), ("motion", 4)])
 def test_a_frame_decoded_differently_is_an_error_or_concealed_until_the_next_i_frame(
-    carphone_bundle: Path, perturbed: Path, encoded, short_clip: Path, tmp_path: Path
+    carphone_bundle: Path, perturbed: Path, short_clip: Path, tmp_path: Path, p_mode: str, frame: int
 ) -> None:
-    """The stream as the perturbed copy encodes it, but frame 5 (a P-frame) as the bundle encoded it: the
-    same latent with another reconstruction check, as if that frame had been encoded on another machine."""
+    """The stream as the perturbed copy encodes it, but one frame as the bundle encoded it: the same
+    payload with another reconstruction check, as if that frame had been encoded on another machine.
+    A latent P-frame (5) is caught at itself; with M-frames, which the decoder rebuilds exactly, the
+    networks' difference is caught at the I-frame (4); either way concealed until the next I-frame (8)."""
     recon: list[np.ndarray] = []
-    own = tmp_path / "own.aec"
-    encode_video(short_clip, load_bundle(perturbed), own, gop=4, on_frame=lambda i, f: recon.append(f))
+    own, theirs_file = tmp_path / "own.aec", tmp_path / "theirs.aec"
+    encode_video(short_clip, load_bundle(perturbed), own, gop=4, on_frame=lambda i, f: recon.append(f), p_mode=p_mode)
+    encode_video(short_clip, load_bundle(carphone_bundle), theirs_file, gop=4, p_mode=p_mode)
     data = own.read_bytes()
-    chunks, theirs = list(read_chunks(data, "own")), list(read_chunks(encoded[0].read_bytes(), "theirs"))
-    assert chunks[5].payload == theirs[5].payload and chunks[5].check != theirs[5].check
+    chunks, theirs = list(read_chunks(data, "own")), list(read_chunks(theirs_file.read_bytes(), "theirs"))
+    assert chunks[frame].payload == theirs[frame].payload and chunks[frame].check != theirs[frame].check
     spliced = tmp_path / "spliced.aec"
-    spliced.write_bytes(data[:HEADER_SIZE] + b"".join(c.pack() for c in [*chunks[:5], theirs[5], *chunks[6:]]))
+    parts = [*chunks[:frame], theirs[frame], *chunks[frame + 1 :]]
+    spliced.write_bytes(data[:HEADER_SIZE] + b"".join(c.pack() for c in parts))
     code, _, err = run_cli("decode", spliced, "-m", perturbed, "-o", tmp_path / "x.y4m")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "reconstruction differs from the encoder's from frame 5:" in err and not (tmp_path / "x.y4m").exists()
+    assert f"reconstruction differs from the encoder's from frame {frame}:" in err and not (tmp_path / "x.y4m").exists()
     code, out, err = run_cli("decode", spliced, "-m", perturbed, "-o", tmp_path / "png", "--conceal", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert result["frames"] == 10 and result["concealed"] == 3  # frames 5, 6, 7; frame 8 is an I-frame
-    assert result["damage"][0] == "frame 5: reconstruction differs from the encoder's, concealed"
+    assert result["frames"] == 10 and result["concealed"] == 8 - frame
+    assert result["damage"][0] == f"frame {frame}: reconstruction differs from the encoder's, concealed"
     decoded = np.stack([read_clip(p).frames[0] for p in sorted((tmp_path / "png").glob("*.png"))])
-    assert np.array_equal(decoded[:5], np.stack(recon[:5])) and np.array_equal(decoded[8:], np.stack(recon[8:]))
-    assert all(np.array_equal(decoded[i], recon[4]) for i in (5, 6, 7))
+    assert np.array_equal(decoded[:frame], np.stack(recon[:frame])) and np.array_equal(decoded[8:], np.stack(recon[8:]))
+    assert all(np.array_equal(decoded[i], recon[frame - 1]) for i in range(frame, 8))

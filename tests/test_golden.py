@@ -1,10 +1,11 @@
 """A golden .aec stream: fixed integer tables, latents and reconstructed frames must code to the same
-bytes (the chunks' reconstruction checks included), and those bytes decode back exactly. A failure
+bytes (the chunks' reconstruction checks included), and those bytes decode back exactly; its
+M-frames (fixed vectors and residual levels, moving fixed frames) decode to the same pixels. A failure
 here means streams written before no longer decode (or the other way round): a change of the format,
 of the check or of constriction's coder, not of a test.
 
-Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/ and
-says which GOLDEN_SHA256 to put here.
+Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/golden.aec
+(golden_entropy.json stays as it is) and says which GOLDEN_SHA256 and DECODED_SHA256 to put here.
 """
 
 from __future__ import annotations
@@ -21,23 +22,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.coding.bitstream import I_FRAME, P_FRAME, Header, frame_check, read_chunks, write_stream
-from codec.coding.context import CONTEXTS
+from codec.coding.bitstream import I_FRAME, M_FRAME, P_FRAME, Chunk, Header, frame_check, read_chunks, write_stream
 from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
+from codec.coding.inter_encode import pack_inter
+from codec.coding.inter_frame import decode_inter, residual_grid
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
+from codec.coding.motion import MAX_VECTOR
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "092720327e14bb9e8eeb7ff49aa6dbedfadabcb23adc4b3a77262b5478f34ff4"
+GOLDEN_SHA256 = "db02cf42a6507fd6740a2059b11c6defcb1f1cb8c73baa7abc2416fc4ea5b937"
+DECODED_SHA256 = "65960c0b218bfecbe64bdfd542d0ef38b397e0bb72fb0f732eaa59584fbf1b5b"  # of the M-frames' decoded pixels
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 
 SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
-PRIOR = {"intra_loc": [0.0, 1.3, -2.6], "intra_scale": [0.2, 1.5, 9.0], "inter_scale": [0.05, 0.7, 4.0]}
-STEPS, QUALITY = [2.0, 1.0], 1
-# P tables per level, channel and temporal context bucket: wider for busier contexts, so the golden
-# stream pins which bucket each P symbol is coded in.
-INTER = [[[s / step * (0.5 + 0.25 * b) for b in range(CONTEXTS)] for s in PRIOR["inter_scale"]] for step in STEPS]
+QUALITY = 1  # of the two levels in golden_entropy.json (its P tables differ by context bucket, so the
+# stream pins which bucket each P symbol is coded in)
 TYPES = [I_FRAME, P_FRAME, P_FRAME, I_FRAME, P_FRAME]
+M_QPS = [0, 30, 51]  # the M-frames after them, each at its QP
 
 
 def _latents() -> list[np.ndarray]:
@@ -61,10 +63,40 @@ def _checks() -> list[int]:
     return [frame_check(rng.randint(0, 256, (64, 80, 3)).astype(np.uint8)) for _ in TYPES]
 
 
+def _reference() -> np.ndarray:
+    """The frame the first M-frame moves: 80x64 uint8, smooth enough to interpolate, from a frozen stream."""
+    coarse = np.random.RandomState(11).randint(0, 256, (8, 10, 3)).astype(np.float64)
+    return np.kron(coarse, np.ones((8, 8, 1))).astype(np.uint8)
+
+
+def _inter_payloads() -> list[bytes]:
+    """M-frame payloads of fixed vectors (the bounds included) and sparse levels (escapes included)."""
+    rng = np.random.RandomState(12)
+    payloads = []
+    for qp in M_QPS:
+        vectors = rng.randint(-40, 41, (4, 5, 2))
+        vectors[0, 0], vectors[3, 4] = (MAX_VECTOR, -MAX_VECTOR), (-MAX_VECTOR, 3)
+        levels = rng.randint(-3, 4, (*residual_grid(64, 80), 3, 4, 4)) * (rng.rand(16, 20, 3, 4, 4) < 0.1)
+        levels[2, 3, 0, 0, 0] = 900
+        payloads.append(pack_inter(qp, vectors, levels))
+    return payloads
+
+
+def _decoded(payloads: list[bytes]) -> list[np.ndarray]:
+    frames, previous = [], _reference()
+    for index, payload in enumerate(payloads):
+        previous = decode_inter(payload, previous, f"M-frame {index}")
+        frames.append(previous)
+    return frames
+
+
 def _stream(tables: CodingTables, latents: list[np.ndarray]) -> bytes:
     packer = LatentPacker(tables, QUALITY)
     frames = zip(latents, TYPES, _checks(), strict=True)
     chunks = [packer.pack(q, index, kind, check) for index, (q, kind, check) in enumerate(frames)]
+    payloads = _inter_payloads()
+    for payload, frame in zip(payloads, _decoded(payloads), strict=True):
+        chunks.append(Chunk(len(chunks), M_FRAME, frame_check(frame), payload))
     names = hashlib.sha256(json.dumps(tables.to_json(), sort_keys=True).encode()).hexdigest()
     header = Header(names, 80, 64, Fraction(30000, 1001), len(chunks), 3, QUALITY)
     out = io.BytesIO()
@@ -74,22 +106,25 @@ def _stream(tables: CodingTables, latents: list[np.ndarray]) -> bytes:
 
 def test_golden_stream() -> None:
     latents = _latents()
-    if REGENERATE:
-        TABLES.write_text(json.dumps(CodingTables.build(PRIOR, STEPS, INTER).to_json(), indent=1) + "\n")
     tables = CodingTables.from_json(json.loads(TABLES.read_text()), str(TABLES))
     stream = _stream(tables, latents)
     sha = hashlib.sha256(stream).hexdigest()
+    golden_chunks = list(read_chunks(stream, "golden"))
+    decoded_sha = hashlib.sha256(b"".join(_decoded([c.payload for c in golden_chunks[len(TYPES) :]]))).hexdigest()
     if REGENERATE:
         GOLDEN.write_bytes(stream)
-        pytest.skip(f"regenerated {GOLDEN.name} and {TABLES.name}: set GOLDEN_SHA256 = {sha!r}")
-    assert sha == GOLDEN_SHA256, "these latents no longer code to the golden stream's bytes"
+        pytest.skip(f"regenerated {GOLDEN.name}: GOLDEN_SHA256 = {sha!r}, DECODED_SHA256 = {decoded_sha!r}")
+    assert sha == GOLDEN_SHA256, "these latents, vectors and levels no longer code to the golden stream's bytes"
     golden = GOLDEN.read_bytes()
     assert hashlib.sha256(golden).hexdigest() == GOLDEN_SHA256
     unpacker = LatentUnpacker(tables, Header.unpack(golden, GOLDEN.name).quality, SHAPE)
     chunks = list(read_chunks(golden, GOLDEN.name))
-    decoded = [unpacker.unpack(chunk) for chunk in chunks]
+    decoded = [unpacker.unpack(chunk) for chunk in chunks[: len(TYPES)]]
     assert len(decoded) == len(latents) and all(np.array_equal(d, q) for d, q in zip(decoded, latents, strict=True))
-    assert [chunk.check for chunk in chunks] == _checks()
+    assert [chunk.check for chunk in chunks[: len(TYPES)]] == _checks()
+    moved = _decoded([chunk.payload for chunk in chunks[len(TYPES) :]])
+    assert hashlib.sha256(b"".join(moved)).hexdigest() == DECODED_SHA256, "M-frames no longer decode to these pixels"
+    assert [chunk.check for chunk in chunks[len(TYPES) :]] == [frame_check(f) for f in moved]
 
 
 def test_constriction_is_pinned_to_the_version_that_made_the_golden_stream() -> None:

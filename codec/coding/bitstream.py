@@ -9,8 +9,11 @@ The 64-byte header (little-endian):
 
 A chunk (a 17-byte head, then the payload):
 
-    sync "AF" | frame index u32 | type u8 (0 = I, 1 = P) | payload length u32 | check u16 | crc32 u32
-    | payload
+    sync "AF" | frame index u32 | type u8 | payload length u32 | check u16 | crc32 u32 | payload
+
+Types: 0 = I (the intra latent), 1 = P (the latent's difference from the previous frame's, kept for
+``--p-mode latent``), 2 = M (motion-compensated from the previous decoded frame plus an integer
+residual: codec.coding.inter_frame). Version 3 added M; a version 2 stream is refused, naming it.
 
 The chunk's crc32 covers its sync, index, type, length and check fields and the payload, so any damage
 to a chunk is caught, and a reader that lost its place can scan for the next sync whose crc32 holds.
@@ -43,10 +46,10 @@ from codec.errors import CodecError
 from codec.io.limits import MAX_FPS, MAX_FPS_DENOMINATOR, MAX_SIDE, MIN_FPS
 
 MAGIC = b"AEC\x00"
-VERSION = 2
+VERSION = 3
 SYNC = b"AF"
-I_FRAME, P_FRAME = 0, 1
-FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P"}
+I_FRAME, P_FRAME, M_FRAME = 0, 1, 2
+FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P", M_FRAME: "M"}
 WORD = 4  # a payload is the range coder's 32-bit words, at least one
 MAX_PAYLOAD = 64 << 20
 MAX_CHECK = 0xFFFF

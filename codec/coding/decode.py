@@ -4,7 +4,7 @@ The whole decode path is onnxruntime, numpy, constriction and PyAV: torch is nev
 
 Nothing a stream claims is acted on before it is bounded: its frame size by the bundle's video
 (:meth:`~codec.io.bundle.Bundle.check_frame_size`), each payload by what its latent needs at the
-least. With ``conceal``, a frame whose chunk was lost, and every P-frame after it until the next
+least. With ``conceal``, a frame whose chunk was lost, and every P- or M-frame after it until the next
 I-frame, is replaced by the last good frame (mid-grey before the first one), and the output stays
 in proportion to the input:
 
@@ -17,7 +17,7 @@ in proportion to the input:
 Every decoded frame's :func:`~codec.coding.bitstream.frame_check` is compared with its chunk's: a
 frame that differs from the encoder's reconstruction (the networks computed differently here) is an
 error, or with ``conceal`` is treated like damage from that frame until the next I-frame, since a
-P-frame predicted from a frame that drifted would drift too.
+P- or M-frame predicted from a frame that drifted would drift too.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 
 from codec.coding.bitstream import (
     I_FRAME,
+    M_FRAME,
     MIN_CHUNK_SIZE,
     Chunk,
     Damage,
@@ -40,6 +41,7 @@ from codec.coding.bitstream import (
     read_stream_file,
 )
 from codec.coding.entropy_coding import CodingTables
+from codec.coding.inter_frame import decode_inter
 from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
 from codec.errors import CodecError, naming
@@ -117,16 +119,22 @@ def decode_frames(
     stats.provider = nets.provider
     step = unpacker.level.step
     last = np.full((header.height, header.width, 3), 128, np.uint8)
+    reference: np.ndarray | None = None  # the last frame decoded since damage, which an M-frame moves
     expected = 0
     lost = damaged = 0  # damaged bytes since the last good chunk, and in all
     started = time.perf_counter()
+
+    def forget() -> None:
+        nonlocal reference
+        unpacker.reset()
+        reference = None
 
     def fill(upto: int, reason: str) -> Iterator[np.ndarray]:
         nonlocal expected
         if not conceal:
             raise CodecError(f"{source}: frame {expected}: {reason}")
         stats.damage.append(f"frame {expected}: {reason}, concealed")
-        unpacker.reset()
+        forget()
         while expected < upto:
             stats.concealed += 1
             expected += 1
@@ -135,7 +143,7 @@ def decode_frames(
     for item in items:
         if isinstance(item, Damage):
             stats.damage.append(f"byte {item.offset}: {item.reason}")
-            unpacker.reset()
+            forget()
             lost += item.length
             damaged += item.length
             if 2 * damaged > stats.bytes:
@@ -158,16 +166,24 @@ def decode_frames(
                 )
             yield from fill(chunk.index, "missing from the stream")
         lost = 0
-        if unpacker.previous is None and chunk.frame_type != I_FRAME:
-            yield from fill(chunk.index + 1, "P-frame without its reference")
-            continue
-        with naming(source):
-            q = unpacker.unpack(chunk)
-        frame = nets.reconstruct(q, step)
+        if chunk.frame_type == M_FRAME:
+            if reference is None:
+                yield from fill(chunk.index + 1, "M-frame without its reference")
+                continue
+            with naming(source):
+                frame = decode_inter(chunk.payload, reference, f"frame {chunk.index}")
+            unpacker.reset()  # a latent P-frame cannot follow an M-frame
+        else:
+            if unpacker.previous is None and chunk.frame_type != I_FRAME:
+                yield from fill(chunk.index + 1, "P-frame without its reference")
+                continue
+            with naming(source):
+                q = unpacker.unpack(chunk)
+            frame = nets.reconstruct(q, step)
         if frame_check(frame) != chunk.check:
             if redo is not None:
                 redo(chunk.index)
-                unpacker.reset()
+                forget()
                 continue
             if not conceal:
                 raise CodecError(
@@ -176,7 +192,7 @@ def decode_frames(
                 )
             yield from fill(chunk.index + 1, "reconstruction differs from the encoder's")
             continue
-        last = frame
+        last = reference = frame
         expected += 1
         stats.frames += 1
         yield last

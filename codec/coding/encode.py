@@ -13,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, Chunk, Header, frame_check, write_stream
+from codec.coding.bitstream import I_FRAME, M_FRAME, Chunk, Header, frame_check, write_stream
 from codec.coding.entropy_coding import CodingTables, estimate_bits
+from codec.coding.inter_encode import encode_inter, mode_lambda, residual_qp
 from codec.coding.keyframes import KeyframePolicy
 from codec.coding.latent_codec import LatentPacker
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
-from codec.io.psnr import psnr
+from codec.io.psnr import mse, psnr
 from codec.io.video import exact_rate, iter_frames, probe
 
 
@@ -72,26 +73,32 @@ class EncodeStats:
         }
 
 
+P_MODES = ("motion", "latent")
+
+
 @dataclass
 class CodedFrame:
-    """One coded frame: its chunk, its integer latent, the priors' estimate of its bits, and the
-    frame exactly as a decoder will reconstruct it (whose check the chunk carries)."""
+    """One coded frame: its chunk, the bits it was estimated at (the priors' estimate for a latent
+    frame, the real bits of an M-frame) and the frame exactly as a decoder will reconstruct it
+    (whose check the chunk carries)."""
 
     chunk: Chunk
-    q: np.ndarray
     estimated_bits: float
     reconstruction: np.ndarray
 
 
 class StreamEncoder:
-    """The frames of one stream to its chunks, with one bundle at one quality level: analysis
-    network, rounding, the keyframe policy's choice of I or P, latent prediction and range coding.
+    """The frames of one stream to its chunks, with one bundle at one quality level.
 
-    It keeps the stream's state (the previous latent, the policy's), so it codes frames in order.
-    The first frame it sees is an I-frame, so a stream may start anywhere; with ``keyframes="fixed"``
-    the P-frames after it are the same bytes wherever the stream started, since q_t - q_(t-1) does
-    not depend on how q_(t-1) was coded. ``nets`` shares networks (their sessions may serve several
-    threads); without it they are opened here.
+    With ``p_mode="motion"`` (the default) a frame the keyframe policy does not force intra is first
+    coded as an M-frame: motion from the previous reconstruction plus an integer residual at a QP
+    set by the last I-frame's PSNR; it is kept unless the policy prefers an I-frame at that cost.
+    With ``p_mode="latent"`` P-frames code the intra latent's difference from the previous frame's.
+    An I-frame is the analysis network, rounding and range coding of the latent.
+
+    It keeps the stream's state (the previous reconstruction and latent, the policy's), so it codes
+    frames in order. The first frame it sees is an I-frame, so a stream may start anywhere. ``nets``
+    shares networks (their sessions may serve several threads); without it they are opened here.
     """
 
     def __init__(
@@ -104,7 +111,10 @@ class StreamEncoder:
         gop: int | None = None,
         nets: Networks | None = None,
         keyframes: str = "fixed",
+        p_mode: str = "motion",
     ) -> None:
+        if p_mode not in P_MODES:
+            raise CodecError(f"--p-mode must be one of {', '.join(P_MODES)}, not {p_mode}")
         coding = bundle.meta.coding
         self.quality = coding.default_quality if quality is None else quality
         self.gop = coding.gop if gop is None else gop
@@ -115,16 +125,40 @@ class StreamEncoder:
         self.prior = bundle.entropy()["prior"]
         self.keyframes = KeyframePolicy(keyframes, self.gop, self.prior, self.step)
         self.nets = nets or Networks(bundle, width, height)
+        self.p_mode = p_mode
+        self.reference: np.ndarray | None = None  # the previous reconstruction, for M-frames
+        self.qp, self.lam = 0, 0.0  # the M-frames' residual QP and mode lambda, set by each I-frame
 
     def encode(self, frame: np.ndarray, index: int) -> CodedFrame:
         """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream, with the check of its reconstruction."""
+        if self.p_mode == "latent":
+            coded = self._encode_latent(frame, index, None)
+        elif self.reference is None or self.keyframes.intra_due(index):
+            coded = self._encode_latent(frame, index, I_FRAME)
+        else:
+            inter = encode_inter(frame, self.reference, self.qp)
+            if self.keyframes.inter_pays(len(inter.payload), mse(inter.reconstruction, frame) * frame.size, self.lam):
+                self.reference = inter.reconstruction
+                chunk = Chunk(index, M_FRAME, frame_check(inter.reconstruction), inter.payload)
+                return CodedFrame(chunk, 8.0 * len(inter.payload), inter.reconstruction)
+            coded = self._encode_latent(frame, index, I_FRAME)
+        if coded.chunk.frame_type == I_FRAME:
+            self.keyframes.intra_coded(index, len(coded.chunk.payload), mse(coded.reconstruction, frame) * frame.size)
+            self.qp = residual_qp(psnr(coded.reconstruction, frame))
+            self.lam = mode_lambda(self.qp)
+        self.reference = coded.reconstruction
+        return coded
+
+    def _encode_latent(self, frame: np.ndarray, index: int, frame_type: int | None) -> CodedFrame:
+        """``frame`` coded as an I-frame or a latent P-frame: ``frame_type``, or the policy's choice."""
         previous = self.packer.previous
         q = np.rint(self.nets.analyse(frame[None])[0] / self.step).astype(np.int64)
-        frame_type = self.keyframes.decide_frame_type(q, previous, index)
+        if frame_type is None:
+            frame_type = self.keyframes.decide_frame_type(q, previous, index)
         reconstruction = self.nets.reconstruct(q, self.step)
         chunk = self.packer.pack(q, index, frame_type, frame_check(reconstruction))
         bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
-        return CodedFrame(chunk, q, bits, reconstruction)
+        return CodedFrame(chunk, bits, reconstruction)
 
 
 def encode_video(
@@ -137,12 +171,15 @@ def encode_video(
     force: bool = False,
     on_frame: Callable[[int, np.ndarray], None] = lambda i, f: None,
     keyframes: str = "fixed",
+    p_mode: str = "motion",
 ) -> EncodeStats:
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)  # before the work; written through replacing_output at the end
     info = probe(video)
     bundle.check_frame_size(info.width, info.height, str(video))
-    encoder = StreamEncoder(bundle, width=info.width, height=info.height, quality=quality, gop=gop, keyframes=keyframes)
+    encoder = StreamEncoder(
+        bundle, width=info.width, height=info.height, quality=quality, gop=gop, keyframes=keyframes, p_mode=p_mode
+    )
     # Checked before any frame is coded, so no decoder is handed a header it must refuse.
     fps = exact_rate(info.fps)
     header = Header(bundle.decoder_sha256, info.width, info.height, fps, 1, encoder.gop, encoder.quality)

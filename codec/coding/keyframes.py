@@ -4,6 +4,11 @@
 priors price the frame's latent coded afresh below its residual from the previous frame, or its
 residual at more than JUMP times the median of the last few P-frames' (a scene cut); and at the
 latest GOP frames after the last I-frame. Either way the first frame a policy sees is an I-frame.
+
+Motion-compensated P-frames (M) are coded first and judged by their real cost: under either mode a
+frame whose M-frame costs more than the last I-frame did, in squared error + lambda x bits, is coded
+intra instead (a P-frame is never worse than its intra choice), and under ``auto`` one whose bytes
+are over JUMP times the median of the last few M-frames' too (a scene cut).
 """
 
 from __future__ import annotations
@@ -27,7 +32,32 @@ class KeyframePolicy:
             raise CodecError(f"--keyframes must be one of {', '.join(KEYFRAMES)}, not {mode}")
         self.mode, self.gop, self.prior, self.step = mode, gop, prior, step
         self.last_intra = 0
+        self.last_intra_bytes, self.last_intra_error = 0, 0.0
         self.recent_inter: list[float] = []
+
+    def intra_due(self, index: int) -> bool:
+        """Whether frame ``index`` must be an I-frame whatever it would cost as a P-frame: the first
+        a policy sees, a multiple of the GOP (``fixed``) or GOP frames after the last I-frame (``auto``)."""
+        if self.last_intra_bytes == 0:  # none yet
+            return True
+        return index % self.gop == 0 if self.mode == "fixed" else index - self.last_intra >= self.gop
+
+    def inter_pays(self, inter_bytes: int, inter_error: float, lam: float) -> bool:
+        """Whether an M-frame of ``inter_bytes`` and squared error ``inter_error`` (summed over its
+        samples) is kept rather than recoded as an I-frame, costs weighed with ``lam`` per bit; a
+        frame recoded is then passed to :meth:`intra_coded`."""
+        recent = self.recent_inter[-JUMP_HISTORY:]
+        jump = self.mode == "auto" and len(recent) >= 3 and inter_bytes > JUMP * float(np.median(recent))
+        dearer = inter_error + lam * 8 * inter_bytes > self.last_intra_error + lam * 8 * self.last_intra_bytes
+        if dearer or jump:
+            return False
+        self.recent_inter.append(inter_bytes)
+        return True
+
+    def intra_coded(self, index: int, intra_bytes: int, intra_error: float) -> None:
+        """Note that frame ``index`` was coded as an I-frame of ``intra_bytes`` and squared error ``intra_error``."""
+        self.last_intra, self.last_intra_bytes, self.last_intra_error = index, intra_bytes, intra_error
+        self.recent_inter = []
 
     def decide_frame_type(self, q: np.ndarray, previous: np.ndarray | None, index: int) -> int:
         """Decide I or P for frame ``index`` with integer latent ``q``, after ``previous`` (None:

@@ -13,12 +13,12 @@ replication far enough that no vector within the bound reads outside it.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from codec.errors import CodecError
 
 QPEL = 4  # vector units per pixel
 MAX_VECTOR = 64 * QPEL  # quarter pixels each way: 64 pixels
-TAPS = (1, -5, 20, 20, -5, 1)
 _MARGIN = MAX_VECTOR // QPEL + 8  # pixels of edge replication around a reference: a vector's reach plus the taps'
 
 
@@ -46,20 +46,59 @@ def luma(frame: np.ndarray) -> np.ndarray:
     return frame[..., 0] + 2 * frame[..., 1] + frame[..., 2]
 
 
-def _taps(x: np.ndarray, axis: int) -> np.ndarray:
-    """The 6-tap sums along ``axis``: out[i] filters x[i..i+5], the half sample between x[i+2] and x[i+3]."""
-    n = x.shape[axis] - 5
-    return sum(t * x.take(np.arange(k, k + n), axis=axis) for k, t in enumerate(TAPS))
+def _six(x: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """The 6-tap sums along ``axis``: out[i] filters x[i..i+5] (the half sample between x[i+2] and
+    x[i+3]), for i < n; as (a + f) - 5 (b + e) + 20 (c + d)."""
+
+    def at(k: int) -> np.ndarray:
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(k, k + n)
+        return x[tuple(index)]
+
+    return at(0) + at(5) - 5 * (at(1) + at(4)) + 20 * (at(2) + at(3))
 
 
-def _clip(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, 0, 255)
+def _interpolate(w: np.ndarray, fy: int, fx: int, top: int) -> np.ndarray:
+    """Samples at quarter-pixel phase (fy, fx) from a window of integer samples (int32, its last two
+    axes rows and columns) whose rows and columns 2..-3 are the integer grid G, two samples before it
+    and three after: H.264's interpolation, ``top`` its clipping bound (255 for a sample)."""
+    rows, cols = w.shape[-2] - 5, w.shape[-1] - 5
+
+    def grid(dy: int = 0, dx: int = 0) -> np.ndarray:
+        return w[..., 2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
+
+    def clip(x: np.ndarray, shift: int) -> np.ndarray:
+        return np.clip((x + (1 << (shift - 1))) >> shift, 0, top)
+
+    def b(dy: int = 0) -> np.ndarray:  # the half sample right of G's, in G's row dy below
+        return clip(_six(w[..., 2 + dy : 2 + dy + rows, :], -1, cols), 5)
+
+    def h(dx: int = 0) -> np.ndarray:  # the half sample below G's, in G's column dx right
+        return clip(_six(w[..., 2 + dx : 2 + dx + cols], -2, rows), 5)
+
+    def j() -> np.ndarray:  # the centre half sample, from the unrounded horizontal sums
+        return clip(_six(_six(w, -1, cols), -2, rows), 10)
+
+    sources = {
+        (0, 0): lambda: (grid(),), (0, 1): lambda: (grid(), b()), (0, 2): lambda: (b(),),
+        (0, 3): lambda: (grid(0, 1), b()), (1, 0): lambda: (grid(), h()), (2, 0): lambda: (h(),),
+        (3, 0): lambda: (grid(1, 0), h()), (2, 2): lambda: (j(),), (1, 2): lambda: (b(), j()),
+        (3, 2): lambda: (j(), b(1)), (2, 1): lambda: (h(), j()), (2, 3): lambda: (j(), h(1)),
+        (1, 1): lambda: (b(), h()), (1, 3): lambda: (b(), h(1)), (3, 1): lambda: (h(), b(1)),
+        (3, 3): lambda: (h(1), b(1)),
+    }[(fy, fx)]()  # fmt: skip
+    return sources[0] if len(sources) == 1 else (sources[0] + sources[1] + 1) >> 1
 
 
 class Reference:
-    """A decoded frame as a motion-compensation reference: its 16 quarter-pixel phases, each an
-    int16 plane of the edge-extended frame, computed when first needed. ``block`` is the size of the
-    square blocks vectors move; frames whose sides are not a multiple of it are extended too."""
+    """A decoded frame as a motion-compensation reference, edge-extended so that no vector within
+    MAX_VECTOR reads outside it. ``block`` is the size of the square blocks vectors move; frames
+    whose sides are not a multiple of it are extended too.
+
+    A prediction interpolates each block's own samples (:meth:`blocks`). The search compares many
+    candidates per block, so for it the luma proxy's 16 quarter-pixel phases are whole planes
+    (:meth:`luma`), interpolated from the proxy itself: close to the proxy of the interpolated
+    samples, good enough to rank vectors, never used for a prediction."""
 
     def __init__(self, frame: np.ndarray, block: int) -> None:
         self.height, self.width = frame.shape[:2]
@@ -67,73 +106,40 @@ class Reference:
         self.rows, self.cols = -(-self.height // block), -(-self.width // block)
         below, right = self.rows * block - self.height, self.cols * block - self.width
         pad = ((_MARGIN, _MARGIN + below), (_MARGIN, _MARGIN + right), (0, 0))
-        self.full = np.pad(frame, pad, mode="edge").astype(np.int32)
-        self._phases: dict[tuple[int, int], np.ndarray] = {}
+        self.full = np.pad(frame, pad, mode="edge")
+        self._planes = np.moveaxis(self.full, -1, 0)  # (3, rows, columns): a view
+        self._proxy: np.ndarray | None = None
         self._lumas: dict[tuple[int, int], np.ndarray] = {}
-        self._half: dict[str, np.ndarray] | None = None
-
-    def _half_pels(self) -> dict[str, np.ndarray]:
-        """H.264's half samples on the grid of the integer samples G = full[3:-3, 3:-3]: b right of
-        each, h below it, j diagonally, s = b of the row below, m = h of the column right."""
-        if self._half is None:
-            p = self.full
-            across, down = _taps(p, 1), _taps(p, 0)  # across[y, i]: between p[y, i+2] and p[y, i+3]
-            centre = _taps(across, 0)
-            self._half = {
-                "b": _clip((across[3:-3, 1:] + 16) >> 5),
-                "s": _clip((across[4:-2, 1:] + 16) >> 5),
-                "h": _clip((down[1:, 3:-3] + 16) >> 5),
-                "m": _clip((down[1:, 4:-2] + 16) >> 5),
-                "j": _clip((centre[1:, 1:] + 512) >> 10),
-            }
-        return self._half
-
-    def phase(self, fy: int, fx: int) -> np.ndarray:
-        """The plane of quarter-pixel phase (fy, fx), 0..3 each: sample [y, x] is the frame's at
-        (y + fy/4, x + fx/4) in the coordinates of the extended integer grid ``self.full[3:-3, 3:-3]``."""
-        key = (fy, fx)
-        if key not in self._phases:
-            self._phases[key] = self._compute(fy, fx).astype(np.int16)
-        return self._phases[key]
 
     def luma(self, fy: int, fx: int) -> np.ndarray:
-        """The luma proxy R + 2G + B of :meth:`phase` (fy, fx), what the motion search compares."""
+        """The luma proxy's plane of quarter-pixel phase (fy, fx), 0..3 each (int16): sample [y, x]
+        is at (y + fy/4, x + fx/4) in the coordinates of the extended grid ``self.full[3:-3, 3:-3]``."""
         key = (fy, fx)
         if key not in self._lumas:
-            self._lumas[key] = luma(self.phase(fy, fx))
+            if self._proxy is None:
+                self._proxy = luma(self.full).astype(np.int32)[1:, 1:]  # the grid from its row and column 2
+            self._lumas[key] = _interpolate(self._proxy, fy, fx, 1020).astype(np.int16)
         return self._lumas[key]
-
-    def _compute(self, fy: int, fx: int) -> np.ndarray:
-        g = self.full[3:-3, 3:-3]
-        if (fy, fx) == (0, 0):
-            return g
-        half = self._half_pels()
-        b, h, j, s, m = (half[k] for k in "bhjsm")
-        right, below = self.full[3:-3, 4:-2], self.full[4:-2, 3:-3]  # H and M in H.264's figure
-        samples = {
-            (0, 1): (g, b), (0, 2): (b,), (0, 3): (right, b),
-            (1, 0): (g, h), (2, 0): (h,), (3, 0): (below, h),
-            (2, 2): (j,), (1, 2): (b, j), (3, 2): (j, s), (2, 1): (h, j), (2, 3): (j, m),
-            (1, 1): (b, h), (1, 3): (b, m), (3, 1): (h, s), (3, 3): (m, s),
-        }[(fy, fx)]  # fmt: skip
-        return samples[0] if len(samples) == 1 else (samples[0] + samples[1] + 1) >> 1
 
     def blocks(self, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray, of_luma: bool = False) -> np.ndarray:
         """The (N, block, block, 3) int16 predictions of blocks (by[i], bx[i]) moved by vectors[i]
         (quarter pixels, within MAX_VECTOR: clamped there, never read beyond the extended frame);
-        with ``of_luma``, the (N, block, block) luma proxies of them."""
+        with ``of_luma``, the (N, block, block) luma proxies of them, from the search's planes."""
         v = np.clip(vectors.astype(np.int64), -MAX_VECTOR, MAX_VECTOR)
         fy, fx = v[:, 0] & 3, v[:, 1] & 3
-        top = _MARGIN - 3 + by.astype(np.int64) * self.block + (v[:, 0] >> 2)
+        top = _MARGIN - 3 + by.astype(np.int64) * self.block + (v[:, 0] >> 2)  # in the grid's coordinates
         left = _MARGIN - 3 + bx.astype(np.int64) * self.block + (v[:, 1] >> 2)
-        span = np.arange(self.block)
-        out = np.empty((len(v), self.block, self.block) + (() if of_luma else (3,)), np.int16)
-        source = self.luma if of_luma else self.phase
+        size = self.block + (0 if of_luma else 5)  # a prediction's window holds its taps' samples too
+        shape = (len(v), self.block, self.block) + (() if of_luma else (3,))
+        out = np.empty(shape, np.int16)
         for phase in set(zip(fy.tolist(), fx.tolist(), strict=True)):
             which = np.flatnonzero((fy == phase[0]) & (fx == phase[1]))
-            rows = (top[which, None] + span)[:, :, None]
-            cols = (left[which, None] + span)[:, None, :]
-            out[which] = source(*phase)[rows, cols]
+            if of_luma:
+                out[which] = sliding_window_view(self.luma(*phase), (size, size))[top[which], left[which]]
+                continue
+            windows = sliding_window_view(self._planes, (size, size), axis=(1, 2))
+            picked = windows[:, top[which] + 1, left[which] + 1].astype(np.int32)  # (3, n, size, size)
+            out[which] = np.moveaxis(_interpolate(picked, *phase, 255), 0, -1)
         return out
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:

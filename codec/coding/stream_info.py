@@ -25,8 +25,8 @@ HEADER_LABELS = {
 
 def stream_info(data: bytes, source: str) -> dict[str, Any]:
     """The header, one row per chunk or damaged stretch (offset, index, type, bytes, the reconstruction
-    check in 4 hex digits, crc_ok) and the totals of the ``.aec`` stream ``data``, JSON-ready; bpp
-    counts all its bytes over the header's frames."""
+    check in 4 hex digits, crc_ok) and the totals of the ``.aec`` stream ``data``, JSON-ready: chunks
+    and their mean bytes (head included) by type; bpp counts all its bytes over the header's frames."""
     header = Header.unpack(data, source)
     chunks: list[dict[str, Any]] = []
     offset = HEADER_SIZE
@@ -52,6 +52,7 @@ def stream_info(data: bytes, source: str) -> dict[str, Any]:
         offset += row["bytes"]
     intact = [c for c in chunks if c["crc_ok"]]
     i_frames = sum(c["type"] == FRAME_TYPES[I_FRAME] for c in intact)
+    by_type = {name: [c["bytes"] for c in intact if c["type"] == name] for name in FRAME_TYPES.values()}
     return {
         "header": {
             "version": VERSION,
@@ -67,7 +68,9 @@ def stream_info(data: bytes, source: str) -> dict[str, Any]:
             "bytes": len(data),
             "chunks": len(intact),
             "i_frames": i_frames,
-            "p_frames": len(intact) - i_frames,
+            "p_frames": len(intact) - i_frames,  # predicted: latent P and motion M
+            "frame_types": {name: len(sizes) for name, sizes in by_type.items() if sizes},
+            "mean_bytes": {name: sum(sizes) / len(sizes) for name, sizes in by_type.items() if sizes},
             "damaged": len(chunks) - len(intact),
             "damaged_bytes": sum(c["bytes"] for c in chunks if not c["crc_ok"]),
             "bpp": len(data) * 8 / (header.frames * header.width * header.height),
@@ -88,7 +91,8 @@ def format_stream_info(info: dict[str, Any]) -> str:
         table.append(line + ("" if c["crc_ok"] else f"  ({c['damage']})"))
     rows = [
         ("total bytes", totals["bytes"]),
-        ("chunks", f"{totals['chunks']} ({totals['i_frames']} I, {totals['p_frames']} P)"),
+        ("chunks", f"{totals['chunks']} ({', '.join(f'{n} {t}' for t, n in totals['frame_types'].items())})"),
+        ("mean bytes", ", ".join(f"{t} {b:,.0f}" for t, b in totals["mean_bytes"].items())),
         ("damaged", f"{totals['damaged']} ({totals['damaged_bytes']:,} bytes)"),
         ("bpp", totals["bpp"]),
     ]

@@ -88,3 +88,38 @@ def inverse(scaled: np.ndarray) -> np.ndarray:
 def reconstruct(levels: np.ndarray, qp: int) -> np.ndarray:
     """The residual blocks a decoder rebuilds from ``levels`` at ``qp``."""
     return inverse(dequantize(levels, qp))
+
+
+def to_blocks(plane: np.ndarray) -> np.ndarray:
+    """(H, W, 3) with sides multiples of 4 -> (H/4, W/4, 3, 4, 4): per 4x4 block, per component."""
+    h, w = plane.shape[:2]
+    return plane.reshape(h // 4, 4, w // 4, 4, 3).transpose(0, 2, 4, 1, 3)
+
+
+def from_blocks(blocks: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_blocks`."""
+    rows, cols = blocks.shape[:2]
+    return blocks.transpose(0, 3, 1, 4, 2).reshape(rows * 4, cols * 4, 3)
+
+
+def component_qps(qp: int, chroma_offset: int) -> tuple[int, int, int]:
+    """The QPs of Y, Co and Cg: Co and Cg ``chroma_offset`` coarser, within MAX_QP."""
+    chroma = min(qp + chroma_offset, MAX_QP)
+    return qp, chroma, chroma
+
+
+def residual_levels(residual: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
+    """The (H/4, W/4, 3, 4, 4) levels of an integer RGB residual (H, W, 3; sides multiples of 4),
+    in YCoCg-R, each component quantized at its QP (rounding towards zero, as inter blocks do)."""
+    coefficients = forward(to_blocks(to_ycocg(residual)))
+    return np.stack([quantize(coefficients[:, :, k], q) for k, q in enumerate(qps)], 2)
+
+
+def residual_from_levels(levels: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
+    """The integer RGB residual (H, W, 3) a decoder rebuilds from :func:`residual_levels`' levels."""
+    rows, cols = levels.shape[:2]
+    flat = levels.reshape(rows * cols, 3, 4, 4)
+    coded = np.flatnonzero(flat.any((1, 2, 3)))  # a block without levels rebuilds to zero
+    rebuilt = np.zeros(flat.shape, np.int32)
+    rebuilt[coded] = np.stack([reconstruct(flat[coded, k], q) for k, q in enumerate(qps)], 1)
+    return from_ycocg(from_blocks(rebuilt.reshape(levels.shape)))

@@ -1,0 +1,83 @@
+"""Motion-compensated P-frames, the encoder's side: the rate-constrained motion search against the
+encoder's own previous reconstruction (the uint8 frame the decoder will hold), the residual's levels
+at a QP, and the payload codec.coding.inter_frame decodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from codec.coding.entropy_coding import SymbolRangeEncoder
+from codec.coding.inter_frame import BLOCK, CHROMA_QP_OFFSET, QP_BITS, add_residual, inter_tables
+from codec.coding.motion import Reference
+from codec.coding.motion_coding import encode_motion
+from codec.coding.motion_search import search
+from codec.coding.residual_coding import encode_residual
+from codec.coding.transform import MAX_QP, component_qps, residual_levels
+
+QP_PLUS_PSNR = 68  # QP + the PSNR it keeps P-frames at: calibrated on bikes and carphone
+
+
+def residual_qp(intra_psnr: float) -> int:
+    """The QP whose P-frames hold about the quality of an I-frame of RGB PSNR ``intra_psnr`` (H.264's
+    step doubles every 6 QP, about 6 dB): so one quality level picks one point for the whole stream."""
+    return int(np.clip(round(QP_PLUS_PSNR - intra_psnr), 0, MAX_QP))
+
+
+def mode_lambda(qp: int) -> float:
+    """H.264's mode-decision lambda at ``qp`` (0.85 x 2^((QP - 12) / 3) per bit of squared luma
+    error), for squared error summed over R, G and B (three samples a pixel)."""
+    return 3 * 0.85 * 2 ** ((qp - 12) / 3)
+
+
+def motion_lambda(qp: int) -> float:
+    """x264's motion lambda at ``qp`` (0.85 x 2^((QP - 12) / 6) per bit of SAD), in units of the
+    search's luma proxy R + 2G + B (4 times a luma sample)."""
+    return 4 * 0.85 * 2 ** ((qp - 12) / 6)
+
+
+@dataclass(frozen=True)
+class InterFrame:
+    """One coded M-frame: its payload, the frame a decoder rebuilds from it, and what the vectors took."""
+
+    payload: bytes
+    reconstruction: np.ndarray
+    vectors: np.ndarray
+
+
+def encode_inter(
+    frame: np.ndarray,
+    previous: np.ndarray,
+    qp: int,
+    *,
+    precision: int = 2,
+    residual: bool = True,
+    lambda_scale: float = 1.0,
+) -> InterFrame:
+    """Code ``frame`` ((H, W, 3) uint8) as motion from ``previous`` (the reconstruction a decoder
+    holds) plus its residual at ``qp``. ``precision`` 0, 1, 2 searches whole, half or quarter pixels;
+    without ``residual`` every block is a skip (prediction only), for the ablation."""
+    if not 0 <= qp <= MAX_QP:
+        raise ValueError(f"QP {qp} is not 0..{MAX_QP}")
+    reference = Reference(previous, BLOCK)
+    vectors = search(frame, reference, lambda_scale * motion_lambda(qp), precision=precision)
+    prediction = reference.predict(vectors)
+    h, w = frame.shape[:2]
+    pad = ((0, -h % 4), (0, -w % 4), (0, 0))
+    difference = np.pad(frame.astype(np.int32) - prediction, pad, mode="edge")
+    levels = residual_levels(difference, component_qps(qp, CHROMA_QP_OFFSET))
+    if not residual:
+        levels[:] = 0
+    return InterFrame(pack_inter(qp, vectors, levels), add_residual(prediction, levels, qp), vectors)
+
+
+def pack_inter(qp: int, vectors: np.ndarray, levels: np.ndarray) -> bytes:
+    """The M-frame payload of ``qp``, the (rows, cols, 2) ``vectors`` and the residual ``levels``."""
+    tables, _ = inter_tables()
+    coder = SymbolRangeEncoder()
+    coder.encode_bits(np.array([qp]), np.array([QP_BITS]))
+    encode_motion(vectors, coder, tables)
+    encode_residual(levels, coder, tables)
+    return coder.finish()

@@ -1,0 +1,75 @@
+"""Motion-compensated P-frames (chunk type M), the side encoder and decoder share: a frame is the
+previous decoded frame moved by one vector per BLOCK x BLOCK block (codec.coding.motion), plus an
+integer residual (codec.coding.transform: YCoCg-R, H.264's 4x4 transform, Co and Cg quantized
+CHROMA_QP_OFFSET coarser than Y). All of it is integer arithmetic: given the same previous frame,
+every machine rebuilds the same pixels, so an M-frame adds no drift of its own.
+
+The payload, one range-coded message under the shipped integer tables (inter_tables.json):
+
+    QP (QP_BITS uniform bits, 0..MAX_QP) | motion field (codec.coding.motion_coding)
+    | residual levels (codec.coding.residual_coding)
+
+A block whose vector is its neighbours' median and whose residual is empty is a skip: it costs one
+binary symbol for the vector and one per 4x4 block and component for the residual, each under a
+probability the frame carries. Everything decoded is bounded (the QP, every vector, every level),
+and how much is decoded depends only on the frame size, which the bundle bounds.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from codec.coding.entropy_coding import SymbolRangeDecoder, Table
+from codec.coding.motion import Reference
+from codec.coding.motion_coding import decode_motion
+from codec.coding.residual_coding import decode_residual
+from codec.coding.transform import MAX_QP, component_qps, residual_from_levels
+from codec.errors import CodecError, naming
+
+BLOCK = 16  # motion block side, pixels
+CHROMA_QP_OFFSET = 6  # Co and Cg quantized at QP + 6: on bikes, fewer bytes at the same RGB PSNR than + 0
+QP_BITS = 6
+TABLES_FILE = "inter_tables.json"
+
+
+@cache
+def inter_tables() -> tuple[tuple[Table, ...], tuple[Any, ...]]:
+    """The shipped tables and their constriction models (built once per process)."""
+    obj = json.loads(resources.files("codec.coding").joinpath(TABLES_FILE).read_text())
+    tables = tuple(Table(tuple(int(f) for f in freqs)) for freqs in obj["tables"])
+    if not tables or not all(t.valid for t in tables):
+        raise CodecError(f"{TABLES_FILE}: not a set of valid frequency tables; reinstall aecodec")
+    return tables, tuple(t.model() for t in tables)
+
+
+def residual_grid(height: int, width: int) -> tuple[int, int]:
+    """Rows and columns of 4x4 residual blocks that cover a frame (its sides rounded up to 4)."""
+    return -(-height // 4), -(-width // 4)
+
+
+def add_residual(prediction: np.ndarray, levels: np.ndarray, qp: int) -> np.ndarray:
+    """The (H, W, 3) uint8 frame: ``prediction`` plus the residual ``levels`` rebuild at ``qp``, clipped."""
+    h, w = prediction.shape[:2]
+    residual = residual_from_levels(levels, component_qps(qp, CHROMA_QP_OFFSET))[:h, :w]
+    return np.clip(prediction.astype(np.int32) + residual, 0, 255).astype(np.uint8)
+
+
+def decode_inter(payload: bytes, previous: np.ndarray, source: str) -> np.ndarray:
+    """The frame an M chunk's ``payload`` codes, predicted from ``previous`` (the decoded frame before
+    it, (H, W, 3) uint8); a payload that does not decode to bounded fields is a CodecError naming ``source``."""
+    tables, models = inter_tables()
+    h, w = previous.shape[:2]
+    reference = Reference(previous, BLOCK)
+    with naming(source):
+        coder = SymbolRangeDecoder(payload)
+        qp = int(coder.decode_bits(np.array([QP_BITS]))[0])
+        if qp > MAX_QP:
+            raise CodecError(f"residual QP {qp} is beyond {MAX_QP}")
+    vectors = decode_motion(coder, reference.rows, reference.cols, tables, models, source)
+    levels = decode_residual(coder, *residual_grid(h, w), tables, models, source)
+    return add_residual(reference.predict(vectors), levels, qp)
