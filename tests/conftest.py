@@ -19,7 +19,7 @@ from clips import synthetic_frames, write_clip
 
 from aecodec.server.local import LocalServer
 from codec.cli import cli
-from codec.coding.encode import encode_video
+from codec.coding.encode import StreamEncoder, encode_video
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
 
@@ -107,3 +107,18 @@ class Server(LocalServer):
 
     def url(self, name: str = "short", scheme: str = "grpc", host: str = "127.0.0.1") -> str:
         return super().url(name, scheme, host)
+
+
+def restarted(bundle_dir: Path, starts: set[int], end: int, quality: int | None = None) -> np.ndarray:
+    """Frames min(starts)..end-1 of the bundle's video as a stream that (re)started at each of
+    ``starts`` reconstructs them: a stream begins with an I-frame wherever it starts, and its
+    M-frames follow from that frame's reconstruction, so they differ from an unbroken stream's until
+    the next I-frame of the GOP."""
+    bundle = load_bundle(bundle_dir)
+    frames = read_clip(bundle_dir / "short.mkv").frames
+    out = []
+    for index in range(min(starts), end):
+        if index in starts:
+            encoder = StreamEncoder(bundle, width=176, height=144, quality=quality)
+        out.append(encoder.encode(frames[index], index).reconstruction)
+    return np.stack(out)

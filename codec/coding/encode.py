@@ -15,7 +15,7 @@ import numpy as np
 
 from codec.coding.bitstream import I_FRAME, M_FRAME, Chunk, Header, frame_check, write_stream
 from codec.coding.entropy_coding import CodingTables, estimate_bits
-from codec.coding.inter_encode import encode_inter, mode_lambda, residual_qp
+from codec.coding.inter_encode import DEFAULT_INTER, InterOptions, encode_inter, mode_lambda, residual_qp
 from codec.coding.keyframes import KeyframePolicy
 from codec.coding.latent_codec import LatentPacker
 from codec.coding.runtime import Networks
@@ -112,6 +112,7 @@ class StreamEncoder:
         nets: Networks | None = None,
         keyframes: str = "fixed",
         p_mode: str = "motion",
+        inter: InterOptions = DEFAULT_INTER,
     ) -> None:
         if p_mode not in P_MODES:
             raise CodecError(f"--p-mode must be one of {', '.join(P_MODES)}, not {p_mode}")
@@ -125,7 +126,7 @@ class StreamEncoder:
         self.prior = bundle.entropy()["prior"]
         self.keyframes = KeyframePolicy(keyframes, self.gop, self.prior, self.step)
         self.nets = nets or Networks(bundle, width, height)
-        self.p_mode = p_mode
+        self.p_mode, self.inter = p_mode, inter
         self.reference: np.ndarray | None = None  # the previous reconstruction, for M-frames
         self.qp, self.lam = 0, 0.0  # the M-frames' residual QP and mode lambda, set by each I-frame
 
@@ -136,7 +137,7 @@ class StreamEncoder:
         elif self.reference is None or self.keyframes.intra_due(index):
             coded = self._encode_latent(frame, index, I_FRAME)
         else:
-            inter = encode_inter(frame, self.reference, self.qp)
+            inter = encode_inter(frame, self.reference, self.qp, self.inter)
             if self.keyframes.inter_pays(len(inter.payload), mse(inter.reconstruction, frame) * frame.size, self.lam):
                 self.reference = inter.reconstruction
                 chunk = Chunk(index, M_FRAME, frame_check(inter.reconstruction), inter.payload)
@@ -172,13 +173,21 @@ def encode_video(
     on_frame: Callable[[int, np.ndarray], None] = lambda i, f: None,
     keyframes: str = "fixed",
     p_mode: str = "motion",
+    inter: InterOptions = DEFAULT_INTER,
 ) -> EncodeStats:
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)  # before the work; written through replacing_output at the end
     info = probe(video)
     bundle.check_frame_size(info.width, info.height, str(video))
     encoder = StreamEncoder(
-        bundle, width=info.width, height=info.height, quality=quality, gop=gop, keyframes=keyframes, p_mode=p_mode
+        bundle,
+        width=info.width,
+        height=info.height,
+        quality=quality,
+        gop=gop,
+        keyframes=keyframes,
+        p_mode=p_mode,
+        inter=inter,
     )
     # Checked before any frame is coded, so no decoder is handed a header it must refuse.
     fps = exact_rate(info.fps)

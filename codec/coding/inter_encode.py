@@ -47,28 +47,33 @@ class InterFrame:
     vectors: np.ndarray
 
 
-def encode_inter(
-    frame: np.ndarray,
-    previous: np.ndarray,
-    qp: int,
-    *,
-    precision: int = 2,
-    residual: bool = True,
-    lambda_scale: float = 1.0,
-) -> InterFrame:
+@dataclass(frozen=True)
+class InterOptions:
+    """How the encoder searches and codes M-frames; the defaults are the codec's, the others are for
+    the ablation: ``precision`` 0, 1, 2 searches whole, half or quarter pixels; without ``residual``
+    every block is a skip (prediction only); ``lambda_scale`` weighs the vectors' bits."""
+
+    precision: int = 2
+    residual: bool = True
+    lambda_scale: float = 1.0
+
+
+DEFAULT_INTER = InterOptions()
+
+
+def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: InterOptions = DEFAULT_INTER) -> InterFrame:
     """Code ``frame`` ((H, W, 3) uint8) as motion from ``previous`` (the reconstruction a decoder
-    holds) plus its residual at ``qp``. ``precision`` 0, 1, 2 searches whole, half or quarter pixels;
-    without ``residual`` every block is a skip (prediction only), for the ablation."""
+    holds) plus its residual at ``qp``."""
     if not 0 <= qp <= MAX_QP:
         raise ValueError(f"QP {qp} is not 0..{MAX_QP}")
     reference = Reference(previous, BLOCK)
-    vectors = search(frame, reference, lambda_scale * motion_lambda(qp), precision=precision)
+    vectors = search(frame, reference, options.lambda_scale * motion_lambda(qp), precision=options.precision)
     prediction = reference.predict(vectors)
     h, w = frame.shape[:2]
     pad = ((0, -h % 4), (0, -w % 4), (0, 0))
     difference = np.pad(frame.astype(np.int32) - prediction, pad, mode="edge")
     levels = residual_levels(difference, component_qps(qp, CHROMA_QP_OFFSET))
-    if not residual:
+    if not options.residual:
         levels[:] = 0
     return InterFrame(pack_inter(qp, vectors, levels), add_residual(prediction, levels, qp), vectors)
 

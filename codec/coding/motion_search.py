@@ -14,10 +14,12 @@ one costs little.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from codec.coding.motion import MAX_VECTOR, QPEL, Reference, luma, median_predictor
 
 COARSE = 4  # downsampling of the coarse stage
+DIAMOND = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)])  # a vector and its four nearest steps
 
 
 def vector_bits(difference: np.ndarray) -> np.ndarray:
@@ -57,13 +59,13 @@ def search(frame: np.ndarray, reference: Reference, lam: float, reach: int = 32,
 
     coarse = QPEL * _coarse(current, reference, lam, reach)
     # whole pixels: a step around the coarse vector, zero and the neighbours' coarse vectors, then
-    # a step around the best of those (the coarse stage places a vector within 2 pixels)
+    # the four nearest steps around the best of those (the coarse stage places a vector within 2 pixels)
     around = _offsets(QPEL, 1)
     zero = np.zeros((rows, cols, 1, 2), np.int64)
     vectors = best(np.concatenate([coarse[..., None, :] + around, zero, _neighbours(coarse)], 2), coarse)
-    vectors = best(vectors[..., None, :] + around, vectors)
-    for _ in range(2):  # a block whose own search went astray takes a neighbour's vector where it fits
-        vectors = best(np.concatenate([vectors[..., None, :], _neighbours(vectors)], 2), vectors)
+    vectors = best(vectors[..., None, :] + DIAMOND * QPEL, vectors)
+    # a block whose own search went astray takes a neighbour's vector where it fits
+    vectors = best(np.concatenate([vectors[..., None, :], _neighbours(vectors)], 2), vectors)
     for step in (QPEL // 2, 1)[:precision]:  # the half-pixel, then the quarter-pixel neighbours
         vectors = best(vectors[..., None, :] + _offsets(step, 1), vectors)
     return vectors
@@ -107,14 +109,14 @@ def _coarse(current: np.ndarray, reference: Reference, lam: float, reach: int) -
     m, r = reference.margin, span * COARSE
     here = shrink(current)
     there = shrink(luma(reference.full[m - r : m + rows * block + r, m - r : m + cols * block + r]).astype(np.int32))
-    best_cost = np.full((rows, cols), np.inf)
-    best = np.zeros((rows, cols, 2), np.int32)
-    for dy in range(-span, span + 1):
-        for dx in range(-span, span + 1):
-            window = there[span + dy : span + dy + rows * small, span + dx : span + dx + cols * small]
-            sad = np.abs(_tiles(window - here, small)).sum((2, 3)) * COARSE
-            cost = sad + lam * vector_bits(np.array([dy, dx]) * COARSE * QPEL)
-            better = cost < best_cost
-            best_cost = np.where(better, cost, best_cost)
-            best[better] = (dy * COARSE, dx * COARSE)
-    return best
+    side = 2 * span + 1
+    offsets = np.arange(-span, span + 1) * COARSE * QPEL
+    price = lam * vector_bits(np.stack(np.meshgrid(offsets, offsets, indexing="ij"), -1))  # (side, side)
+    # every offset's window at once: (side, side, rows, small, cols, small) differences, summed per block
+    windows = sliding_window_view(there, here.shape)  # (side, side, h, w), a view
+    cost = np.empty((side, side, rows, cols))
+    for dy in range(side):  # a row of offsets at a time bounds the temporaries
+        sad = np.abs(windows[dy] - here).reshape(side, rows, small, cols, small).sum((2, 4))
+        cost[dy] = sad * COARSE + price[dy][:, None, None]
+    best = cost.reshape(side * side, rows, cols).argmin(0)
+    return np.stack(np.divmod(best, side), -1).astype(np.int32) * COARSE - span * COARSE
