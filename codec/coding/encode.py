@@ -145,7 +145,7 @@ class StreamEncoder:
             coded = self._encode_latent(frame, index, I_FRAME)
         if coded.chunk.frame_type == I_FRAME:
             self.keyframes.intra_coded(index, len(coded.chunk.payload), mse(coded.reconstruction, frame) * frame.size)
-            self.qp = residual_qp(psnr(coded.reconstruction, frame))
+            self.qp = residual_qp(psnr(coded.reconstruction, frame), self.step)
             self.lam = mode_lambda(self.qp)
         self.reference = coded.reconstruction
         return coded

@@ -58,11 +58,13 @@ def _six(x: np.ndarray, axis: int, n: int) -> np.ndarray:
     return at(0) + at(5) - 5 * (at(1) + at(4)) + 20 * (at(2) + at(3))
 
 
-def _interpolate(w: np.ndarray, fy: int, fx: int, top: int) -> np.ndarray:
+def _interpolate(w: np.ndarray, fy: int, fx: int, top: int, halves: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Samples at quarter-pixel phase (fy, fx) from a window of integer samples (int32, its last two
     axes rows and columns) whose rows and columns 2..-3 are the integer grid G, two samples before it
-    and three after: H.264's interpolation, ``top`` its clipping bound (255 for a sample)."""
+    and three after: H.264's interpolation, ``top`` its clipping bound (255 for a sample). ``halves``
+    keeps the half-sample planes between calls on the same window."""
     rows, cols = w.shape[-2] - 5, w.shape[-1] - 5
+    halves = {} if halves is None else halves
 
     def grid(dy: int = 0, dx: int = 0) -> np.ndarray:
         return w[..., 2 + dy : 2 + dy + rows, 2 + dx : 2 + dx + cols]
@@ -70,14 +72,24 @@ def _interpolate(w: np.ndarray, fy: int, fx: int, top: int) -> np.ndarray:
     def clip(x: np.ndarray, shift: int) -> np.ndarray:
         return np.clip((x + (1 << (shift - 1))) >> shift, 0, top)
 
+    def half(kind: str) -> np.ndarray:
+        if kind not in halves:
+            if kind == "b":  # right of each G sample, for G's rows and the row below them
+                halves[kind] = clip(_six(w[..., 2 : 3 + rows, :], -1, cols), 5)
+            elif kind == "h":  # below each G sample, for G's columns and the column right of them
+                halves[kind] = clip(_six(w[..., 2 : 3 + cols], -2, rows), 5)
+            else:  # the centre, from the unrounded horizontal sums
+                halves[kind] = clip(_six(_six(w, -1, cols), -2, rows), 10)
+        return halves[kind]
+
     def b(dy: int = 0) -> np.ndarray:  # the half sample right of G's, in G's row dy below
-        return clip(_six(w[..., 2 + dy : 2 + dy + rows, :], -1, cols), 5)
+        return half("b")[..., dy : dy + rows, :]
 
     def h(dx: int = 0) -> np.ndarray:  # the half sample below G's, in G's column dx right
-        return clip(_six(w[..., 2 + dx : 2 + dx + cols], -2, rows), 5)
+        return half("h")[..., dx : dx + cols]
 
-    def j() -> np.ndarray:  # the centre half sample, from the unrounded horizontal sums
-        return clip(_six(_six(w, -1, cols), -2, rows), 10)
+    def j() -> np.ndarray:
+        return half("j")
 
     sources = {
         (0, 0): lambda: (grid(),), (0, 1): lambda: (grid(), b()), (0, 2): lambda: (b(),),
@@ -109,6 +121,7 @@ class Reference:
         self.full = np.pad(frame, pad, mode="edge")
         self._planes = np.moveaxis(self.full, -1, 0)  # (3, rows, columns): a view
         self._proxy: np.ndarray | None = None
+        self._proxy_halves: dict[str, np.ndarray] = {}
         self._lumas: dict[tuple[int, int], np.ndarray] = {}
 
     def luma(self, fy: int, fx: int) -> np.ndarray:
@@ -118,7 +131,7 @@ class Reference:
         if key not in self._lumas:
             if self._proxy is None:
                 self._proxy = luma(self.full).astype(np.int32)[1:, 1:]  # the grid from its row and column 2
-            self._lumas[key] = _interpolate(self._proxy, fy, fx, 1020).astype(np.int16)
+            self._lumas[key] = _interpolate(self._proxy, fy, fx, 1020, self._proxy_halves).astype(np.int16)
         return self._lumas[key]
 
     def blocks(self, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray, of_luma: bool = False) -> np.ndarray:

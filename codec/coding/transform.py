@@ -27,7 +27,6 @@ _MF = np.array(  # QP % 6 -> position classes a (even, even), b (odd, odd), c (t
 )
 _V = np.array([[10, 16, 13], [11, 18, 14], [13, 20, 16], [14, 23, 18], [16, 25, 20], [18, 29, 23]])
 _CLASS = np.array([[0, 2, 0, 2], [2, 1, 2, 1], [0, 2, 0, 2], [2, 1, 2, 1]])
-_CF = np.array([[1, 1, 1, 1], [2, 1, -1, -2], [1, -1, -1, 1], [1, -2, 2, -1]])
 
 
 def to_ycocg(rgb: np.ndarray) -> np.ndarray:
@@ -48,10 +47,15 @@ def from_ycocg(ycocg: np.ndarray) -> np.ndarray:
     return np.stack([b + co, g, b], -1)
 
 
+def _forward_butterfly(x: np.ndarray, axis: int) -> np.ndarray:
+    x0, x1, x2, x3 = (x.take(k, axis) for k in range(4))
+    a, b, c, d = x0 + x3, x1 + x2, x1 - x2, x0 - x3
+    return np.stack([a + b, 2 * d + c, a - b, d - 2 * c], axis)
+
+
 def forward(blocks: np.ndarray) -> np.ndarray:
-    """H.264's 4x4 core transform of integer (..., 4, 4) blocks (int32)."""
-    x = blocks.astype(np.int32)
-    return _CF @ x @ _CF.T
+    """H.264's 4x4 core transform Cf X Cf^T of integer (..., 4, 4) blocks (int32), by its butterfly."""
+    return _forward_butterfly(_forward_butterfly(blocks.astype(np.int32), -1), -2)
 
 
 def _scale(qp: int, table: np.ndarray) -> np.ndarray:
