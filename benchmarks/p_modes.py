@@ -10,7 +10,11 @@ Per variant and level: bytes, bpp, RGB PSNR, the mean predicted frame's bytes ov
 I-frame's, I-frames, and decode frames/s; per variant, BD-rate and BD-PSNR against ``latent``
 (codec.measure.bd: null where the curves overlap too little, with the reason).
 
+With ``--against BENCH.json`` (a ``codec bench`` report of the same video and frames), each variant
+is also compared with that report's strongest x264 variant.
+
 Usage: python benchmarks/p_modes.py MODEL_DIR VIDEO [--frames 60] [--variants latent,skip,...] [--gops 60]
+       [--against BENCH.json]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
+import json
 import statistics
 import time
 from pathlib import Path
@@ -31,7 +36,7 @@ from codec.coding.inter_encode import InterOptions
 from codec.io.bundle import load_bundle
 from codec.io.psnr import mse, psnr_from_mse
 from codec.io.video import exact_rate, iter_frames, probe
-from codec.measure.bd import bd_figures
+from codec.measure.bd import bd_figures, strongest_variant
 
 VARIANTS = {
     "latent": ("latent", InterOptions()),
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--gops", type=int, nargs="*", default=[], help="longer GOPs to try with the default")
+    parser.add_argument("--against", type=Path, help="a codec bench JSON report of the same frames")
     args = parser.parse_args()
     bundle = load_bundle(args.model)
     frames = list(itertools.islice(iter_frames(args.video), args.frames))
@@ -95,13 +101,22 @@ def main() -> None:
                 f"{row['i_frames']} | {row['encode_fps']:.1f} | {row['decode_fps']:.1f} |",
                 flush=True,
             )
+    anchors = {}
     if "latent" in curves:
-        print("\n| variant | BD-rate vs latent | BD-PSNR vs latent | BD-rate over its own PSNR range |")
+        anchors["latent"] = curves["latent"]
+    if args.against is not None:
+        report = json.loads(args.against.read_text())
+        best = strongest_variant(report["points"], "x264")
+        anchors[f"x264 {best['variant']}"] = [
+            p for p in report["points"] if (p["codec"], p["variant"]) == ("x264", best["variant"])
+        ]
+    for anchor, anchor_rows in anchors.items():
+        print(f"\n| variant | BD-rate vs {anchor} | BD-PSNR vs {anchor} | BD-rate over its own PSNR range |")
         print("| --- | --- | --- | --- |")
         for name, rows in curves.items():
-            if name == "latent":
+            if name == anchor:
                 continue
-            bd = bd_figures(rows, curves["latent"], "bpp", (name, "latent"))
+            bd = bd_figures(rows, anchor_rows, "bpp", (name, anchor))
             rate = "n/a" if bd["bd_rate_pct"] is None else f"{bd['bd_rate_pct']:+.1f}%"
             gain = "n/a" if bd["bd_psnr_db"] is None else f"{bd['bd_psnr_db']:+.2f} dB"
             own = "n/a" if bd["bd_rate_own_range_pct"] is None else f"{bd['bd_rate_own_range_pct']:+.1f}%"

@@ -19,7 +19,7 @@ from crafted import craft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, M_FRAME, Chunk, Header, read_chunks
+from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, M_FRAME, P_FRAME, Chunk, Header, read_chunks
 from codec.coding.decode import decode_bytes, open_stream
 from codec.coding.encode import encode_video
 from codec.coding.runtime import latent_shape, latent_size
@@ -50,6 +50,21 @@ def test_stream_layout(encoded, carphone_bundle: Path) -> None:
     values = stats.to_dict()
     assert values["bpp"] == pytest.approx(stats.bytes * 8 / (10 * 176 * 144))
     assert values["total_bpp"] > values["bpp"] and values["ratio_vs_rgb24"] > 1
+
+
+def test_p_mode_latent_codes_latent_differences(carphone_bundle: Path, short_clip: Path, tmp_path: Path) -> None:
+    """``--p-mode latent`` keeps format 2's P-frames (for the ablation); an unknown mode is refused."""
+    out = tmp_path / "latent.aec"
+    code, _, err = run_cli("encode", short_clip, "-m", carphone_bundle, "-o", out, "--gop", "4", "--p-mode", "latent")
+    assert code == 0, err
+    assert [c.frame_type for c in read_chunks(out.read_bytes(), "s")] == [I_FRAME, P_FRAME, P_FRAME, P_FRAME] * 2 + [
+        I_FRAME,
+        P_FRAME,
+    ]
+    code, _, err = run_cli("decode", out, "-m", carphone_bundle, "-o", tmp_path / "latent.y4m")
+    assert code == 0, err
+    code, _, err = run_cli("encode", short_clip, "-m", carphone_bundle, "-o", tmp_path / "x.aec", "--p-mode", "warp")
+    assert code == 2 and "warp" in err
 
 
 def test_info_describes_an_encoded_stream_without_its_bundle(encoded, carphone_bundle: Path) -> None:
