@@ -1,7 +1,8 @@
-"""What motion compensation plus H.264's integer residual would give a P-frame, before it is in the
-format: one GOP coded in closed loop (each P-frame predicted from the previous reconstruction),
-every block coded (no skip or mode decisions yet). The I-frame is the bundle's own reconstruction at
-its default level (or, without --bundle, the source frame itself, which flatters the P-frames).
+"""What motion compensation plus H.264's integer residual gives a P-frame under settings the format
+does not offer (the M-frame's block size is 16 and its chroma offset 6): one GOP coded in closed
+loop (each P-frame predicted from the previous reconstruction), every block coded. The I-frame is
+the bundle's own reconstruction at its default level (or, without --bundle, the source frame
+itself, which flatters the P-frames).
 
 Rates are real range-coded bytes: the vectors' (codec.coding.motion_coding) and the levels'
 (codec.coding.residual_coding), each under the same eight Laplace tables of the grid.
@@ -22,29 +23,14 @@ from motion_probe import GRID_TABLES, motion_bytes
 
 from codec.coding.encode import StreamEncoder
 from codec.coding.entropy_coding import SymbolRangeEncoder
+from codec.coding.inter_encode import motion_lambda
 from codec.coding.motion import Reference
 from codec.coding.motion_search import search
 from codec.coding.residual_coding import encode_residual
-from codec.coding.transform import forward, from_ycocg, quantize, reconstruct, to_ycocg
+from codec.coding.transform import component_qps, residual_from_levels, residual_levels
 from codec.io.bundle import load_bundle
 from codec.io.psnr import psnr
 from codec.io.video import iter_frames
-
-
-def motion_lambda(qp: int) -> float:
-    """x264's motion lambda at ``qp`` (0.85 x 2^((QP - 12) / 6) per bit of SAD), in luma-proxy units (x4)."""
-    return 4 * 0.85 * 2 ** ((qp - 12) / 6)
-
-
-def _to_blocks(plane: np.ndarray) -> np.ndarray:
-    """(H, W, 3) with sides multiples of 4 -> (H/4, W/4, 3, 4, 4)."""
-    h, w = plane.shape[:2]
-    return plane.reshape(h // 4, 4, w // 4, 4, 3).transpose(0, 2, 4, 1, 3)
-
-
-def _from_blocks(blocks: np.ndarray) -> np.ndarray:
-    rows, cols = blocks.shape[:2]
-    return blocks.transpose(0, 3, 1, 4, 2).reshape(rows * 4, cols * 4, 3)
 
 
 def code_p_frame(
@@ -62,13 +48,9 @@ def code_p_frame(
     prediction = reference.predict(vectors).astype(np.int32)
     h, w = current.shape[:2]
     pad = ((0, -h % 4), (0, -w % 4), (0, 0))
-    residual = np.pad(to_ycocg(current.astype(np.int32) - prediction), pad, mode="edge")
-    coefficients = forward(_to_blocks(residual))
-    qps = (qp, qp + chroma_offset, qp + chroma_offset)
-    levels = np.stack([quantize(coefficients[:, :, k], q) for k, q in enumerate(qps)], 2)
-    rebuilt = np.stack([reconstruct(levels[:, :, k], q) for k, q in enumerate(qps)], 2)
-    decoded = from_ycocg(_from_blocks(rebuilt))[:h, :w]
-    frame = np.clip(prediction + decoded, 0, 255).astype(np.uint8)
+    qps = component_qps(qp, chroma_offset)
+    levels = residual_levels(np.pad(current.astype(np.int32) - prediction, pad, mode="edge"), qps)
+    frame = np.clip(prediction + residual_from_levels(levels, qps)[:h, :w], 0, 255).astype(np.uint8)
     coder = SymbolRangeEncoder()
     encode_residual(levels, coder, GRID_TABLES)
     return frame, motion_bytes(vectors), len(coder.finish())

@@ -173,7 +173,6 @@ def encode_video(
     on_frame: Callable[[int, np.ndarray], None] = lambda i, f: None,
     keyframes: str = "fixed",
     p_mode: str = "motion",
-    inter: InterOptions = DEFAULT_INTER,
 ) -> EncodeStats:
     """Encode ``video`` into ``out``; ``on_frame`` sees each reconstructed frame as the decoder will."""
     check_output(out, force)  # before the work; written through replacing_output at the end
@@ -187,7 +186,6 @@ def encode_video(
         gop=gop,
         keyframes=keyframes,
         p_mode=p_mode,
-        inter=inter,
     )
     # Checked before any frame is coded, so no decoder is handed a header it must refuse.
     fps = exact_rate(info.fps)
