@@ -31,7 +31,7 @@ from codec.coding.motion import MAX_VECTOR
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "db02cf42a6507fd6740a2059b11c6defcb1f1cb8c73baa7abc2416fc4ea5b937"
+GOLDEN_SHA256 = "479b72dc44cb9edd83a059da7ac09baa77a58ab7a35662eb3313559ca0f8968a"
 DECODED_SHA256 = "65960c0b218bfecbe64bdfd542d0ef38b397e0bb72fb0f732eaa59584fbf1b5b"  # of the M-frames' decoded pixels
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 

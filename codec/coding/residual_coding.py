@@ -1,8 +1,9 @@
 """A frame's residual levels (4x4 blocks of codec.coding.transform, for Y, Co and Cg) to range-coded
 symbols and back.
 
-Per component, each block first says whether it holds any level (one binary symbol, under a
-probability the frame carries as one byte: most blocks of a well-predicted frame hold none); the
+Per component, each 16x16 square of pixels (4x4 blocks) first says whether any of its blocks holds
+a level, then each block of the squares that do says whether it does (binary symbols, each kind under
+a probability the frame carries as one byte: most blocks of a well-predicted frame hold none); the
 levels of the blocks that do follow in H.264's zigzag order, grouped by position (the DC, the five
 lowest frequencies, the ten others), each group under the table of a given set that codes the
 frame's shortest, its number coded first. A decoded level beyond MAX_LEVEL is refused: no level a
@@ -23,15 +24,33 @@ from codec.errors import CodecError, naming
 ZIGZAG = np.array([0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15])  # raster index of each scan position
 GROUPS = (slice(0, 1), slice(1, 6), slice(6, 16))  # scan positions coded under one table each
 MAX_LEVEL = 1 << 12
+GROUP_SIDE = 4  # 4x4 blocks under one group flag: a 16x16 square of pixels
+
+
+def _in_coded_groups(group_flags: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows * cols,) bool: the 4x4 blocks, in raster order, whose group has a flag set."""
+    grid = np.repeat(np.repeat(group_flags, GROUP_SIDE, 0), GROUP_SIDE, 1)
+    return grid[:rows, :cols].ravel()
+
+
+def _groups(coded: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Per GROUP_SIDE x GROUP_SIDE group of blocks, whether any of ``coded`` ((rows * cols,) bool) is set."""
+    side = GROUP_SIDE
+    padded = np.zeros((-(-rows // side) * side, -(-cols // side) * side), bool)
+    padded[:rows, :cols] = coded.reshape(rows, cols)
+    return padded.reshape(padded.shape[0] // side, side, padded.shape[1] // side, side).any((1, 3))
 
 
 def encode_residual(levels: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
     """Append ``levels`` ((rows, cols, 3, 4, 4) int) to ``coder``, under ``tables``."""
+    rows, cols = levels.shape[:2]
     scans = levels.reshape(-1, 3, 16)[:, :, ZIGZAG].astype(np.int64)
     for k in range(3):
         scan = scans[:, k]
         coded = np.abs(scan).sum(1) > 0
-        coder.encode_flags(coded)
+        groups = _groups(coded, rows, cols)
+        coder.encode_flags(groups.ravel())
+        coder.encode_flags(coded[_in_coded_groups(groups, rows, cols)])
         for group in GROUPS:
             coder.encode_choosing(scan[coded, group].ravel(), tables)
 
@@ -43,7 +62,11 @@ def decode_residual(
     scans = np.zeros((rows * cols, 3, 16), np.int32)
     with naming(source):
         for k in range(3):
-            coded = coder.decode_flags(rows * cols)
+            shape = (-(-rows // GROUP_SIDE), -(-cols // GROUP_SIDE))
+            groups = coder.decode_flags(shape[0] * shape[1]).reshape(shape)
+            inside = _in_coded_groups(groups, rows, cols)
+            coded = np.zeros(rows * cols, bool)
+            coded[inside] = coder.decode_flags(int(inside.sum()))
             n = int(coded.sum())
             for group in GROUPS:
                 width = len(range(16)[group])
