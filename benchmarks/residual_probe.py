@@ -47,9 +47,8 @@ def code_p_frame(
     vectors = search(current, reference, lambda_scale * motion_lambda(qp))
     prediction = reference.predict(vectors).astype(np.int32)
     h, w = current.shape[:2]
-    pad = ((0, -h % 4), (0, -w % 4), (0, 0))
     qps = component_qps(qp, chroma_offset)
-    levels = residual_levels(np.pad(current.astype(np.int32) - prediction, pad, mode="edge"), qps)
+    levels = residual_levels(current.astype(np.int32) - prediction, qps)
     frame = np.clip(prediction + residual_from_levels(levels, qps)[:h, :w], 0, 255).astype(np.uint8)
     coder = SymbolRangeEncoder()
     encode_residual(levels, coder, GRID_TABLES)

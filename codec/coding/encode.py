@@ -22,7 +22,7 @@ from codec.coding.runtime import Networks
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
-from codec.io.psnr import mse, psnr
+from codec.io.psnr import mse, psnr, psnr_from_mse
 from codec.io.video import exact_rate, iter_frames, probe
 
 
@@ -138,14 +138,16 @@ class StreamEncoder:
             coded = self._encode_latent(frame, index, I_FRAME)
         else:
             inter = encode_inter(frame, self.reference, self.qp, self.inter)
-            if self.keyframes.inter_pays(len(inter.payload), mse(inter.reconstruction, frame) * frame.size, self.lam):
+            error = mse(inter.reconstruction, frame) * frame.size
+            if self.keyframes.inter_pays(len(inter.payload), error, self.lam):
                 self.reference = inter.reconstruction
                 chunk = Chunk(index, M_FRAME, frame_check(inter.reconstruction), inter.payload)
                 return CodedFrame(chunk, 8.0 * len(inter.payload), inter.reconstruction)
             coded = self._encode_latent(frame, index, I_FRAME)
         if coded.chunk.frame_type == I_FRAME:
-            self.keyframes.intra_coded(index, len(coded.chunk.payload), mse(coded.reconstruction, frame) * frame.size)
-            self.qp = residual_qp(psnr(coded.reconstruction, frame), self.step)
+            error = mse(coded.reconstruction, frame)
+            self.keyframes.intra_coded(index, len(coded.chunk.payload), error * frame.size)
+            self.qp = residual_qp(psnr_from_mse(error), self.step)
             self.lam = mode_lambda(self.qp)
         self.reference = coded.reconstruction
         return coded

@@ -73,10 +73,7 @@ def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: Inte
     reference = Reference(previous, BLOCK)
     vectors = search(frame, reference, options.lambda_scale * motion_lambda(qp), precision=options.precision)
     prediction = reference.predict(vectors)
-    h, w = frame.shape[:2]
-    pad = ((0, -h % 4), (0, -w % 4), (0, 0))
-    difference = np.pad(frame.astype(np.int32) - prediction, pad, mode="edge")
-    levels = residual_levels(difference, component_qps(qp, CHROMA_QP_OFFSET))
+    levels = residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))
     if not options.residual:
         levels[:] = 0
     return InterFrame(pack_inter(qp, vectors, levels), add_residual(prediction, levels, qp), vectors)

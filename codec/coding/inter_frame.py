@@ -10,7 +10,7 @@ The payload, one range-coded message under the shipped integer tables (inter_tab
     | residual levels (codec.coding.residual_coding)
 
 A block whose vector is its neighbours' median and whose residual is empty is a skip: it costs one
-binary symbol for the vector and one per 4x4 block and component for the residual, each under a
+binary symbol for the vector and, per component, one for its 16x16 square's residual, each under a
 probability the frame carries. Everything decoded is bounded (the QP, every vector, every level),
 and how much is decoded depends only on the frame size, which the bundle bounds.
 """

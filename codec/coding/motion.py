@@ -145,12 +145,12 @@ class Reference:
         size = self.block + (0 if of_luma else 5)  # a prediction's window holds its taps' samples too
         shape = (len(v), self.block, self.block) + (() if of_luma else (3,))
         out = np.empty(shape, np.int16)
+        windows = sliding_window_view(self._planes, (size, size), axis=(1, 2))  # a view
         for phase in set(zip(fy.tolist(), fx.tolist(), strict=True)):
             which = np.flatnonzero((fy == phase[0]) & (fx == phase[1]))
             if of_luma:
                 out[which] = sliding_window_view(self.luma(*phase), (size, size))[top[which], left[which]]
                 continue
-            windows = sliding_window_view(self._planes, (size, size), axis=(1, 2))
             picked = windows[:, top[which] + 1, left[which] + 1].astype(np.int32)  # (3, n, size, size)
             out[which] = np.moveaxis(_interpolate(picked, *phase, 255), 0, -1)
         return out

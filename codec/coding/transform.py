@@ -113,8 +113,11 @@ def component_qps(qp: int, chroma_offset: int) -> tuple[int, int, int]:
 
 
 def residual_levels(residual: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
-    """The (H/4, W/4, 3, 4, 4) levels of an integer RGB residual (H, W, 3; sides multiples of 4),
-    in YCoCg-R, each component quantized at its QP (rounding towards zero, as inter blocks do)."""
+    """The (ceil(H/4), ceil(W/4), 3, 4, 4) levels of an integer RGB residual (H, W, 3; extended to
+    multiples of 4 by edge replication), in YCoCg-R, each component quantized at its QP (rounding
+    towards zero, as inter blocks do)."""
+    h, w = residual.shape[:2]
+    residual = np.pad(residual, ((0, -h % 4), (0, -w % 4), (0, 0)), mode="edge")
     coefficients = forward(to_blocks(to_ycocg(residual)))
     return np.stack([quantize(coefficients[:, :, k], q) for k, q in enumerate(qps)], 2)
 
