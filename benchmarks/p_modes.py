@@ -3,8 +3,9 @@ coded with each way of making P-frames, through the real bitstream (encoded, wri
 
 Variants: ``latent`` (the latent's difference from the previous frame's, format 2's only way),
 ``skip`` (motion compensation only: every block a skip), ``whole-pel`` / ``half-pel`` (motion +
-integer residual with vectors of that precision), ``motion`` (the default: quarter-pixel vectors +
-integer residual) and ``motion-gop-N`` (the default with an I-frame every N frames).
+integer residual with vectors of that precision), ``blocks-16`` / ``blocks-32`` (every 32x32 block
+split into 16x16 ones, or none), ``motion`` (the default: quarter-pixel vectors, 32x32 blocks split
+where it pays, integer residual) and ``motion-gop-N`` (the default with an I-frame every N frames).
 
 Per variant and level: bytes, bpp, RGB PSNR, the mean predicted frame's bytes over the mean
 I-frame's, I-frames, and decode frames/s; per variant, BD-rate and BD-PSNR against ``latent``
@@ -43,6 +44,8 @@ VARIANTS = {
     "skip": ("motion", InterOptions(residual=False)),
     "whole-pel": ("motion", InterOptions(precision=0)),
     "half-pel": ("motion", InterOptions(precision=1)),
+    "blocks-16": ("motion", InterOptions(blocks="16")),
+    "blocks-32": ("motion", InterOptions(blocks="32")),
     "motion": ("motion", InterOptions()),
 }
 

@@ -28,11 +28,12 @@ from codec.coding.inter_encode import pack_inter
 from codec.coding.inter_frame import decode_inter, residual_grid
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 from codec.coding.motion import MAX_VECTOR
+from codec.coding.motion_coding import expand
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "479b72dc44cb9edd83a059da7ac09baa77a58ab7a35662eb3313559ca0f8968a"
-DECODED_SHA256 = "65960c0b218bfecbe64bdfd542d0ef38b397e0bb72fb0f732eaa59584fbf1b5b"  # of the M-frames' decoded pixels
+GOLDEN_SHA256 = "a30cbf660991559b81644277b6eb2adabc91960150b60650b4b1b1ec13bab8bb"
+DECODED_SHA256 = "4016bb9f56559547be85add21bf96d3be82bbf339ee55331859727a6d8184324"  # of the M-frames' decoded pixels
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 
 SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
@@ -70,15 +71,19 @@ def _reference() -> np.ndarray:
 
 
 def _inter_payloads() -> list[bytes]:
-    """M-frame payloads of fixed vectors (the bounds included) and sparse levels (escapes included)."""
+    """M-frame payloads of fixed vectors (the bounds included, some 32x32 blocks split) and sparse
+    levels (escapes included)."""
     rng = np.random.RandomState(12)
     payloads = []
     for qp in M_QPS:
+        split = rng.rand(2, 3) < 0.5  # the 32x32 blocks (the last column's half outside the frame)
+        split[0, 0] = split[1, 2] = True
         vectors = rng.randint(-40, 41, (4, 5, 2))
         vectors[0, 0], vectors[3, 4] = (MAX_VECTOR, -MAX_VECTOR), (-MAX_VECTOR, 3)
+        vectors = np.where(expand(split, 4, 5)[..., None], vectors, expand(vectors[::2, ::2], 4, 5))
         levels = rng.randint(-3, 4, (*residual_grid(64, 80), 3, 4, 4)) * (rng.rand(16, 20, 3, 4, 4) < 0.1)
         levels[2, 3, 0, 0, 0] = 900
-        payloads.append(pack_inter(qp, vectors, levels))
+        payloads.append(pack_inter(qp, vectors, split, levels))
     return payloads
 
 

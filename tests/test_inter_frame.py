@@ -13,6 +13,7 @@ from codec.coding.entropy_coding import SymbolRangeEncoder
 from codec.coding.inter_encode import InterOptions, encode_inter, pack_inter
 from codec.coding.inter_frame import BLOCK, QP_BITS, decode_inter, inter_tables, residual_grid
 from codec.coding.motion import MAX_VECTOR
+from codec.coding.motion_coding import coarse_grid
 from codec.coding.residual_coding import MAX_LEVEL
 from codec.errors import CodecError
 
@@ -28,13 +29,17 @@ def _grid() -> tuple[int, int]:
     return -(-HEIGHT // BLOCK), -(-WIDTH // BLOCK)
 
 
-def test_the_decoder_rebuilds_the_encoders_reconstruction_exactly(frames: np.ndarray) -> None:
+@pytest.mark.parametrize("blocks", ["32/16", "16", "32"])
+def test_the_decoder_rebuilds_the_encoders_reconstruction_exactly(frames: np.ndarray, blocks: str) -> None:
     previous = frames[0]
     for qp, frame in zip((0, 30, 51), frames[1:], strict=True):
-        coded = encode_inter(frame, previous, qp)
+        coded = encode_inter(frame, previous, qp, InterOptions(blocks=blocks))
         decoded = decode_inter(coded.payload, previous, "s")
         assert np.array_equal(decoded, coded.reconstruction)
+        assert coded.split.all() if blocks == "16" else not coded.split.any() if blocks == "32" else True
         previous = decoded
+    if blocks != "32/16":
+        return
     fine = encode_inter(frames[1], frames[0], 10)
     coarse = encode_inter(frames[1], frames[0], 45)
     skip = encode_inter(frames[1], frames[0], 10, InterOptions(residual=False))
@@ -47,7 +52,7 @@ def _crafted(qp: int, vectors: np.ndarray | None = None, levels: np.ndarray | No
     vectors = np.zeros((*_grid(), 2), np.int64) if vectors is None else vectors
     levels = np.zeros((*residual_grid(HEIGHT, WIDTH), 3, 4, 4), np.int64) if levels is None else levels
     if qp <= 51:
-        return pack_inter(qp, vectors, levels)
+        return pack_inter(qp, vectors, np.ones(coarse_grid(*_grid()), bool), levels)
     coder = SymbolRangeEncoder()  # a QP the encoder would never write, in the field's 6 bits
     coder.encode_bits(np.array([qp]), np.array([QP_BITS]))
     return coder.finish()
@@ -55,11 +60,14 @@ def _crafted(qp: int, vectors: np.ndarray | None = None, levels: np.ndarray | No
 
 def test_crafted_payloads_are_refused_in_one_line(frames: np.ndarray) -> None:
     far = np.full((*_grid(), 2), 2 * MAX_VECTOR, np.int64)
+    refined = np.zeros((*_grid(), 2), np.int64)
+    refined[1, 2] = (0, 2 * MAX_VECTOR)  # its 32x32 block's vector is in bounds, its own difference is not
     loud = np.zeros((*residual_grid(HEIGHT, WIDTH), 3, 4, 4), np.int64)
     loud[1, 2, 0, 0, 0] = 4 * MAX_LEVEL
     cases = {
         "QP": (_crafted(63), "residual QP 63 is beyond 51"),
         "vectors": (_crafted(30, vectors=far), "beyond 64 pixels"),
+        "refined vectors": (_crafted(30, vectors=refined), "beyond 64 pixels"),
         "levels": (_crafted(30, levels=loud), f"beyond {MAX_LEVEL}"),
         "words": (b"\x01\x02\x03", "not a whole number of 32-bit words"),
     }

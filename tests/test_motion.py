@@ -10,7 +10,7 @@ import pytest
 
 from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.coding.motion import MAX_VECTOR, QPEL, Reference, check_vectors, median_predictor
-from codec.coding.motion_coding import decode_motion, encode_motion
+from codec.coding.motion_coding import coarse_grid, decode_motion, encode_motion, expand
 from codec.coding.motion_search import search, vector_bits
 from codec.errors import CodecError
 
@@ -117,14 +117,19 @@ def test_a_motion_field_round_trips_through_the_range_coder() -> None:
     rng = np.random.default_rng(8)
     field = np.cumsum(rng.integers(-3, 4, (9, 13, 2)), axis=1).astype(np.int32)  # smooth along rows
     field[4, 6] = (MAX_VECTOR, -MAX_VECTOR)  # the extremes, and a jump the predictor cannot foresee
+    split = rng.random(coarse_grid(9, 13)) < 0.5
+    split[2, 3] = True  # the extremes' 32x32 block
+    field = np.where(expand(split, 9, 13)[..., None], field, expand(field[::2, ::2], 9, 13))  # unsplit: one vector
     tables = _motion_tables()
     coder = SymbolRangeEncoder()
-    encode_motion(field, coder, tables)
+    encode_motion(field, split, coder, tables)
     decoder = SymbolRangeDecoder(coder.finish())
     back = decode_motion(decoder, 9, 13, tables, [t.model() for t in tables], "s")
     assert np.array_equal(back, field)
+    with pytest.raises(ValueError, match="unsplit"):
+        encode_motion(field + rng.integers(0, 2, field.shape), np.zeros_like(split), SymbolRangeEncoder(), tables)
     still = SymbolRangeEncoder()
-    encode_motion(np.zeros((17, 40, 2), np.int32), still, tables)
+    encode_motion(np.zeros((17, 40, 2), np.int32), np.zeros(coarse_grid(17, 40), bool), still, tables)
     assert len(still.finish()) <= 16  # a field that does not move costs next to nothing
 
 
@@ -134,15 +139,15 @@ def test_a_crafted_motion_field_is_refused_not_followed() -> None:
     tables = _motion_tables()
     models = [t.model() for t in tables]
     far = SymbolRangeEncoder()
-    encode_motion(np.full((2, 3, 2), 2 * MAX_VECTOR, np.int32), far, tables)
+    encode_motion(np.full((2, 3, 2), 2 * MAX_VECTOR, np.int32), np.zeros((1, 2), bool), far, tables)
     with pytest.raises(CodecError, match="beyond 64 pixels"):
         decode_motion(SymbolRangeDecoder(far.finish()), 2, 3, tables, models, "s")
     wide = SymbolRangeEncoder()
     wide.coder.encode(np.array([0], np.int32), constriction.stream.model.Uniform(255))  # 1 in 256 still
     wide.coder.encode(
-        np.ones(6, np.int32), constriction.stream.model.Categorical(np.array([1, 255]) / 256, perfect=False)
-    )
+        np.ones(2, np.int32), constriction.stream.model.Categorical(np.array([1, 255]) / 256, perfect=False)
+    )  # both 32x32 blocks of a 2x3 field moved
     wide.coder.encode(np.array([3], np.int32), constriction.stream.model.Uniform(len(tables)))
-    wide.encode_block(np.full(6, 20, np.int64), tables[3], models[3])  # 20-bit differences
+    wide.encode_block(np.full(2, 20, np.int64), tables[3], models[3])  # 20-bit differences
     with pytest.raises(CodecError, match="difference beyond"):
         decode_motion(SymbolRangeDecoder(wide.finish()), 2, 3, tables, models, "s")

@@ -13,8 +13,8 @@ import numpy as np
 from codec.coding.entropy_coding import SymbolRangeEncoder
 from codec.coding.inter_frame import BLOCK, CHROMA_QP_OFFSET, QP_BITS, add_residual, inter_tables
 from codec.coding.motion import Reference
-from codec.coding.motion_coding import encode_motion
-from codec.coding.motion_search import search
+from codec.coding.motion_coding import SPLIT, coarse_grid, encode_motion, expand
+from codec.coding.motion_search import choose_splits, search
 from codec.coding.residual_coding import encode_residual
 from codec.coding.transform import MAX_QP, component_qps, residual_levels
 
@@ -44,22 +44,27 @@ def motion_lambda(qp: int) -> float:
 
 @dataclass(frozen=True)
 class InterFrame:
-    """One coded M-frame: its payload, the frame a decoder rebuilds from it, and what the vectors took."""
+    """One coded M-frame: its payload, the frame a decoder rebuilds from it, its vectors and which
+    32x32 blocks are split."""
 
     payload: bytes
     reconstruction: np.ndarray
     vectors: np.ndarray
+    split: np.ndarray
 
 
 @dataclass(frozen=True)
 class InterOptions:
     """How the encoder searches and codes M-frames; the defaults are the codec's, the others are for
     the ablation: ``precision`` 0, 1, 2 searches whole, half or quarter pixels; without ``residual``
-    every block is a skip (prediction only); ``lambda_scale`` weighs the vectors' bits."""
+    every block is a skip (prediction only); ``lambda_scale`` weighs the vectors' bits; ``blocks``
+    "32/16" moves each 32x32 block as one or as four 16x16 ones, whichever costs less, "16" always as
+    four, "32" always as one."""
 
     precision: int = 2
     residual: bool = True
     lambda_scale: float = 1.0
+    blocks: str = "32/16"
 
 
 DEFAULT_INTER = InterOptions()
@@ -71,19 +76,30 @@ def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: Inte
     if not 0 <= qp <= MAX_QP:
         raise ValueError(f"QP {qp} is not 0..{MAX_QP}")
     reference = Reference(previous, BLOCK)
-    vectors = search(frame, reference, options.lambda_scale * motion_lambda(qp), precision=options.precision)
+    lam = options.lambda_scale * motion_lambda(qp)
+    if options.blocks == "32":
+        coarse = search(frame, Reference(previous, BLOCK * SPLIT), lam, precision=options.precision)
+        vectors = expand(coarse, reference.rows, reference.cols)
+        split = np.zeros(coarse.shape[:2], bool)
+    else:
+        vectors = search(frame, reference, lam, precision=options.precision)
+        split = np.ones(coarse_grid(reference.rows, reference.cols), bool)
+        if options.blocks == "32/16":
+            vectors, split = choose_splits(frame, reference, vectors, lam)
     prediction = reference.predict(vectors)
     levels = residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))
     if not options.residual:
         levels[:] = 0
-    return InterFrame(pack_inter(qp, vectors, levels), add_residual(prediction, levels, qp), vectors)
+    payload = pack_inter(qp, vectors, split, levels)
+    return InterFrame(payload, add_residual(prediction, levels, qp), vectors, split)
 
 
-def pack_inter(qp: int, vectors: np.ndarray, levels: np.ndarray) -> bytes:
-    """The M-frame payload of ``qp``, the (rows, cols, 2) ``vectors`` and the residual ``levels``."""
+def pack_inter(qp: int, vectors: np.ndarray, split: np.ndarray, levels: np.ndarray) -> bytes:
+    """The M-frame payload of ``qp``, the (rows, cols, 2) ``vectors`` with their 32x32 blocks'
+    ``split`` flags, and the residual ``levels``."""
     tables, _ = inter_tables()
     coder = SymbolRangeEncoder()
     coder.encode_bits(np.array([qp]), np.array([QP_BITS]))
-    encode_motion(vectors, coder, tables)
+    encode_motion(vectors, split, coder, tables)
     encode_residual(levels, coder, tables)
     return coder.finish()
