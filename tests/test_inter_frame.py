@@ -4,19 +4,23 @@ previous frame, and refuses a crafted payload (valid range coding, absurd fields
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from clips import synthetic_frames
 
+from codec.coding import inter_frame
 from codec.coding.entropy_coding import SymbolRangeEncoder
-from codec.coding.inter_encode import InterOptions, encode_inter, pack_inter
-from codec.coding.inter_frame import BLOCK, QP_BITS, decode_inter, inter_tables, residual_grid
+from codec.coding.inter_encode import InterOptions, encode_inter, inter_table_frequencies, pack_inter
+from codec.coding.inter_frame import BLOCK, QP_BITS, TABLES_FILE, decode_inter, inter_tables, residual_grid
 from codec.coding.motion import MAX_VECTOR
 from codec.coding.motion_coding import coarse_grid
 from codec.coding.residual_coding import MAX_LEVEL
 from codec.errors import CodecError
 
+TABLES = Path(inter_frame.__file__).with_name(TABLES_FILE)
 HEIGHT, WIDTH = 72, 88  # sides that are multiples of neither the block nor 16
 
 
@@ -94,9 +98,17 @@ def test_any_payload_decodes_to_a_bounded_frame_or_a_one_line_error(frames: np.n
             assert frame.shape == frames[0].shape and frame.dtype == np.uint8
 
 
-def test_the_shipped_tables_are_integers_that_sum_to_the_coders_total() -> None:
+def test_the_shipped_tables_are_the_ones_the_encoder_describes() -> None:
+    """inter_tables.json holds exactly inter_table_frequencies(), integers summing to the coder's
+    total; ``AECODEC_REGENERATE_GOLDEN=1`` rewrites it (a change of the format, like the golden stream)."""
+    computed = inter_table_frequencies()
+    if os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1":
+        obj = json.loads(TABLES.read_text())
+        TABLES.write_text(json.dumps({"about": obj["about"], "tables": computed}, separators=(",", ":")) + "\n")
+        pytest.skip(f"regenerated {TABLES.name}")
     tables, models = inter_tables()
-    assert len(tables) == len(models) == 16 and all(t.valid for t in tables)
+    assert len(tables) == len(models) == 25 and all(t.valid for t in tables)
+    assert [list(t.frequencies) for t in tables] == computed
 
 
 def test_a_stream_that_opens_with_an_m_frame_is_refused_or_concealed(carphone_bundle, encoded, tmp_path) -> None:

@@ -91,10 +91,23 @@ def laplace_frequencies(scale: float) -> list[int]:
     k = np.arange(-radius, radius + 1, dtype=np.float64)
     upper = np.where(k >= 0, 1 - 0.5 * np.exp(-(k + 0.5) / scale), 0.5 * np.exp((k + 0.5) / scale))
     lower = np.where(k - 1 >= 0, 1 - 0.5 * np.exp(-(k - 0.5) / scale), 0.5 * np.exp((k - 0.5) / scale))
-    pmf = np.append(upper - lower, 2 * 0.5 * math.exp(-(radius + 0.5) / scale))
+    return _integer_frequencies(np.append(upper - lower, 2 * 0.5 * math.exp(-(radius + 0.5) / scale)))
+
+
+def _integer_frequencies(pmf: np.ndarray) -> list[int]:
+    """``pmf`` (the symbols, then the escape) as integer frequencies summing to 2**16, each >= 1."""
     freqs = np.maximum(1, np.floor(pmf / pmf.sum() * (TOTAL - len(pmf)))).astype(np.int64)
     freqs[int(np.argmax(freqs))] += TOTAL - int(freqs.sum())
     return freqs.tolist()
+
+
+def zero_deflated_frequencies(zero: float, ratio: float) -> list[int]:
+    """Integer frequencies (as :func:`laplace_frequencies`) of a symbol that is 0 with probability
+    ``zero`` and otherwise +-k with probability falling by ``ratio`` per step from k = 1: the shape of
+    a residual's DC level in a block that is coded at all, which no Laplace fits."""
+    radius = max(2, math.ceil(1 + TAIL_BITS * math.log(2) / -math.log(ratio)))
+    side = (1 - zero) / 2 * (1 - ratio) * ratio ** np.arange(radius, dtype=np.float64)
+    return _integer_frequencies(np.concatenate([side[::-1], [zero], side, [(1 - zero) * ratio**radius]]))
 
 
 @cache

@@ -124,40 +124,40 @@ def _coarse(current: np.ndarray, reference: Reference, lam: float, reach: int) -
 
 
 def choose_splits(
-    frame: np.ndarray, reference: Reference, vectors: np.ndarray, lam: float
+    frame: np.ndarray, reference: Reference, vectors: np.ndarray, coarse: np.ndarray, lam: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which 2x2 groups of blocks (codec.coding.motion_coding's coarse blocks) move as one: per group,
     the least SAD + ``lam`` x bits of its own four ``vectors`` (split: a coarse vector, then each
-    one's difference from it) or of one of them for all four. Returns the field with the unsplit
-    groups' vector set, and the (coarse rows, coarse cols) split flags."""
+    one's difference from it) or of one vector for all four, one of those four or the group's own
+    in ``coarse`` (a search with the group's size). Returns the field with the unsplit groups'
+    vector set, and the (coarse rows, coarse cols) split flags."""
     block, rows, cols = reference.block, reference.rows, reference.cols
     r, c = coarse_grid(rows, cols)
     pad = ((0, rows * block - frame.shape[0]), (0, cols * block - frame.shape[1]), (0, 0))
     target = _tiles(luma(np.pad(frame, pad, mode="edge")).astype(np.int16), block)  # (rows, cols, b, b)
-    kids = children(vectors).reshape(r * c, SPLIT * SPLIT, 2)
-    # each candidate (one of the four) on each block of its group: SAD where the block exists
-    cy, cx = np.divmod(np.arange(SPLIT * SPLIT), SPLIT)
+    n = SPLIT * SPLIT
+    kids = children(vectors).reshape(r * c, n, 2)
+    candidates = np.concatenate([kids, coarse.reshape(r * c, 1, 2)], 1)  # candidate i < n: block i's own
+    # each candidate on each block of its group: SAD where the block exists
+    cy, cx = np.divmod(np.arange(n), SPLIT)
     gy, gx = np.divmod(np.arange(r * c), c)
     by = (gy[:, None] * SPLIT + cy).clip(max=rows - 1)  # (groups, blocks of a group)
     bx = (gx[:, None] * SPLIT + cx).clip(max=cols - 1)
     exists = (gy[:, None] * SPLIT + cy < rows) & (gx[:, None] * SPLIT + cx < cols)
-    n, k = by.shape[1], kids.shape[1]
-    shape = (r * c, k, n)
+    shape = (r * c, n + 1, n)
     fetched = reference.blocks(
         np.broadcast_to(by[:, None], shape).ravel(),
         np.broadcast_to(bx[:, None], shape).ravel(),
-        np.broadcast_to(kids[:, :, None], (*shape, 2)).reshape(-1, 2),
+        np.broadcast_to(candidates[:, :, None], (*shape, 2)).reshape(-1, 2),
         of_luma=True,
     ).reshape(*shape, block, block)
-    sad = np.abs(fetched - target[by, bx][:, None]).sum((3, 4), dtype=np.int32) * exists[:, None]  # (g, cand, block)
-    own = sad[:, np.arange(n), np.arange(n)].sum(1)  # each block with its own vector (candidate i = block i)
-    median = coarse_vectors(vectors, np.ones((r, c), bool))
-    predictor = median_predictor(median).reshape(-1, 1, 2)
-    whole = sad.sum(2) + lam * vector_bits(kids - predictor)  # (groups, candidates)
-    apart = own + lam * (
-        vector_bits(median.reshape(-1, 2) - predictor[:, 0])
-        + (vector_bits(kids - median.reshape(-1, 1, 2)) * exists).sum(1)
+    sad = np.abs(fetched - target[by, bx][:, None]).sum((3, 4), dtype=np.int32) * exists[:, None]
+    median = coarse_vectors(vectors, np.ones((r, c), bool)).reshape(-1, 2)
+    predictor = median_predictor(median.reshape(r, c, 2)).reshape(-1, 1, 2)
+    whole = sad.sum(2) + lam * vector_bits(candidates - predictor)  # (groups, candidates)
+    apart = sad[:, np.arange(n), np.arange(n)].sum(1) + lam * (
+        vector_bits(median - predictor[:, 0]) + (vector_bits(kids - median[:, None]) * exists).sum(1)
     )
     split = (apart < whole.min(1)).reshape(r, c)
-    chosen = kids[np.arange(r * c), whole.argmin(1)].reshape(r, c, 2)
+    chosen = candidates[np.arange(r * c), whole.argmin(1)].reshape(r, c, 2)
     return np.where(expand(split, rows, cols)[..., None], vectors, expand(chosen, rows, cols)), split
