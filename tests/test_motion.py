@@ -143,10 +143,7 @@ def test_a_crafted_motion_field_is_refused_not_followed() -> None:
     with pytest.raises(CodecError, match="beyond 64 pixels"):
         decode_motion(SymbolRangeDecoder(far.finish()), 2, 3, tables, models, "s")
     wide = SymbolRangeEncoder()
-    wide.coder.encode(np.array([0], np.int32), constriction.stream.model.Uniform(255))  # 1 in 256 still
-    wide.coder.encode(
-        np.ones(2, np.int32), constriction.stream.model.Categorical(np.array([1, 255]) / 256, perfect=False)
-    )  # both 32x32 blocks of a 2x3 field moved
+    wide.encode_flags(np.ones(2, bool))  # both 32x32 blocks of a 2x3 field moved
     wide.coder.encode(np.array([3], np.int32), constriction.stream.model.Uniform(len(tables)))
     wide.encode_block(np.full(2, 20, np.int64), tables[3], models[3])  # 20-bit differences
     with pytest.raises(CodecError, match="difference beyond"):

@@ -300,10 +300,29 @@ def table_bits(symbols: np.ndarray, table: Table) -> float:
     return float(-np.log2(f[index] / TOTAL).sum() + 24 * np.count_nonzero(~inside))
 
 
-def _flag_model(zero_in_256: int) -> Any:
-    """A binary symbol that is 0 with probability ``zero_in_256``/256 (1..255): integers only."""
-    p = np.array([zero_in_256, 256 - zero_in_256], np.float64) / 256
-    return constriction.stream.model.Categorical(p, perfect=False)
+# The probabilities of a 0 a set of flags may be coded under, in 4096ths: 4096 x sigmoid of 32 even
+# steps of the log-odds from -8 to 8, rounded (a set names its step in 5 bits). Integers, written
+# here, so no decoder computes one.
+FLAG_ZEROS = (
+    1, 2, 4, 6, 11, 18, 30, 50, 84, 138, 226, 366, 578, 884, 1293, 1785,
+    2311, 2803, 3212, 3518, 3730, 3870, 3958, 4012, 4046, 4066, 4078, 4085, 4090, 4092, 4094, 4095,
+)  # fmt: skip
+
+
+@cache
+def _flag_models() -> tuple[Any, ...]:
+    """The binary model of each of FLAG_ZEROS."""
+    return tuple(
+        constriction.stream.model.Categorical(np.array([z, 4096 - z], np.float64) / 4096, perfect=False)
+        for z in FLAG_ZEROS
+    )
+
+
+def _flag_step(flags: np.ndarray) -> int:
+    """The step of FLAG_ZEROS that codes ``flags`` shortest."""
+    zeros = np.asarray(FLAG_ZEROS, np.float64) / 4096
+    ones = int(np.count_nonzero(flags))
+    return int(np.argmin(-(flags.size - ones) * np.log2(zeros) - ones * np.log2(1 - zeros)))
 
 
 class SymbolRangeEncoder:
@@ -313,10 +332,12 @@ class SymbolRangeEncoder:
         self.coder = constriction.stream.queue.RangeEncoder()
 
     def encode_flags(self, flags: np.ndarray) -> None:
-        """Binary ``flags`` under the probability of a 0 among them, in 256ths, which goes first as a byte."""
-        zero_in_256 = int(np.clip(round(256 * (1 - flags.mean())), 1, 255)) if flags.size else 128
-        self.coder.encode(np.array([zero_in_256 - 1], np.int32), constriction.stream.model.Uniform(255))
-        self.coder.encode(flags.astype(np.int32), _flag_model(zero_in_256))
+        """Binary ``flags`` under the one of FLAG_ZEROS that codes them shortest, named first in 5
+        bits; an empty set costs nothing (the decoder knows how many flags it reads)."""
+        if flags.size:
+            step = _flag_step(flags)
+            self.coder.encode(np.array([step], np.int32), constriction.stream.model.Uniform(len(FLAG_ZEROS)))
+            self.coder.encode(flags.astype(np.int32), _flag_models()[step])
 
     def encode_choosing(self, symbols: np.ndarray, tables: Sequence[Table]) -> None:
         """``symbols`` under whichever of ``tables`` codes them shortest, its number first."""
@@ -365,9 +386,11 @@ class SymbolRangeDecoder:
 
     def decode_flags(self, count: int) -> np.ndarray:
         """``count`` binary flags :meth:`SymbolRangeEncoder.encode_flags` coded (bool)."""
+        if not count:
+            return np.zeros(0, bool)
         try:
-            zero_in_256 = int(self.coder.decode(constriction.stream.model.Uniform(255), 1)[0]) + 1
-            return np.asarray(self.coder.decode(_flag_model(zero_in_256), count), bool)
+            step = int(self.coder.decode(constriction.stream.model.Uniform(len(FLAG_ZEROS)), 1)[0])
+            return np.asarray(self.coder.decode(_flag_models()[step], count), bool)
         except UNDECODABLE as exc:
             raise _undecodable(exc) from None
 

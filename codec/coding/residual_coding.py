@@ -2,8 +2,11 @@
 symbols and back.
 
 Per component, each 16x16 square of pixels (4x4 blocks) first says whether any of its blocks holds
-a level, then each block of the squares that do says whether it does (binary symbols, each kind under
-a probability the frame carries as one byte: most blocks of a well-predicted frame hold none); the
+a level, then each block of the squares that do says whether it does: first the blocks on the even
+squares of a checkerboard, then the odd ones, split by how many of their four (even) neighbours
+hold levels (none, one or two, three or four), as CABAC conditions a block's flag on its neighbours'
+(binary symbols, each set under a probability the frame names in 5 bits; most blocks of a
+well-predicted frame hold none); the
 levels of the blocks that do follow in H.264's zigzag order, grouped by position (the DC, the five
 lowest frequencies, the ten others), each group under the table of a given set that codes the
 frame's shortest, its number coded first. A decoded level beyond MAX_LEVEL is refused: no level a
@@ -41,6 +44,25 @@ def _groups(coded: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return padded.reshape(padded.shape[0] // side, side, padded.shape[1] // side, side).any((1, 3))
 
 
+def _neighbour_contexts(known: np.ndarray) -> np.ndarray:
+    """Per 4x4 block, the context of its flag from the flags ``known`` ((rows, cols) bool) of its four
+    neighbours (none beyond the frame): 0 with none set, 1 with one or two, 2 with three or four."""
+    p = np.pad(known, 1).astype(np.int8)
+    count = p[1:-1, :-2] + p[1:-1, 2:] + p[:-2, 1:-1] + p[2:, 1:-1]
+    return np.digitize(count, (1, 3))
+
+
+def _flag_sets(inside: np.ndarray, known: np.ndarray | None) -> list[np.ndarray]:
+    """The masks of the 4x4 blocks whose flags are coded together, in order: the even squares of the
+    checkerboard within ``inside``, then the odd ones by context (given the even ones, ``known``)."""
+    rows, cols = inside.shape
+    even = (np.arange(rows)[:, None] + np.arange(cols)) % 2 == 0
+    if known is None:
+        return [inside & even]
+    context = _neighbour_contexts(known & even)
+    return [inside & ~even & (context == c) for c in range(3)]
+
+
 def encode_residual(levels: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
     """Append ``levels`` ((rows, cols, 3, 4, 4) int) to ``coder``, under ``tables``."""
     rows, cols = levels.shape[:2]
@@ -50,7 +72,10 @@ def encode_residual(levels: np.ndarray, coder: SymbolRangeEncoder, tables: Seque
         coded = np.abs(scan).sum(1) > 0
         groups = _groups(coded, rows, cols)
         coder.encode_flags(groups.ravel())
-        coder.encode_flags(coded[_in_coded_groups(groups, rows, cols)])
+        inside = _in_coded_groups(groups, rows, cols).reshape(rows, cols)
+        grid = coded.reshape(rows, cols)
+        for mask in _flag_sets(inside, None) + _flag_sets(inside, grid):
+            coder.encode_flags(grid[mask])
         for group in GROUPS:
             coder.encode_choosing(scan[coded, group].ravel(), tables)
 
@@ -64,9 +89,12 @@ def decode_residual(
         for k in range(3):
             shape = (-(-rows // GROUP_SIDE), -(-cols // GROUP_SIDE))
             groups = coder.decode_flags(shape[0] * shape[1]).reshape(shape)
-            inside = _in_coded_groups(groups, rows, cols)
-            coded = np.zeros(rows * cols, bool)
-            coded[inside] = coder.decode_flags(int(inside.sum()))
+            inside = _in_coded_groups(groups, rows, cols).reshape(rows, cols)
+            grid = np.zeros((rows, cols), bool)
+            for known in (None, grid):
+                for mask in _flag_sets(inside, known):
+                    grid[mask] = coder.decode_flags(int(mask.sum()))
+            coded = grid.ravel()
             n = int(coded.sum())
             for group in GROUPS:
                 width = len(range(16)[group])
