@@ -73,6 +73,18 @@ def test_the_prediction_is_h264_interpolation_sample_for_sample() -> None:
                 assert predicted[y, x, c] == h264_sample(frame, QPEL * y + vy, QPEL * x + vx, c), (y, x, c)
 
 
+def test_a_reference_shared_across_block_sizes_predicts_as_its_own_would() -> None:
+    rng = np.random.default_rng(9)
+    frame = rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)
+    shared = Reference(frame, 16, extent=32).with_block(8)
+    own = Reference(frame, 8)
+    vectors = rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, (own.rows, own.cols, 2)).astype(np.int32)
+    assert (shared.rows, shared.cols) == (own.rows, own.cols)
+    assert np.array_equal(shared.predict(vectors), own.predict(vectors))
+    with pytest.raises(ValueError, match="does not divide"):
+        shared.with_block(24)
+
+
 def test_vectors_from_a_peer_are_bounded() -> None:
     good = np.zeros((2, 3, 2), np.int64)
     assert check_vectors(good, 2, 3, "s").dtype == np.int32

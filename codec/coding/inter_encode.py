@@ -88,17 +88,18 @@ def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: Inte
     holds) plus its residual at ``qp``."""
     if not 0 <= qp <= MAX_QP:
         raise ValueError(f"QP {qp} is not 0..{MAX_QP}")
-    reference = Reference(previous, BLOCK)
+    coarse = Reference(previous, BLOCK * SPLIT)  # 32x32 blocks; with_block shares its planes
+    reference = coarse.with_block(BLOCK)
     lam = options.lambda_scale * motion_lambda(qp)
-    coarse = Reference(previous, BLOCK * SPLIT)  # the same frame, in 32x32 blocks
-    if options.blocks == "32":
-        vectors = expand(search(frame, coarse, lam, precision=options.precision), reference.rows, reference.cols)
-        split = np.zeros((coarse.rows, coarse.cols), bool)
-    else:
+    if options.blocks == "16":
         vectors = search(frame, reference, lam, precision=options.precision)
         split = np.ones((coarse.rows, coarse.cols), bool)
-        if options.blocks == "32/16":
-            whole = search(frame, coarse, lam, precision=options.precision)
+    else:
+        whole = search(frame, coarse, lam, precision=options.precision)
+        vectors = expand(whole, reference.rows, reference.cols)
+        split = np.zeros((coarse.rows, coarse.cols), bool)
+        if options.blocks == "32/16":  # the 16x16 search starts from the 32x32 field
+            vectors = search(frame, reference, lam, precision=options.precision, start=vectors)
             vectors, split = choose_splits(frame, reference, vectors, whole, lam)
     prediction = reference.predict(vectors)
     levels = residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))

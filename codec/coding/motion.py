@@ -12,6 +12,8 @@ replication far enough that no vector within the bound reads outside it.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -112,17 +114,33 @@ class Reference:
     (:meth:`luma`), interpolated from the proxy itself: close to the proxy of the interpolated
     samples, good enough to rank vectors, never used for a prediction."""
 
-    def __init__(self, frame: np.ndarray, block: int) -> None:
+    def __init__(self, frame: np.ndarray, block: int, extent: int | None = None) -> None:
+        """``extent`` (a multiple of ``block``): extend the frame for blocks that large too, so that
+        :meth:`with_block` can share this one's planes with them."""
         self.height, self.width = frame.shape[:2]
-        self.block, self.margin = block, _MARGIN  # margin: pixels of edge replication before the frame
-        self.rows, self.cols = -(-self.height // block), -(-self.width // block)
-        below, right = self.rows * block - self.height, self.cols * block - self.width
+        self.extent = extent or block
+        if self.extent % block:
+            raise ValueError(f"extent {self.extent} is not a multiple of block {block}")
+        self.margin = _MARGIN  # pixels of edge replication before the frame
+        self._set_block(block)
+        below, right = -self.height % self.extent, -self.width % self.extent
         pad = ((_MARGIN, _MARGIN + below), (_MARGIN, _MARGIN + right), (0, 0))
         self.full = np.pad(frame, pad, mode="edge")
         self._planes = np.moveaxis(self.full, -1, 0)  # (3, rows, columns): a view
         self._proxy: np.ndarray | None = None
         self._proxy_halves: dict[str, np.ndarray] = {}
         self._lumas: dict[tuple[int, int], np.ndarray] = {}
+
+    def _set_block(self, block: int) -> None:
+        self.block, self.rows, self.cols = block, -(-self.height // block), -(-self.width // block)
+
+    def with_block(self, block: int) -> Reference:
+        """The same reference for blocks of ``block`` (a divisor of the extent), sharing the planes."""
+        if self.extent % block:
+            raise ValueError(f"block {block} does not divide the extent {self.extent}")
+        other = copy.copy(self)
+        other._set_block(block)
+        return other
 
     def luma(self, fy: int, fx: int) -> np.ndarray:
         """The luma proxy's plane of quarter-pixel phase (fy, fx), 0..3 each (int16): sample [y, x]

@@ -41,11 +41,19 @@ def _tiles(plane: np.ndarray, block: int) -> np.ndarray:
     return plane.reshape(rows, block, cols, block).transpose(0, 2, 1, 3)
 
 
-def search(frame: np.ndarray, reference: Reference, lam: float, reach: int = 32, precision: int = 2) -> np.ndarray:
+def search(
+    frame: np.ndarray,
+    reference: Reference,
+    lam: float,
+    reach: int = 32,
+    precision: int = 2,
+    start: np.ndarray | None = None,
+) -> np.ndarray:
     """The (rows, cols, 2) quarter-pixel vectors, one per block of ``reference.block``, that predict
     ``frame`` (H, W, 3 uint8) from ``reference`` at least SAD + ``lam`` x bits; within ``reach``
     pixels (at most MAX_VECTOR) of the coarse stage, 2 pixels and a sub-pixel step beyond it.
-    ``precision`` 0, 1 or 2 stops at whole, half or quarter pixels."""
+    ``precision`` 0, 1 or 2 stops at whole, half or quarter pixels. ``start`` (rows, cols, 2), a
+    field found with larger blocks, takes the coarse stage's place."""
     block, rows, cols = reference.block, reference.rows, reference.cols
     reach = min(reach, MAX_VECTOR // QPEL - 3)
     pad = ((0, rows * block - frame.shape[0]), (0, cols * block - frame.shape[1]), (0, 0))
@@ -58,7 +66,7 @@ def search(frame: np.ndarray, reference: Reference, lam: float, reach: int = 32,
         predictor = median_predictor(vectors).reshape(-1, 1, 2)
         return _best(candidates, target, by, bx, reference, predictor, lam).reshape(rows, cols, 2)
 
-    coarse = QPEL * _coarse(current, reference, lam, reach)
+    coarse = QPEL * _coarse(current, reference, lam, reach) if start is None else start.astype(np.int64)
     # whole pixels: a step around the coarse vector, zero and the neighbours' coarse vectors, then
     # the four nearest steps around the best of those (the coarse stage places a vector within 2 pixels)
     around = _offsets(QPEL, 1)
