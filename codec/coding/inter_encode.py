@@ -79,6 +79,10 @@ class InterOptions:
     lambda_scale: float = 1.0
     blocks: str = "32/16"
 
+    def __post_init__(self) -> None:
+        if self.blocks not in ("32/16", "16", "32") or self.precision not in (0, 1, 2):
+            raise ValueError(f"not a way to code M-frames: {self}")
+
 
 DEFAULT_INTER = InterOptions()
 

@@ -41,6 +41,13 @@ def _tiles(plane: np.ndarray, block: int) -> np.ndarray:
     return plane.reshape(rows, block, cols, block).transpose(0, 2, 1, 3)
 
 
+def _padded_luma(frame: np.ndarray, reference: Reference) -> np.ndarray:
+    """The luma proxy (int32) of ``frame``, extended by its edges to whole blocks of ``reference``."""
+    h, w = frame.shape[:2]
+    pad = ((0, reference.rows * reference.block - h), (0, reference.cols * reference.block - w), (0, 0))
+    return luma(np.pad(frame, pad, mode="edge")).astype(np.int32)
+
+
 def search(
     frame: np.ndarray,
     reference: Reference,
@@ -56,8 +63,7 @@ def search(
     field found with larger blocks, takes the coarse stage's place."""
     block, rows, cols = reference.block, reference.rows, reference.cols
     reach = min(reach, MAX_VECTOR // QPEL - 3)
-    pad = ((0, rows * block - frame.shape[0]), (0, cols * block - frame.shape[1]), (0, 0))
-    current = luma(np.pad(frame, pad, mode="edge")).astype(np.int32)
+    current = _padded_luma(frame, reference)
     by, bx = (a.ravel() for a in np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"))
     target = _tiles(current, block).reshape(rows * cols, block, block).astype(np.int16)
 
@@ -141,8 +147,7 @@ def choose_splits(
     vector set, and the (coarse rows, coarse cols) split flags."""
     block, rows, cols = reference.block, reference.rows, reference.cols
     r, c = coarse_grid(rows, cols)
-    pad = ((0, rows * block - frame.shape[0]), (0, cols * block - frame.shape[1]), (0, 0))
-    target = _tiles(luma(np.pad(frame, pad, mode="edge")).astype(np.int16), block)  # (rows, cols, b, b)
+    target = _tiles(_padded_luma(frame, reference).astype(np.int16), block)  # (rows, cols, b, b)
     n = SPLIT * SPLIT
     kids = children(vectors).reshape(r * c, n, 2)
     candidates = np.concatenate([kids, coarse.reshape(r * c, 1, 2)], 1)  # candidate i < n: block i's own
