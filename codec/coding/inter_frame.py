@@ -9,10 +9,11 @@ The payload, one range-coded message under the shipped integer tables (inter_tab
     QP (QP_BITS uniform bits, 0..MAX_QP) | motion field (codec.coding.motion_coding)
     | residual levels (codec.coding.residual_coding)
 
-A block whose vector is its neighbours' median and whose residual is empty is a skip: it costs one
-binary symbol for the vector and, per component, one for its 16x16 square's residual, each under a
-probability the frame carries. Everything decoded is bounded (the QP, every vector, every level),
-and how much is decoded depends only on the frame size, which the bundle bounds.
+A 32x32 block that moves as one, by its neighbours' median vector, with an empty residual is a
+skip: it costs one binary symbol for its vector, one for its split flag and, per component, one for
+each of its 16x16 squares' residual, each under a probability the frame names. Everything decoded
+is bounded (the QP, every vector, every level), and how much is decoded depends only on the frame
+size, which the bundle bounds.
 """
 
 from __future__ import annotations

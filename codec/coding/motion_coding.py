@@ -7,11 +7,11 @@ per 32x32 block, split or not; then, for each 16x16 block of a split one, its di
 32x32 block's vector. A split block's coarse vector is the encoder's choice (this encoder takes the
 lower median of its four, so the four differences are small).
 
-A set of differences is coded as: per difference, whether it is zero (one binary symbol, under a
-probability the frame carries as one byte: an integer, like every model here); then each component
-of the others as its signed bit length (0, +-1, +-2 for 2..3, +-3 for 4..7, ...: heavy tails cost a
-few bits, not an escape) under the table of a given set that codes that frame's shortest, its number
-coded first, then its bits below the leading one, uniformly.
+A set of differences is coded as: per difference, whether it is zero (one binary symbol, under one
+of the coder's fixed integer probabilities, named by the frame); then each component of the others
+as its signed bit length (0, +-1, +-2 for 2..3, +-3 for 4..7, ...: heavy tails cost a few bits, not
+an escape) under the table of a given set that codes that frame's shortest, its number coded first,
+then its bits below the leading one, uniformly.
 
 The decoder rebuilds the predictors from vectors it has decoded, block after block, so both sides
 compute them from the same integers; every difference is bounded before it is used, and every
