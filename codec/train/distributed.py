@@ -8,6 +8,7 @@ crops; only rank 0 evaluates and writes the bundle.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import subprocess
@@ -42,7 +43,16 @@ def join(device: torch.device) -> torch.device:
 
 
 def leave() -> None:
+    """Leave the process group so that none of its threads outlives it. A process that exits while
+    a gloo worker thread still holds the work of its last collective aborts ("terminate called
+    without an active exception"): the thread frees the work's tensors, which needs the interpreter,
+    and the interpreter is already shutting down. So: a barrier, which returns once every earlier
+    collective of every process is done; then a collection, which frees the run's
+    DistributedDataParallel wrapper (caught in reference cycles, it would keep the group alive until
+    shutdown); then the group is destroyed and its threads joined while the interpreter still runs."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
 
 
