@@ -542,8 +542,17 @@ def inspect_sweep(
     help="Seconds a client may send or take nothing before its call is cancelled.",
 )
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without TLS and a token.")
+@click.option(
+    "--stream-cache",
+    type=click.Path(path_type=Path),
+    help="Folder where each video's stream of every level is stored once encoded; default: "
+    "streams/ in the user's cache folder ($AECODEC_CACHE, else ~/.cache/aecodec).",
+)
+@click.option("--prepare", is_flag=True, help="Store every level of every video before listening.")
+@click.option("--encoders", type=int, default=1, show_default=True, help="Streams encoded into the cache at once.")
 def serve(models: str, **options: Any) -> None:
-    """Serve every bundle under --models over gRPC, encoding frames live (no torch)."""
+    """Serve every bundle under --models over gRPC (no torch): each video's stream at each level is
+    encoded once, stored, and then sent to every client byte for byte; live sources go through Encode."""
     from aecodec.server.app import serve as run
 
     run(Path(models), **options)
@@ -553,8 +562,17 @@ def serve(models: str, **options: Any) -> None:
 @click.argument("url")
 @click.option("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.mkv, OUT.y4m, or a PNG folder.")
 @click.option("--reference", type=click.Path(path_type=Path), help="Source video to measure PSNR against.")
-@click.option("--quality", type=int, help="Quality level; default: the bundle's.")
-@click.option("--start", type=int, default=0, help="First frame.")
+@click.option(
+    "--quality",
+    metavar="LEVEL|auto",
+    help="Quality level, or auto: follow the network, switching level at I-frames; default: the bundle's.",
+)
+@click.option(
+    "--max-bitrate",
+    metavar="BITS",
+    help="With --quality auto (implied): never a level above this many bits/s (500k, 2M).",
+)
+@click.option("--start", default="0", show_default=True, help="First frame (300), or seconds (12.5, 12s).")
 @click.option("--end", type=int, default=0, help="Frame to stop before (0: the end).")
 @click.option("--ca", type=click.Path(path_type=Path), help="PEM root certificate to trust (turns on TLS).")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Bearer token to send.")

@@ -20,6 +20,7 @@ from aecodec.server.catalog import Entry, load_catalog
 from aecodec.server.servicer import VideoCodecServicer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.errors import CodecError
+from codec.io.frame_store import cache_dir
 from codec.net import is_loopback, read_secret, read_token
 
 SERVICE = codec_pb2.DESCRIPTOR.services_by_name["VideoCodec"].full_name
@@ -60,13 +61,20 @@ def serve(
     health_port: int | None = None,
     stall_timeout: float = 30.0,
     insecure: bool = False,
+    stream_cache: Path | None = None,
+    prepare: bool = False,
+    encoders: int = 1,
 ) -> None:
-    """Serve every bundle under ``models`` until SIGTERM or SIGINT, then drain and return."""
+    """Serve every bundle under ``models`` until SIGTERM or SIGINT, then drain and return. Streams
+    are stored under ``stream_cache`` (default: the user's cache folder); with ``prepare`` every
+    level of every video is stored before the server listens."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if (tls_cert is None) != (tls_key is None):
         raise CodecError("--tls-cert and --tls-key go together")
     if max_streams < 1:
         raise CodecError(f"--max-streams must be at least 1, not {max_streams}")
+    if encoders < 1:
+        raise CodecError(f"--encoders must be at least 1, not {encoders}")
     if not stall_timeout > 0:
         raise CodecError(f"--stall-timeout must be positive, not {stall_timeout}")
     if not is_loopback(host) and (tls_cert is None or token_file is None):
@@ -79,7 +87,8 @@ def serve(
     catalog = load_catalog(models)
     token = read_token(token_file) if token_file is not None else None
     interceptors = [BearerTokenInterceptor(token)] if token else []
-    servicer = VideoCodecServicer(catalog, max_streams, pace, stall_timeout)
+    cache = stream_cache if stream_cache is not None else cache_dir() / "streams"
+    servicer = VideoCodecServicer(catalog, max_streams, cache, pace, stall_timeout, encoders)
     # Each stream (StreamVideo, Encode, GetDecoder) holds a worker, at most max_streams of them, and
     # one more is refused at once; the rest of the pool is kept for health, listing and reflection.
     workers = max_streams + RESERVED_WORKERS
@@ -113,8 +122,14 @@ def serve(
     server.start()
     if prober is not None:
         prober.start()
-    for name in ("", SERVICE):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Alive at once; ready (the service SERVING, what readiness probes ask) once --prepare has stored
+    # every stream, which can take longer than a startup probe waits.
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    if prepare:
+        health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+        for entry in catalog.values():
+            servicer.store.prepare(entry, lambda line: log.info(json.dumps({"event": "prepared", "stream": line})))
+    health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
     health_note = f"; health on {host}:{probe_port}" if prober is not None else ""
     print(f"listening on {host}:{bound} ({len(catalog)} videos: {', '.join(catalog)}){health_note}", flush=True)
 

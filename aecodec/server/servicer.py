@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,9 +17,11 @@ import numpy as np
 
 from aecodec.server.catalog import Entry, decoder_pieces
 from aecodec.server.limits import Reaper, Slots
-from aecodec.server.streaming import check_quality, check_range, stream_frames
+from aecodec.server.stored import StreamStore
+from aecodec.server.streaming import check_quality, check_range, paced, served_chunks
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.encode import CodedFrame, StreamEncoder
+from codec.coding.bitstream import Chunk
+from codec.coding.encode import StreamEncoder
 from codec.coding.runtime import Networks, Sessions
 from codec.errors import CodecError
 
@@ -35,8 +39,7 @@ def _invalid_argument(context: grpc.ServicerContext) -> Iterator[None]:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
 
-def _message(coded: CodedFrame, fps: float) -> codec_pb2.EncodedFrame:
-    chunk = coded.chunk
+def _message(chunk: Chunk, fps: float) -> codec_pb2.EncodedFrame:
     return codec_pb2.EncodedFrame(
         index=chunk.index,
         type=chunk.frame_type,
@@ -48,16 +51,20 @@ def _message(coded: CodedFrame, fps: float) -> codec_pb2.EncodedFrame:
 
 
 class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
-    """Serves the videos of a catalog; encoding runs on onnxruntime, never torch."""
+    """Serves the videos of a catalog from the streams stored under ``cache`` (encoded there once,
+    at most ``encoders`` at a time); encoding runs on onnxruntime, never torch."""
 
     def __init__(
         self,
         catalog: dict[str, Entry],
         max_streams: int,
+        cache: Path,
         pace: bool = False,
         stall_timeout: float = 30.0,
+        encoders: int = 1,
     ) -> None:
         self.catalog = catalog
+        self.store = StreamStore(cache, lambda e: self._networks(e, e.info.width, e.info.height), encoders)
         self.pace = pace
         self.stall_timeout = stall_timeout
         self.streams = Slots(max_streams, "streams")  # decoder downloads count as streams
@@ -104,6 +111,7 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
                 gop=e.bundle.meta.coding.gop,
                 bundle_sha256=e.bundle.decoder_sha256,
                 source_bytes=e.info.file_bytes,
+                ladder=[codec_pb2.Rung(quality=r.quality, bytes=r.bytes, psnr=r.psnr) for r in self.store.rungs(e)],
             )
             for e in self.catalog.values()
         ]
@@ -123,16 +131,24 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         quality = request.quality if request.HasField("quality") else None
         with _invalid_argument(context):
             start, end = check_range(entry, request.start_frame, request.end_frame, quality)
+        level = entry.bundle.meta.coding.default_quality if quality is None else quality
         with (
             self.streams.hold(context),
             self.reaper.watch(context, self.stall_timeout) as watch,
             _StreamLog(context, entry.name) as record,
         ):
-            nets = self._networks(entry, entry.info.width, entry.info.height)
-            for coded in stream_frames(entry, start, end, quality, nets, context.is_active, self.pace):
-                record.add(coded)
-                yield _message(coded, entry.info.fps)
-                watch.touch()
+            stream = self.store.get(entry, level)
+            nets = functools.partial(self._networks, entry, entry.info.width, entry.info.height)  # if it encodes
+            chunks = served_chunks(entry, stream, start, end, nets, request.from_keyframe, context.is_active)
+            if self.pace:
+                chunks = paced(chunks, entry.info.fps, context.is_active)
+            try:
+                for chunk in chunks:
+                    record.add(chunk)
+                    yield _message(chunk, entry.info.fps)
+                    watch.touch()
+            except CodecError as exc:  # the stream's encode failed: the server's fault, said in one line
+                context.abort(grpc.StatusCode.INTERNAL, str(exc))
 
     def Encode(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
@@ -172,9 +188,9 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
                             f"got {message.width}x{message.height} with {len(message.rgb24)} bytes",
                         )
                     frame = np.frombuffer(message.rgb24, np.uint8).reshape(height, width, 3)
-                    coded = encoder.encode(frame, index)
-                    record.add(coded)
-                    yield _message(coded, entry.info.fps)
+                    chunk = encoder.encode(frame, index).chunk
+                    record.add(chunk)
+                    yield _message(chunk, entry.info.fps)
                     watch.touch()
                 else:
                     # The input ended: the client half-closed, or it cancelled and grpc ended the
@@ -201,9 +217,9 @@ class _StreamLog:
         log.info(json.dumps({"event": "stream_start", "peer": self.context.peer(), "video": self.video}))
         return self
 
-    def add(self, coded: CodedFrame) -> None:
+    def add(self, chunk: Chunk) -> None:
         self.frames += 1
-        self.bytes += len(coded.chunk.payload)
+        self.bytes += len(chunk.payload)
 
     def __exit__(self, exc_type: Any, exc: Any, _tb: Any) -> None:
         if not self.context.is_active() or exc_type is GeneratorExit:

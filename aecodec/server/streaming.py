@@ -1,4 +1,4 @@
-"""Server-side streaming, independent of gRPC: frames of a catalogued video encoded live."""
+"""Server-side streaming, independent of gRPC: what a request for frames of a catalogued video is sent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from aecodec.server.catalog import Entry
-from codec.coding.encode import CodedFrame, StreamEncoder
+from aecodec.server.stored import Stream
+from codec.coding.bitstream import I_FRAME, Chunk
+from codec.coding.encode import StreamEncoder
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
 
@@ -27,25 +29,48 @@ def check_range(entry: Entry, start: int, end: int, quality: int | None) -> tupl
     return start, end
 
 
-def stream_frames(
+def served_chunks(
     entry: Entry,
+    stream: Stream,
     start: int,
     end: int,
-    quality: int | None,
-    nets: Networks,
+    nets: Callable[[], Networks],
+    from_keyframe: bool,
     active: Callable[[], bool] = lambda: True,
-    pace: bool = False,
-) -> Iterator[CodedFrame]:
-    """Encode frames [start, end) of ``entry``; the first is an I-frame. Stops as soon as
-    ``active()`` turns false, so a cancelled client costs at most the frame in progress. With
-    ``pace``, no frame leaves before its presentation time (counted from the stream's start), as
-    for a live broadcast; otherwise frames go as fast as they are encoded."""
-    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality, nets=nets)
-    started = time.monotonic()
+) -> Iterator[Chunk]:
+    """The chunks a StreamVideo request for frames ``[start, end)`` is sent, all read from the stored
+    ``stream`` but for one case. With ``from_keyframe`` they start at the last I-frame at or before
+    ``start``, for the client to decode up to ``start``. Without it (a client from before stored
+    streams) the first is frame ``start`` as an I-frame: where ``start`` is no I-frame of the stored
+    stream, the frames up to its next one are encoded afresh, as every request was served before,
+    and the rest read from storage (an I-frame depends on nothing before it, so the two join);
+    ``nets()`` gives the networks to encode them with."""
+    first = stream.keyframe(start, active) if from_keyframe else start
+    if first is None:
+        return
+    head = stream.chunk(first, active)
+    if head is None or head.frame_type == I_FRAME:
+        yield from stream.read(first, end, active)
+        return
+    encoder = StreamEncoder(
+        entry.bundle, width=entry.info.width, height=entry.info.height, quality=stream.quality, nets=nets()
+    )
     for index, frame in enumerate(entry.frames_from(start, end, active), start):
+        stored = stream.chunk(index, active)
+        if stored is None:
+            return
+        if index > start and stored.frame_type == I_FRAME:
+            yield from stream.read(index, end, active)
+            return
+        yield encoder.encode(frame, index).chunk
+
+
+def paced(chunks: Iterator[Chunk], fps: float, active: Callable[[], bool] = lambda: True) -> Iterator[Chunk]:
+    """``chunks`` no faster than real time, counted from the first, as for a live broadcast."""
+    started, first = time.monotonic(), None
+    for chunk in chunks:
+        first = chunk.index if first is None else first
+        time.sleep(max(0.0, started + (chunk.index - first) / fps - time.monotonic()))
         if not active():
             return
-        coded = encoder.encode(frame, index)
-        if pace:
-            time.sleep(max(0.0, started + (index - start) / entry.info.fps - time.monotonic()))
-        yield coded
+        yield chunk

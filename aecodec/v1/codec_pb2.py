@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61\x65\x63odec/v1/codec.proto\x12\naecodec.v1\"\x13\n\x11ListVideosRequest\"\xbc\x01\n\x05Video\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x0e\n\x06\x66rames\x18\x05 \x01(\r\x12\x16\n\x0equality_levels\x18\x06 \x01(\r\x12\x17\n\x0f\x64\x65\x66\x61ult_quality\x18\x07 \x01(\r\x12\x0b\n\x03gop\x18\x08 \x01(\r\x12\x15\n\rbundle_sha256\x18\t \x01(\t\x12\x14\n\x0csource_bytes\x18\n \x01(\x04\"7\n\x12ListVideosResponse\x12!\n\x06videos\x18\x01 \x03(\x0b\x32\x11.aecodec.v1.Video\"!\n\x11GetDecoderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"X\n\x0c\x44\x65\x63oderChunk\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"l\n\x12StreamVideoRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bstart_frame\x18\x02 \x01(\r\x12\x11\n\tend_frame\x18\x03 \x01(\r\x12\x14\n\x07quality\x18\x04 \x01(\rH\x00\x88\x01\x01\x42\n\n\x08_quality\"g\n\x0c\x45ncodedFrame\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04type\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\r\n\x05\x63rc32\x18\x04 \x01(\r\x12\x0b\n\x03pts\x18\x05 \x01(\x01\x12\r\n\x05\x63heck\x18\x06 \x01(\r\"u\n\x08RawFrame\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\r\n\x05rgb24\x18\x04 \x01(\x0c\x12\x14\n\x07quality\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x0b\n\x03gop\x18\x06 \x01(\rB\n\n\x08_quality2\xab\x02\n\nVideoCodec\x12K\n\nListVideos\x12\x1d.aecodec.v1.ListVideosRequest\x1a\x1e.aecodec.v1.ListVideosResponse\x12G\n\nGetDecoder\x12\x1d.aecodec.v1.GetDecoderRequest\x1a\x18.aecodec.v1.DecoderChunk0\x01\x12I\n\x0bStreamVideo\x12\x1e.aecodec.v1.StreamVideoRequest\x1a\x18.aecodec.v1.EncodedFrame0\x01\x12<\n\x06\x45ncode\x12\x14.aecodec.v1.RawFrame\x1a\x18.aecodec.v1.EncodedFrame(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61\x65\x63odec/v1/codec.proto\x12\naecodec.v1\"\x13\n\x11ListVideosRequest\"\xde\x01\n\x05Video\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x01\x12\x0e\n\x06\x66rames\x18\x05 \x01(\r\x12\x16\n\x0equality_levels\x18\x06 \x01(\r\x12\x17\n\x0f\x64\x65\x66\x61ult_quality\x18\x07 \x01(\r\x12\x0b\n\x03gop\x18\x08 \x01(\r\x12\x15\n\rbundle_sha256\x18\t \x01(\t\x12\x14\n\x0csource_bytes\x18\n \x01(\x04\x12 \n\x06ladder\x18\x0b \x03(\x0b\x32\x10.aecodec.v1.Rung\"4\n\x04Rung\x12\x0f\n\x07quality\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x0c\n\x04psnr\x18\x03 \x01(\x01\"7\n\x12ListVideosResponse\x12!\n\x06videos\x18\x01 \x03(\x0b\x32\x11.aecodec.v1.Video\"!\n\x11GetDecoderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"X\n\x0c\x44\x65\x63oderChunk\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\x83\x01\n\x12StreamVideoRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bstart_frame\x18\x02 \x01(\r\x12\x11\n\tend_frame\x18\x03 \x01(\r\x12\x14\n\x07quality\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x15\n\rfrom_keyframe\x18\x05 \x01(\x08\x42\n\n\x08_quality\"g\n\x0c\x45ncodedFrame\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04type\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\r\n\x05\x63rc32\x18\x04 \x01(\r\x12\x0b\n\x03pts\x18\x05 \x01(\x01\x12\r\n\x05\x63heck\x18\x06 \x01(\r\"u\n\x08RawFrame\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\r\n\x05rgb24\x18\x04 \x01(\x0c\x12\x14\n\x07quality\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x0b\n\x03gop\x18\x06 \x01(\rB\n\n\x08_quality2\xab\x02\n\nVideoCodec\x12K\n\nListVideos\x12\x1d.aecodec.v1.ListVideosRequest\x1a\x1e.aecodec.v1.ListVideosResponse\x12G\n\nGetDecoder\x12\x1d.aecodec.v1.GetDecoderRequest\x1a\x18.aecodec.v1.DecoderChunk0\x01\x12I\n\x0bStreamVideo\x12\x1e.aecodec.v1.StreamVideoRequest\x1a\x18.aecodec.v1.EncodedFrame0\x01\x12<\n\x06\x45ncode\x12\x14.aecodec.v1.RawFrame\x1a\x18.aecodec.v1.EncodedFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTVIDEOSREQUEST']._serialized_start=38
   _globals['_LISTVIDEOSREQUEST']._serialized_end=57
   _globals['_VIDEO']._serialized_start=60
-  _globals['_VIDEO']._serialized_end=248
-  _globals['_LISTVIDEOSRESPONSE']._serialized_start=250
-  _globals['_LISTVIDEOSRESPONSE']._serialized_end=305
-  _globals['_GETDECODERREQUEST']._serialized_start=307
-  _globals['_GETDECODERREQUEST']._serialized_end=340
-  _globals['_DECODERCHUNK']._serialized_start=342
-  _globals['_DECODERCHUNK']._serialized_end=430
-  _globals['_STREAMVIDEOREQUEST']._serialized_start=432
-  _globals['_STREAMVIDEOREQUEST']._serialized_end=540
-  _globals['_ENCODEDFRAME']._serialized_start=542
-  _globals['_ENCODEDFRAME']._serialized_end=645
-  _globals['_RAWFRAME']._serialized_start=647
-  _globals['_RAWFRAME']._serialized_end=764
-  _globals['_VIDEOCODEC']._serialized_start=767
-  _globals['_VIDEOCODEC']._serialized_end=1066
+  _globals['_VIDEO']._serialized_end=282
+  _globals['_RUNG']._serialized_start=284
+  _globals['_RUNG']._serialized_end=336
+  _globals['_LISTVIDEOSRESPONSE']._serialized_start=338
+  _globals['_LISTVIDEOSRESPONSE']._serialized_end=393
+  _globals['_GETDECODERREQUEST']._serialized_start=395
+  _globals['_GETDECODERREQUEST']._serialized_end=428
+  _globals['_DECODERCHUNK']._serialized_start=430
+  _globals['_DECODERCHUNK']._serialized_end=518
+  _globals['_STREAMVIDEOREQUEST']._serialized_start=521
+  _globals['_STREAMVIDEOREQUEST']._serialized_end=652
+  _globals['_ENCODEDFRAME']._serialized_start=654
+  _globals['_ENCODEDFRAME']._serialized_end=757
+  _globals['_RAWFRAME']._serialized_start=759
+  _globals['_RAWFRAME']._serialized_end=876
+  _globals['_VIDEOCODEC']._serialized_start=879
+  _globals['_VIDEOCODEC']._serialized_end=1178
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ class ListVideosRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Video(_message.Message):
-    __slots__ = ("name", "width", "height", "fps", "frames", "quality_levels", "default_quality", "gop", "bundle_sha256", "source_bytes")
+    __slots__ = ("name", "width", "height", "fps", "frames", "quality_levels", "default_quality", "gop", "bundle_sha256", "source_bytes", "ladder")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class Video(_message.Message):
     GOP_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_SHA256_FIELD_NUMBER: _ClassVar[int]
     SOURCE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LADDER_FIELD_NUMBER: _ClassVar[int]
     name: str
     width: int
     height: int
@@ -32,7 +33,18 @@ class Video(_message.Message):
     gop: int
     bundle_sha256: str
     source_bytes: int
-    def __init__(self, name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., frames: _Optional[int] = ..., quality_levels: _Optional[int] = ..., default_quality: _Optional[int] = ..., gop: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., source_bytes: _Optional[int] = ...) -> None: ...
+    ladder: _containers.RepeatedCompositeFieldContainer[Rung]
+    def __init__(self, name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[float] = ..., frames: _Optional[int] = ..., quality_levels: _Optional[int] = ..., default_quality: _Optional[int] = ..., gop: _Optional[int] = ..., bundle_sha256: _Optional[str] = ..., source_bytes: _Optional[int] = ..., ladder: _Optional[_Iterable[_Union[Rung, _Mapping]]] = ...) -> None: ...
+
+class Rung(_message.Message):
+    __slots__ = ("quality", "bytes", "psnr")
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    PSNR_FIELD_NUMBER: _ClassVar[int]
+    quality: int
+    bytes: int
+    psnr: float
+    def __init__(self, quality: _Optional[int] = ..., bytes: _Optional[int] = ..., psnr: _Optional[float] = ...) -> None: ...
 
 class ListVideosResponse(_message.Message):
     __slots__ = ("videos",)
@@ -61,16 +73,18 @@ class DecoderChunk(_message.Message):
     def __init__(self, file: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class StreamVideoRequest(_message.Message):
-    __slots__ = ("name", "start_frame", "end_frame", "quality")
+    __slots__ = ("name", "start_frame", "end_frame", "quality", "from_keyframe")
     NAME_FIELD_NUMBER: _ClassVar[int]
     START_FRAME_FIELD_NUMBER: _ClassVar[int]
     END_FRAME_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FROM_KEYFRAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     start_frame: int
     end_frame: int
     quality: int
-    def __init__(self, name: _Optional[str] = ..., start_frame: _Optional[int] = ..., end_frame: _Optional[int] = ..., quality: _Optional[int] = ...) -> None: ...
+    from_keyframe: bool
+    def __init__(self, name: _Optional[str] = ..., start_frame: _Optional[int] = ..., end_frame: _Optional[int] = ..., quality: _Optional[int] = ..., from_keyframe: _Optional[bool] = ...) -> None: ...
 
 class EncodedFrame(_message.Message):
     __slots__ = ("index", "type", "payload", "crc32", "pts", "check")

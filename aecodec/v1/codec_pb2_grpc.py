@@ -74,7 +74,8 @@ class VideoCodecServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamVideo(self, request, context):
-        """Frames [start_frame, end_frame) of a video, encoded live. The first frame sent is an I-frame.
+        """Frames [start_frame, end_frame) of a video, read from the server's stored stream of that level
+        (encoded once, then served to every client byte for byte). The first frame sent is an I-frame.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
