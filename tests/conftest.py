@@ -87,6 +87,19 @@ def models(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ladder_models(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
+    """DIR/long/: a tiny bundle trained on 160 frames of carphone (GOP 8, 20 GOPs) long enough for
+    its levels to differ in bitrate (from about 1x to 2x the lowest), with its source beside it."""
+    root = tmp_path_factory.mktemp("ladder")
+    frames = np.stack(read_clip(carphone, max_frames=160).frames)
+    source = write_clip(root / "long.mkv", frames, codec="ffv1", pix_fmt="yuv444p")
+    code, _, err = run_cli("train", source, "-o", root / "long", "--steps", "150", "--gop", "8", *TINY)
+    assert code == 0, err
+    shutil.move(source, root / "long" / "long.mkv")
+    return root
+
+
+@pytest.fixture(scope="session")
 def short_clip(tmp_path_factory: pytest.TempPathFactory, carphone: Path) -> Path:
     """The first 10 frames of carphone, re-encoded losslessly."""
     frames = np.stack(read_clip(carphone, max_frames=10).frames)

@@ -3,6 +3,7 @@ frame sizes, huge names and values, plaintext where secrets would travel."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -231,3 +232,24 @@ def test_secret_files_that_are_missing_or_malformed_are_one_line_errors(models: 
     for args, message in cases:
         code, _, err = run_cli(*args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_a_reader_that_stops_taking_a_long_stream_is_cancelled(ladder_models: Path) -> None:
+    """The slow-reader path: a client reads one frame of a stream larger than its flow-control window
+    (1 KiB, BDP probing off), then nothing. The server's send blocks once the window is full, and the
+    stall timeout cancels the call and frees the only slot, which then serves a whole stream."""
+    with _serving(ladder_models, "--max-streams", "1", "--stall-timeout", "1", "--prepare") as (srv, stub):
+        options = [("grpc.http2.lookahead_bytes", 1024), ("grpc.http2.bdp_probe", 0)]
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}", options=options) as channel:
+            request = codec_pb2.StreamVideoRequest(name="long", quality=5)
+            call = codec_pb2_grpc.VideoCodecStub(channel).StreamVideo(request, timeout=30)
+            next(call)
+            busy = _refused(lambda: list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="long"), timeout=5)))
+            assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            time.sleep(2.5)
+            assert _refused(lambda: list(call)).code() == grpc.StatusCode.CANCELLED
+        frames = len(list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="long"), timeout=30)))
+        log = srv.stop()
+    assert frames == 120
+    ended = [json.loads(line) for line in log.splitlines() if '"event": "stream"' in line]
+    assert ended[0]["outcome"] == "cancelled" and ended[0]["frames"] < 10 and ended[0]["bytes"] < 4096, ended

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import math
 import sys
 import threading
 import time
@@ -24,10 +25,11 @@ from urllib.parse import urlparse
 import grpc
 import numpy as np
 
+from aecodec.client.abr import Abr, Playback, parse_bitrate
 from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Chunk, Header, chunk_fields_problem
-from codec.coding.decode import DecodeStats, decode_frames
+from codec.coding.decode import DecodeStats, LevelChange, decode_frames
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
@@ -312,13 +314,21 @@ def received_chunk(message: codec_pb2.EncodedFrame) -> Chunk:
 class ServerChunks:
     """The chunks of frames [start, end) from the server, in order, as they are iterated.
 
+    The first request asks for the stream from the last I-frame at or before ``start``
+    (``from_keyframe``), so the server sends stored chunks only; the frames before ``start`` are
+    for the decoder and the caller drops them (:attr:`first` says where the stream began).
+
     A dropped connection, a server silent for the message timeout, a damaged chunk, or a frame the
     client decoded differently from the server (:meth:`redo`) restarts the stream at the first frame
     still needed (the server starts every stream with an I-frame), backing off 0.2 s, 0.4 s, ...; more
     than ``retries`` restarts in a row, or before ``window`` frames (a GOP) have come since the last
     restart, give up with a CodecError. So a server whose every P-frame is wrong fails after
     ``retries`` restarts instead of sending each frame as an I-frame, while a long play over a flaky
-    network may restart as often as it needs, a GOP apart."""
+    network may restart as often as it needs, a GOP apart.
+
+    With ``abr``, the frames are asked for a GOP (``window`` frames, from I-frame to I-frame) at a
+    time; each is a throughput sample and, where the rule says so, the next is asked for at another
+    level, announced by a :class:`~codec.coding.decode.LevelChange` before its first chunk."""
 
     def __init__(
         self,
@@ -329,38 +339,78 @@ class ServerChunks:
         transfer: Transfer,
         retries: int = 5,
         window: int = 1,
+        abr: Abr | None = None,
     ) -> None:
-        self.conn, self.start, self.end, self.quality = conn, start, end, quality
-        self.transfer, self.retries, self.window = transfer, retries, max(1, window)
+        self.conn, self.start, self.end = conn, start, end
+        self.quality = abr.level if abr is not None else quality
+        self.transfer, self.retries, self.window, self.abr = transfer, retries, max(1, window), abr
+        self.first: int | None = None  # the index of the first chunk received
+        self.switches: list[tuple[int, int, int]] = []  # (frame, from level, to level)
         self._redo: int | None = None
 
     def redo(self, index: int) -> None:
         """Have frames from ``index`` on (the last one iterated, or one before it) sent again, by a new stream."""
         self._redo = index
 
-    def __iter__(self) -> Iterator[Chunk]:
+    def _request(self, start: int, stop: int) -> codec_pb2.StreamVideoRequest:
+        request = codec_pb2.StreamVideoRequest(
+            name=self.conn.target.name, start_frame=start, end_frame=stop, from_keyframe=self.first is None
+        )
+        if self.quality is not None:
+            request.quality = self.quality
+        return request
+
+    def _stop(self, index: int) -> int:
+        """Where a request from frame ``index`` ends: the end, or with ``abr`` the next I-frame
+        boundary, so that no more than a GOP is in flight when the level changes (as players fetch
+        segments) and no bytes of a level left behind crowd a slow link."""
+        return min(self.end, (index // self.window + 1) * self.window) if self.abr is not None else self.end
+
+    def _choose(self, abr: Abr, index: int, bits: float, waited: float) -> None:
+        """At I-frame boundary ``index``, after a GOP of ``bits`` received in ``waited`` seconds of
+        waiting: the level of the next GOP."""
+        abr.sample(bits, waited)
+        level = abr.choose()
+        if level != self.quality:
+            self.switches.append((index, self.quality, level))
+            self.quality = level
+
+    def __iter__(self) -> Iterator[Chunk | LevelChange]:
         conn, end = self.conn, self.end
         next_index, failures, restarted_at = self.start, 0, self.start
+        announced = self.quality
         while next_index < end:
-            request = codec_pb2.StreamVideoRequest(name=conn.target.name, start_frame=next_index, end_frame=end)
-            if self.quality is not None:
-                request.quality = self.quality
-            responses = conn.messages("StreamVideo", request)
+            stop = self._stop(next_index)
+            responses = conn.messages("StreamVideo", self._request(next_index, stop))
+            bits = waited = 0.0
             try:
+                since = time.monotonic()
                 for message in responses:
+                    waited += time.monotonic() - since
                     chunk = received_chunk(message)
-                    if chunk.index != next_index:
+                    # The first chunk of all may be the I-frame before ``start``, at most a GOP before.
+                    lead_in = self.first is None and next_index - self.window < chunk.index <= next_index
+                    if chunk.index != next_index and not lead_in:
                         raise DamagedChunk(f"frame {chunk.index} out of order, expected {next_index}")
+                    if self.first is None:
+                        self.first = chunk.index
+                    if announced != self.quality and self.quality is not None:
+                        announced = self.quality
+                        yield LevelChange(self.quality)
                     self.transfer.bytes += len(chunk.payload)
-                    next_index += 1
+                    bits += 8 * len(chunk.payload)
+                    next_index = chunk.index + 1
                     yield chunk
                     if self._redo is not None:
                         next_index, self._redo = self._redo, None
                         raise DamagedChunk(f"frame {next_index}: reconstruction differs from the server's")
                     if next_index - restarted_at >= self.window:
                         failures = 0
-                if next_index < end:
-                    raise DamagedChunk(f"stream ended at frame {next_index} of {end}")
+                    since = time.monotonic()
+                if next_index < stop:
+                    raise DamagedChunk(f"stream ended at frame {next_index} of {stop}")
+                if self.abr is not None and next_index < end:
+                    self._choose(self.abr, next_index, bits, waited)
             except (grpc.RpcError, DamagedChunk, Silent) as exc:
                 if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
                     raise _error(conn.target, exc) from None
@@ -378,12 +428,35 @@ class ServerChunks:
                 responses.close()
 
 
+def start_frame(text: str | int, fps: float, where: str) -> int:
+    """``--start``: a frame number (``300``), or seconds with a point or an ``s`` (``12.5``, ``12s``)."""
+    text = str(text).strip()
+    try:
+        if text.isdigit():
+            return int(text)
+        seconds = float(text.removesuffix("s"))
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise CodecError(f"{where}: --start takes a frame (300) or seconds (12.5, 12s), not {text!r}")
+    return int(seconds * fps + 1e-9)
+
+
+def ladder(video: Any, where: str) -> dict[int, float]:
+    """The server's bitrate ladder: bits/s of each stored level (levels not stored yet are left out)."""
+    if len(video.ladder) > video.quality_levels or len({r.quality for r in video.ladder}) < len(video.ladder):
+        raise CodecError(f"{where}: its ladder does not list each of its {video.quality_levels} levels once")
+    if any(r.quality >= video.quality_levels for r in video.ladder):
+        raise CodecError(f"{where}: its ladder names a level beyond its {video.quality_levels}")
+    return {r.quality: r.bytes * 8 * video.fps / video.frames for r in video.ladder if r.bytes}
+
+
 def play(
     url: str,
     out: Path,
     reference: Path | None = None,
-    quality: int | None = None,
-    start: int = 0,
+    quality: int | str | None = None,
+    start: int | str = 0,
     end: int = 0,
     ca: Path | None = None,
     token_file: Path | None = None,
@@ -394,56 +467,88 @@ def play(
     lb: str = "pick-first",
     timeout: float = MESSAGE_TIMEOUT_S,
     keepalive: float = KEEPALIVE_S,
+    max_bitrate: str | None = None,
 ) -> dict[str, Any]:
-    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps and PSNR.
-    ``insecure`` lets the token go unencrypted to a host that is not loopback; ``lb`` spreads the
-    calls over every server the URL names (round-robin) or keeps to one (pick-first); ``timeout`` is
-    the longest the server may take to send its next message, ``keepalive`` the seconds between pings
-    (0: none)."""
+    """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps, PSNR and the
+    playback's stalls. ``quality`` is a level, None for the video's default, or ``"auto"`` to
+    follow the network (:mod:`aecodec.client.abr`), at most ``max_bitrate`` bits/s (500k, 2M);
+    ``start`` a frame or seconds (:func:`start_frame`). ``insecure`` lets the token go unencrypted to
+    a host that is not loopback; ``lb`` spreads the calls over every server the URL names
+    (round-robin) or keeps to one (pick-first); ``timeout`` is the longest the server may take to
+    send its next message, ``keepalive`` the seconds between pings (0: none)."""
     check_output(out, force)
+    auto = quality == "auto"
+    if quality is not None and not auto and not str(quality).isdigit():
+        raise CodecError(f"--quality takes a level (0, 1, ...) or auto, not {quality!r}")
+    if max_bitrate is not None and quality is not None and not auto:
+        raise CodecError("--max-bitrate chooses the level, so it goes with --quality auto (or none), not a level")
+    cap = parse_bitrate(max_bitrate) if max_bitrate is not None else None
+    auto = auto or cap is not None
     token = read_token(token_file) if token_file is not None else None
     conn = Connection(Target.parse(url), ca, token, insecure, lb, timeout, keepalive)
     try:
         video = find_video(conn)
         bundle = fetch_decoder(conn, video, cache or cache_dir())
+        first = start_frame(start, video.fps, url)
         end = end or video.frames
-        if not 0 <= start < end <= video.frames:
-            raise CodecError(f"{url}: frames [{start}, {end}) are not within its {video.frames} frames")
-        q = video.default_quality if quality is None else quality
+        if not 0 <= first < end <= video.frames:
+            raise CodecError(f"{url}: frames [{first}, {end}) are not within its {video.frames} frames")
+        rates = ladder(video, url) if auto else {}
+        if auto and not rates:
+            print(f"warning: {url}: no level is stored yet, so none is chosen by bitrate", file=sys.stderr)
+        abr = Abr.for_ladder(rates, video.default_quality, cap) if rates else None
+        q = abr.level if abr else video.default_quality if quality in (None, "auto") else int(quality)
         fps = exact_rate(video.fps)
-        header = Header(video.bundle_sha256, video.width, video.height, fps, end - start, video.gop, q)
-        stats = DecodeStats(header=header, bytes=0)
         transfer = Transfer()
-        refs = itertools.islice(iter_frames(reference), start, None) if reference is not None else None
+        received = ServerChunks(conn, first, end, q, transfer, retries, window=video.gop, abr=abr)
+        items = iter(received)
+        head = next(items, None)  # opens the stream: its first chunk says where it begins
+        base = received.first if received.first is not None else first
+        chunks = itertools.chain([head] if head is not None else [], items)
+        numbered = (replace(c, index=c.index - base) if isinstance(c, Chunk) else c for c in chunks)
+        header = Header(video.bundle_sha256, video.width, video.height, fps, end - base, video.gop, q)
+        stats = DecodeStats(header=header, bytes=0)
+        refs = itertools.islice(iter_frames(reference), first, None) if reference is not None else None
         psnrs: list[float] = []
+        playback = Playback(float(fps))
         started = time.perf_counter()
-        received = ServerChunks(conn, start, end, q, transfer, retries, window=video.gop)  # the level it decodes at
-        chunks = (replace(c, index=c.index - start) for c in received)  # the stream's own numbering
+        written = 0
         with (
             replacing_output(out, force) as tmp,
             VideoWriter(tmp, video.width, video.height, fps, bundle.meta.source.colour) as writer,
         ):
-            frames = decode_frames(chunks, bundle, url, stats, redo=lambda index: received.redo(start + index))
-            for index, frame in enumerate(frames):
+            frames = decode_frames(numbered, bundle, url, stats, redo=lambda index: received.redo(base + index))
+            for index, frame in enumerate(frames, base):
+                if index < first:
+                    continue  # the lead-in from the I-frame before the start
+                playback.ready(written)
                 writer.write(frame)
+                written += 1
                 if refs is not None:
                     ref = next(refs, None)
                     if ref is None or ref.shape != frame.shape:
-                        raise CodecError(f"{reference}: frame {start + index} is missing or of another size")
+                        raise CodecError(f"{reference}: frame {index} is missing or of another size")
                     psnrs.append(psnr(frame, ref))
         seconds = time.perf_counter() - started
     finally:
         conn.close()
-    frames = stats.frames
     result: dict[str, Any] = {
-        "frames": frames,
+        "frames": written,
         "bytes": transfer.bytes,
-        "bpp": transfer.bytes * 8 / (frames * video.width * video.height),
-        "fps": frames / seconds if seconds else 0.0,
+        "bpp": transfer.bytes * 8 / (written * video.width * video.height),
+        "fps": written / seconds if seconds else 0.0,
         "resumes": transfer.resumes,
-        "quality": q,
+        "quality": "auto" if abr else q,
+        "start_frame": first,
+        "lead_in_frames": first - base,
+        "stalls": playback.stalls,
+        "stalled_s": round(playback.stalled, 3),
+        "longest_stall_s": round(playback.longest, 3),
         "decoder_cached_at": str(bundle.path),
     }
+    if abr is not None:
+        result["levels"] = {"start": q, "end": received.quality, "switches": received.switches}
+        result["estimate_bps"] = round(abr.estimate)
     if psnrs:
         result["psnr_rgb"] = float(np.mean(psnrs))
     return result

@@ -80,6 +80,14 @@ class DecodeStats:
         }
 
 
+@dataclass(frozen=True)
+class LevelChange:
+    """Among the chunks a player decodes: the chunks after it are coded at quality level ``quality``
+    (it comes just before an I-frame, where a player that follows its network switches level)."""
+
+    quality: int
+
+
 def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
     """Parse the header and check that the stream was made by this bundle, for frames it can decode."""
     header = Header.unpack(data, source)
@@ -93,7 +101,7 @@ def open_stream(data: bytes, bundle: Bundle, source: str) -> Header:
 
 
 def decode_frames(
-    items: Iterable[Chunk | Damage],
+    items: Iterable[Chunk | Damage | LevelChange],
     bundle: Bundle,
     source: str,
     stats: DecodeStats,
@@ -108,13 +116,15 @@ def decode_frames(
     a CodecError naming the frame or field. With it, both are concealed within the limits the module
     describes, and noted in ``stats.damage``. With ``redo``, a frame that differs is asked for again
     instead: ``redo(index)`` makes ``items`` send that frame anew, as an I-frame, next (or raises to
-    give up), and nothing is output for it until then.
+    give up), and nothing is output for it until then. A :class:`LevelChange` among the items sets
+    the level the latent frames after it are decoded at (the header's until then).
     """
     header = stats.header
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
     shape = latent_shape(bundle, header.width, header.height)
     with naming(source):
-        unpacker = LatentUnpacker(CodingTables.from_bundle(bundle), header.quality, shape)
+        tables = CodingTables.from_bundle(bundle)
+        unpacker = LatentUnpacker(tables, header.quality, shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
     step = unpacker.level.step
@@ -141,6 +151,11 @@ def decode_frames(
             yield last
 
     for item in items:
+        if isinstance(item, LevelChange):
+            with naming(source):
+                unpacker = LatentUnpacker(tables, item.quality, shape)
+            step = unpacker.level.step
+            continue
         if isinstance(item, Damage):
             stats.damage.append(f"byte {item.offset}: {item.reason}")
             forget()
