@@ -93,7 +93,10 @@ def test_the_server_deployment_agrees_with_the_image_and_codec_serve() -> None:
         for item in source["secret"]["items"]
     }
     assert {args["--token-file"], args["--tls-cert"], args["--tls-key"]} == projected
-    # The image's user, no privileges, nothing writable but /tmp.
+    # The stored streams live on a volume of their own, which --prepare fills before the pod is ready.
+    assert "--prepare" in args and Path(args["--stream-cache"]).parent == Path(mounts["streams"]["mountPath"])
+    assert "emptyDir" in volumes["streams"] and not mounts["streams"].get("readOnly")
+    # The image's user, no privileges, nothing writable but /tmp and the stream cache.
     uid = int(re.search(r"^USER (\d+)$", server, flags=re.M).group(1))
     assert pod["securityContext"]["runAsUser"] == container["securityContext"]["runAsUser"] == uid
     assert container["securityContext"]["readOnlyRootFilesystem"] and pod["automountServiceAccountToken"] is False
