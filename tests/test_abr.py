@@ -3,6 +3,7 @@ bandwidth-limited proxy on 127.0.0.1 in front of a real `codec serve`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import grpc
@@ -105,16 +106,19 @@ def test_auto_quality_follows_a_network_that_drops_and_recovers(ladder_models: P
         finally:
             proxy.close()
         switches = result["levels"]["switches"]
-        print(result)
         downs = [s for s in switches if s[2] < s[1]]
         assert downs, result
         assert any(s[2] > s[1] for s in switches if s[0] > downs[0][0]), result  # and back up
         assert result["frames"] == video.frames and result["resumes"] == 0  # every check held
         assert result["longest_stall_s"] <= video.gop / video.fps, result
         # --max-bitrate caps it, on an open network.
-        capped = play(
-            srv.url("long"), tmp_path / "cap.mkv", max_bitrate=str(int(rates[1] * 1.01)), cache=tmp_path / "d"
-        )
+        cap = str(int(rates[1] * 1.01))
+        code, out, err = run_cli("play", srv.url("long"), "-o", tmp_path / "cap.mkv", "--max-bitrate", cap, "--json")
+        capped = json.loads(out)
+        assert code == 0 and capped["quality"] == "auto", err
         assert capped["levels"]["start"] <= 1 and all(s[2] <= 1 for s in capped["levels"]["switches"]), capped
+        # --start in seconds, from the GOP's I-frame: the frames after it are the unbroken stream's.
+        code, out, err = run_cli("play", srv.url("long"), "-o", tmp_path / "s.mkv", "--start", "1.5s", "--json")
+        assert code == 0 and json.loads(out)["start_frame"] == 37 and 0 <= json.loads(out)["lead_in_frames"] <= 5, err
     finally:
         srv.stop()
