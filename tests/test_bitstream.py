@@ -35,12 +35,12 @@ from codec.coding.spancrc import CHECKPOINT, SpanCrc
 from codec.errors import CodecError
 from codec.io.limits import MAX_SIDE
 
-README = Path(__file__).parents[1] / "README.md"
+FORMAT_DOC = Path(__file__).parents[1] / "docs" / "format.md"
 
 
 def _format_tables() -> list[int]:
-    """The sum of the bytes column of each table in README's `.aec` format section (payload excluded)."""
-    section = README.read_text().split("### The `.aec` format")[1].split("\n## ")[0]
+    """The sum of the bytes column of each table in docs/format.md's `.aec` section (payload excluded)."""
+    section = FORMAT_DOC.read_text().split("## The `.aec` format")[1].split("\n## ")[0]
     sums: list[int] = []
     for block in re.split(r"\n\s*\n", section):
         rows = [line.split("|")[2].strip() for line in block.splitlines() if line.startswith("| ")]
@@ -56,8 +56,8 @@ def test_format_documents_agree_with_the_code() -> None:
     assert len(header.pack()) == HEADER_SIZE
     assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
     assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE]
-    assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(README.read_text().split())
-    for text in (README.read_text(), codec.coding.bitstream.__doc__):
+    assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(FORMAT_DOC.read_text().split())
+    for text in (FORMAT_DOC.read_text(), codec.coding.bitstream.__doc__):
         assert {int(n) for n in re.findall(r"(\d+)-byte (?:chunk )?head\b", text)} == {CHUNK_HEAD_SIZE}
         assert {int(n) for n in re.findall(r"(\d+)-byte header", text)} == {HEADER_SIZE}
 

