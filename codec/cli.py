@@ -32,7 +32,41 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose --help lists its options under the headings of ``sections`` (heading ->
+    long option names; the rest under "Other options") and ends with ``examples``."""
+
+    def __init__(
+        self, *args: Any, sections: dict[str, tuple[str, ...]] | None = None, examples: tuple[str, ...] = (), **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
+        self.sections, self.examples = sections or {}, examples
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        options = [p for p in self.get_params(ctx) if isinstance(p, click.Option)]
+        records = {max(p.opts, key=len): p.get_help_record(ctx) for p in options}
+        shown: set[str] = set()
+        for heading, names in self.sections.items():
+            with formatter.section(heading):
+                formatter.write_dl([records[n] for n in names if records.get(n)])
+            shown.update(names)
+        rest = [r for n, r in records.items() if r and n not in shown]
+        with formatter.section("Other options" if self.sections else "Options"):
+            formatter.write_dl(rest)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.examples:
+            with formatter.section("Examples"):
+                for example in self.examples:  # unwrapped, so each can be copied whole
+                    formatter.write(f"{'':>{formatter.current_indent}}{example}\n")
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Start with: codec train video.mp4 -o models/video, then codec encode video.mp4 -m models/video "
+    "-o video.aec. Each command's --help has its options and examples; docs/usage.md has them all.",
+)
 @click.version_option(package_name="aecodec")
 def cli() -> None:
     """aecodec: a learned per-video codec built on a convolutional autoencoder."""
@@ -186,7 +220,21 @@ def _train_options(f: Any) -> Any:
     return f
 
 
-@cli.command()
+@cli.command(
+    short_help="Fit an autoencoder to VIDEO; write its model bundle.",
+    cls=_Command,
+    sections={
+        "Budget": ("--minutes", "--steps", "--per-frames", "--resume"),
+        "Model": ("--latent-channels", "--width", "--stride", "--decoder-block", "--lmbda", "--gop"),
+        "Training": ("--device", "--precision", "--seed", "--holdout", "--batch", "--crop", "--lr"),
+        "Several processes or machines": ("--nproc", "--nnodes", "--rdzv-endpoint"),
+    },
+    examples=(
+        "codec train video.mp4 -o models/video",
+        "codec train video.mp4 -o models/video --minutes 3 --holdout 0.2",
+        "codec train video.mp4 -o models/video --resume --minutes 5",
+    ),
+)
 @click.argument("video")
 @click.option("-o", "--output", "model_dir", required=True, metavar="MODEL_DIR", help="Bundle directory to write.")
 @click.option("--resume", is_flag=True, help="Continue training the bundle's checkpoint; the step count goes on.")
@@ -197,7 +245,14 @@ def train(video: str, model_dir: str, **kwargs: Any) -> None:
     _train(video, model_dir, **kwargs)
 
 
-@cli.command()
+@cli.command(
+    short_help="List or clear the frame cache of decoded videos.",
+    cls=_Command,
+    examples=(
+        "codec cache",
+        "codec cache --clear",
+    ),
+)
 @click.option(
     "--clear", is_flag=True, help="Delete every decoded video in the cache, and decoder downloads that never finished."
 )
@@ -222,7 +277,14 @@ def cache(clear: bool, as_json: bool) -> None:
     click.echo(f"{frames_dir()}: {len(entries)} videos, {sum(e.bytes for e in entries) / 2**20:.0f} MiB")
 
 
-@cli.command()
+@cli.command(
+    short_help="Describe a model bundle or an .aec stream.",
+    cls=_Command,
+    examples=(
+        "codec info models/video",
+        "codec info video.aec --json",
+    ),
+)
 @click.argument("target", metavar="MODEL_DIR|STREAM.aec")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(target: str, as_json: bool) -> None:
@@ -254,7 +316,15 @@ def _print(values: dict[str, Any], as_json: bool) -> None:
     click.echo(json.dumps(values, indent=2) if as_json else format_rows(list(values.items())))
 
 
-@cli.command()
+@cli.command(
+    short_help="Encode VIDEO into an .aec stream (no torch).",
+    cls=_Command,
+    sections={"Coding": ("--quality", "--gop", "--keyframes", "--p-mode")},
+    examples=(
+        "codec encode video.mp4 -m models/video -o video.aec",
+        "codec encode video.mp4 -m models/video -o small.aec --quality 0 --gop 60",
+    ),
+)
 @click.argument("video")
 @click.option("-m", "--model", "model_dir", required=True, metavar="MODEL_DIR", help="Model bundle.")
 @click.option("-o", "--output", required=True, metavar="OUT.aec", help="Stream file to write.")
@@ -312,7 +382,14 @@ def encode(
     _print(stats.to_dict(), as_json)
 
 
-@cli.command()
+@cli.command(
+    short_help="Decode an .aec stream into a video (no torch).",
+    cls=_Command,
+    examples=(
+        "codec decode video.aec -m models/video -o out.mp4",
+        "codec decode damaged.aec -m models/video -o out.mkv --conceal",
+    ),
+)
 @click.argument("stream")
 @click.option("-m", "--model", "model_dir", required=True, metavar="MODEL_DIR", help="Model bundle.")
 @click.option("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.mkv, OUT.y4m, or a PNG folder.")
@@ -330,7 +407,18 @@ def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool,
     _print(stats.to_dict(), as_json)
 
 
-@cli.command()
+@cli.command(
+    short_help="Compare aecodec with x264, x265 and SVT-AV1.",
+    cls=_Command,
+    sections={
+        "What to measure": ("--model", "--train-minutes", "--holdout", "--baselines", "--suite"),
+        "Output": ("--json", "--plot", "--output"),
+    },
+    examples=(
+        "codec bench video.mp4 -m models/video --json report.json --plot rd.png",
+        "codec bench --suite --train-minutes 8 -o bench-suite",
+    ),
+)
 @click.argument("video", required=False)
 @click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path), help="Bundle to measure.")
 @click.option("--train-minutes", type=float, help="Train a model on VIDEO first, for this long.")
@@ -401,7 +489,7 @@ def bench(
             plot(reports[Path(video).stem], plot_out)
 
 
-@cli.group()
+@cli.group(short_help="Look inside a model: walks, sweeps, latent maps.")
 def inspect() -> None:
     """Look inside a model: latent walks, bottleneck sweeps, latent maps."""
 
@@ -417,7 +505,12 @@ def _source(bundle: Any, video: Path | None) -> Path:
     return source
 
 
-@inspect.command("walk")
+@inspect.command(
+    "walk",
+    short_help="Decode a frame's code moved along latent directions.",
+    cls=_Command,
+    examples=("codec inspect walk models/video --frame 100 --pca 3 --steps 7 -o walk.png",),
+)
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--frame", type=int, default=0, show_default=True, help="The frame whose code is walked.")
 @click.option("--channels", help="Walk these latent channels (c1,c2,...) ...")
@@ -456,7 +549,12 @@ def inspect_walk(
     _print(values, as_json)
 
 
-@inspect.command("latents")
+@inspect.command(
+    "latents",
+    short_help="Map the per-frame codes to 2-D over time.",
+    cls=_Command,
+    examples=("codec inspect latents models/video -o map.png --json map.json",),
+)
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--video", type=click.Path(path_type=Path), help="Source video (default: the one it was trained on).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Map PNG to write.")
@@ -482,7 +580,12 @@ def inspect_latents(model_dir: Path, video: Path | None, output: Path, json_out:
     )
 
 
-@inspect.command("sweep")
+@inspect.command(
+    "sweep",
+    short_help="Train one model per bottleneck width.",
+    cls=_Command,
+    examples=("codec inspect sweep video.mp4 --channels 1,2,4,8,16,32 --minutes 2 -o sweep.json",),
+)
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--channels", default="1,2,4,8,16,32", show_default=True, help="Latent widths to train.")
 @click.option("--minutes", type=float, help="Training budget per model (default 2 without --steps).")
@@ -523,7 +626,19 @@ def inspect_sweep(
     click.echo(format_rows(rows))
 
 
-@cli.command()
+@cli.command(
+    short_help="Serve every bundle's stored streams over gRPC.",
+    cls=_Command,
+    sections={
+        "Catalogue and stored streams": ("--models", "--stream-cache", "--prepare", "--encoders"),
+        "Network and security": ("--host", "--port", "--tls-cert", "--tls-key", "--token-file", "--insecure"),
+        "Limits and health": ("--max-streams", "--stall-timeout", "--grace", "--pace", "--health-port"),
+    },
+    examples=(
+        "codec serve --models models --prepare",
+        "codec serve --models models --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem --token-file token",
+    ),
+)
 @click.option("--models", required=True, metavar="DIR", help="Folder of bundles: DIR/NAME/ with its source video.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=50051, show_default=True, help="Port; 0 picks a free one.")
@@ -558,7 +673,19 @@ def serve(models: str, **options: Any) -> None:
     run(Path(models), **options)
 
 
-@cli.command()
+@cli.command(
+    short_help="Stream a video from a server and decode it here.",
+    cls=_Command,
+    sections={
+        "What to play": ("--quality", "--max-bitrate", "--start", "--end", "--reference"),
+        "Security": ("--ca", "--token-file", "--insecure"),
+        "Network": ("--lb", "--timeout", "--keepalive", "--retries"),
+    },
+    examples=(
+        "codec play grpc://127.0.0.1:50051/video -o out.mp4 --quality auto",
+        "codec play grpcs://host:50051/video -o out.mp4 --ca ca.pem --token-file token --start 12.5s",
+    ),
+)
 @click.argument("url")
 @click.option("-o", "--output", required=True, metavar="OUT", help="OUT.mp4, OUT.mkv, OUT.y4m, or a PNG folder.")
 @click.option("--reference", type=click.Path(path_type=Path), help="Source video to measure PSNR against.")
@@ -616,7 +743,14 @@ def play(url: str, output: str, as_json: bool, **options: Any) -> None:
     _print(run(url, Path(output), **options), as_json)
 
 
-@cli.command()
+@cli.command(
+    short_help="Train, encode, decode and stream bikes locally.",
+    cls=_Command,
+    examples=(
+        "codec demo",
+        "codec demo --minutes 1 -o /tmp/demo",
+    ),
+)
 @click.option("-o", "--output", "out_dir", default="aecodec-demo", show_default=True, help="Folder for the results.")
 @click.option("--minutes", type=float, default=DEMO_MINUTES, show_default=True, help="Training budget.")
 @click.option("--force", is_flag=True, help="Replace earlier results in the output folder.")

@@ -17,6 +17,7 @@ import shlex
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -201,3 +202,26 @@ def test_usage_lists_every_option_of_every_command_and_no_other() -> None:
     assert listed == commands
     every = set().union(*commands.values()) | {"--help"}
     assert set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", usage)) <= every
+
+
+@pytest.mark.parametrize("name", sorted(_commands(cli)))
+def test_every_command_help_reads_on_its_own(name: str) -> None:
+    """``codec NAME --help``: a one-line description, options under headings that name real
+    options, and examples that run this command with options it has."""
+    command: Any = cli
+    for part in name.split():
+        command = command.commands[part]
+    options = _commands(command)[""]
+    assert all(o in options for names in command.sections.values() for o in names), command.sections
+    assert command.examples and all(e.startswith(f"codec {name} ") or e == f"codec {name}" for e in command.examples)
+    assert all(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", e)) <= options for e in command.examples)
+    code, out, _ = run_cli(*name.split(), "--help")
+    description = out.split("\n\n")[1].strip()
+    assert code == 0 and description.endswith(".") and "Examples:" in out
+    assert command.short_help and len(command.short_help) <= 60  # what `codec --help` lists, whole
+
+
+def test_the_command_lists_cut_no_description() -> None:
+    for group in ((), ("inspect",)):
+        code, out, _ = run_cli(*group, "--help")
+        assert code == 0 and "..." not in out.split("Commands:")[1], out
