@@ -25,6 +25,7 @@ from codec.coding.bitstream import (
     HEADER_SIZE,
     MIN_CHUNK_SIZE,
     SYNC,
+    VERSION,
     WORD,
     Chunk,
     Damage,
@@ -191,7 +192,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     assert code == 0, err
     info = json.loads(out)
     assert info["header"] == {
-        "version": 4,
+        "version": VERSION,
         "bundle_sha256": "ab" * 32,
         "size": "32x16",
         "fps": "30000/1001",
@@ -268,13 +269,14 @@ def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_an_older_stream_is_refused_naming_its_version(tmp_path: Path, version: int) -> None:
     """Version 1 chunks had no reconstruction check, version 2 P-frames coded latent differences under
-    other rules, version 3 M-frames one vector per 16x16 block: such a stream must be re-encoded, not misread."""
+    other rules, version 3 M-frames one vector per 16x16 block, version 4 I-frames without spatial contexts:
+    such a stream must be re-encoded, not misread."""
     old = craft(HEADER.pack(), version=version)
     message = (
-        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 4; re-encode the source"
+        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 5; re-encode the source"
     )
     with pytest.raises(CodecError) as caught:
         Header.unpack(old, "old.aec")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from codec.coding.bitstream import I_FRAME, P_FRAME
-from codec.coding.context import CONTEXTS, context_buckets
-from codec.coding.entropy_coding import CodingTables
+from codec.coding.context import CONTEXTS, NEIGHBOUR_LIMIT, context_buckets
+from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 from codec.errors import CodecError
 
@@ -49,8 +49,30 @@ def test_context_tables_fitted_on_the_video_code_it_smaller_and_exactly() -> Non
     assert sizes["fitted"] < 0.9 * sizes["plain"]
 
 
-def test_entropy_json_without_a_table_per_bucket_is_refused() -> None:
+@pytest.mark.parametrize("key", ["inter_table", "intra_context_table"])
+def test_entropy_json_without_a_table_per_bucket_is_refused(key: str) -> None:
     tables = CodingTables.build(PRIOR, [1.0]).to_json()
-    tables["levels"][0]["inter_table"][1] = tables["levels"][0]["inter_table"][1][:-1]
-    with pytest.raises(CodecError, match=f"does not give {CONTEXTS} P tables for every channel"):
+    tables["levels"][0][key][1] = tables["levels"][0][key][1][:-1]
+    with pytest.raises(CodecError, match=f"does not give {CONTEXTS} P tables and {CONTEXTS} I-frame context tables"):
         CodingTables.from_json(json.loads(json.dumps(tables)), "entropy.json")
+
+
+def test_i_frames_round_trip_with_adversarial_anchors() -> None:
+    """Anchors at the coder's extremes, of alternating sign, beside non-anchors at the opposite
+    extreme: every bucket and the largest predictions in use; the latent comes back exactly, and a
+    value whose difference from its prediction leaves the coder's range is one CodecError."""
+    tables = CodingTables.build(PRIOR, [1.0])
+    shape = (len(PRIOR["intra_scale"]), 9, 11)
+    centre = np.asarray(tables.levels[0].intra_centre)[:, None, None]
+    big = (1 << MAX_MAGNITUDE_BITS) - NEIGHBOUR_LIMIT - 1
+    yy, xx = np.mgrid[0:9, 0:11]
+    anchor = (yy + xx) % 2 == 0
+    sign = np.where((yy // 2 + xx) % 3 == 0, 1, -1)
+    q = centre + np.where(anchor, sign * big, -sign * big)[None].repeat(shape[0], 0)
+    q[:, 4, 5] = centre[:, 0, 0] + np.arange(shape[0]) - 1  # small values among the giants
+    packer, unpacker = LatentPacker(tables, 0), LatentUnpacker(tables, 0, shape)
+    assert np.array_equal(unpacker.unpack(packer.pack(q, 0, I_FRAME, 0)), q)
+    q[0, 0, 0] = q[0, 0, 2] = q[0, 1, 1] = centre[0, 0, 0] + big  # frame (0, 1)'s neighbours: predicted 768
+    q[0, 0, 1] = centre[0, 0, 0] - (1 << MAX_MAGNITUDE_BITS) + 1  # within range, but not once predicted
+    with pytest.raises(CodecError, match="out of the coder's range"):
+        LatentPacker(tables, 0).pack(q, 0, I_FRAME, 0)

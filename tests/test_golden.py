@@ -5,7 +5,8 @@ here means streams written before no longer decode (or the other way round): a c
 of the check or of constriction's coder, not of a test.
 
 Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/golden.aec
-(golden_entropy.json stays as it is) and says which GOLDEN_SHA256 and DECODED_SHA256 to put here.
+(golden_entropy.json stays as it is; format 5 gave it the I-frame context tables) and says which
+GOLDEN_SHA256 and DECODED_SHA256 to put here.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from codec.coding.motion_coding import expand
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "a473fed1626253936c4c4a09c43a1172c9b399e8a7ba9c4b3e828c00f0caf806"
+GOLDEN_SHA256 = "da185ef59a1fe5581aa395f85678484052a94c7cbb362b7d087db78332cedd12"
 DECODED_SHA256 = "4016bb9f56559547be85add21bf96d3be82bbf339ee55331859727a6d8184324"  # of the M-frames' decoded pixels
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 
 SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
-QUALITY = 1  # of the two levels in golden_entropy.json (its P tables differ by context bucket, so the
-# stream pins which bucket each P symbol is coded in)
+QUALITY = 1  # of the two levels in golden_entropy.json (its P tables and its I-frame context tables
+# differ by bucket, so the stream pins which bucket each symbol is coded in)
 TYPES = [I_FRAME, P_FRAME, P_FRAME, I_FRAME, P_FRAME]
 M_QPS = [0, 30, 51]  # the M-frames after them, each at its QP
 

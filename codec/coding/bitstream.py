@@ -14,7 +14,8 @@ A chunk (a 17-byte head, then the payload):
 Types: 0 = I (the intra latent), 1 = P (the latent's difference from the previous frame's, kept for
 ``--p-mode latent``), 2 = M (motion-compensated from the previous decoded frame plus an integer
 residual: codec.coding.inter_frame). Version 3 added M, version 4 its 32x32 blocks that move as one or
-as four 16x16 ones; an older stream is refused, naming its version.
+as four 16x16 ones, version 5 an I-frame's latent in two checkerboard halves, the second under
+spatial contexts (codec.coding.context); an older stream is refused, naming its version.
 
 The chunk's crc32 covers its sync, index, type, length and check fields and the payload, so any damage
 to a chunk is caught, and a reader that lost its place can scan for the next sync whose crc32 holds.
@@ -47,7 +48,7 @@ from codec.errors import CodecError
 from codec.io.limits import MAX_FPS, MAX_FPS_DENOMINATOR, MAX_SIDE, MIN_FPS
 
 MAGIC = b"AEC\x00"
-VERSION = 4
+VERSION = 5
 SYNC = b"AF"
 I_FRAME, P_FRAME, M_FRAME = 0, 1, 2
 FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P", M_FRAME: "M"}

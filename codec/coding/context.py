@@ -1,4 +1,5 @@
-"""The temporal context of a P-frame's symbols, in integers only.
+"""The contexts that choose a latent symbol's table, in integers only: temporal for a P-frame's
+symbols, spatial for an I-frame's.
 
 A P-frame codes s = q_t - q_(t-1) per latent element. How large s tends to be depends on how much
 that part of the picture is moving, which the previous P-frame's residual already says: for each
@@ -7,6 +8,12 @@ CONTEXTS buckets by integer thresholds. Each (channel, bucket) has its own table
 are coded with narrow tables and moving parts with wide ones. Encoder and decoder both hold the
 previous residual as exact integers (zeros after an I-frame), so they derive the same buckets on
 every machine; no float enters the choice of table.
+
+An I-frame codes its latent in two halves of a checkerboard: the anchors ((y + x) even) first,
+each channel under its own table, then the other half, each symbol as its difference from the
+mean (rounded down) of its four anchor neighbours, under the table of its (channel, bucket), the
+bucket cut by the same thresholds from the sum of those neighbours' magnitudes. Both halves decode
+as whole blocks, and the neighbours are integers the decoder already holds.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 THRESHOLDS = np.array([1, 2, 3, 5, 7, 11, 16], np.int64)
 CONTEXTS = len(THRESHOLDS) + 1
 MIN_SAMPLES = 64  # a bucket seen fewer times than this in training takes its channel's learned table
+NEIGHBOUR_LIMIT = 1 << 10  # anchors count at most this far from the centre, so predictions stay bounded
 
 
 def context_buckets(previous_residual: np.ndarray) -> np.ndarray:
@@ -47,4 +55,40 @@ def residual_histograms(q: np.ndarray, gop: int, span: int) -> np.ndarray:
                 (buckets[c] * (2 * span + 1) + cell[c]).ravel(), minlength=CONTEXTS * (2 * span + 1)
             ).reshape(CONTEXTS, -1)
         previous_residual = residual
+    return counts
+
+
+def anchors(h: int, w: int) -> np.ndarray:
+    """(h, w) bool: the checkerboard half an I-frame codes first."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (yy + xx) % 2 == 0
+
+
+def spatial_context(anchor_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every element of a (C, h, w) latent whose anchors hold ``anchor_values`` (centred, zero
+    elsewhere): its bucket (0..CONTEXTS-1) and its prediction, the mean of its four neighbours
+    rounded down (a neighbour outside the frame counts as 0, one beyond +-NEIGHBOUR_LIMIT as that
+    limit, so a prediction never takes a symbol far past the coder's range)."""
+    v = np.clip(anchor_values.astype(np.int64), -NEIGHBOUR_LIMIT, NEIGHBOUR_LIMIT)
+    padded = np.pad(v, ((0, 0), (1, 1), (1, 1)))
+    h, w = v.shape[1:]
+    near = [padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    activity = sum(np.abs(n) for n in near)
+    return np.searchsorted(THRESHOLDS, activity, side="right"), np.floor_divide(sum(near), 4)
+
+
+def intra_histograms(q: np.ndarray, centre: np.ndarray, span: int) -> np.ndarray:
+    """Counts (C, CONTEXTS, 2 span + 1) of the predicted non-anchor symbols of the integer I-frame
+    latents ``q`` (T, C, h, w) centred on ``centre`` (C,), by channel and spatial bucket."""
+    channels, h, w = q.shape[1:]
+    counts = np.zeros((channels, CONTEXTS, 2 * span + 1), np.int64)
+    anchor = anchors(h, w)
+    for frame in q:
+        r = frame - centre[:, None, None]
+        buckets, prediction = spatial_context(r * anchor)
+        cell = np.clip(r - prediction, -span, span) + span
+        for c in range(channels):
+            counts[c] += np.bincount(
+                (buckets[c][~anchor] * (2 * span + 1) + cell[c][~anchor]), minlength=CONTEXTS * (2 * span + 1)
+            ).reshape(CONTEXTS, -1)
     return counts

@@ -26,7 +26,7 @@ import constriction
 import numpy as np
 
 from codec.coding.bitstream import I_FRAME, WORD
-from codec.coding.context import CONTEXTS, MIN_SAMPLES, residual_histograms
+from codec.coding.context import CONTEXTS, MIN_SAMPLES, intra_histograms, residual_histograms
 from codec.errors import CodecError
 from codec.io.bundle import ENTROPY_FILE, Bundle
 
@@ -143,12 +143,29 @@ def _fitted_inter_tables(latents: np.ndarray, step: float, gop: int, learned: li
         residual_histograms(np.rint(latents[t : t + gop] / step).astype(np.int64), gop, span)
         for t in range(0, len(latents), gop)
     )
-    bits = np.einsum("ckv,sv->cks", counts.astype(np.float64), _code_lengths(span))
-    best = bits.argmin(-1)
+    return _best_tables(counts, span, learned)
+
+
+def _best_tables(counts: np.ndarray, span: int, learned: list[int]) -> list[list[int]]:
+    """Per channel and bucket of ``counts`` (C, CONTEXTS, 2 span + 1), the grid table that codes them
+    in the fewest bits; a bucket seen fewer than MIN_SAMPLES times keeps its channel's ``learned`` one."""
+    best = np.einsum("ckv,sv->cks", counts.astype(np.float64), _code_lengths(span)).argmin(-1)
     return [
         [int(best[c, k]) if counts[c, k].sum() >= MIN_SAMPLES else learned[c] for k in range(CONTEXTS)]
         for c in range(len(learned))
     ]
+
+
+def _fitted_intra_tables(latents: np.ndarray, step: float, centre: list[int], learned: list[int]) -> list[list[int]]:
+    """Per channel and spatial bucket, the grid table that codes the predicted non-anchor symbols of
+    the I-frame latents of ``latents`` quantized with ``step`` shortest (16 frames at a time)."""
+    span = 1024
+    centres = np.asarray(centre, np.int64)
+    counts = sum(
+        intra_histograms(np.rint(latents[t : t + 16] / step).astype(np.int64), centres, span)
+        for t in range(0, len(latents), 16)
+    )
+    return _best_tables(counts, span, learned)
 
 
 @dataclass(frozen=True)
@@ -188,12 +205,13 @@ class Level:
     """One quality level: its quantization step and, per channel, integer coding parameters."""
 
     step: float
-    intra_table: tuple[int, ...]
+    intra_table: tuple[int, ...]  # an I-frame's anchors
     intra_centre: tuple[int, ...]
-    inter_table: tuple[tuple[int, ...], ...]  # per channel, per context bucket
+    inter_table: tuple[tuple[int, ...], ...]  # per channel, per temporal context bucket
+    intra_context_table: tuple[tuple[int, ...], ...]  # an I-frame's other half: per channel, per spatial bucket
 
     def table_indices(self) -> set[int]:
-        return set(self.intra_table).union(*self.inter_table)
+        return set(self.intra_table).union(*self.inter_table, *self.intra_context_table)
 
 
 @dataclass(frozen=True)
@@ -210,18 +228,26 @@ class CodingTables:
         """Snap the learned priors to integer tables, for each quantization step. With ``latents``
         (T, C, h, w, the video's unquantized latents), each channel's P table per temporal context
         bucket is the one that codes the video's own P residuals in the fewest bits (I-frames every
-        ``gop``); without them, or for a bucket the video hardly uses, it is the channel's learned one."""
+        ``gop``), and its I-frame table per spatial bucket the one that codes the video's own
+        predicted non-anchor symbols in the fewest; without them, or for a bucket the video hardly
+        uses, it is the channel's learned one."""
         levels, used = [], set()
         for step in steps:
             learned = [scale_index(s / step) for s in prior["inter_scale"]]
+            intra = [scale_index(s / step) for s in prior["intra_scale"]]
+            centre = [round(loc / step) for loc in prior["intra_loc"]]
             inter = [[i] * CONTEXTS for i in learned]
+            spatial = [[i] * CONTEXTS for i in intra]
             if latents is not None and len(latents) > 1:
                 inter = _fitted_inter_tables(latents, step, gop, learned)
+            if latents is not None and len(latents):
+                spatial = _fitted_intra_tables(latents, step, centre, intra)
             level = Level(
                 step=float(step),
-                intra_table=tuple(scale_index(s / step) for s in prior["intra_scale"]),
-                intra_centre=tuple(round(loc / step) for loc in prior["intra_loc"]),
+                intra_table=tuple(intra),
+                intra_centre=tuple(centre),
                 inter_table=tuple(tuple(row) for row in inter),
+                intra_context_table=tuple(tuple(row) for row in spatial),
             )
             used.update(level.table_indices())
             levels.append(level)
@@ -237,6 +263,7 @@ class CodingTables:
                     "intra_table": list(lv.intra_table),
                     "intra_centre": list(lv.intra_centre),
                     "inter_table": [list(row) for row in lv.inter_table],
+                    "intra_context_table": [list(row) for row in lv.intra_context_table],
                 }
                 for lv in self.levels
             ],
@@ -261,6 +288,11 @@ class CodingTables:
                     tuple(int(i) for i in lv["intra_table"]),
                     tuple(int(c) for c in lv["intra_centre"]),
                     tuple(tuple(int(i) for i in row) for row in lv["inter_table"]),
+                    # A bundle written before the spatial contexts: each channel's own table in every bucket.
+                    tuple(
+                        tuple(int(i) for i in row)
+                        for row in lv.get("intra_context_table", [[t] * CONTEXTS for t in lv["intra_table"]])
+                    ),
                 )
                 for lv in obj["levels"]
             )
@@ -270,8 +302,14 @@ class CodingTables:
             if not table.valid:
                 raise CodecError(f"{source}: table {i} is not a valid frequency table")
         for k, lv in enumerate(levels):
-            if len(lv.inter_table) != len(lv.intra_table) or any(len(row) != CONTEXTS for row in lv.inter_table):
-                raise CodecError(f"{source}: quality level {k} does not give {CONTEXTS} P tables for every channel")
+            rows = (*lv.inter_table, *lv.intra_context_table)
+            if {len(lv.inter_table), len(lv.intra_context_table)} != {len(lv.intra_table)} or any(
+                len(row) != CONTEXTS for row in rows
+            ):
+                raise CodecError(
+                    f"{source}: quality level {k} does not give {CONTEXTS} P tables and {CONTEXTS} I-frame "
+                    "context tables for every channel"
+                )
             if lv.table_indices() - tables.keys() or not lv.step > 0:
                 raise CodecError(f"{source}: quality level {k} refers to missing tables or has a bad step")
         return cls(levels, tables)

@@ -1,6 +1,8 @@
-"""Integer latents of a frame sequence to chunk payloads and back: I-frames code q, P-frames code
-q_t - q_(t-1) under tables chosen by each element's temporal context (codec.coding.context). All
-of it is exact integers, so the decoder's reference and contexts equal the encoder's.
+"""Integer latents of a frame sequence to chunk payloads and back: I-frames code q in two
+checkerboard halves, the second under tables chosen by its decoded neighbours (spatial context),
+P-frames code q_t - q_(t-1) under tables chosen by each element's temporal context (both in
+codec.coding.context). All of it is exact integers, so the decoder's reference and contexts equal
+the encoder's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from codec.coding.bitstream import FRAME_TYPES, I_FRAME, Chunk
-from codec.coding.context import context_buckets
+from codec.coding.context import anchors, context_buckets, spatial_context
 from codec.coding.entropy_coding import (
     CodingTables,
     Level,
@@ -36,11 +38,20 @@ class _Models:
         return table, self._cache[index]
 
 
-def _min_payload(tables: CodingTables, level: Level, frame_type: int, symbols: int) -> int:
-    """The fewest bytes that can hold ``symbols`` symbols per channel of a frame of this type: what
-    they cost if every one were the likeliest of the cheapest table it could be under."""
-    rows = [(t,) for t in level.intra_table] if frame_type == I_FRAME else level.inter_table
-    return least_payload(symbols * sum(min(tables.tables[t].min_bits for t in row) for row in rows))
+def _min_payload(tables: CodingTables, level: Level, frame_type: int, h: int, w: int) -> int:
+    """The fewest bytes that can hold a frame of this type with h x w symbols per channel: what they
+    cost if every one were the likeliest of the cheapest table it could be under."""
+
+    def cheapest(row: tuple[int, ...]) -> float:
+        return min(tables.tables[t].min_bits for t in row)
+
+    if frame_type == I_FRAME:
+        first = int(anchors(h, w).sum())
+        rows = zip(level.intra_table, level.intra_context_table, strict=True)
+        bits = sum(first * cheapest((t,)) + (h * w - first) * cheapest(row) for t, row in rows)
+    else:
+        bits = h * w * sum(cheapest(row) for row in level.inter_table)
+    return least_payload(bits)
 
 
 def _level(tables: CodingTables, quality: int) -> Level:
@@ -67,9 +78,16 @@ class LatentPacker:
         q = q.astype(np.int64)
         coder = SymbolRangeEncoder()
         if frame_type == I_FRAME:
-            residual = q - np.asarray(self.level.intra_centre, np.int64)[:, None, None]
+            centred = q - np.asarray(self.level.intra_centre, np.int64)[:, None, None]
+            anchor = anchors(*q.shape[1:])
             for c, table_index in enumerate(self.level.intra_table):
-                coder.encode_block(residual[c], *self.models.get(table_index))
+                coder.encode_block(centred[c][anchor], *self.models.get(table_index))
+            buckets, prediction = spatial_context(centred * anchor)
+            rest = centred - prediction
+            for c, row in enumerate(self.level.intra_context_table):
+                for bucket, table_index in enumerate(row):
+                    where = ~anchor & (buckets[c] == bucket)
+                    coder.encode_block(rest[c][where], *self.models.get(table_index))
             self.previous_residual = np.zeros_like(q)
         else:
             residual = q - self.previous
@@ -92,7 +110,7 @@ class LatentUnpacker:
         self.models = _Models(tables)
         self.shape = latent_shape
         _, h, w = latent_shape
-        self.min_payload = {t: _min_payload(tables, self.level, t, h * w) for t in FRAME_TYPES}
+        self.min_payload = {t: _min_payload(tables, self.level, t, h, w) for t in FRAME_TYPES}
         self.previous: np.ndarray | None = None
         self.previous_residual: np.ndarray | None = None
 
@@ -114,10 +132,17 @@ class LatentUnpacker:
         coder = SymbolRangeDecoder(chunk.payload)
         with naming(f"frame {chunk.index}"):
             if chunk.frame_type == I_FRAME:
-                residual = np.stack(
-                    [coder.decode_block(h * w, *self.models.get(t)).reshape(h, w) for t in self.level.intra_table]
-                )
-                q = residual + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
+                anchor = anchors(h, w)
+                centred = np.zeros((c, h, w), np.int64)
+                for channel, table_index in enumerate(self.level.intra_table):
+                    centred[channel][anchor] = coder.decode_block(int(anchor.sum()), *self.models.get(table_index))
+                buckets, prediction = spatial_context(centred)
+                for channel, row in enumerate(self.level.intra_context_table):
+                    for bucket, table_index in enumerate(row):
+                        where = ~anchor & (buckets[channel] == bucket)
+                        symbols = coder.decode_block(int(where.sum()), *self.models.get(table_index))
+                        centred[channel][where] = symbols + prediction[channel][where]
+                q = centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
                 residual = np.zeros_like(q)
             else:
                 buckets = context_buckets(self.previous_residual)
