@@ -9,8 +9,8 @@ import pytest
 
 from codec.coding.bitstream import I_FRAME, P_FRAME
 from codec.coding.context import CONTEXTS, NEIGHBOUR_LIMIT, context_buckets
-from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
-from codec.coding.latent_codec import LatentPacker, LatentUnpacker
+from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables, SymbolRangeEncoder
+from codec.coding.latent_codec import LatentPacker, LatentUnpacker, _Models
 from codec.errors import CodecError
 
 PRIOR = {"intra_loc": [0.0, 0.0], "intra_scale": [4.0, 4.0], "inter_scale": [1.5, 1.5]}
@@ -76,3 +76,20 @@ def test_i_frames_round_trip_with_adversarial_anchors() -> None:
     q[0, 0, 1] = centre[0, 0, 0] - (1 << MAX_MAGNITUDE_BITS) + 1  # within range, but not once predicted
     with pytest.raises(CodecError, match="out of the coder's range"):
         LatentPacker(tables, 0).pack(q, 0, I_FRAME, 0)
+
+
+def test_a_bundle_without_spatial_tables_codes_i_frames_whole() -> None:
+    """entropy.json from before the spatial contexts: each channel whole under its own table (no
+    prediction under tables never fitted to it), and the latent comes back exactly."""
+    raw = CodingTables.build(PRIOR, [1.0]).to_json()
+    del raw["levels"][0]["intra_context_table"]
+    tables = CodingTables.from_json(json.loads(json.dumps(raw)), "entropy.json")
+    assert tables.levels[0].intra_context_table is None
+    q = np.random.default_rng(3).integers(-9, 10, (2, 5, 7))
+    chunk = LatentPacker(tables, 0).pack(q, 0, I_FRAME, 0)
+    coder = SymbolRangeEncoder()
+    models = _Models(tables)
+    for c, table in enumerate(tables.levels[0].intra_table):
+        coder.encode_block(q[c] - tables.levels[0].intra_centre[c], *models.get(table))
+    assert chunk.payload == coder.finish()
+    assert np.array_equal(LatentUnpacker(tables, 0, q.shape).unpack(chunk), q)

@@ -208,10 +208,12 @@ class Level:
     intra_table: tuple[int, ...]  # an I-frame's anchors
     intra_centre: tuple[int, ...]
     inter_table: tuple[tuple[int, ...], ...]  # per channel, per temporal context bucket
-    intra_context_table: tuple[tuple[int, ...], ...]  # an I-frame's other half: per channel, per spatial bucket
+    # An I-frame's other half: per channel, per spatial bucket. None for a bundle written before the
+    # spatial contexts, whose I-frames code each channel whole under its own table.
+    intra_context_table: tuple[tuple[int, ...], ...] | None
 
     def table_indices(self) -> set[int]:
-        return set(self.intra_table).union(*self.inter_table, *self.intra_context_table)
+        return set(self.intra_table).union(*self.inter_table, *(self.intra_context_table or ()))
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,11 @@ class CodingTables:
                     "intra_table": list(lv.intra_table),
                     "intra_centre": list(lv.intra_centre),
                     "inter_table": [list(row) for row in lv.inter_table],
-                    "intra_context_table": [list(row) for row in lv.intra_context_table],
+                    **(
+                        {"intra_context_table": [list(r) for r in lv.intra_context_table]}
+                        if lv.intra_context_table
+                        else {}
+                    ),
                 }
                 for lv in self.levels
             ],
@@ -287,12 +293,8 @@ class CodingTables:
                     float(lv["step"]),
                     tuple(int(i) for i in lv["intra_table"]),
                     tuple(int(c) for c in lv["intra_centre"]),
-                    tuple(tuple(int(i) for i in row) for row in lv["inter_table"]),
-                    # A bundle written before the spatial contexts: each channel's own table in every bucket.
-                    tuple(
-                        tuple(int(i) for i in row)
-                        for row in lv.get("intra_context_table", [[t] * CONTEXTS for t in lv["intra_table"]])
-                    ),
+                    _rows(lv["inter_table"]),
+                    _rows(lv["intra_context_table"]) if "intra_context_table" in lv else None,
                 )
                 for lv in obj["levels"]
             )
@@ -302,8 +304,9 @@ class CodingTables:
             if not table.valid:
                 raise CodecError(f"{source}: table {i} is not a valid frequency table")
         for k, lv in enumerate(levels):
-            rows = (*lv.inter_table, *lv.intra_context_table)
-            if {len(lv.inter_table), len(lv.intra_context_table)} != {len(lv.intra_table)} or any(
+            spatial = lv.intra_context_table if lv.intra_context_table is not None else lv.inter_table
+            rows = (*lv.inter_table, *spatial)
+            if {len(lv.inter_table), len(spatial)} != {len(lv.intra_table)} or any(
                 len(row) != CONTEXTS for row in rows
             ):
                 raise CodecError(
@@ -313,6 +316,11 @@ class CodingTables:
             if lv.table_indices() - tables.keys() or not lv.step > 0:
                 raise CodecError(f"{source}: quality level {k} refers to missing tables or has a bad step")
         return cls(levels, tables)
+
+
+def _rows(raw: Any) -> tuple[tuple[int, ...], ...]:
+    """A per channel, per bucket table of table indices from entropy.json."""
+    return tuple(tuple(int(i) for i in row) for row in raw)
 
 
 def bit_split(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

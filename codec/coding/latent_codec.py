@@ -46,9 +46,9 @@ def _min_payload(tables: CodingTables, level: Level, frame_type: int, h: int, w:
         return min(tables.tables[t].min_bits for t in row)
 
     if frame_type == I_FRAME:
-        first = int(anchors(h, w).sum())
-        rows = zip(level.intra_table, level.intra_context_table, strict=True)
-        bits = sum(first * cheapest((t,)) + (h * w - first) * cheapest(row) for t, row in rows)
+        first = int(anchors(h, w).sum()) if level.intra_context_table else h * w
+        rows = zip(level.intra_table, level.intra_context_table or [()] * len(level.intra_table), strict=True)
+        bits = sum(first * cheapest((t,)) + (h * w - first) * cheapest(row or (t,)) for t, row in rows)
     else:
         bits = h * w * sum(cheapest(row) for row in level.inter_table)
     return least_payload(bits)
@@ -79,15 +79,17 @@ class LatentPacker:
         coder = SymbolRangeEncoder()
         if frame_type == I_FRAME:
             centred = q - np.asarray(self.level.intra_centre, np.int64)[:, None, None]
-            anchor = anchors(*q.shape[1:])
+            contexts = self.level.intra_context_table
+            anchor = anchors(*q.shape[1:]) if contexts else np.ones(q.shape[1:], bool)
             for c, table_index in enumerate(self.level.intra_table):
                 coder.encode_block(centred[c][anchor], *self.models.get(table_index))
-            buckets, prediction = spatial_context(centred * anchor)
-            rest = centred - prediction
-            for c, row in enumerate(self.level.intra_context_table):
-                for bucket, table_index in enumerate(row):
-                    where = ~anchor & (buckets[c] == bucket)
-                    coder.encode_block(rest[c][where], *self.models.get(table_index))
+            if contexts:  # the other half, in its spatial contexts
+                buckets, prediction = spatial_context(centred * anchor)
+                rest = centred - prediction
+                for c, row in enumerate(contexts):
+                    for bucket, table_index in enumerate(row):
+                        where = ~anchor & (buckets[c] == bucket)
+                        coder.encode_block(rest[c][where], *self.models.get(table_index))
             self.previous_residual = np.zeros_like(q)
         else:
             residual = q - self.previous
@@ -132,16 +134,18 @@ class LatentUnpacker:
         coder = SymbolRangeDecoder(chunk.payload)
         with naming(f"frame {chunk.index}"):
             if chunk.frame_type == I_FRAME:
-                anchor = anchors(h, w)
+                contexts = self.level.intra_context_table
+                anchor = anchors(h, w) if contexts else np.ones((h, w), bool)
                 centred = np.zeros((c, h, w), np.int64)
                 for channel, table_index in enumerate(self.level.intra_table):
                     centred[channel][anchor] = coder.decode_block(int(anchor.sum()), *self.models.get(table_index))
-                buckets, prediction = spatial_context(centred)
-                for channel, row in enumerate(self.level.intra_context_table):
-                    for bucket, table_index in enumerate(row):
-                        where = ~anchor & (buckets[channel] == bucket)
-                        symbols = coder.decode_block(int(where.sum()), *self.models.get(table_index))
-                        centred[channel][where] = symbols + prediction[channel][where]
+                if contexts:
+                    buckets, prediction = spatial_context(centred)
+                    for channel, row in enumerate(contexts):
+                        for bucket, table_index in enumerate(row):
+                            where = ~anchor & (buckets[channel] == bucket)
+                            symbols = coder.decode_block(int(where.sum()), *self.models.get(table_index))
+                            centred[channel][where] = symbols + prediction[channel][where]
                 q = centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
                 residual = np.zeros_like(q)
             else:
