@@ -92,3 +92,10 @@ def intra_histograms(q: np.ndarray, centre: np.ndarray, span: int) -> np.ndarray
                 (buckets[c][~anchor] * (2 * span + 1) + cell[c][~anchor]), minlength=CONTEXTS * (2 * span + 1)
             ).reshape(CONTEXTS, -1)
     return counts
+
+
+def bucket_order(buckets: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flat ``positions`` of a (h, w) plane grouped by their ``buckets`` (bucket 0 first, row
+    order within each: the order the symbols are coded in), and how many fall in each bucket."""
+    chosen = buckets.ravel()[positions]
+    return positions[np.argsort(chosen, kind="stable")], np.bincount(chosen, minlength=CONTEXTS)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from codec.coding.bitstream import FRAME_TYPES, I_FRAME, Chunk
-from codec.coding.context import anchors, context_buckets, spatial_context
+from codec.coding.context import anchors, bucket_order, context_buckets, spatial_context
 from codec.coding.entropy_coding import (
     CodingTables,
     Level,
@@ -85,21 +85,30 @@ class LatentPacker:
                 coder.encode_block(centred[c][anchor], *self.models.get(table_index))
             if contexts:  # the other half, in its spatial contexts
                 buckets, prediction = spatial_context(centred * anchor)
-                rest = centred - prediction
-                for c, row in enumerate(contexts):
-                    for bucket, table_index in enumerate(row):
-                        where = ~anchor & (buckets[c] == bucket)
-                        coder.encode_block(rest[c][where], *self.models.get(table_index))
+                self._encode_buckets(coder, centred - prediction, buckets, contexts, np.flatnonzero(~anchor))
             self.previous_residual = np.zeros_like(q)
         else:
             residual = q - self.previous
             buckets = context_buckets(self.previous_residual)
-            for c, row in enumerate(self.level.inter_table):
-                for bucket, table_index in enumerate(row):
-                    coder.encode_block(residual[c][buckets[c] == bucket], *self.models.get(table_index))
+            self._encode_buckets(coder, residual, buckets, self.level.inter_table, np.arange(q[0].size))
             self.previous_residual = residual
         self.previous = q
         return Chunk(index, frame_type, check, coder.finish())
+
+    def _encode_buckets(
+        self,
+        coder: SymbolRangeEncoder,
+        symbols: np.ndarray,
+        buckets: np.ndarray,
+        tables: tuple[tuple[int, ...], ...],
+        positions: np.ndarray,
+    ) -> None:
+        """The (C, h, w) ``symbols`` at the flat ``positions``, one block per channel and bucket."""
+        for c, row in enumerate(tables):
+            order, counts = bucket_order(buckets[c], positions)
+            blocks = np.split(symbols[c].ravel()[order], np.cumsum(counts)[:-1])
+            for block, table_index in zip(blocks, row, strict=True):
+                coder.encode_block(block, *self.models.get(table_index))
 
 
 class LatentUnpacker:
@@ -141,20 +150,25 @@ class LatentUnpacker:
                     centred[channel][anchor] = coder.decode_block(int(anchor.sum()), *self.models.get(table_index))
                 if contexts:
                     buckets, prediction = spatial_context(centred)
-                    for channel, row in enumerate(contexts):
-                        for bucket, table_index in enumerate(row):
-                            where = ~anchor & (buckets[channel] == bucket)
-                            symbols = coder.decode_block(int(where.sum()), *self.models.get(table_index))
-                            centred[channel][where] = symbols + prediction[channel][where]
+                    centred += self._decode_buckets(coder, buckets, contexts, np.flatnonzero(~anchor)) + np.where(
+                        anchor, 0, prediction
+                    )
                 q = centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
                 residual = np.zeros_like(q)
             else:
                 buckets = context_buckets(self.previous_residual)
-                residual = np.zeros((c, h, w), np.int64)
-                for channel, row in enumerate(self.level.inter_table):
-                    for bucket, table_index in enumerate(row):
-                        where = buckets[channel] == bucket
-                        residual[channel][where] = coder.decode_block(int(where.sum()), *self.models.get(table_index))
+                residual = self._decode_buckets(coder, buckets, self.level.inter_table, np.arange(h * w))
                 q = residual + self.previous
         self.previous, self.previous_residual = q, residual
         return q
+
+    def _decode_buckets(
+        self, coder: SymbolRangeDecoder, buckets: np.ndarray, tables: tuple[tuple[int, ...], ...], positions: np.ndarray
+    ) -> np.ndarray:
+        """(C, h, w): the symbols at the flat ``positions``, one block per channel and bucket, zeros elsewhere."""
+        out = np.zeros((len(tables), *buckets.shape[1:]), np.int64)
+        for c, row in enumerate(tables):
+            order, counts = bucket_order(buckets[c], positions)
+            blocks = [coder.decode_block(int(n), *self.models.get(t)) for n, t in zip(counts, row, strict=True)]
+            out[c].ravel()[order] = np.concatenate(blocks)
+        return out
