@@ -27,12 +27,32 @@ MIN_SAMPLES = 64  # a bucket seen fewer times than this in training takes its ch
 NEIGHBOUR_LIMIT = 1 << 10  # anchors count at most this far from the centre, so predictions stay bounded
 
 
+SQUARE = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # an element and its 8 neighbours
+CROSS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # its 4 nearest: in a checkerboard, the other colour
+
+
+def _neighbours(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
+    """For a (C, h, w) ``plane``, the planes of each element's neighbour at each offset (0 outside)."""
+    padded = np.pad(plane, ((0, 0), (1, 1), (1, 1)))
+    h, w = plane.shape[1:]
+    return [padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
+
+
+def _histograms(buckets: np.ndarray, symbols: np.ndarray, span: int) -> np.ndarray:
+    """Counts (C, CONTEXTS, 2 span + 1) of the symbols of each channel by bucket, those beyond
+    ``span`` counted at its ends (``buckets`` and ``symbols``: (C, n) or (C, h, w))."""
+    cells = np.clip(symbols, -span, span) + span
+    return np.stack(
+        [
+            np.bincount((b * (2 * span + 1) + c).ravel(), minlength=CONTEXTS * (2 * span + 1)).reshape(CONTEXTS, -1)
+            for b, c in zip(buckets, cells, strict=True)
+        ]
+    )
+
+
 def context_buckets(previous_residual: np.ndarray) -> np.ndarray:
     """Bucket (0..CONTEXTS-1) of every element of a (C, h, w) latent, from the previous residual."""
-    activity = np.abs(previous_residual.astype(np.int64))
-    padded = np.pad(activity, ((0, 0), (1, 1), (1, 1)))
-    h, w = activity.shape[1:]
-    total = sum(padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    total = sum(_neighbours(np.abs(previous_residual.astype(np.int64)), SQUARE))
     return np.searchsorted(THRESHOLDS, total, side="right")
 
 
@@ -48,12 +68,7 @@ def residual_histograms(q: np.ndarray, gop: int, span: int) -> np.ndarray:
             previous_residual = np.zeros_like(q[0])
             continue
         residual = q[t] - q[t - 1]
-        buckets = context_buckets(previous_residual)
-        cell = np.clip(residual, -span, span) + span
-        for c in range(channels):
-            counts[c] += np.bincount(
-                (buckets[c] * (2 * span + 1) + cell[c]).ravel(), minlength=CONTEXTS * (2 * span + 1)
-            ).reshape(CONTEXTS, -1)
+        counts += _histograms(context_buckets(previous_residual), residual, span)
         previous_residual = residual
     return counts
 
@@ -69,10 +84,7 @@ def spatial_context(anchor_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     elsewhere): its bucket (0..CONTEXTS-1) and its prediction, the mean of its four neighbours
     rounded down (a neighbour outside the frame counts as 0, one beyond +-NEIGHBOUR_LIMIT as that
     limit, so a prediction never takes a symbol far past the coder's range)."""
-    v = np.clip(anchor_values.astype(np.int64), -NEIGHBOUR_LIMIT, NEIGHBOUR_LIMIT)
-    padded = np.pad(v, ((0, 0), (1, 1), (1, 1)))
-    h, w = v.shape[1:]
-    near = [padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    near = _neighbours(np.clip(anchor_values.astype(np.int64), -NEIGHBOUR_LIMIT, NEIGHBOUR_LIMIT), CROSS)
     activity = sum(np.abs(n) for n in near)
     return np.searchsorted(THRESHOLDS, activity, side="right"), np.floor_divide(sum(near), 4)
 
@@ -86,11 +98,7 @@ def intra_histograms(q: np.ndarray, centre: np.ndarray, span: int) -> np.ndarray
     for frame in q:
         r = frame - centre[:, None, None]
         buckets, prediction = spatial_context(r * anchor)
-        cell = np.clip(r - prediction, -span, span) + span
-        for c in range(channels):
-            counts[c] += np.bincount(
-                (buckets[c][~anchor] * (2 * span + 1) + cell[c][~anchor]), minlength=CONTEXTS * (2 * span + 1)
-            ).reshape(CONTEXTS, -1)
+        counts += _histograms(buckets[:, ~anchor], (r - prediction)[:, ~anchor], span)
     return counts
 
 
