@@ -138,7 +138,7 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
             _StreamLog(context, entry.name) as record,
         ):
             stream = self.store.get(entry, level)
-            nets = functools.partial(self._networks, entry, entry.info.width, entry.info.height)  # if it encodes
+            nets = functools.partial(self.store.nets, entry)  # called only if the request encodes
             chunks = served_chunks(entry, stream, start, end, nets, request.from_keyframe, context.is_active)
             if self.pace:
                 chunks = paced(chunks, entry.info.fps, context.is_active)

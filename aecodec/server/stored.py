@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from aecodec.server.catalog import Entry
-from codec.coding.bitstream import HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, read_chunks, write_stream
+from codec.coding.bitstream import HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, read_chunks
 from codec.coding.encode import StreamEncoder
 from codec.coding.runtime import Networks
 from codec.errors import CodecError
@@ -51,9 +51,6 @@ class Rung:
     quality: int
     bytes: int  # the whole stream's, header included; 0 while not stored
     psnr: float
-
-    def bits_per_second(self, frames: int, fps: float) -> float:
-        return self.bytes * 8 * fps / frames if frames else 0.0
 
 
 class Stream:
@@ -244,15 +241,16 @@ class StreamStore:
         """The stream file, then its record: whole or not at all."""
         path, record_path = self.paths(entry, stream.quality)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # What write_stream writes, held whole: the stream is in memory already, and its sha256 is of these bytes.
+        data = entry.header(stream.quality, len(stream.chunks)).pack() + b"".join(c.pack() for c in stream.chunks)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            write_stream(f, entry.header(stream.quality, entry.frames), stream.chunks)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         record = {
             "identity": identity(entry, stream.quality),
-            "bytes": path.stat().st_size,
-            "sha256": digest,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
             "frames": len(stream.chunks),
             "psnr": mean_psnr,
         }
