@@ -269,14 +269,15 @@ def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_an_older_stream_is_refused_naming_its_version(tmp_path: Path, version: int) -> None:
     """Version 1 chunks had no reconstruction check, version 2 P-frames coded latent differences under
-    other rules, version 3 M-frames one vector per 16x16 block, version 4 I-frames without spatial contexts:
-    such a stream must be re-encoded, not misread."""
+    other rules, version 3 M-frames one vector per 16x16 block, version 4 I-frames without spatial contexts,
+    version 5 I-frames in two checkerboard halves and M-frame levels without contexts: such a stream
+    must be re-encoded, not misread."""
     old = craft(HEADER.pack(), version=version)
     message = (
-        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 5; re-encode the source"
+        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 6; re-encode the source"
     )
     with pytest.raises(CodecError) as caught:
         Header.unpack(old, "old.aec")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from codec.coding.bitstream import I_FRAME, P_FRAME
-from codec.coding.context import CONTEXTS, NEIGHBOUR_LIMIT, context_buckets
+from codec.coding.context import CONTEXTS, INTRA_PASSES, NEIGHBOUR_LIMIT, PREDICTED_PASSES, context_buckets
 from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables, SymbolRangeEncoder
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker, _Models
 from codec.errors import CodecError
@@ -49,18 +51,20 @@ def test_context_tables_fitted_on_the_video_code_it_smaller_and_exactly() -> Non
     assert sizes["fitted"] < 0.9 * sizes["plain"]
 
 
-@pytest.mark.parametrize("key", ["inter_table", "intra_context_table"])
+@pytest.mark.parametrize("key", ["inter_table", "intra_pass_table"])
 def test_entropy_json_without_a_table_per_bucket_is_refused(key: str) -> None:
     tables = CodingTables.build(PRIOR, [1.0]).to_json()
     tables["levels"][0][key][1] = tables["levels"][0][key][1][:-1]
-    with pytest.raises(CodecError, match=f"does not give {CONTEXTS} P tables and {CONTEXTS} I-frame context tables"):
+    expected = f"does not give {CONTEXTS} P tables and {PREDICTED_PASSES} x {CONTEXTS} I-frame pass tables"
+    with pytest.raises(CodecError, match=expected):
         CodingTables.from_json(json.loads(json.dumps(tables)), "entropy.json")
 
 
 def test_i_frames_round_trip_with_adversarial_anchors() -> None:
-    """Anchors at the coder's extremes, of alternating sign, beside non-anchors at the opposite
-    extreme: every bucket and the largest predictions in use; the latent comes back exactly, and a
-    value whose difference from its prediction leaves the coder's range is one CodecError."""
+    """The even checkerboard half (the first four passes) at the coder's extremes, of alternating
+    sign, beside the other half at the opposite extreme: every bucket and the largest predictions in
+    use; the latent comes back exactly, and a value whose difference from its prediction leaves the
+    coder's range is one CodecError."""
     tables = CodingTables.build(PRIOR, [1.0])
     shape = (len(PRIOR["intra_scale"]), 9, 11)
     centre = np.asarray(tables.levels[0].intra_centre)[:, None, None]
@@ -72,24 +76,71 @@ def test_i_frames_round_trip_with_adversarial_anchors() -> None:
     q[:, 4, 5] = centre[:, 0, 0] + np.arange(shape[0]) - 1  # small values among the giants
     packer, unpacker = LatentPacker(tables, 0), LatentUnpacker(tables, 0, shape)
     assert np.array_equal(unpacker.unpack(packer.pack(q, 0, I_FRAME, 0)), q)
-    q[0, 0, 0] = q[0, 0, 2] = q[0, 1, 1] = centre[0, 0, 0] + big  # frame (0, 1)'s neighbours: predicted 768
+    q[0, 0, 0] = q[0, 0, 2] = q[0, 1, 1] = centre[0, 0, 0] + big  # (0, 1)'s three neighbours: predicted 1024
     q[0, 0, 1] = centre[0, 0, 0] - (1 << MAX_MAGNITUDE_BITS) + 1  # within range, but not once predicted
     with pytest.raises(CodecError, match="out of the coder's range"):
         LatentPacker(tables, 0).pack(q, 0, I_FRAME, 0)
 
 
-def test_a_bundle_without_spatial_tables_codes_i_frames_whole() -> None:
-    """entropy.json from before the spatial contexts: each channel whole under its own table (no
-    prediction under tables never fitted to it), and the latent comes back exactly."""
-    raw = CodingTables.build(PRIOR, [1.0]).to_json()
-    del raw["levels"][0]["intra_context_table"]
+def test_a_bundle_without_pass_tables_codes_i_frames_whole() -> None:
+    """entropy.json without pass tables (written before format 6): each channel whole under its own
+    table (no prediction under tables never fitted to it), one block per table, the smallest table
+    first, and the latent comes back exactly."""
+    prior = {"intra_loc": [0.0, 0.0, 0.0], "intra_scale": [8.0, 2.0, 8.0], "inter_scale": [1.5, 1.5, 1.5]}
+    raw = CodingTables.build(prior, [1.0]).to_json()
+    del raw["levels"][0]["intra_pass_table"]
     tables = CodingTables.from_json(json.loads(json.dumps(raw)), "entropy.json")
-    assert tables.levels[0].intra_context_table is None
-    q = np.random.default_rng(3).integers(-9, 10, (2, 5, 7))
+    level = tables.levels[0]
+    assert level.intra_pass_table is None and level.intra_table[1] < level.intra_table[0] == level.intra_table[2]
+    q = np.random.default_rng(3).integers(-9, 10, (3, 5, 7))
     chunk = LatentPacker(tables, 0).pack(q, 0, I_FRAME, 0)
     coder = SymbolRangeEncoder()
     models = _Models(tables)
-    for c, table in enumerate(tables.levels[0].intra_table):
-        coder.encode_block(q[c] - tables.levels[0].intra_centre[c], *models.get(table))
+    centred = q - np.asarray(level.intra_centre)[:, None, None]
+    coder.encode_block(centred[1], *models.get(level.intra_table[1]))
+    coder.encode_block(centred[[0, 2]], *models.get(level.intra_table[0]))
     assert chunk.payload == coder.finish()
     assert np.array_equal(LatentUnpacker(tables, 0, q.shape).unpack(chunk), q)
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (1, 7), (6, 1), (9, 11), (16, 16)])
+def test_the_passes_cover_the_latent_once_and_read_only_earlier_passes(h: int, w: int) -> None:
+    """Every element is in exactly one pass, and every neighbour a pass predicts from lies in an
+    earlier pass (or outside the frame): what lets the decoder rebuild the passes in order."""
+    order = np.full((1, h, w), -1)
+    for k, intra_pass in enumerate(INTRA_PASSES):
+        assert (intra_pass.take(order) == -1).all()
+        intra_pass.put(order, np.full((1, intra_pass.size(h, w)), k))
+    assert (order >= 0).all()
+    for k, intra_pass in enumerate(INTRA_PASSES[1:], 1):
+        padded = np.pad(order[0], 2, constant_values=-1)
+        for dy, dx in intra_pass.offsets:
+            near = intra_pass.take(padded[None, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w])
+            assert (near < k).all()
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 1), (3, 1, 7), (3, 5, 1), (3, 9, 11), (3, 17, 40)])
+def test_i_and_p_frames_round_trip_under_fitted_tables(shape: tuple[int, int, int]) -> None:
+    """Latents of any size, I- and P-frames, under tables fitted on them: exactly back."""
+    rng = np.random.default_rng(0)
+    prior = {"intra_loc": [0.0] * 3, "intra_scale": [4.0] * 3, "inter_scale": [1.5] * 3}
+    latents = rng.normal(0, 6, (12, *shape)).cumsum(-1)
+    tables = CodingTables.build(prior, [1.0, 2.0], latents, 4)
+    assert len(set(tables.levels[0].intra_pass_table[0])) > 1 or shape[1] * shape[2] < 16
+    for quality in (0, 1):
+        packer, unpacker = LatentPacker(tables, quality), LatentUnpacker(tables, quality, shape)
+        for t, q in enumerate(np.rint(latents / tables.levels[quality].step).astype(np.int64)):
+            chunk = packer.pack(q, t, I_FRAME if t % 4 == 0 else P_FRAME, 0)
+            assert chunk.index == t and np.array_equal(unpacker.unpack(chunk), q)
+
+
+def test_format_md_names_the_passes_the_code_codes() -> None:
+    """docs/format.md's table of the I-frame's passes lists each pass's positions as INTRA_PASSES does."""
+    text = (Path(__file__).parents[1] / "docs" / "format.md").read_text()
+    rows = re.findall(r"^\| (\d) \| ([^|]+) \|", text, re.MULTILINE)
+    assert [int(k) for k, _ in rows] == list(range(len(INTRA_PASSES)))
+    for (_, cells), intra_pass in zip(rows, INTRA_PASSES, strict=True):
+        named = {(int(y), int(x)) for y, x in re.findall(r"\((\d), (\d)\)", cells)}
+        if cells.strip() == "the eight with y + x odd":
+            named = {(y, x) for y in range(4) for x in range(4) if (y + x) % 2}
+        assert named == set(intra_pass.phases)

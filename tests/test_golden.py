@@ -5,8 +5,9 @@ here means streams written before no longer decode (or the other way round): a c
 of the check or of constriction's coder, not of a test.
 
 Regenerate deliberately, with ``AECODEC_REGENERATE_GOLDEN=1``: it rewrites tests/expected/golden.aec
-(golden_entropy.json stays as it is; format 5 gave it the I-frame context tables) and says which
-GOLDEN_SHA256 and DECODED_SHA256 to put here.
+(golden_entropy.json stays as it is; format 6 gave it the I-frame pass tables, each pass its
+channel's format 5 row rotated by the pass) and says which GOLDEN_SHA256 and DECODED_SHA256 to put
+here.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from codec.coding.motion_coding import expand
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "da185ef59a1fe5581aa395f85678484052a94c7cbb362b7d087db78332cedd12"
-DECODED_SHA256 = "4016bb9f56559547be85add21bf96d3be82bbf339ee55331859727a6d8184324"  # of the M-frames' decoded pixels
+GOLDEN_SHA256 = "0e2033c1e929c9389df979e81bab5a624a3652ff8e626e7377d24974bc93c0ee"
+DECODED_SHA256 = "0003bbd5bfc9d55234f591de5a22be85e426729d3adef83437fe4f436f87d8cf"  # of the M-frames' decoded pixels
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 
 SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
-QUALITY = 1  # of the two levels in golden_entropy.json (its P tables and its I-frame context tables
-# differ by bucket, so the stream pins which bucket each symbol is coded in)
+QUALITY = 1  # of the two levels in golden_entropy.json (its P tables and its I-frame pass tables
+# differ by bucket and pass, so the stream pins which bucket each symbol is coded in)
 TYPES = [I_FRAME, P_FRAME, P_FRAME, I_FRAME, P_FRAME]
 M_QPS = [0, 30, 51]  # the M-frames after them, each at its QP
 
@@ -73,7 +74,8 @@ def _reference() -> np.ndarray:
 
 def _inter_payloads() -> list[bytes]:
     """M-frame payloads of fixed vectors (the bounds included, some 32x32 blocks split) and sparse
-    levels (escapes included)."""
+    levels (escapes included), the second's dense on the left, so that its levels are coded split
+    by context and the others' not."""
     rng = np.random.RandomState(12)
     payloads = []
     for qp in M_QPS:
@@ -84,6 +86,8 @@ def _inter_payloads() -> list[bytes]:
         vectors = np.where(expand(split, 4, 5)[..., None], vectors, expand(vectors[::2, ::2], 4, 5))
         levels = rng.randint(-3, 4, (*residual_grid(64, 80), 3, 4, 4)) * (rng.rand(16, 20, 3, 4, 4) < 0.1)
         levels[2, 3, 0, 0, 0] = 900
+        if qp == M_QPS[1]:  # busy on the left, quiet on the right: coded split by context
+            levels[:, :8] = rng.randint(-12, 13, (16, 8, 3, 4, 4))
         payloads.append(pack_inter(qp, vectors, split, levels))
     return payloads
 

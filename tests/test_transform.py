@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
-from codec.coding.residual_coding import MAX_LEVEL, decode_residual, encode_residual
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, choosing_bits
+from codec.coding.residual_coding import MAX_LEVEL, ZIGZAG, _level_sets, decode_residual, encode_residual
 from codec.coding.transform import MAX_QP, dequantize, forward, from_ycocg, inverse, quantize, reconstruct, to_ycocg
 from codec.errors import CodecError
 
@@ -59,6 +59,25 @@ def test_residual_levels_round_trip_through_the_range_coder() -> None:
     empty = SymbolRangeEncoder()
     encode_residual(np.zeros((68, 160, 3, 4, 4), np.int32), empty, tables)
     assert len(empty.finish()) <= 64  # a frame the prediction got right costs next to nothing
+
+
+def test_levels_split_by_context_where_that_is_shorter() -> None:
+    """Busy blocks beside quiet ones: the component's levels are split by context, which codes them
+    shorter than one set per group would, and still decode exactly; sparse random levels are not."""
+    rng = np.random.default_rng(4)
+    tables = _tables()
+    sparse = rng.integers(-2, 3, (12, 16, 3, 4, 4)) * (rng.random((12, 16, 3, 4, 4)) < 0.05)
+    busy = sparse.copy()
+    busy[:, :6] = rng.integers(-20, 21, (12, 6, 3, 4, 4))
+    for levels, split in ((sparse, False), (busy, True)):
+        grid = np.abs(levels[:, :, 0]).sum((2, 3)) > 0
+        scans = levels[:, :, 0].reshape(-1, 16)[:, ZIGZAG][grid.ravel()]
+        costs = [sum(choosing_bits(s, tables) for s in _level_sets(scans, grid, k)) for k in (False, True)]
+        assert (costs[1] < costs[0]) == split
+        coder = SymbolRangeEncoder()
+        encode_residual(levels, coder, tables)
+        back = decode_residual(SymbolRangeDecoder(coder.finish()), 12, 16, tables, [t.model() for t in tables], "s")
+        assert np.array_equal(back, levels)
 
 
 def test_a_level_beyond_the_bound_is_refused() -> None:

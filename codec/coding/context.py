@@ -9,20 +9,27 @@ are coded with narrow tables and moving parts with wide ones. Encoder and decode
 previous residual as exact integers (zeros after an I-frame), so they derive the same buckets on
 every machine; no float enters the choice of table.
 
-An I-frame codes its latent in two halves of a checkerboard: the anchors ((y + x) even) first,
-each channel under its own table, then the other half, each symbol as its difference from the
-mean (rounded down) of its four anchor neighbours, under the table of its (channel, bucket), the
-bucket cut by the same thresholds from the sum of those neighbours' magnitudes. Both halves decode
-as whole blocks, and the neighbours are integers the decoder already holds.
+An I-frame codes its latent in five passes over a hierarchy of grids (INTRA_PASSES): first one
+element in every 4x4 (y and x multiples of 4), each channel under its own table; then the
+centres of those squares, then the rest of the 2-grid, then the centres of the 2x2 squares, then
+the other half of the checkerboard. Every element of a later pass has its four nearest neighbours
+of earlier passes at the pass's offsets (diagonal or cross, 2 apart, then 1): it is coded as its
+difference from a prediction made of them (the mean of the middle two), under the table of its
+(channel, pass, bucket), the bucket cut by the same thresholds from their magnitudes and spread
+(IntraPass.context). Each pass decodes as one block per table, and the neighbours are integers
+the decoder already holds.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 # Bucket k holds the activities a with THRESHOLDS[k-1] <= a < THRESHOLDS[k] (about 2 log2(a + 1)).
 THRESHOLDS = np.array([1, 2, 3, 5, 7, 11, 16], np.int64)
 CONTEXTS = len(THRESHOLDS) + 1
+_BUCKET_OF = np.searchsorted(THRESHOLDS, np.arange(THRESHOLDS[-1] + 1), side="right")  # by activity
 MIN_SAMPLES = 64  # a bucket seen fewer times than this in training takes its channel's learned table
 NEIGHBOUR_LIMIT = 1 << 10  # anchors count at most this far from the centre, so predictions stay bounded
 
@@ -31,11 +38,18 @@ SQUARE = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # an element
 CROSS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # its 4 nearest: in a checkerboard, the other colour
 
 
-def _neighbours(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
-    """For a (C, h, w) ``plane``, the planes of each element's neighbour at each offset (0 outside)."""
-    padded = np.pad(plane, ((0, 0), (1, 1), (1, 1)))
-    h, w = plane.shape[1:]
-    return [padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets]
+def _shifted(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
+    """For a (..., h, w) ``plane``, the planes of each element's neighbour at each offset (0 outside)."""
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    pad = [(0, 0)] * (plane.ndim - 2) + [(reach, reach)] * 2
+    padded = np.pad(plane, pad)
+    h, w = plane.shape[-2:]
+    return [padded[..., reach + dy : reach + dy + h, reach + dx : reach + dx + w] for dy, dx in offsets]
+
+
+def _bucket(activity: np.ndarray) -> np.ndarray:
+    """The bucket (0..CONTEXTS-1) of each of the non-negative ``activity``."""
+    return _BUCKET_OF[np.minimum(activity, THRESHOLDS[-1])]
 
 
 def _histograms(buckets: np.ndarray, symbols: np.ndarray, span: int) -> np.ndarray:
@@ -52,8 +66,7 @@ def _histograms(buckets: np.ndarray, symbols: np.ndarray, span: int) -> np.ndarr
 
 def context_buckets(previous_residual: np.ndarray) -> np.ndarray:
     """Bucket (0..CONTEXTS-1) of every element of a (C, h, w) latent, from the previous residual."""
-    total = sum(_neighbours(np.abs(previous_residual.astype(np.int64)), SQUARE))
-    return np.searchsorted(THRESHOLDS, total, side="right")
+    return _bucket(sum(_shifted(np.abs(previous_residual.astype(np.int64)), SQUARE)))
 
 
 def residual_histograms(q: np.ndarray, gop: int, span: int) -> np.ndarray:
@@ -73,37 +86,80 @@ def residual_histograms(q: np.ndarray, gop: int, span: int) -> np.ndarray:
     return counts
 
 
-def anchors(h: int, w: int) -> np.ndarray:
-    """(h, w) bool: the checkerboard half an I-frame codes first."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    return (yy + xx) % 2 == 0
+_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
-def spatial_context(anchor_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every element of a (C, h, w) latent whose anchors hold ``anchor_values`` (centred, zero
-    elsewhere): its bucket (0..CONTEXTS-1) and its prediction, the mean of its four neighbours
-    rounded down (a neighbour outside the frame counts as 0, one beyond +-NEIGHBOUR_LIMIT as that
-    limit, so a prediction never takes a symbol far past the coder's range)."""
-    near = _neighbours(np.clip(anchor_values.astype(np.int64), -NEIGHBOUR_LIMIT, NEIGHBOUR_LIMIT), CROSS)
-    activity = sum(np.abs(n) for n in near)
-    return np.searchsorted(THRESHOLDS, activity, side="right"), np.floor_divide(sum(near), 4)
+@dataclass(frozen=True)
+class IntraPass:
+    """The elements of a latent at (y, x) with (y % stride, x % stride) in ``phases``, in the order
+    they are coded (phase after phase, each in raster order), and their neighbours' ``offsets``."""
+
+    stride: int
+    phases: tuple[tuple[int, int], ...]
+    offsets: tuple[tuple[int, int], ...] = ()
+
+    def _grids(self, plane: np.ndarray) -> list[np.ndarray]:
+        return [plane[..., a :: self.stride, b :: self.stride] for a, b in self.phases]
+
+    def size(self, h: int, w: int) -> int:
+        """How many elements of an h x w plane it holds."""
+        return sum(len(range(a, h, self.stride)) * len(range(b, w, self.stride)) for a, b in self.phases)
+
+    def take(self, plane: np.ndarray) -> np.ndarray:
+        """(C, n): its elements of a (C, h, w) ``plane``."""
+        return np.concatenate([g.reshape(len(plane), -1) for g in self._grids(plane)], axis=1)
+
+    def put(self, plane: np.ndarray, values: np.ndarray) -> None:
+        """Set its elements of a (C, h, w) ``plane`` to ``values`` (C, n)."""
+        start = 0
+        for grid in self._grids(plane):
+            n = grid[0].size
+            grid[...] = values[:, start : start + n].reshape(grid.shape)
+            start += n
+
+    def context(self, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C, n) each: the bucket (0..CONTEXTS-1) and prediction of each of its elements from the
+        (C, h, w) ``plane``'s values at its four neighbours (of earlier passes, so the decoder holds
+        them), each counted at most +-NEIGHBOUR_LIMIT (so a prediction never takes a symbol far past
+        the coder's range). With all four inside the frame: the mean of the middle two, rounded
+        half up, and the activity (sum of magnitudes + 2 x (largest - smallest)) / 2, both robust
+        to one neighbour across an edge; at the frame's edge, the mean of those inside and their
+        summed magnitudes scaled to four."""
+        h, w = plane.shape[1:]
+        clipped = np.clip(plane.astype(np.int64), -NEIGHBOUR_LIMIT, NEIGHBOUR_LIMIT)
+        near = [self.take(n) for n in _shifted(clipped, self.offsets)]
+        inside = sum(self.take(n) for n in _shifted(np.ones((1, h, w), np.int64), self.offsets))
+        total, magnitude = sum(near), sum(np.abs(n) for n in near)
+        low, high = np.minimum.reduce(near), np.maximum.reduce(near)
+        whole = inside == len(self.offsets)
+        edge = np.maximum(inside, 1)
+        prediction = np.where(whole, (total - low - high + 1) // 2, (total + edge // 2) // edge)
+        activity = np.where(whole, (magnitude + 2 * (high - low)) // 2, magnitude * 4 // edge)
+        return _bucket(activity), prediction
+
+
+WHOLE = IntraPass(1, ((0, 0),))  # a bundle without pass tables codes each channel whole
+# A 4x4 grid, the centres of its squares, the rest of the 2x2 grid, the centres of its squares, the rest.
+INTRA_PASSES = (
+    IntraPass(4, ((0, 0),)),
+    IntraPass(4, ((2, 2),), tuple((2 * dy, 2 * dx) for dy, dx in _DIAGONAL)),
+    IntraPass(4, ((0, 2), (2, 0)), tuple((2 * dy, 2 * dx) for dy, dx in CROSS)),
+    IntraPass(4, ((1, 1), (1, 3), (3, 1), (3, 3)), _DIAGONAL),
+    IntraPass(4, tuple((y, x) for y in range(4) for x in range(4) if (y + x) % 2), CROSS),
+)
+PREDICTED_PASSES = len(INTRA_PASSES) - 1  # the passes coded under spatial contexts
 
 
 def intra_histograms(q: np.ndarray, centre: np.ndarray, span: int) -> np.ndarray:
-    """Counts (C, CONTEXTS, 2 span + 1) of the predicted non-anchor symbols of the integer I-frame
-    latents ``q`` (T, C, h, w) centred on ``centre`` (C,), by channel and spatial bucket."""
-    channels, h, w = q.shape[1:]
-    counts = np.zeros((channels, CONTEXTS, 2 * span + 1), np.int64)
-    anchor = anchors(h, w)
+    """Counts (C, len(INTRA_PASSES) * CONTEXTS, 2 span + 1) of the symbols of the integer I-frame
+    latents ``q`` (T, C, h, w) centred on ``centre`` (C,), by channel, pass and bucket: the first
+    pass's as they are (all in bucket 0), the later passes' predicted."""
+    counts = np.zeros((q.shape[1], len(INTRA_PASSES), CONTEXTS, 2 * span + 1), np.int64)
     for frame in q:
         r = frame - centre[:, None, None]
-        buckets, prediction = spatial_context(r * anchor)
-        counts += _histograms(buckets[:, ~anchor], (r - prediction)[:, ~anchor], span)
-    return counts
-
-
-def bucket_order(buckets: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The flat ``positions`` of a (h, w) plane grouped by their ``buckets`` (bucket 0 first, row
-    order within each: the order the symbols are coded in), and how many fall in each bucket."""
-    chosen = buckets.ravel()[positions]
-    return positions[np.argsort(chosen, kind="stable")], np.bincount(chosen, minlength=CONTEXTS)
+        first = INTRA_PASSES[0].take(r)
+        counts[:, 0] += _histograms(np.zeros_like(first), first, span)
+        for k, intra_pass in enumerate(INTRA_PASSES[1:], 1):
+            buckets, prediction = intra_pass.context(r)
+            counts[:, k] += _histograms(buckets, intra_pass.take(r) - prediction, span)
+    return counts.reshape(len(counts), -1, 2 * span + 1)

@@ -26,7 +26,7 @@ import constriction
 import numpy as np
 
 from codec.coding.bitstream import I_FRAME, WORD
-from codec.coding.context import CONTEXTS, MIN_SAMPLES, intra_histograms, residual_histograms
+from codec.coding.context import CONTEXTS, MIN_SAMPLES, PREDICTED_PASSES, intra_histograms, residual_histograms
 from codec.errors import CodecError
 from codec.io.bundle import ENTROPY_FILE, Bundle
 
@@ -147,25 +147,29 @@ def _fitted_inter_tables(latents: np.ndarray, step: float, gop: int, learned: li
 
 
 def _best_tables(counts: np.ndarray, span: int, learned: list[int]) -> list[list[int]]:
-    """Per channel and bucket of ``counts`` (C, CONTEXTS, 2 span + 1), the grid table that codes them
+    """Per channel and bucket of ``counts`` (C, buckets, 2 span + 1), the grid table that codes them
     in the fewest bits; a bucket seen fewer than MIN_SAMPLES times keeps its channel's ``learned`` one."""
     best = np.einsum("ckv,sv->cks", counts.astype(np.float64), _code_lengths(span)).argmin(-1)
     return [
-        [int(best[c, k]) if counts[c, k].sum() >= MIN_SAMPLES else learned[c] for k in range(CONTEXTS)]
+        [int(best[c, k]) if counts[c, k].sum() >= MIN_SAMPLES else learned[c] for k in range(counts.shape[1])]
         for c in range(len(learned))
     ]
 
 
-def _fitted_intra_tables(latents: np.ndarray, step: float, centre: list[int], learned: list[int]) -> list[list[int]]:
-    """Per channel and spatial bucket, the grid table that codes the predicted non-anchor symbols of
-    the I-frame latents of ``latents`` quantized with ``step`` shortest (16 frames at a time)."""
+def _fitted_intra_tables(
+    latents: np.ndarray, step: float, centre: list[int], learned: list[int]
+) -> tuple[list[int], list[list[int]]]:
+    """Per channel, the grid table that codes the first pass of the I-frame latents of ``latents``
+    quantized with ``step`` shortest, and per later pass and spatial bucket the one that codes its
+    predicted symbols shortest (16 frames at a time)."""
     span = 1024
     centres = np.asarray(centre, np.int64)
     counts = sum(
         intra_histograms(np.rint(latents[t : t + 16] / step).astype(np.int64), centres, span)
         for t in range(0, len(latents), 16)
     )
-    return _best_tables(counts, span, learned)
+    rows = _best_tables(counts, span, learned)
+    return [row[0] for row in rows], [row[CONTEXTS:] for row in rows]
 
 
 @dataclass(frozen=True)
@@ -205,15 +209,15 @@ class Level:
     """One quality level: its quantization step and, per channel, integer coding parameters."""
 
     step: float
-    intra_table: tuple[int, ...]  # an I-frame's anchors
+    intra_table: tuple[int, ...]  # an I-frame's first pass
     intra_centre: tuple[int, ...]
     inter_table: tuple[tuple[int, ...], ...]  # per channel, per temporal context bucket
-    # An I-frame's other half: per channel, per spatial bucket. None for a bundle written before the
-    # spatial contexts, whose I-frames code each channel whole under its own table.
-    intra_context_table: tuple[tuple[int, ...], ...] | None
+    # An I-frame's later passes: per channel, per pass and spatial bucket (pass-major). None for a
+    # bundle written without them, whose I-frames code each channel whole under its own table.
+    intra_pass_table: tuple[tuple[int, ...], ...] | None
 
     def table_indices(self) -> set[int]:
-        return set(self.intra_table).union(*self.inter_table, *(self.intra_context_table or ()))
+        return set(self.intra_table).union(*self.inter_table, *(self.intra_pass_table or ()))
 
 
 @dataclass(frozen=True)
@@ -230,26 +234,26 @@ class CodingTables:
         """Snap the learned priors to integer tables, for each quantization step. With ``latents``
         (T, C, h, w, the video's unquantized latents), each channel's P table per temporal context
         bucket is the one that codes the video's own P residuals in the fewest bits (I-frames every
-        ``gop``), and its I-frame table per spatial bucket the one that codes the video's own
-        predicted non-anchor symbols in the fewest; without them, or for a bucket the video hardly
-        uses, it is the channel's learned one."""
+        ``gop``), and its I-frame tables, of the first pass and per later pass and spatial bucket, the
+        ones that code the video's own I-frame symbols in the fewest; without them, or for a bucket
+        the video hardly uses, it is the channel's learned one."""
         levels, used = [], set()
         for step in steps:
             learned = [scale_index(s / step) for s in prior["inter_scale"]]
             intra = [scale_index(s / step) for s in prior["intra_scale"]]
             centre = [round(loc / step) for loc in prior["intra_loc"]]
             inter = [[i] * CONTEXTS for i in learned]
-            spatial = [[i] * CONTEXTS for i in intra]
+            spatial = [[i] * (PREDICTED_PASSES * CONTEXTS) for i in intra]
             if latents is not None and len(latents) > 1:
                 inter = _fitted_inter_tables(latents, step, gop, learned)
             if latents is not None and len(latents):
-                spatial = _fitted_intra_tables(latents, step, centre, intra)
+                intra, spatial = _fitted_intra_tables(latents, step, centre, intra)
             level = Level(
                 step=float(step),
                 intra_table=tuple(intra),
                 intra_centre=tuple(centre),
                 inter_table=tuple(tuple(row) for row in inter),
-                intra_context_table=tuple(tuple(row) for row in spatial),
+                intra_pass_table=tuple(tuple(row) for row in spatial),
             )
             used.update(level.table_indices())
             levels.append(level)
@@ -265,11 +269,7 @@ class CodingTables:
                     "intra_table": list(lv.intra_table),
                     "intra_centre": list(lv.intra_centre),
                     "inter_table": [list(row) for row in lv.inter_table],
-                    **(
-                        {"intra_context_table": [list(r) for r in lv.intra_context_table]}
-                        if lv.intra_context_table
-                        else {}
-                    ),
+                    **({"intra_pass_table": [list(r) for r in lv.intra_pass_table]} if lv.intra_pass_table else {}),
                 }
                 for lv in self.levels
             ],
@@ -294,7 +294,7 @@ class CodingTables:
                     tuple(int(i) for i in lv["intra_table"]),
                     tuple(int(c) for c in lv["intra_centre"]),
                     _rows(lv["inter_table"]),
-                    _rows(lv["intra_context_table"]) if "intra_context_table" in lv else None,
+                    _rows(lv["intra_pass_table"]) if "intra_pass_table" in lv else None,
                 )
                 for lv in obj["levels"]
             )
@@ -304,14 +304,16 @@ class CodingTables:
             if not table.valid:
                 raise CodecError(f"{source}: table {i} is not a valid frequency table")
         for k, lv in enumerate(levels):
-            spatial = lv.intra_context_table if lv.intra_context_table is not None else lv.inter_table
-            rows = (*lv.inter_table, *spatial)
-            if {len(lv.inter_table), len(spatial)} != {len(lv.intra_table)} or any(
-                len(row) != CONTEXTS for row in rows
+            spatial = lv.intra_pass_table or ()
+            if (
+                len(lv.inter_table) != len(lv.intra_table)
+                or (lv.intra_pass_table is not None and len(spatial) != len(lv.intra_table))
+                or any(len(row) != CONTEXTS for row in lv.inter_table)
+                or any(len(row) != PREDICTED_PASSES * CONTEXTS for row in spatial)
             ):
                 raise CodecError(
-                    f"{source}: quality level {k} does not give {CONTEXTS} P tables and {CONTEXTS} I-frame "
-                    "context tables for every channel"
+                    f"{source}: quality level {k} does not give {CONTEXTS} P tables and "
+                    f"{PREDICTED_PASSES} x {CONTEXTS} I-frame pass tables for every channel"
                 )
             if lv.table_indices() - tables.keys() or not lv.step > 0:
                 raise CodecError(f"{source}: quality level {k} refers to missing tables or has a bad step")
@@ -344,6 +346,14 @@ def table_bits(symbols: np.ndarray, table: Table) -> float:
     inside = np.abs(symbols) <= table.radius
     index = np.where(inside, symbols + table.radius, len(f) - 1)
     return float(-np.log2(f[index] / TOTAL).sum() + 24 * np.count_nonzero(~inside))
+
+
+def choosing_bits(symbols: np.ndarray, tables: Sequence[Table]) -> float:
+    """What :meth:`SymbolRangeEncoder.encode_choosing` spends on ``symbols``: the number of the table
+    that codes them shortest, then them under it (nothing for no symbols)."""
+    if not symbols.size:
+        return 0.0
+    return math.log2(len(tables)) + min(table_bits(symbols, t) for t in tables)
 
 
 # The probabilities of a 0 a set of flags may be coded under, in 4096ths: 4096 x sigmoid of 32 even

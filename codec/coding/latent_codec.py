@@ -1,8 +1,9 @@
-"""Integer latents of a frame sequence to chunk payloads and back: I-frames code q in two
-checkerboard halves, the second under tables chosen by its decoded neighbours (spatial context),
-P-frames code q_t - q_(t-1) under tables chosen by each element's temporal context (both in
-codec.coding.context). All of it is exact integers, so the decoder's reference and contexts equal
-the encoder's.
+"""Integer latents of a frame sequence to chunk payloads and back: I-frames code q in passes, each
+after the first predicted from its decoded neighbours and under tables they choose (spatial
+context), P-frames code q_t - q_(t-1) under tables chosen by each element's temporal context (both
+in codec.coding.context). A pass (or a P-frame) is coded as one block per table: its symbols under
+table i, all channels together, in order of i. All of it is exact integers, so the decoder's
+reference and contexts equal the encoder's.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from codec.coding.bitstream import FRAME_TYPES, I_FRAME, Chunk
-from codec.coding.context import anchors, bucket_order, context_buckets, spatial_context
+from codec.coding.context import CONTEXTS, INTRA_PASSES, WHOLE, IntraPass, context_buckets
 from codec.coding.entropy_coding import (
+    SCALE_BINS,
     CodingTables,
     Level,
     SymbolRangeDecoder,
@@ -45,13 +47,64 @@ def _min_payload(tables: CodingTables, level: Level, frame_type: int, h: int, w:
     def cheapest(row: tuple[int, ...]) -> float:
         return min(tables.tables[t].min_bits for t in row)
 
-    if frame_type == I_FRAME:
-        first = int(anchors(h, w).sum()) if level.intra_context_table else h * w
-        rows = zip(level.intra_table, level.intra_context_table or [()] * len(level.intra_table), strict=True)
-        bits = sum(first * cheapest((t,)) + (h * w - first) * cheapest(row or (t,)) for t, row in rows)
-    else:
-        bits = h * w * sum(cheapest(row) for row in level.inter_table)
+    if frame_type != I_FRAME:
+        return least_payload(h * w * sum(cheapest(row) for row in level.inter_table))
+    if not level.intra_pass_table:
+        return least_payload(h * w * sum(cheapest((t,)) for t in level.intra_table))
+    sizes = [p.size(h, w) for p in INTRA_PASSES]
+    bits = 0.0
+    for first, row in zip(level.intra_table, level.intra_pass_table, strict=True):
+        bits += sizes[0] * cheapest((first,))
+        bits += sum(n * cheapest(row[(k - 1) * CONTEXTS : k * CONTEXTS]) for k, n in enumerate(sizes) if k)
     return least_payload(bits)
+
+
+def _by_bucket(rows: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """The table of every element of a (C, ...) latent: its channel's row of ``rows`` at its bucket."""
+    return np.take_along_axis(rows, buckets.reshape(len(rows), -1), 1).reshape(buckets.shape)
+
+
+def _block_order(table_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flat positions of the symbols whose tables are ``table_of`` (1-D), grouped by table (the
+    smallest index first, flat order within each: the order they are coded in), the tables in that
+    order, and how many symbols each holds."""
+    order = np.argsort(table_of.astype(np.uint8), kind="stable")  # a radix sort: indices < SCALE_BINS
+    counts = np.bincount(table_of, minlength=SCALE_BINS)
+    tables = np.flatnonzero(counts)
+    return order, tables, counts[tables]
+
+
+def _intra_passes(level: Level) -> tuple[IntraPass, ...]:
+    """An I-frame's passes: INTRA_PASSES, or one of everything for a bundle without pass tables."""
+    return INTRA_PASSES if level.intra_pass_table else (WHOLE,)
+
+
+def _intra_context(level: Level, centred: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(C, n) each: the table and prediction of every element of I-frame pass ``index``, from
+    ``centred`` (which holds at least the earlier passes)."""
+    intra_pass = _intra_passes(level)[index]
+    if index == 0:
+        table_of = np.asarray(level.intra_table, np.int64)[:, None]
+        return np.broadcast_to(table_of, (len(centred), intra_pass.size(*centred.shape[1:]))), np.zeros((), np.int64)
+    buckets, prediction = intra_pass.context(centred)
+    rows = np.asarray(level.intra_pass_table, np.int64)[:, (index - 1) * CONTEXTS : index * CONTEXTS]
+    return _by_bucket(rows, buckets), prediction
+
+
+def _encode_grouped(coder: SymbolRangeEncoder, models: _Models, symbols: np.ndarray, table_of: np.ndarray) -> None:
+    """The 1-D ``symbols``, each under its table in ``table_of``, one block per table."""
+    order, tables, counts = _block_order(table_of)
+    for table_index, start, n in zip(tables, np.cumsum(counts) - counts, counts, strict=True):
+        coder.encode_block(symbols[order[start : start + n]], *models.get(int(table_index)))
+
+
+def _decode_grouped(coder: SymbolRangeDecoder, models: _Models, table_of: np.ndarray) -> np.ndarray:
+    """The 1-D symbols :func:`_encode_grouped` coded under ``table_of``."""
+    order, tables, counts = _block_order(table_of)
+    out = np.zeros(len(table_of), np.int64)
+    for table_index, start, n in zip(tables, np.cumsum(counts) - counts, counts, strict=True):
+        out[order[start : start + n]] = coder.decode_block(int(n), *models.get(int(table_index)))
+    return out
 
 
 def _level(tables: CodingTables, quality: int) -> Level:
@@ -79,36 +132,17 @@ class LatentPacker:
         coder = SymbolRangeEncoder()
         if frame_type == I_FRAME:
             centred = q - np.asarray(self.level.intra_centre, np.int64)[:, None, None]
-            contexts = self.level.intra_context_table
-            anchor = anchors(*q.shape[1:]) if contexts else np.ones(q.shape[1:], bool)
-            for c, table_index in enumerate(self.level.intra_table):
-                coder.encode_block(centred[c][anchor], *self.models.get(table_index))
-            if contexts:  # the other half, in its spatial contexts
-                buckets, prediction = spatial_context(centred * anchor)
-                self._encode_buckets(coder, centred - prediction, buckets, contexts, np.flatnonzero(~anchor))
+            for k, intra_pass in enumerate(_intra_passes(self.level)):
+                table_of, prediction = _intra_context(self.level, centred, k)
+                _encode_grouped(coder, self.models, (intra_pass.take(centred) - prediction).ravel(), table_of.ravel())
             self.previous_residual = np.zeros_like(q)
         else:
             residual = q - self.previous
-            buckets = context_buckets(self.previous_residual)
-            self._encode_buckets(coder, residual, buckets, self.level.inter_table, np.arange(q[0].size))
+            table_of = _by_bucket(np.asarray(self.level.inter_table), context_buckets(self.previous_residual))
+            _encode_grouped(coder, self.models, residual.ravel(), table_of.ravel())
             self.previous_residual = residual
         self.previous = q
         return Chunk(index, frame_type, check, coder.finish())
-
-    def _encode_buckets(
-        self,
-        coder: SymbolRangeEncoder,
-        symbols: np.ndarray,
-        buckets: np.ndarray,
-        tables: tuple[tuple[int, ...], ...],
-        positions: np.ndarray,
-    ) -> None:
-        """The (C, h, w) ``symbols`` at the flat ``positions``, one block per channel and bucket."""
-        for c, row in enumerate(tables):
-            order, counts = bucket_order(buckets[c], positions)
-            blocks = np.split(symbols[c].ravel()[order], np.cumsum(counts)[:-1])
-            for block, table_index in zip(blocks, row, strict=True):
-                coder.encode_block(block, *self.models.get(table_index))
 
 
 class LatentUnpacker:
@@ -143,32 +177,16 @@ class LatentUnpacker:
         coder = SymbolRangeDecoder(chunk.payload)
         with naming(f"frame {chunk.index}"):
             if chunk.frame_type == I_FRAME:
-                contexts = self.level.intra_context_table
-                anchor = anchors(h, w) if contexts else np.ones((h, w), bool)
                 centred = np.zeros((c, h, w), np.int64)
-                for channel, table_index in enumerate(self.level.intra_table):
-                    centred[channel][anchor] = coder.decode_block(int(anchor.sum()), *self.models.get(table_index))
-                if contexts:
-                    buckets, prediction = spatial_context(centred)
-                    centred += self._decode_buckets(coder, buckets, contexts, np.flatnonzero(~anchor)) + np.where(
-                        anchor, 0, prediction
-                    )
+                for k, intra_pass in enumerate(_intra_passes(self.level)):
+                    table_of, prediction = _intra_context(self.level, centred, k)
+                    symbols = _decode_grouped(coder, self.models, table_of.ravel()).reshape(table_of.shape)
+                    intra_pass.put(centred, symbols + prediction)
                 q = centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
                 residual = np.zeros_like(q)
             else:
-                buckets = context_buckets(self.previous_residual)
-                residual = self._decode_buckets(coder, buckets, self.level.inter_table, np.arange(h * w))
+                table_of = _by_bucket(np.asarray(self.level.inter_table), context_buckets(self.previous_residual))
+                residual = _decode_grouped(coder, self.models, table_of.ravel()).reshape(self.shape)
                 q = residual + self.previous
         self.previous, self.previous_residual = q, residual
         return q
-
-    def _decode_buckets(
-        self, coder: SymbolRangeDecoder, buckets: np.ndarray, tables: tuple[tuple[int, ...], ...], positions: np.ndarray
-    ) -> np.ndarray:
-        """(C, h, w): the symbols at the flat ``positions``, one block per channel and bucket, zeros elsewhere."""
-        out = np.zeros((len(tables), *buckets.shape[1:]), np.int64)
-        for c, row in enumerate(tables):
-            order, counts = bucket_order(buckets[c], positions)
-            blocks = [coder.decode_block(int(n), *self.models.get(t)) for n, t in zip(counts, row, strict=True)]
-            out[c].ravel()[order] = np.concatenate(blocks)
-        return out

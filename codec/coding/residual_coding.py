@@ -8,10 +8,13 @@ hold levels (none, one or two, three or four), as CABAC conditions a block's fla
 (binary symbols, each set under a probability the frame names in 5 bits; most blocks of a
 well-predicted frame hold none). The levels of the blocks that do follow in H.264's zigzag order,
 grouped by position (the DC, the next two, the next three, the ten others: on bikes 6% fewer bytes
-of levels than three groups), each group under the table of a given set that codes the frame's
-shortest, its number coded first. A decoded level beyond MAX_LEVEL is refused: no level a 4x4
-transform of 8-bit residuals quantizes to comes near it, and it keeps the integer inverse within
-32 bits.
+of levels than three groups), and, if the component's first bit says so (the encoder's choice:
+whichever is shorter), within a group by context: how many of the block's four neighbours hold
+levels (0-1, 2-3, 4) and how large its levels of the earlier groups are (sum of magnitudes 0, 1-2,
+3 or more); each such set under the table of a given set that codes the frame's shortest, its
+number coded first (an empty set costs nothing). A decoded level beyond MAX_LEVEL
+is refused: no level a 4x4 transform of 8-bit residuals quantizes to comes near it, and it keeps
+the integer inverse within 32 bits.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, choosing_bits
 from codec.errors import CodecError, naming
 
 ZIGZAG = np.array([0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15])  # raster index of each scan position
@@ -44,12 +47,11 @@ def _groups(coded: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return padded.reshape(padded.shape[0] // side, side, padded.shape[1] // side, side).any((1, 3))
 
 
-def _neighbour_contexts(known: np.ndarray) -> np.ndarray:
-    """Per 4x4 block, the context of its flag from the flags ``known`` ((rows, cols) bool) of its four
-    neighbours (none beyond the frame): 0 with none set, 1 with one or two, 2 with three or four."""
+def _neighbours_set(known: np.ndarray) -> np.ndarray:
+    """Per 4x4 block, how many of its four neighbours (none beyond the frame) ``known`` ((rows, cols)
+    bool) has set."""
     p = np.pad(known, 1).astype(np.int8)
-    count = p[1:-1, :-2] + p[1:-1, 2:] + p[:-2, 1:-1] + p[2:, 1:-1]
-    return np.digitize(count, (1, 3))
+    return p[1:-1, :-2] + p[1:-1, 2:] + p[:-2, 1:-1] + p[2:, 1:-1]
 
 
 def _flag_sets(inside: np.ndarray, known: np.ndarray | None) -> list[np.ndarray]:
@@ -59,8 +61,41 @@ def _flag_sets(inside: np.ndarray, known: np.ndarray | None) -> list[np.ndarray]
     even = (np.arange(rows)[:, None] + np.arange(cols)) % 2 == 0
     if known is None:
         return [inside & even]
-    context = _neighbour_contexts(known & even)
+    context = np.digitize(_neighbours_set(known & even), (1, 3))  # none, one or two, three or four
     return [inside & ~even & (context == c) for c in range(3)]
+
+
+def _level_contexts(grid: np.ndarray, earlier: np.ndarray, split: bool) -> np.ndarray:
+    """Per coded 4x4 block (in raster order), the context of its levels in the next group: from the
+    coded flags ``grid`` ((rows, cols) bool) of its four neighbours and the summed magnitudes
+    ``earlier`` of its own levels in the earlier groups; all 0 unless ``split``."""
+    if not split:
+        return np.zeros(len(earlier), np.int64)
+    return np.digitize(earlier, (1, 3)) * 3 + np.digitize(_neighbours_set(grid)[grid], (2, 4))
+
+
+def _level_sets(scans: np.ndarray, grid: np.ndarray, split: bool) -> list[np.ndarray]:
+    """One component's levels (``scans``, (n, 16) in zigzag order, of the blocks ``grid`` says are
+    coded), as the sets they are coded in: by group, then by context (only if ``split``)."""
+    sets, earlier = [], np.zeros(len(scans), np.int64)
+    for group in GROUPS:
+        levels = scans[:, group]
+        context = _level_contexts(grid, earlier, split)
+        sets += [levels[context == c].ravel() for c in np.unique(context)]
+        earlier += np.abs(levels).sum(1)
+    return sets
+
+
+def encode_levels(scans: np.ndarray, grid: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
+    """Append one component's levels (``scans``, (n, 16) in zigzag order, of the blocks ``grid``
+    ((rows, cols) bool) says are coded, in raster order): one bit, whether they are split by
+    context (whichever codes them shorter), then each set under the table that codes it shortest."""
+    options = [_level_sets(scans, grid, split) for split in (False, True)]
+    costs = [sum(choosing_bits(levels, tables) for levels in sets) for sets in options]
+    split = int(costs[1] < costs[0])
+    coder.encode_bits(np.array([split]), np.array([1]))
+    for levels in options[split]:
+        coder.encode_choosing(levels, tables)
 
 
 def encode_residual(levels: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
@@ -76,8 +111,7 @@ def encode_residual(levels: np.ndarray, coder: SymbolRangeEncoder, tables: Seque
         grid = coded.reshape(rows, cols)
         for mask in _flag_sets(inside, None) + _flag_sets(inside, grid):
             coder.encode_flags(grid[mask])
-        for group in GROUPS:
-            coder.encode_choosing(scan[coded, group].ravel(), tables)
+        encode_levels(scan[coded], grid, coder, tables)
 
 
 def decode_residual(
@@ -94,14 +128,21 @@ def decode_residual(
             for known in (None, grid):
                 for mask in _flag_sets(inside, known):
                     grid[mask] = coder.decode_flags(int(mask.sum()))
-            coded = grid.ravel()
-            n = int(coded.sum())
+            coded = np.flatnonzero(grid)
+            earlier = np.zeros(len(coded), np.int64)
+            split = bool(coder.decode_bits(np.array([1]))[0])
             for group in GROUPS:
                 width = len(range(16)[group])
-                symbols = coder.decode_chosen(n * width, tables, models)
-                if np.abs(symbols).max(initial=0) > MAX_LEVEL:
-                    raise CodecError(f"a residual level beyond {MAX_LEVEL}")
-                scans[coded, k, group] = symbols.reshape(n, width)
+                context = _level_contexts(grid, earlier, split)
+                levels_in = np.zeros((len(coded), width), np.int64)
+                for c in np.unique(context):
+                    chosen = context == c
+                    symbols = coder.decode_chosen(int(chosen.sum()) * width, tables, models)
+                    if np.abs(symbols).max(initial=0) > MAX_LEVEL:
+                        raise CodecError(f"a residual level beyond {MAX_LEVEL}")
+                    levels_in[chosen] = symbols.reshape(-1, width)
+                scans[coded, k, group] = levels_in
+                earlier += np.abs(levels_in).sum(1)
     raster = np.empty_like(scans)
     raster[:, :, ZIGZAG] = scans
     return raster.reshape(rows, cols, 3, 4, 4)
