@@ -162,9 +162,9 @@ def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
     rng = np.random.default_rng(0)
     refused = 0
     for quality in range(len(tables.levels)):
-        unpacker = LatentUnpacker(tables, quality, (4, 9, 11))
+        unpacker = LatentUnpacker(tables, quality, (4, 18, 22))
         for index in range(100):
-            unpacker.previous = np.zeros((4, 9, 11), np.int64)
+            unpacker.previous = unpacker.previous_residual = np.zeros((4, 18, 22), np.int64)
             payload = rng.integers(0, 256, 4 * int(rng.integers(1, 60)), np.uint8).tobytes()
             try:
                 unpacker.unpack(Chunk(index, index % 2, 0, payload))

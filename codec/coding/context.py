@@ -151,15 +151,12 @@ PREDICTED_PASSES = len(INTRA_PASSES) - 1  # the passes coded under spatial conte
 
 
 def intra_histograms(q: np.ndarray, centre: np.ndarray, span: int) -> np.ndarray:
-    """Counts (C, len(INTRA_PASSES) * CONTEXTS, 2 span + 1) of the symbols of the integer I-frame
-    latents ``q`` (T, C, h, w) centred on ``centre`` (C,), by channel, pass and bucket: the first
-    pass's as they are (all in bucket 0), the later passes' predicted."""
-    counts = np.zeros((q.shape[1], len(INTRA_PASSES), CONTEXTS, 2 * span + 1), np.int64)
+    """Counts (C, PREDICTED_PASSES * CONTEXTS, 2 span + 1) of the predicted symbols of the integer
+    I-frame latents ``q`` (T, C, h, w) centred on ``centre`` (C,), by channel, pass and bucket."""
+    counts = np.zeros((q.shape[1], PREDICTED_PASSES, CONTEXTS, 2 * span + 1), np.int64)
     for frame in q:
         r = frame - centre[:, None, None]
-        first = INTRA_PASSES[0].take(r)
-        counts[:, 0] += _histograms(np.zeros_like(first), first, span)
-        for k, intra_pass in enumerate(INTRA_PASSES[1:], 1):
+        for k, intra_pass in enumerate(INTRA_PASSES[1:]):
             buckets, prediction = intra_pass.context(r)
             counts[:, k] += _histograms(buckets, intra_pass.take(r) - prediction, span)
     return counts.reshape(len(counts), -1, 2 * span + 1)

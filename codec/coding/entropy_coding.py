@@ -156,20 +156,17 @@ def _best_tables(counts: np.ndarray, span: int, learned: list[int]) -> list[list
     ]
 
 
-def _fitted_intra_tables(
-    latents: np.ndarray, step: float, centre: list[int], learned: list[int]
-) -> tuple[list[int], list[list[int]]]:
-    """Per channel, the grid table that codes the first pass of the I-frame latents of ``latents``
-    quantized with ``step`` shortest, and per later pass and spatial bucket the one that codes its
-    predicted symbols shortest (16 frames at a time)."""
+def _fitted_intra_tables(latents: np.ndarray, step: float, centre: list[int], learned: list[int]) -> list[list[int]]:
+    """Per channel, I-frame pass (after the first) and spatial bucket, the grid table that codes the
+    predicted symbols of the I-frame latents of ``latents`` quantized with ``step`` shortest (16
+    frames at a time)."""
     span = 1024
     centres = np.asarray(centre, np.int64)
     counts = sum(
         intra_histograms(np.rint(latents[t : t + 16] / step).astype(np.int64), centres, span)
         for t in range(0, len(latents), 16)
     )
-    rows = _best_tables(counts, span, learned)
-    return [row[0] for row in rows], [row[CONTEXTS:] for row in rows]
+    return _best_tables(counts, span, learned)
 
 
 @dataclass(frozen=True)
@@ -234,9 +231,9 @@ class CodingTables:
         """Snap the learned priors to integer tables, for each quantization step. With ``latents``
         (T, C, h, w, the video's unquantized latents), each channel's P table per temporal context
         bucket is the one that codes the video's own P residuals in the fewest bits (I-frames every
-        ``gop``), and its I-frame tables, of the first pass and per later pass and spatial bucket, the
-        ones that code the video's own I-frame symbols in the fewest; without them, or for a bucket
-        the video hardly uses, it is the channel's learned one."""
+        ``gop``), and its I-frame table per later pass and spatial bucket the one that codes the
+        video's own predicted I-frame symbols in the fewest; without them, or for a bucket the video
+        hardly uses, it is the channel's learned one (as the I-frame's first pass always is)."""
         levels, used = [], set()
         for step in steps:
             learned = [scale_index(s / step) for s in prior["inter_scale"]]
@@ -247,7 +244,7 @@ class CodingTables:
             if latents is not None and len(latents) > 1:
                 inter = _fitted_inter_tables(latents, step, gop, learned)
             if latents is not None and len(latents):
-                intra, spatial = _fitted_intra_tables(latents, step, centre, intra)
+                spatial = _fitted_intra_tables(latents, step, centre, intra)
             level = Level(
                 step=float(step),
                 intra_table=tuple(intra),
