@@ -60,6 +60,18 @@ def test_entropy_json_without_a_table_per_bucket_is_refused(key: str) -> None:
         CodingTables.from_json(json.loads(json.dumps(tables)), "entropy.json")
 
 
+@pytest.mark.parametrize("number", [-1, 96, 10**12])
+def test_entropy_json_with_a_table_number_off_the_grid_is_refused(number: int) -> None:
+    """Table numbers key a frame's blocks (and a count per number): one off the grid is refused
+    before anything is allocated for it."""
+    raw = CodingTables.build(PRIOR, [1.0]).to_json()
+    first = raw["levels"][0]["intra_table"][0]
+    raw["tables"][str(number)] = raw["tables"][str(first)]
+    raw["levels"][0]["intra_table"][0] = number
+    with pytest.raises(CodecError, match=f"table number {number} is not one of the grid's 0..95"):
+        CodingTables.from_json(json.loads(json.dumps(raw)), "entropy.json")
+
+
 def test_i_frames_round_trip_with_adversarial_anchors() -> None:
     """The even checkerboard half (the first four passes) at the coder's extremes, of alternating
     sign, beside the other half at the opposite extreme: every bucket and the largest predictions in

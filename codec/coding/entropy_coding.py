@@ -298,6 +298,8 @@ class CodingTables:
         except (KeyError, TypeError, ValueError) as exc:
             raise CodecError(f"{source}: malformed entropy tables ({type(exc).__name__}: {exc})") from None
         for i, table in tables.items():
+            if not 0 <= i < SCALE_BINS:  # numbers of the grid's tables, which index a frame's blocks
+                raise CodecError(f"{source}: table number {i} is not one of the grid's 0..{SCALE_BINS - 1}")
             if not table.valid:
                 raise CodecError(f"{source}: table {i} is not a valid frequency table")
         for k, lv in enumerate(levels):
