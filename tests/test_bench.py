@@ -90,6 +90,7 @@ def test_json_holds_every_field_of_the_schema(report) -> None:
     assert data["clip"]["frames"] == 12 and data["clip"]["frames_seen"] == 9
     assert data["speed"].keys() >= SPEED_KEYS and data["speed"]["torch_decode_fps"] > 0
     assert {"path", "bundle_sha256", "trained_here_minutes", "default_quality", "decoder_bytes"} <= data["model"].keys()
+    assert data["model"]["path"] is None  # trained by the run in a folder it removes: no path to name
     codecs = {(p["codec"], p["variant"]) for p in data["points"]}
     baselines = {(b, v.name) for b in BASELINES for v in VARIANTS}
     assert codecs == {("aecodec", "low-delay"), ("aecodec", "auto-keyframes")} | baselines

@@ -84,7 +84,7 @@ def run_bench(
         },
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
         "model": {
-            "path": str(model_dir),
+            "path": None if trained_here else str(model_dir),  # a model the run trained is not kept
             "bundle_sha256": bundle.decoder_sha256,
             "trained_here_minutes": train_minutes if trained_here else None,
             "training_steps": bundle.meta.training.steps,
