@@ -347,12 +347,38 @@ def table_bits(symbols: np.ndarray, table: Table) -> float:
     return float(-np.log2(f[index] / TOTAL).sum() + 24 * np.count_nonzero(~inside))
 
 
+_COSTS: dict[int, tuple[Sequence[Table], np.ndarray]] = {}  # by id of the (kept) sequence of tables
+
+
+def _costs(tables: Sequence[Table]) -> np.ndarray:
+    """(len(tables), 2 R + 2): :func:`table_bits` of each value -R..R (R the widest table's radius),
+    then of any beyond, under each of ``tables``; computed once per sequence."""
+    entry = _COSTS.get(id(tables))
+    if entry is None or entry[0] is not tables:
+        radius = max(t.radius for t in tables)
+        values = np.arange(-radius, radius + 2)  # the last stands for every value beyond R
+        costs = np.array([[table_bits(np.array([v]), t) for v in values] for t in tables])
+        entry = _COSTS[id(tables)] = (tables, costs)
+    return entry[1]
+
+
+def best_table(symbols: np.ndarray, tables: Sequence[Table]) -> tuple[int, float]:
+    """The one of ``tables`` that codes ``symbols`` shortest, and its :func:`table_bits`."""
+    costs = _costs(tables)
+    radius = (costs.shape[1] - 2) // 2
+    flat = np.asarray(symbols, np.int64).ravel()
+    cells = np.where(np.abs(flat) > radius, 2 * radius + 1, flat + radius)
+    bits = costs @ np.bincount(cells, minlength=costs.shape[1])
+    choice = int(np.argmin(bits))
+    return choice, float(bits[choice])
+
+
 def choosing_bits(symbols: np.ndarray, tables: Sequence[Table]) -> float:
     """What :meth:`SymbolRangeEncoder.encode_choosing` spends on ``symbols``: the number of the table
     that codes them shortest, then them under it (nothing for no symbols)."""
     if not symbols.size:
         return 0.0
-    return math.log2(len(tables)) + min(table_bits(symbols, t) for t in tables)
+    return math.log2(len(tables)) + best_table(symbols, tables)[1]
 
 
 # The probabilities of a 0 a set of flags may be coded under, in 4096ths: 4096 x sigmoid of 32 even
@@ -396,7 +422,7 @@ class SymbolRangeEncoder:
 
     def encode_choosing(self, symbols: np.ndarray, tables: Sequence[Table]) -> None:
         """``symbols`` under whichever of ``tables`` codes them shortest, its number first."""
-        choice = int(np.argmin([table_bits(symbols, t) for t in tables]))
+        choice = best_table(symbols, tables)[0]
         self.coder.encode(np.array([choice], np.int32), constriction.stream.model.Uniform(len(tables)))
         self.encode_block(symbols, tables[choice], tables[choice].model())
 

@@ -65,23 +65,36 @@ def _flag_sets(inside: np.ndarray, known: np.ndarray | None) -> list[np.ndarray]
     return [inside & ~even & (context == c) for c in range(3)]
 
 
-def _level_contexts(grid: np.ndarray, earlier: np.ndarray, split: bool) -> np.ndarray:
-    """Per coded 4x4 block (in raster order), the context of its levels in the next group: from the
-    coded flags ``grid`` ((rows, cols) bool) of its four neighbours and the summed magnitudes
-    ``earlier`` of its own levels in the earlier groups; all 0 unless ``split``."""
-    if not split:
-        return np.zeros(len(earlier), np.int64)
-    return np.digitize(earlier, (1, 3)) * 3 + np.digitize(_neighbours_set(grid)[grid], (2, 4))
+LEVEL_CONTEXTS = 9
+_EARLIER_BUCKET = np.array([0, 1, 1, 2])  # summed magnitudes 0, 1-2, 3 or more
+
+
+def _near(grid: np.ndarray, split: bool) -> np.ndarray | None:
+    """Per coded 4x4 block (raster order) of ``grid`` ((rows, cols) bool), how many of its four
+    neighbours are coded, as 0 (0-1), 1 (2-3) or 2 (4); None when the levels are not split."""
+    return np.digitize(_neighbours_set(grid)[grid], (2, 4)) if split else None
+
+
+def _context_sets(near: np.ndarray | None, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The coded blocks in the order their levels of the next group are coded (by context, then
+    raster order) and how many fall in each context; the context is the neighbours' (``near``) and
+    the summed magnitudes ``earlier`` of the block's levels in the earlier groups, all 0 if
+    ``near`` is None."""
+    if near is None:
+        return np.arange(len(earlier)), np.array([len(earlier)])
+    context = _EARLIER_BUCKET[np.minimum(earlier, 3)] * 3 + near
+    return np.argsort(context.astype(np.uint8), kind="stable"), np.bincount(context, minlength=LEVEL_CONTEXTS)
 
 
 def _level_sets(scans: np.ndarray, grid: np.ndarray, split: bool) -> list[np.ndarray]:
     """One component's levels (``scans``, (n, 16) in zigzag order, of the blocks ``grid`` says are
     coded), as the sets they are coded in: by group, then by context (only if ``split``)."""
-    sets, earlier = [], np.zeros(len(scans), np.int64)
+    sets, earlier, near = [], np.zeros(len(scans), np.int64), _near(grid, split)
     for group in GROUPS:
         levels = scans[:, group]
-        context = _level_contexts(grid, earlier, split)
-        sets += [levels[context == c].ravel() for c in np.unique(context)]
+        order, counts = _context_sets(near, earlier)
+        starts = np.cumsum(counts) - counts
+        sets += [levels[order[start : start + n]].ravel() for start, n in zip(starts, counts, strict=True) if n]
         earlier += np.abs(levels).sum(1)
     return sets
 
@@ -130,19 +143,19 @@ def decode_residual(
                     grid[mask] = coder.decode_flags(int(mask.sum()))
             coded = np.flatnonzero(grid)
             earlier = np.zeros(len(coded), np.int64)
-            split = bool(coder.decode_bits(np.array([1]))[0])
+            near = _near(grid, bool(coder.decode_bits(np.array([1]))[0]))
             for group in GROUPS:
                 width = len(range(16)[group])
-                context = _level_contexts(grid, earlier, split)
-                levels_in = np.zeros((len(coded), width), np.int64)
-                for c in np.unique(context):
-                    chosen = context == c
-                    symbols = coder.decode_chosen(int(chosen.sum()) * width, tables, models)
-                    if np.abs(symbols).max(initial=0) > MAX_LEVEL:
-                        raise CodecError(f"a residual level beyond {MAX_LEVEL}")
-                    levels_in[chosen] = symbols.reshape(-1, width)
-                scans[coded, k, group] = levels_in
-                earlier += np.abs(levels_in).sum(1)
+                order, counts = _context_sets(near, earlier)
+                levels = np.zeros((len(coded), width), np.int64)
+                for start, n in zip(np.cumsum(counts) - counts, counts, strict=True):
+                    if n:
+                        symbols = coder.decode_chosen(int(n) * width, tables, models)
+                        if np.abs(symbols).max(initial=0) > MAX_LEVEL:
+                            raise CodecError(f"a residual level beyond {MAX_LEVEL}")
+                        levels[order[start : start + n]] = symbols.reshape(n, width)
+                scans[coded, k, group] = levels
+                earlier += np.abs(levels).sum(1)
     raster = np.empty_like(scans)
     raster[:, :, ZIGZAG] = scans
     return raster.reshape(rows, cols, 3, 4, 4)
