@@ -48,11 +48,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     args = parser.parse_args()
     bundle = load_bundle(args.model)
-    frames = []
-    for frame in iter_frames(find_source(bundle)):
-        if len(frames) == args.frames:
-            break
-        frames.append(frame)
+    frames = list(iter_frames(find_source(bundle), args.frames))
     h, w = frames[0].shape[:2]
     tables, models = inter_tables()
     print(f"{args.model.name}: {w}x{h}, the first {len(frames)} frames, every level")

@@ -49,14 +49,21 @@ def _min_payload(tables: CodingTables, level: Level, frame_type: int, h: int, w:
 
     if frame_type != I_FRAME:
         return least_payload(h * w * sum(cheapest(row) for row in level.inter_table))
-    if not level.intra_pass_table:
-        return least_payload(h * w * sum(cheapest((t,)) for t in level.intra_table))
-    sizes = [p.size(h, w) for p in INTRA_PASSES]
-    bits = 0.0
-    for first, row in zip(level.intra_table, level.intra_pass_table, strict=True):
-        bits += sizes[0] * cheapest((first,))
-        bits += sum(n * cheapest(row[(k - 1) * CONTEXTS : k * CONTEXTS]) for k, n in enumerate(sizes) if k)
+    first, *later = _intra_passes(level)
+    bits = first.size(h, w) * sum(cheapest((t,)) for t in level.intra_table)
+    for k, intra_pass in enumerate(later, 1):
+        bits += intra_pass.size(h, w) * sum(cheapest(tuple(row)) for row in _pass_tables(level, k).tolist())
     return least_payload(bits)
+
+
+def _pass_tables(level: Level, index: int) -> np.ndarray:
+    """(C, CONTEXTS): each channel's tables of I-frame pass ``index`` (>= 1), by bucket."""
+    return np.asarray(level.intra_pass_table, np.int64)[:, (index - 1) * CONTEXTS : index * CONTEXTS]
+
+
+def _temporal_tables(level: Level, previous_residual: np.ndarray) -> np.ndarray:
+    """The table of every element of a P-frame's latent, by its temporal bucket."""
+    return _by_bucket(np.asarray(level.inter_table, np.int64), context_buckets(previous_residual))
 
 
 def _by_bucket(rows: np.ndarray, buckets: np.ndarray) -> np.ndarray:
@@ -87,8 +94,7 @@ def _intra_context(level: Level, centred: np.ndarray, index: int) -> tuple[np.nd
         table_of = np.asarray(level.intra_table, np.int64)[:, None]
         return np.broadcast_to(table_of, (len(centred), intra_pass.size(*centred.shape[1:]))), np.zeros((), np.int64)
     buckets, prediction = intra_pass.context(centred)
-    rows = np.asarray(level.intra_pass_table, np.int64)[:, (index - 1) * CONTEXTS : index * CONTEXTS]
-    return _by_bucket(rows, buckets), prediction
+    return _by_bucket(_pass_tables(level, index), buckets), prediction
 
 
 def _encode_grouped(coder: SymbolRangeEncoder, models: _Models, symbols: np.ndarray, table_of: np.ndarray) -> None:
@@ -138,7 +144,7 @@ class LatentPacker:
             self.previous_residual = np.zeros_like(q)
         else:
             residual = q - self.previous
-            table_of = _by_bucket(np.asarray(self.level.inter_table), context_buckets(self.previous_residual))
+            table_of = _temporal_tables(self.level, self.previous_residual)
             _encode_grouped(coder, self.models, residual.ravel(), table_of.ravel())
             self.previous_residual = residual
         self.previous = q
@@ -185,7 +191,7 @@ class LatentUnpacker:
                 q = centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
                 residual = np.zeros_like(q)
             else:
-                table_of = _by_bucket(np.asarray(self.level.inter_table), context_buckets(self.previous_residual))
+                table_of = _temporal_tables(self.level, self.previous_residual)
                 residual = _decode_grouped(coder, self.models, table_of.ravel()).reshape(self.shape)
                 q = residual + self.previous
         self.previous, self.previous_residual = q, residual
