@@ -235,7 +235,7 @@ def listed(bundle: Bundle, sha256: str, frames: int) -> codec_pb2.Video:
         height=height,
         fps=25,
         frames=frames,
-        quality_levels=len(coding.quality_steps),
+        quality_levels=coding.levels,
         default_quality=coding.default_quality,
         gop=coding.gop,
         bundle_sha256=sha256,

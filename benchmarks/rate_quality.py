@@ -1,5 +1,6 @@
-"""Real bytes at every quality level of a bundle: stream-only and total bpp, RGB PSNR, how far the
-real size is from the priors' estimate, and encode/decode frames per second.
+"""Real bytes at every quality level of a bundle (its refined levels included): stream-only and
+total bpp, RGB PSNR, how far the real size is from the priors' estimate, and encode/decode frames
+per second.
 
 Usage: python benchmarks/rate_quality.py MODEL_DIR VIDEO
 """
@@ -23,7 +24,7 @@ def main(model_dir: str, video: str) -> None:
     print("| " + " | ".join(columns) + " |")
     print("|" + " --- |" * len(columns))
     with tempfile.TemporaryDirectory() as tmp:
-        for quality in range(len(bundle.meta.coding.quality_steps)):
+        for quality in range(bundle.meta.coding.levels):
             out = Path(tmp) / f"q{quality}.aec"
             e = encode_video(Path(video), bundle, out, quality=quality).to_dict()
             frames, _ = decode_bytes(out.read_bytes(), bundle, str(out))

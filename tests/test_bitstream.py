@@ -32,6 +32,7 @@ from codec.coding.bitstream import (
     Header,
     read_chunks,
 )
+from codec.coding.intra_refinement import LATENT_WORDS, join_intra
 from codec.coding.spancrc import CHECKPOINT, SpanCrc
 from codec.errors import CodecError
 from codec.io.limits import MAX_SIDE
@@ -40,7 +41,8 @@ FORMAT_DOC = Path(__file__).parents[1] / "docs" / "format.md"
 
 
 def _format_tables() -> list[int]:
-    """The sum of the bytes column of each table in docs/format.md's `.aec` section (payload excluded)."""
+    """The sum of the bytes column of each table in docs/format.md's `.aec` section (payloads and the
+    I-frame payload's parts of variable length excluded)."""
     section = FORMAT_DOC.read_text().split("## The `.aec` format")[1].split("\n## ")[0]
     sums: list[int] = []
     for block in re.split(r"\n\s*\n", section):
@@ -56,7 +58,7 @@ def test_format_documents_agree_with_the_code() -> None:
     chunk = Chunk(3, 1, 0xBEEF, b"\x01\x02\x03\x04")
     assert len(header.pack()) == HEADER_SIZE
     assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
-    assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE]
+    assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE, LATENT_WORDS.size]
     assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(FORMAT_DOC.read_text().split())
     for text in (FORMAT_DOC.read_text(), codec.coding.bitstream.__doc__):
         assert {int(n) for n in re.findall(r"(\d+)-byte (?:chunk )?head\b", text)} == {CHUNK_HEAD_SIZE}
@@ -184,7 +186,8 @@ def test_span_crc_equals_zlibs(data: bytes, a: int, b: int) -> None:
 
 
 def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
-    chunks = [Chunk(0, 0, 0x0A0B, bytes(40)), Chunk(1, 1, 0xFFFF, bytes(8)), Chunk(2, 2, 0, bytes(12))]
+    intra = join_intra(bytes(24), bytes(12))  # 40 bytes: the latent's length, 6 words of latent, a refinement
+    chunks = [Chunk(0, 0, 0x0A0B, intra), Chunk(1, 1, 0xFFFF, bytes(8)), Chunk(2, 2, 0, bytes(12))]
     header = Header("ab" * 32, 32, 16, Fraction(30000, 1001), 3, 30, 2)
     stream = tmp_path / "s.aec"
     stream.write_bytes(header.pack() + b"".join(c.pack() for c in chunks))
@@ -205,6 +208,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
         (1, "P", CHUNK_HEAD_SIZE + 8, "ffff", True),
         (2, "M", CHUNK_HEAD_SIZE + 12, "0000", True),
     ]
+    assert info["chunks"][0]["refinement_bytes"] == 12 and "refinement_bytes" not in info["chunks"][1]
     assert [c["offset"] for c in info["chunks"]] == [HEADER_SIZE, HEADER_SIZE + 57, HEADER_SIZE + 82]
     size = stream.stat().st_size
     assert info["totals"] == {
@@ -214,6 +218,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
         "p_frames": 2,
         "frame_types": {"I": 1, "P": 1, "M": 1},
         "mean_bytes": {"I": CHUNK_HEAD_SIZE + 40, "P": CHUNK_HEAD_SIZE + 8, "M": CHUNK_HEAD_SIZE + 12},
+        "refinement_bytes": 12,
         "damaged": 0,
         "damaged_bytes": 0,
         "bpp": size * 8 / (3 * 32 * 16),
@@ -222,6 +227,7 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     assert code == 0 and "bundle sha256   " + "ab" * 32 in text and "30000/1001" in text
     assert re.search(r"^\s+1\s+121\s+P\s+25\s+ffff\s+yes$", text, re.MULTILINE), text
     assert "3 (1 I, 1 P, 1 M)" in text and "I 57, P 25, M 29" in text
+    assert re.search(r"^\s+0\s+64\s+I\s+57\s+0a0b\s+yes\s+12$", text, re.MULTILINE), text
 
 
 def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
@@ -269,15 +275,15 @@ def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_an_older_stream_is_refused_naming_its_version(tmp_path: Path, version: int) -> None:
     """Version 1 chunks had no reconstruction check, version 2 P-frames coded latent differences under
     other rules, version 3 M-frames one vector per 16x16 block, version 4 I-frames without spatial contexts,
-    version 5 I-frames in two checkerboard halves and M-frame levels without contexts: such a stream
-    must be re-encoded, not misread."""
+    version 5 I-frames in two checkerboard halves and M-frame levels without contexts, version 6 I-frames
+    without their latent's length (nor a refinement): such a stream must be re-encoded, not misread."""
     old = craft(HEADER.pack(), version=version)
     message = (
-        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 6; re-encode the source"
+        f"old.aec: .aec format version {version} is not supported: this aecodec reads version 7; re-encode the source"
     )
     with pytest.raises(CodecError) as caught:
         Header.unpack(old, "old.aec")

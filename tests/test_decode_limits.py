@@ -4,9 +4,11 @@ acted on, and bad input is one line on stderr and exit code 2, fast and in bound
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from crafted import craft
 
 from codec.coding.bitstream import HEADER_SIZE, I_FRAME, P_FRAME, Chunk, read_chunks
 from codec.coding.entropy_coding import CodingTables
+from codec.coding.intra_refinement import join_intra
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
@@ -94,7 +97,7 @@ CRAFTED = {
     "frames 2^32-1, concealed": ({"frames": 2**32 - 1}, "all", ["--conceal"], 0, ""),
     "gop 0": ({"gop": 0}, "all", [], 2, "header field gop is 0"),
     "gop 65535": ({"gop": 65535}, "all", [], 0, ""),
-    "quality 6 of levels 0..5": ({"quality": 6}, "all", [], 2, "quality 6 is not one of the bundle's levels 0..5"),
+    "quality 10 of levels 0..9": ({"quality": 10}, "all", [], 2, "quality 10 is not one of the bundle's levels 0..9"),
     "quality 255": ({"quality": 255}, "all", [], 2, "quality 255 is not one of"),
     "fps 0": ({"fps_num": 0}, "all", [], 2, "frame rate 0 is outside"),
     "fps 2^32-1": ({"fps_num": 2**32 - 1, "fps_den": 1}, "all", [], 2, "frame rate 4294967295 is outside"),
@@ -133,14 +136,27 @@ def test_the_encoder_refuses_what_its_decoder_would(carphone_bundle: Path, tmp_p
     assert not (tmp_path / "wide.aec").exists() and not (tmp_path / "fast.aec").exists()
 
 
-def test_a_payload_too_short_for_its_latent_is_refused(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (lambda p: p[:4], "frame 0: I-frame latent of {words} words does not fit its payload of 4 bytes"),
+        (lambda p: join_intra(p[4:8], b""), "frame 0: latent of 4 bytes is too short for its 4x18x22 values"),
+        (lambda p: join_intra(p[4:8], p[8:]), "frame 0: latent of 4 bytes is too short for its 4x18x22 values"),
+    ],
+)
+def test_a_payload_too_short_for_its_latent_is_refused(
+    carphone_bundle: Path, encoded, tmp_path: Path, cut: Callable[[bytes], bytes], message: str
+) -> None:
+    """An I-frame's latent length beyond its payload, and a latent too short for its values (with or
+    without bytes after it that would pass for a refinement)."""
     stream = encoded[0]
     chunks = _chunks(stream)
-    short = replace(chunks[0], payload=chunks[0].payload[:4])
+    short = replace(chunks[0], payload=cut(chunks[0].payload))
     bad = tmp_path / "short.aec"
     bad.write_bytes(_header(stream) + short.pack() + _pack(chunks[1:]))
     code, _, err = run_cli("decode", bad, "-m", carphone_bundle, "-o", tmp_path / "out.y4m")
-    assert _one_line_error(code, err, "frame 0: payload of 4 bytes is too short for its 4x18x22 latent"), err
+    words = int.from_bytes(chunks[0].payload[:4], "little")
+    assert _one_line_error(code, err, message.format(words=words)), err
 
 
 def test_the_payload_bound_admits_every_real_payload(carphone_bundle: Path) -> None:
@@ -166,10 +182,12 @@ def test_garbage_payloads_fail_in_one_line(carphone_bundle: Path) -> None:
         for index in range(100):
             unpacker.previous = unpacker.previous_residual = np.zeros((4, 18, 22), np.int64)
             payload = rng.integers(0, 256, 4 * int(rng.integers(1, 60)), np.uint8).tobytes()
+            if index % 2 == I_FRAME:  # a latent length that fits: the noise reaches the latent's decoder
+                payload = join_intra(payload, b"")
             try:
                 unpacker.unpack(Chunk(index, index % 2, 0, payload))
             except CodecError as exc:
-                assert str(exc).startswith(f"frame {index}: payload ") and "\n" not in str(exc)
+                assert re.match(f"frame {index}: (payload |latent of)", str(exc)) and "\n" not in str(exc)
                 refused += 1
     assert refused
 

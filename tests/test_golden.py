@@ -1,6 +1,7 @@
 """A golden .aec stream: fixed integer tables, latents and reconstructed frames must code to the same
 bytes (the chunks' reconstruction checks included), and those bytes decode back exactly; its
-M-frames (fixed vectors and residual levels, moving fixed frames) decode to the same pixels. A failure
+M-frames (fixed vectors and residual levels, moving fixed frames) and the refinement its second
+I-frame carries (fixed levels on a fixed base) decode to the same pixels. A failure
 here means streams written before no longer decode (or the other way round): a change of the format,
 of the check or of constriction's coder, not of a test.
 
@@ -28,14 +29,15 @@ from codec.coding.bitstream import I_FRAME, M_FRAME, P_FRAME, Chunk, Header, fra
 from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
 from codec.coding.inter_encode import pack_inter
 from codec.coding.inter_frame import decode_inter, residual_grid
+from codec.coding.intra_refinement import Refinement, split_intra
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
 from codec.coding.motion import MAX_VECTOR
 from codec.coding.motion_coding import expand
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"
-GOLDEN_SHA256 = "0e2033c1e929c9389df979e81bab5a624a3652ff8e626e7377d24974bc93c0ee"
-DECODED_SHA256 = "0003bbd5bfc9d55234f591de5a22be85e426729d3adef83437fe4f436f87d8cf"  # of the M-frames' decoded pixels
+GOLDEN_SHA256 = "e5f73e5f5a9113468a870d9e7f785d962a98409828557f493fab7b7b72bd4fb6"
+DECODED_SHA256 = "4b82dc1e42a2092d527e7a636274666e2f00ab49ad845a746a6da98084b58e69"  # of the decoded pixels
 REGENERATE = os.environ.get("AECODEC_REGENERATE_GOLDEN") == "1"
 
 SHAPE = (3, 4, 5)  # latent channels, rows, columns: an 80x64 frame at stride 16
@@ -43,6 +45,8 @@ QUALITY = 1  # of the two levels in golden_entropy.json (its P tables and its I-
 # differ by bucket and pass, so the stream pins which bucket each symbol is coded in)
 TYPES = [I_FRAME, P_FRAME, P_FRAME, I_FRAME, P_FRAME]
 M_QPS = [0, 30, 51]  # the M-frames after them, each at its QP
+REFINED = 3  # the I-frame that carries a refinement, at REFINED_QP
+REFINED_QP = 20
 
 
 def _latents() -> list[np.ndarray]:
@@ -92,20 +96,34 @@ def _inter_payloads() -> list[bytes]:
     return payloads
 
 
-def _decoded(payloads: list[bytes]) -> list[np.ndarray]:
+def _refinement() -> Refinement:
+    """Sparse levels (an escape among them) that refine the I-frame REFINED, dense in its top rows."""
+    rng = np.random.RandomState(13)
+    levels = rng.randint(-4, 5, (*residual_grid(64, 80), 3, 4, 4)) * (rng.rand(16, 20, 3, 4, 4) < 0.15)
+    levels[:4] = rng.randint(-9, 10, (4, 20, 3, 4, 4))
+    levels[9, 9, 1, 0, 0] = -700
+    return Refinement(REFINED_QP, levels)
+
+
+def _decoded(payloads: list[bytes], refinement: bytes) -> list[np.ndarray]:
+    """The M-frames' pixels, moving the reference frame, then the reference refined by ``refinement``."""
     frames, previous = [], _reference()
     for index, payload in enumerate(payloads):
         previous = decode_inter(payload, previous, f"M-frame {index}")
         frames.append(previous)
-    return frames
+    return [*frames, Refinement.decode(refinement, 64, 80, "refinement").apply(_reference())]
 
 
 def _stream(tables: CodingTables, latents: list[np.ndarray]) -> bytes:
     packer = LatentPacker(tables, QUALITY)
     frames = zip(latents, TYPES, _checks(), strict=True)
-    chunks = [packer.pack(q, index, kind, check) for index, (q, kind, check) in enumerate(frames)]
+    refined = _refinement().encode()
+    chunks = [
+        packer.pack(q, index, kind, check, refined if index == REFINED else b"")
+        for index, (q, kind, check) in enumerate(frames)
+    ]
     payloads = _inter_payloads()
-    for payload, frame in zip(payloads, _decoded(payloads), strict=True):
+    for payload, frame in zip(payloads, _decoded(payloads, refined)[: len(M_QPS)], strict=True):
         chunks.append(Chunk(len(chunks), M_FRAME, frame_check(frame), payload))
     names = hashlib.sha256(json.dumps(tables.to_json(), sort_keys=True).encode()).hexdigest()
     header = Header(names, 80, 64, Fraction(30000, 1001), len(chunks), 3, QUALITY)
@@ -119,8 +137,7 @@ def test_golden_stream() -> None:
     tables = CodingTables.from_json(json.loads(TABLES.read_text()), str(TABLES))
     stream = _stream(tables, latents)
     sha = hashlib.sha256(stream).hexdigest()
-    golden_chunks = list(read_chunks(stream, "golden"))
-    decoded_sha = hashlib.sha256(b"".join(_decoded([c.payload for c in golden_chunks[len(TYPES) :]]))).hexdigest()
+    decoded_sha = hashlib.sha256(b"".join(_pixels(list(read_chunks(stream, "golden"))))).hexdigest()
     if REGENERATE:
         GOLDEN.write_bytes(stream)
         pytest.skip(f"regenerated {GOLDEN.name}: GOLDEN_SHA256 = {sha!r}, DECODED_SHA256 = {decoded_sha!r}")
@@ -132,9 +149,23 @@ def test_golden_stream() -> None:
     decoded = [unpacker.unpack(chunk) for chunk in chunks[: len(TYPES)]]
     assert len(decoded) == len(latents) and all(np.array_equal(d, q) for d, q in zip(decoded, latents, strict=True))
     assert [chunk.check for chunk in chunks[: len(TYPES)]] == _checks()
-    moved = _decoded([chunk.payload for chunk in chunks[len(TYPES) :]])
-    assert hashlib.sha256(b"".join(moved)).hexdigest() == DECODED_SHA256, "M-frames no longer decode to these pixels"
-    assert [chunk.check for chunk in chunks[len(TYPES) :]] == [frame_check(f) for f in moved]
+    pixels = _pixels(chunks)
+    assert hashlib.sha256(b"".join(pixels)).hexdigest() == DECODED_SHA256, "no longer decodes to these pixels"
+    assert [chunk.check for chunk in chunks[len(TYPES) :]] == [frame_check(f) for f in pixels[: len(M_QPS)]]
+    refinement = Refinement.decode(split_intra(chunks[REFINED].payload, "golden")[1], 64, 80, "golden")
+    assert refinement.qp == REFINED_QP and np.array_equal(refinement.levels, _refinement().levels)
+    assert all(
+        split_intra(chunks[k].payload, "golden")[1] == b""
+        for k in range(len(TYPES))
+        if TYPES[k] == I_FRAME and k != REFINED
+    )
+
+
+def _pixels(chunks: list[Chunk]) -> list[np.ndarray]:
+    """What the golden ``chunks`` decode to that has no network in it: the M-frames and the refinement."""
+    return _decoded(
+        [chunk.payload for chunk in chunks[len(TYPES) :]], split_intra(chunks[REFINED].payload, "golden")[1]
+    )
 
 
 def test_constriction_is_pinned_to_the_version_that_made_the_golden_stream() -> None:

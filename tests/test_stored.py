@@ -60,7 +60,7 @@ def test_prepare_stores_every_level_as_codec_encode_writes_it(models: Path, tmp_
     srv = Server(models, "--prepare", "--stream-cache", str(cache))
     try:
         bundle = load_bundle(models / "short")
-        levels = len(bundle.meta.coding.quality_steps)
+        levels = bundle.meta.coding.levels
         stored = sorted(cache.glob("*/*.aec"))
         assert [p.name for p in stored] == [f"q{q}-g8.aec" for q in range(levels)]
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:

@@ -72,7 +72,7 @@ class Entry:
 
     @property
     def quality_levels(self) -> int:
-        return len(self.bundle.meta.coding.quality_steps)
+        return self.bundle.meta.coding.levels
 
     def header(self, quality: int, frames: int) -> Header:
         """The .aec header of a stream of ``frames`` frames of this video at ``quality``."""

@@ -16,8 +16,9 @@ Types: 0 = I (the intra latent), 1 = P (the latent's difference from the previou
 residual: codec.coding.inter_frame). Version 3 added M, version 4 its 32x32 blocks that move as one or
 as four 16x16 ones, version 5 an I-frame's latent in two checkerboard halves, the second under
 spatial contexts, version 6 in five passes under spatial contexts, coded one block per table
-(codec.coding.context), and the M-frames' residual levels under contexts; an older stream is
-refused, naming its version.
+(codec.coding.context), and the M-frames' residual levels under contexts, version 7 an I-frame's
+latent length and an integer refinement after it (codec.coding.intra_refinement); an older stream
+is refused, naming its version.
 
 The chunk's crc32 covers its sync, index, type, length and check fields and the payload, so any damage
 to a chunk is caught, and a reader that lost its place can scan for the next sync whose crc32 holds.
@@ -50,7 +51,7 @@ from codec.errors import CodecError
 from codec.io.limits import MAX_FPS, MAX_FPS_DENOMINATOR, MAX_SIDE, MIN_FPS
 
 MAGIC = b"AEC\x00"
-VERSION = 6
+VERSION = 7
 SYNC = b"AF"
 I_FRAME, P_FRAME, M_FRAME = 0, 1, 2
 FRAME_TYPES = {I_FRAME: "I", P_FRAME: "P", M_FRAME: "M"}

@@ -42,6 +42,7 @@ from codec.coding.bitstream import (
 )
 from codec.coding.entropy_coding import CodingTables
 from codec.coding.inter_frame import decode_inter
+from codec.coding.intra_refinement import Refinement, split_intra
 from codec.coding.latent_codec import LatentUnpacker
 from codec.coding.runtime import Networks, latent_shape
 from codec.errors import CodecError, naming
@@ -122,9 +123,10 @@ def decode_frames(
     header = stats.header
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
     shape = latent_shape(bundle, header.width, header.height)
+    coding = bundle.meta.coding
     with naming(source):
         tables = CodingTables.from_bundle(bundle)
-        unpacker = LatentUnpacker(tables, header.quality, shape)
+        unpacker = LatentUnpacker(tables, coding.latent_level(header.quality), shape)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
     step = unpacker.level.step
@@ -153,7 +155,7 @@ def decode_frames(
     for item in items:
         if isinstance(item, LevelChange):
             with naming(source):
-                unpacker = LatentUnpacker(tables, item.quality, shape)
+                unpacker = LatentUnpacker(tables, coding.latent_level(item.quality), shape)
             step = unpacker.level.step
             continue
         if isinstance(item, Damage):
@@ -194,7 +196,11 @@ def decode_frames(
                 continue
             with naming(source):
                 q = unpacker.unpack(chunk)
-            frame = nets.reconstruct(q, step)
+                frame = nets.reconstruct(q, step)
+                if chunk.frame_type == I_FRAME:
+                    where = f"frame {chunk.index}"
+                    refinement = split_intra(chunk.payload, where)[1]
+                    frame = Refinement.decode(refinement, header.height, header.width, where).apply(frame)
         if frame_check(frame) != chunk.check:
             if redo is not None:
                 redo(chunk.index)

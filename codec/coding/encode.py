@@ -15,7 +15,15 @@ import numpy as np
 
 from codec.coding.bitstream import I_FRAME, M_FRAME, Chunk, Header, frame_check, write_stream
 from codec.coding.entropy_coding import CodingTables, estimate_bits
-from codec.coding.inter_encode import DEFAULT_INTER, InterOptions, encode_inter, mode_lambda, residual_qp
+from codec.coding.inter_encode import (
+    DEFAULT_INTER,
+    InterOptions,
+    encode_inter,
+    mode_lambda,
+    refinement_qp,
+    residual_qp,
+)
+from codec.coding.intra_refinement import refine
 from codec.coding.keyframes import KeyframePolicy
 from codec.coding.latent_codec import LatentPacker
 from codec.coding.runtime import Networks
@@ -78,9 +86,9 @@ P_MODES = ("motion", "latent")
 
 @dataclass
 class CodedFrame:
-    """One coded frame: its chunk, the bits it was estimated at (the priors' estimate for a latent
-    frame, the real bits of an M-frame) and the frame exactly as a decoder will reconstruct it
-    (whose check the chunk carries)."""
+    """One coded frame: its chunk, the bits it was estimated at (the priors' estimate for a latent,
+    plus the real bits of an I-frame's refinement; the real bits of an M-frame) and the frame
+    exactly as a decoder will reconstruct it (whose check the chunk carries)."""
 
     chunk: Chunk
     estimated_bits: float
@@ -94,7 +102,8 @@ class StreamEncoder:
     coded as an M-frame: motion from the previous reconstruction plus an integer residual at a QP
     set by the last I-frame's PSNR; it is kept unless the policy prefers an I-frame at that cost.
     With ``p_mode="latent"`` P-frames code the intra latent's difference from the previous frame's.
-    An I-frame is the analysis network, rounding and range coding of the latent.
+    An I-frame is the analysis network, rounding and range coding of the latent, and at a refined
+    level (above the bundle's latent levels) an integer residual refinement of its reconstruction.
 
     It keeps the stream's state (the previous reconstruction and latent, the policy's), so it codes
     frames in order. The first frame it sees is an I-frame, so a stream may start anywhere. ``nets``
@@ -121,7 +130,8 @@ class StreamEncoder:
         self.gop = coding.gop if gop is None else gop
         if not 1 <= self.gop < 1 << 16:
             raise CodecError(f"GOP must be from 1 to 65535, not {self.gop}")
-        self.packer = LatentPacker(CodingTables.from_bundle(bundle), self.quality)
+        self.packer = LatentPacker(CodingTables.from_bundle(bundle), coding.latent_level(self.quality))
+        self.refinement = coding.refinement(self.quality)
         self.step = self.packer.level.step
         self.prior = bundle.entropy()["prior"]
         self.keyframes = KeyframePolicy(keyframes, self.gop, self.prior, self.step)
@@ -159,8 +169,14 @@ class StreamEncoder:
         if frame_type is None:
             frame_type = self.keyframes.decide_frame_type(q, previous, index)
         reconstruction = self.nets.reconstruct(q, self.step)
-        chunk = self.packer.pack(q, index, frame_type, frame_check(reconstruction))
         bits = float(estimate_bits(q, previous, frame_type, self.prior, self.step).sum())
+        refined = b""
+        if frame_type == I_FRAME and self.refinement:
+            qp = refinement_qp(psnr(reconstruction, frame), self.step, self.refinement)
+            refinement = refine(frame, reconstruction, qp)
+            refined, reconstruction = refinement.encode(), refinement.apply(reconstruction)
+            bits += 8 * len(refined)
+        chunk = self.packer.pack(q, index, frame_type, frame_check(reconstruction), refined)
         return CodedFrame(chunk, bits, reconstruction)
 
 

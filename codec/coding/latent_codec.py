@@ -23,6 +23,7 @@ from codec.coding.entropy_coding import (
     Table,
     least_payload,
 )
+from codec.coding.intra_refinement import join_intra, split_intra
 from codec.errors import CodecError, naming
 
 
@@ -129,9 +130,10 @@ class LatentPacker:
         self.previous: np.ndarray | None = None
         self.previous_residual: np.ndarray | None = None
 
-    def pack(self, q: np.ndarray, index: int, frame_type: int, check: int) -> Chunk:
+    def pack(self, q: np.ndarray, index: int, frame_type: int, check: int, refinement: bytes = b"") -> Chunk:
         """Frame ``index``'s latent ``q`` as a chunk of ``frame_type`` carrying the reconstruction
-        ``check``; ``q`` becomes the next reference."""
+        ``check`` (an I-frame's with its ``refinement``, codec.coding.intra_refinement); ``q``
+        becomes the next reference."""
         if frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {index}: a P-frame needs a previous frame")
         q = q.astype(np.int64)
@@ -148,7 +150,8 @@ class LatentPacker:
             _encode_grouped(coder, self.models, residual.ravel(), table_of.ravel())
             self.previous_residual = residual
         self.previous = q
-        return Chunk(index, frame_type, check, coder.finish())
+        payload = coder.finish()
+        return Chunk(index, frame_type, check, join_intra(payload, refinement) if frame_type == I_FRAME else payload)
 
 
 class LatentUnpacker:
@@ -170,17 +173,21 @@ class LatentUnpacker:
         self.previous = self.previous_residual = None
 
     def unpack(self, chunk: Chunk) -> np.ndarray:
-        """The latent of ``chunk``, which becomes the next reference; a payload that cannot hold it is a CodecError."""
+        """The latent of ``chunk`` (of an I-frame, without its refinement), which becomes the next
+        reference; a payload that cannot hold it is a CodecError."""
         if chunk.frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {chunk.index}: P-frame without a decoded reference frame")
         c, h, w = self.shape
+        payload = chunk.payload
+        if chunk.frame_type == I_FRAME:
+            payload, _ = split_intra(payload, f"frame {chunk.index}")
         least = self.min_payload[chunk.frame_type]
-        if len(chunk.payload) < least:  # the coder would read on past the end, not fail
+        if len(payload) < least:  # the coder would read on past the end, not fail
             raise CodecError(
-                f"frame {chunk.index}: payload of {len(chunk.payload)} bytes is too short for its "
-                f"{c}x{h}x{w} latent (at least {least} bytes)"
+                f"frame {chunk.index}: latent of {len(payload)} bytes is too short for its "
+                f"{c}x{h}x{w} values (at least {least} bytes)"
             )
-        coder = SymbolRangeDecoder(chunk.payload)
+        coder = SymbolRangeDecoder(payload)
         with naming(f"frame {chunk.index}"):
             if chunk.frame_type == I_FRAME:
                 centred = np.zeros((c, h, w), np.int64)

@@ -169,11 +169,16 @@ class ModelMeta:
         )
 
 
+REFINED_LEVELS = 4  # quality levels above the latent ones: see CodingMeta
+
+
 @dataclass(frozen=True)
 class CodingMeta:
-    """How streams are coded by default."""
+    """How streams are coded by default, and the quality levels: first one per latent step (0 the
+    coarsest), then REFINED_LEVELS more that code the latent at the default level's step and refine
+    each I-frame with an integer residual, finer at each level (codec.coding.intra_refinement)."""
 
-    quality_steps: tuple[float, ...]  # the quantization step of each quality level
+    quality_steps: tuple[float, ...]  # the quantization step of each latent level
     default_quality: int
     gop: int
 
@@ -181,6 +186,22 @@ class CodingMeta:
     def default_step(self) -> float:
         """The quantization step of the default quality level."""
         return self.quality_steps[self.default_quality]
+
+    @property
+    def levels(self) -> int:
+        """How many quality levels a stream may be coded at."""
+        return len(self.quality_steps) + REFINED_LEVELS
+
+    def latent_level(self, level: int) -> int:
+        """The latent level (an index of ``quality_steps``) quality ``level`` codes its latents at;
+        a level the bundle does not have is a CodecError."""
+        if not 0 <= level < self.levels:
+            raise CodecError(f"quality {level} is not one of the bundle's levels 0..{self.levels - 1}")
+        return level if level < len(self.quality_steps) else self.default_quality
+
+    def refinement(self, level: int) -> int:
+        """0 for a latent level, k for the k-th refined level (1 .. REFINED_LEVELS)."""
+        return max(0, level - len(self.quality_steps) + 1)
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> CodingMeta:

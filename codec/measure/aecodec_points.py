@@ -24,8 +24,8 @@ def aecodec_points(bundle: Bundle, video: Path, clip: FrameStore, tmp: Path, ms_
     quality level of ``bundle`` (variant ``low-delay``), and once more at the default level with
     scene-aware keyframes (variant ``auto-keyframes``), measuring each frame as it is decoded."""
     points = []
-    levels = range(len(bundle.meta.coding.quality_steps))
-    runs = [(q, "fixed") for q in levels] + [(bundle.meta.coding.default_quality, "auto")]
+    coding = bundle.meta.coding
+    runs = [(q, "fixed") for q in range(coding.levels)] + [(coding.default_quality, "auto")]
     for quality, keyframes in runs:
         out = tmp / f"q{quality}-{keyframes}.aec"
         stats = encode_video(video, bundle, out, quality=quality, force=True, keyframes=keyframes)
@@ -34,12 +34,12 @@ def aecodec_points(bundle: Bundle, video: Path, clip: FrameStore, tmp: Path, ms_
         metrics = measure_frames(decoded, clip, clip.info.colour.matrix, ms_ssim, str(out))
         frame_bytes = [c.size for c in read_chunks(data, str(out))]
         frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame
-        step = bundle.meta.coding.quality_steps[quality]
+        step, refined = coding.quality_steps[coding.latent_level(quality)], coding.refinement(quality)
         points.append(
             Point(
                 "aecodec",
                 "low-delay" if keyframes == "fixed" else "auto-keyframes",
-                f"quality {quality} (step {step:g})",
+                f"quality {quality} (step {step:g}{f', refined {refined}' if refined else ''})",
                 frame_bytes,
                 metrics,
                 stats.seconds,
