@@ -170,8 +170,10 @@ def test_a_sliver_of_overlap_gives_no_bd_rate_but_bd_psnr_with_its_overlap() -> 
     )
     assert figures["bd_psnr_db"] == pytest.approx(_package(sliver, ANCHOR, bjontegaard.bd_psnr))
     assert figures["bd_psnr_overlap"]["of_both"] == pytest.approx(1) and figures["note_psnr"] is None
-    assert (
-        figures["bd_rate_own_range_pct"] is None and "does not cover aecodec's PSNR range" in figures["note_own_range"]
+    assert figures["bd_rate_own_range_pct"] is None and figures["bd_rate_own_range_interval"] is None
+    assert figures["note_own_range"] == (
+        "n/a: x264 psnr (27.00-33.20 dB) covers less than 50% of aecodec's PSNR range (32.90-40.00 dB) "
+        "without extrapolating"
     )
 
 
@@ -183,6 +185,15 @@ def test_bd_rate_over_aecodecs_range_interpolates_the_anchor_only_where_it_cover
     assert figures["bd_rate_own_range_pct"] == pytest.approx(
         _package(inside, ANCHOR, bjontegaard.bd_rate, min_overlap=0, require_matching_points=False)
     )
+    assert figures["bd_rate_own_range_interval"] == [28.0, 29.0]
+    # above the anchor's top: over the part of aecodec's range the anchor covers, named, if most of it
+    beyond = _curve([(0.03, 29.0), (0.06, 31.0), (0.12, 33.0), (0.5, 35.0)])
+    figures = bd_figures(beyond, ANCHOR, "bpp", NAMES)
+    assert figures["bd_rate_own_range_interval"] == [29.0, 33.2]  # 70% of its 6 dB
+    clipped = [r for r in beyond if r["psnr_rgb"] <= 33.2]
+    within = _package(clipped, ANCHOR, bjontegaard.bd_rate, min_overlap=0, require_matching_points=False)
+    assert figures["bd_rate_own_range_pct"] != pytest.approx(within)  # pchip through the point above 33.2 ...
+    assert figures["bd_rate_own_range_pct"] == pytest.approx(within, abs=5)  # ... bends it a little
     apart = _curve([(r["bpp"], r["psnr_rgb"] + 20) for r in ANCHOR])
     figures = bd_figures(apart, ANCHOR, "bpp", NAMES)
     assert figures["bd_rate_pct"] is None and figures["bd_rate_overlap"]["interval"] is None
@@ -330,7 +341,7 @@ def test_headlines_quote_the_strongest_variant_with_overlaps_and_reasons() -> No
     assert "0.0500 / 0.5000, 28.50 dB" in rows["inside"]
     assert "x264 psnr low-delay crf 37: 31.00 dB @ 0.0560" in rows["inside"]
     x264 = next(b for b in inside["bd"] if b["anchor"] == "x264 psnr low-delay" and b["aecodec_rate"] == "bpp")
-    own = f"{x264['bd_rate_own_range_pct']:+.0f}%"
+    own = f"{x264['bd_rate_own_range_pct']:+.0f}% (28.00-29.00 dB)"
     assert f"**psnr low-delay**: BD-rate n/a [1]; over aecodec's range {own}; BD-PSNR n/a [2]" in rows["inside"]
     assert "**default**: BD-rate n/a [3]" in rows["inside"]
     assert f"[1] inside vs x264 psnr low-delay, BD-rate: {x264['note_rate']}" in summary

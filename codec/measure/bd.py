@@ -5,8 +5,9 @@ Every figure comes with its overlap: the interval of the integration axis that b
 range, of the anchor's, and of both together. The ``bjontegaard`` package measures overlap the last
 way and warns below 75% by default; here a figure below :data:`MIN_OVERLAP` is null with the reason
 (no extrapolation, and no figure averaged over a sliver of one curve). BD-rate over the test
-curve's own PSNR range is reported beside it: the anchor is interpolated there only when it covers
-that whole range.
+curve's own PSNR range is reported beside it, over the part of that range the anchor covers (never
+extrapolated) and only where that part is at least :data:`MIN_OWN_RANGE` of it; the interval goes
+with the figure.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from codec.measure.baselines import VARIANTS
 
 MIN_OVERLAP = 0.75  # the bjontegaard package's own default min_overlap, on the same measure
+MIN_OWN_RANGE = 0.5  # the least fraction of the test's PSNR range BD-rate over its own range covers
 
 
 def curve(rows: list[dict[str, Any]], rate_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,16 +75,23 @@ def bd_figures(
     (rt, dt), (ra, da) = curve(test, rate_key), curve(anchor, rate_key)
     if len(rt) < 2 or len(ra) < 2:
         note = f"n/a: {names[0] if len(rt) < 2 else names[1]}'s curve has fewer than 2 points that raise rate and PSNR"
-        figures = ("bd_rate_pct", "bd_rate_overlap", "bd_psnr_db", "bd_psnr_overlap", "bd_rate_own_range_pct")
+        figures = (
+            "bd_rate_pct",
+            "bd_rate_overlap",
+            "bd_psnr_db",
+            "bd_psnr_overlap",
+            "bd_rate_own_range_pct",
+            "bd_rate_own_range_interval",
+        )
         return dict.fromkeys(figures) | dict.fromkeys(("note_rate", "note_psnr", "note_own_range"), note)
     by_psnr, by_rate = overlap(dt, da), overlap(np.log10(rt), np.log10(ra))
     rate_reason = _reason(by_psnr, "PSNR", names, lambda lo, hi: f"{lo:.2f}-{hi:.2f} dB")
     psnr_reason = _reason(by_rate, "rate", names, lambda lo, hi: f"{10**lo:.4g}-{10**hi:.4g} bpp")
     call = {"method": "pchip", "require_matching_points": False, "min_overlap": MIN_OVERLAP}
-    own_range = _own_range(rt, dt, ra, da)
+    own_range, own_interval = _own_range(rt, dt, ra, da)
     own_reason = (
-        f"n/a: {names[1]} ({da.min():.2f}-{da.max():.2f} dB) does not cover {names[0]}'s PSNR range "
-        f"({dt.min():.2f}-{dt.max():.2f} dB) without extrapolating"
+        f"n/a: {names[1]} ({da.min():.2f}-{da.max():.2f} dB) covers less than {MIN_OWN_RANGE:.0%} of "
+        f"{names[0]}'s PSNR range ({dt.min():.2f}-{dt.max():.2f} dB) without extrapolating"
     )
     return {
         "bd_rate_pct": None if rate_reason else float(bjontegaard.bd_rate(ra, da, rt, dt, **call)),
@@ -92,22 +101,26 @@ def bd_figures(
         "bd_psnr_overlap": by_rate,
         "note_psnr": psnr_reason,
         "bd_rate_own_range_pct": own_range,
+        "bd_rate_own_range_interval": own_interval,
         "note_own_range": None if own_range is not None else own_reason,
     }
 
 
-def _own_range(rt: np.ndarray, dt: np.ndarray, ra: np.ndarray, da: np.ndarray) -> float | None:
-    """BD-rate (%) over the test curve's whole PSNR range, where the anchor covers it; else None."""
+def _own_range(
+    rt: np.ndarray, dt: np.ndarray, ra: np.ndarray, da: np.ndarray
+) -> tuple[float | None, list[float] | None]:
+    """BD-rate (%) over the part of the test curve's PSNR range the anchor covers, and that interval
+    (dB), where it is at least MIN_OWN_RANGE of the test's range; else (None, None)."""
     from bjontegaard.interpolation import interpolate
 
-    lo, hi = dt.min(), dt.max()
-    if da.min() > lo or da.max() < hi:
-        return None
+    lo, hi = max(dt.min(), da.min()), min(dt.max(), da.max())
+    if hi - lo < MIN_OWN_RANGE * np.ptp(dt):
+        return None, None
 
     def mean_log_rate(psnrs: np.ndarray, rates: np.ndarray) -> float:
         return interpolate(psnrs, np.log10(rates), "pchip").integrate(lo, hi) / (hi - lo)
 
-    return float((10 ** (mean_log_rate(dt, rt) - mean_log_rate(da, ra)) - 1) * 100)
+    return float((10 ** (mean_log_rate(dt, rt) - mean_log_rate(da, ra)) - 1) * 100), [float(lo), float(hi)]
 
 
 def strongest_variant(points: list[dict[str, Any]], codec: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from codec.measure.bd import MIN_OVERLAP
+from codec.measure.bd import MIN_OVERLAP, MIN_OWN_RANGE
 
 STRONGEST_RULE = (
     "each codec's strongest variant is the one with the lowest BD-rate against that codec's default "
@@ -27,11 +27,7 @@ def _span(span: dict[str, Any] | None, shown: Callable[[float, float], str]) -> 
 def _figures(b: dict[str, Any]) -> str:
     """A ``bd`` entry's three figures, each with the overlap it was computed on."""
     rate = "n/a" if b["bd_rate_pct"] is None else f"{b['bd_rate_pct']:+.1f}%"
-    own = (
-        "n/a (anchor does not cover it)"
-        if b["bd_rate_own_range_pct"] is None
-        else f"{b['bd_rate_own_range_pct']:+.1f}%"
-    )
+    own = _own_range(b, ".1f") or f"n/a (anchor covers less than {MIN_OWN_RANGE:.0%} of it)"
     psnr = "n/a" if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB"
     db = _span(b["bd_rate_overlap"], lambda lo, hi: f"{lo:.2f}-{hi:.2f} dB")
     bpp = _span(b["bd_psnr_overlap"], lambda lo, hi: f"{10**lo:.4g}-{10**hi:.4g} bpp")
@@ -90,7 +86,8 @@ def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -
         "",
         f"BD figures: aecodec's stream against each codec's strongest variant; {STRONGEST_RULE}. BD-rate "
         f"and BD-PSNR need the curves to overlap over {MIN_OVERLAP:.0%} of both ranges together; "
-        "'over aecodec's range' is BD-rate over aecodec's whole PSNR range, where the anchor covers it.",
+        "'over aecodec's range' is BD-rate over the part of aecodec's PSNR range the anchor covers (in "
+        f"parentheses), where that is at least {MIN_OWN_RANGE:.0%} of it.",
         "",
         "| clip | aecodec default level: bpp (stream / total), RGB PSNR | strongest x264 at the nearest bpp | "
         + " | ".join(codecs)
@@ -116,9 +113,7 @@ def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -
             )
             context = f"{name} vs {b['anchor']}"
             rate = figure(_pct(b["bd_rate_pct"]), b["bd_rate_overlap"], b["note_rate"], f"{context}, BD-rate")
-            own = figure(
-                _pct(b["bd_rate_own_range_pct"]), None, b["note_own_range"], f"{context}, BD-rate over aecodec's range"
-            )
+            own = figure(_own_range(b, ".0f"), None, b["note_own_range"], f"{context}, BD-rate over aecodec's range")
             psnr = figure(
                 None if b["bd_psnr_db"] is None else f"{b['bd_psnr_db']:+.2f} dB",
                 b["bd_psnr_overlap"],
@@ -129,6 +124,16 @@ def summary_markdown(reports: dict[str, dict[str, Any]], train_minutes: float) -
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *(f"[{i}] {note}" for i, note in enumerate(notes, 1))]
     return "\n".join(lines) + "\n"
+
+
+def _own_range(b: dict[str, Any], digits: str) -> str | None:
+    """A ``bd`` entry's BD-rate over aecodec's PSNR range, with the interval it covers (reports
+    written before the interval was recorded covered aecodec's whole range)."""
+    if b["bd_rate_own_range_pct"] is None:
+        return None
+    interval = b.get("bd_rate_own_range_interval")
+    where = "" if interval is None else f" ({interval[0]:.2f}-{interval[1]:.2f} dB)"
+    return f"{b['bd_rate_own_range_pct']:+{digits}}%{where}"
 
 
 def _pct(value: float | None) -> str | None:
