@@ -81,6 +81,11 @@ def main() -> None:
     rate, quality = figures["bd_rate_pct"], figures["bd_psnr_db"]
     print("refined against unrefined, BD-rate: " + (figures["note_rate"] if rate is None else f"{rate:+.1f}%"))
     print("BD-PSNR: " + (figures["note_psnr"] if quality is None else f"{quality:+.2f} dB"))
+    own, interval = figures["bd_rate_own_range_pct"], figures["bd_rate_own_range_interval"]
+    print(
+        "BD-rate over the refined levels' range: "
+        + (figures["note_own_range"] if own is None else f"{own:+.1f}% ({interval[0]:.2f}-{interval[1]:.2f} dB)")
+    )
 
 
 if __name__ == "__main__":
