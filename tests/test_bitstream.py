@@ -230,6 +230,18 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
     assert re.search(r"^\s+0\s+64\s+I\s+57\s+0a0b\s+yes\s+12$", text, re.MULTILINE), text
 
 
+def test_info_names_an_i_frame_whose_latent_length_does_not_fit(tmp_path: Path) -> None:
+    """A crafted I-frame (valid crc32) whose latent length runs past its payload: listed, not trusted."""
+    header = Header("ab" * 32, 32, 16, Fraction(25), 1, 30, 0)
+    stream = tmp_path / "s.aec"
+    stream.write_bytes(header.pack() + Chunk(0, 0, 0, (1000).to_bytes(4, "little") + bytes(8)).pack())
+    code, out, _ = run_cli("info", stream, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["chunks"][0]["refinement_bytes"] is None and info["totals"]["refinement_bytes"] == 0
+    code, text, _ = run_cli("info", stream)
+    assert code == 0 and re.search(r"\s+I\s+29\s+0000\s+yes\s+latent length does not fit$", text, re.MULTILINE), text
+
+
 def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
     good = [Chunk(i, 0 if i == 0 else 1, i, bytes(range(4 * (i + 1)))) for i in range(4)]
     data = HEADER.pack() + b"".join(c.pack() for c in good)
