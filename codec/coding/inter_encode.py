@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from codec.coding.entropy_coding import SymbolRangeEncoder, Table, zero_deflated_frequencies
-from codec.coding.inter_frame import BLOCK, CHROMA_QP_OFFSET, QP_BITS, add_residual, inter_tables
+from codec.coding.inter_frame import BLOCK, add_residual, encode_qp, inter_tables, residual_for
 from codec.coding.motion import Reference
 from codec.coding.motion_coding import SPLIT, encode_motion, expand
 from codec.coding.motion_search import choose_splits, search
 from codec.coding.residual_coding import encode_residual
-from codec.coding.transform import MAX_QP, component_qps, residual_levels
+from codec.coding.transform import MAX_QP
 
 LAPLACE_TABLES = range(0, 96, 6)  # the shipped Laplace tables: these indices of the scale grid
 ZERO_DEFLATED_TABLES = [(zero, ratio) for zero in (0.05, 0.15, 0.35) for ratio in (0.2, 0.45, 0.7)]
@@ -119,7 +119,7 @@ def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: Inte
             vectors = search(frame, reference, lam, precision=options.precision, start=vectors)
             vectors, split = choose_splits(frame, reference, vectors, whole, lam)
     prediction = reference.predict(vectors)
-    levels = residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))
+    levels = residual_for(frame, prediction, qp)
     if not options.residual:
         levels[:] = 0
     payload = pack_inter(qp, vectors, split, levels)
@@ -131,7 +131,7 @@ def pack_inter(qp: int, vectors: np.ndarray, split: np.ndarray, levels: np.ndarr
     ``split`` flags, and the residual ``levels``."""
     tables, _ = inter_tables()
     coder = SymbolRangeEncoder()
-    coder.encode_bits(np.array([qp]), np.array([QP_BITS]))
+    encode_qp(coder, qp)
     encode_motion(vectors, split, coder, tables)
     encode_residual(levels, coder, tables)
     return coder.finish()

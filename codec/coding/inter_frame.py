@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, Table
+from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.coding.motion import Reference
 from codec.coding.motion_coding import decode_motion
 from codec.coding.residual_coding import decode_residual
-from codec.coding.transform import MAX_QP, component_qps, residual_from_levels
+from codec.coding.transform import MAX_QP, component_qps, residual_from_levels, residual_levels
 from codec.errors import CodecError, naming
 
 BLOCK = 16  # motion block side, pixels
@@ -53,6 +53,25 @@ def residual_grid(height: int, width: int) -> tuple[int, int]:
     return -(-height // 4), -(-width // 4)
 
 
+def encode_qp(coder: SymbolRangeEncoder, qp: int) -> None:
+    """Append a residual's ``qp`` (QP_BITS uniform bits)."""
+    coder.encode_bits(np.array([qp]), np.array([QP_BITS]))
+
+
+def decode_qp(coder: SymbolRangeDecoder, what: str) -> int:
+    """The QP :func:`encode_qp` appended; one beyond MAX_QP is a CodecError naming ``what`` residual."""
+    qp = int(coder.decode_bits(np.array([QP_BITS]))[0])
+    if qp > MAX_QP:
+        raise CodecError(f"{what} QP {qp} is beyond {MAX_QP}")
+    return qp
+
+
+def residual_for(frame: np.ndarray, prediction: np.ndarray, qp: int) -> np.ndarray:
+    """The levels at ``qp`` of ``frame`` minus ``prediction`` (both (H, W, 3) uint8): what
+    :func:`add_residual` rebuilds from."""
+    return residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))
+
+
 def add_residual(prediction: np.ndarray, levels: np.ndarray, qp: int) -> np.ndarray:
     """The (H, W, 3) uint8 frame: ``prediction`` plus the residual ``levels`` rebuild at ``qp``, clipped."""
     h, w = prediction.shape[:2]
@@ -68,9 +87,7 @@ def decode_inter(payload: bytes, previous: np.ndarray, source: str) -> np.ndarra
     reference = Reference(previous, BLOCK)
     with naming(source):
         coder = SymbolRangeDecoder(payload)
-        qp = int(coder.decode_bits(np.array([QP_BITS]))[0])
-        if qp > MAX_QP:
-            raise CodecError(f"residual QP {qp} is beyond {MAX_QP}")
+        qp = decode_qp(coder, "residual")
     vectors = decode_motion(coder, reference.rows, reference.cols, tables, models, source)
     levels = decode_residual(coder, *residual_grid(h, w), tables, models, source)
     return add_residual(reference.predict(vectors), levels, qp)

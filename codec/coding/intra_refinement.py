@@ -24,9 +24,8 @@ import numpy as np
 
 from codec.coding.bitstream import WORD
 from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder
-from codec.coding.inter_frame import CHROMA_QP_OFFSET, QP_BITS, add_residual, inter_tables, residual_grid
+from codec.coding.inter_frame import add_residual, decode_qp, encode_qp, inter_tables, residual_for, residual_grid
 from codec.coding.residual_coding import decode_residual, encode_residual
-from codec.coding.transform import MAX_QP, component_qps, residual_levels
 from codec.errors import CodecError, naming
 
 LATENT_WORDS = struct.Struct("<I")  # an I-frame payload's first field: its latent's length in words
@@ -49,7 +48,7 @@ class Refinement:
         if self.levels is None:
             return b""
         coder = SymbolRangeEncoder()
-        coder.encode_bits(np.array([self.qp]), np.array([QP_BITS]))
+        encode_qp(coder, self.qp)
         encode_residual(self.levels, coder, inter_tables()[0])
         return coder.finish()
 
@@ -61,9 +60,7 @@ class Refinement:
         tables, models = inter_tables()
         with naming(source):
             coder = SymbolRangeDecoder(data)
-            qp = int(coder.decode_bits(np.array([QP_BITS]))[0])
-            if qp > MAX_QP:
-                raise CodecError(f"refinement QP {qp} is beyond {MAX_QP}")
+            qp = decode_qp(coder, "refinement")
         return Refinement(qp, decode_residual(coder, *residual_grid(height, width), tables, models, source))
 
 
@@ -74,7 +71,7 @@ def refine(frame: np.ndarray, base: np.ndarray, qp: int) -> Refinement:
     """The refinement of ``base`` (the I-frame's dec(q), (H, W, 3) uint8) towards ``frame`` at ``qp``:
     every 4x4 block's levels, quantized as an M-frame's are (a per-block choice by rate-distortion
     cost measured no better on bikes: the levels a block drops cost as much quality as bits)."""
-    return Refinement(qp, residual_levels(frame.astype(np.int32) - base, component_qps(qp, CHROMA_QP_OFFSET)))
+    return Refinement(qp, residual_for(frame, base, qp))
 
 
 def join_intra(latent: bytes, refinement: bytes) -> bytes:
