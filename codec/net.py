@@ -11,6 +11,9 @@ from codec.errors import CodecError
 
 MAX_SECRET_FILE = 1 << 20  # a PEM chain or a token is a few KiB
 TOKEN = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: what an HTTP/2 header value can carry
+# Trailing metadata of an UNAVAILABLE answer whose cause will pass (a level being prepared): the
+# milliseconds, in decimal ASCII, after which the same request is worth making again.
+RETRY_AFTER_KEY = "aecodec-retry-after-ms"
 
 
 def read_secret(path: Path, what: str) -> bytes:
