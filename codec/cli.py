@@ -630,9 +630,16 @@ def inspect_sweep(
     short_help="Serve every bundle's stored streams over gRPC.",
     cls=_Command,
     sections={
-        "Catalogue and stored streams": ("--models", "--stream-cache", "--prepare", "--encoders"),
+        "Catalogue and stored streams": ("--models", "--stream-cache", "--stream-key", "--prepare", "--encoders"),
         "Network and security": ("--host", "--port", "--tls-cert", "--tls-key", "--token-file", "--insecure"),
-        "Limits and health": ("--max-streams", "--stall-timeout", "--grace", "--pace", "--health-port"),
+        "Limits and health": (
+            "--max-streams",
+            "--max-streams-per-peer",
+            "--stall-timeout",
+            "--grace",
+            "--pace",
+            "--health-port",
+        ),
     },
     examples=(
         "codec serve --models models --prepare",
@@ -643,6 +650,12 @@ def inspect_sweep(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=50051, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--max-streams", type=int, default=16, show_default=True, help="Streams at once; more are refused.")
+@click.option(
+    "--max-streams-per-peer",
+    type=int,
+    help="Streams one client address may hold; default: half of --max-streams (behind a proxy every "
+    "client has its address: set it to --max-streams).",
+)
 @click.option("--tls-cert", type=click.Path(path_type=Path), help="PEM certificate chain (with --tls-key).")
 @click.option("--tls-key", type=click.Path(path_type=Path), help="PEM private key.")
 @click.option("--token-file", type=click.Path(path_type=Path), help="Require 'authorization: Bearer <token>'.")
@@ -662,6 +675,12 @@ def inspect_sweep(
     type=click.Path(path_type=Path),
     help="Folder where each video's stream of every level is stored once encoded; default: "
     "streams/ in the user's cache folder ($AECODEC_CACHE, else ~/.cache/aecodec).",
+)
+@click.option(
+    "--stream-key",
+    type=click.Path(path_type=Path),
+    help="File holding the secret that signs the stream cache's records (at least 16 bytes; the same "
+    "for servers sharing a cache); default: .key, made once inside the stream cache.",
 )
 @click.option("--prepare", is_flag=True, help="Store every level of every video before listening.")
 @click.option("--encoders", type=int, default=1, show_default=True, help="Streams encoded into the cache at once.")

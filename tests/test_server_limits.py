@@ -58,7 +58,9 @@ def _silent(gate: threading.Event) -> Iterator[codec_pb2.RawFrame]:
 
 
 def test_idle_callers_starve_nothing_and_are_cancelled(models: Path) -> None:
-    srv = Server(models, "--max-streams", "2", "--stall-timeout", "2", "--health-port", "0")
+    srv = Server(
+        models, "--max-streams", "2", "--max-streams-per-peer", "2", "--stall-timeout", "2", "--health-port", "0"
+    )
     gate = threading.Event()
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{srv.port}")

@@ -7,22 +7,28 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import stat
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
-from conftest import Server
+from clips import write_clip
+from conftest import Server, run_cli
 
 from aecodec.server.catalog import Entry, load_catalog
-from aecodec.server.stored import Stream, StreamStore
+from aecodec.server.stored import Rung, Stream, StreamStore, _tag, identity
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, Chunk, read_chunks, read_stream_file
 from codec.coding.encode import StreamEncoder, encode_video
 from codec.coding.runtime import Networks
+from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
 
@@ -175,3 +181,213 @@ def test_partial_files_left_by_a_killed_server_are_removed_once_old(models: Path
     os.utime(old, (0, 0))
     _store(tmp_path, models)
     assert not old.exists() and fresh.exists()  # the fresh one may be another server's, being written
+
+
+def _plant(store: StreamStore, entry: Entry, quality: int, frames: list, key: bytes | None) -> bytes:
+    """An entry as an attacker plants it: ``frames`` encoded with the served bundle at ``quality``
+    under the honest header, with a record whose identity, size, sha256 and frame count agree,
+    signed with ``key`` (None: no tag). Returns the planted stream's bytes."""
+    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality)
+    chunks = [encoder.encode(frame, i).chunk for i, frame in enumerate(frames)]
+    data = entry.header(quality, len(chunks)).pack() + b"".join(c.pack() for c in chunks)
+    path, record_path = store.paths(entry, quality)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_bytes(data)
+    record = {
+        "identity": identity(entry, quality),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "frames": len(chunks),
+        "psnr": 30.0,
+    }
+    if key is not None:
+        record["tag"] = _tag(key, record)
+    record_path.write_text(json.dumps(record))
+    return data
+
+
+@pytest.mark.parametrize("key", ["none", "another server's"])
+def test_a_planted_entry_whose_every_check_holds_is_not_served(
+    models: Path, tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It used to be served: inverted colours at 5 dB, nothing logged."""
+    store, entry = _store(tmp_path, models)
+    honest = _fields(_complete(store.get(entry, 2)))
+    inverted = [255 - f for f in read_clip(models / "short" / "short.mkv").frames]
+    _plant(store, entry, 2, inverted, None if key == "none" else bytes(32))
+    fresh, _ = _store(tmp_path, models)
+    assert fresh.rungs(entry)[2].bytes == 0  # not listed either
+    with caplog.at_level(logging.INFO, logger="aecodec.server"):
+        assert _fields(_complete(fresh.get(entry, 2))) == honest
+    assert any('"event": "stored"' in r.message for r in caplog.records)  # encoded again
+
+
+def _signed_record(store: StreamStore, entry: Entry, quality: int, **fields: object) -> None:
+    """Rewrite the record of ``quality`` with ``fields`` and sign it with the store's own key: the
+    worst a peer holding the key could write."""
+    record_path = store.paths(entry, quality)[1]
+    record = {k: v for k, v in json.loads(record_path.read_text()).items() if k != "tag"}
+    record.update(fields)
+    record["tag"] = _tag(store.key, record)
+    record_path.write_text(json.dumps(record))
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link(path: Path, target: str) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _copy_link(path: Path) -> None:
+    path.with_name("copy.aec").write_bytes(path.read_bytes())
+    _link(path, "copy.aec")
+
+
+def _hard_link(path: Path) -> None:
+    os.link(path, path.with_name("elsewhere.aec"))
+
+
+def _foreign(path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    os.chown(path, 12345, 12345)
+
+
+NOT_OURS = {
+    "stream a FIFO": lambda p: _fifo(p),
+    "record a FIFO": lambda p: _fifo(p.with_suffix(".json")),
+    "stream a link to /dev/zero, record of 1 GB": lambda p: _link(p, "/dev/zero"),
+    "stream a link to an honest copy": lambda p: (
+        p.with_name("copy.aec").write_bytes(p.read_bytes()),
+        _link(p, "copy.aec"),
+    ),
+    "stream with a second name": _hard_link,
+    "stream another user's": _foreign,
+    "record another user's": lambda p: _foreign(p.with_suffix(".json")),
+}
+
+
+@pytest.mark.parametrize("case", NOT_OURS)
+def test_an_entry_that_is_not_the_stores_own_file_is_absent_in_bounded_time(
+    models: Path, tmp_path: Path, case: str
+) -> None:
+    """A FIFO used to hold the store-wide lock forever; a link to /dev/zero grew the server to a MemoryError."""
+    store, entry = _store(tmp_path, models)
+    honest = _fields(_complete(store.get(entry, 1)))
+    path = store.paths(entry, 1)[0]
+    if "1 GB" in case:
+        _signed_record(store, entry, 1, bytes=10**9)
+    NOT_OURS[case](path)
+    fresh, _ = _store(tmp_path, models)
+    found: list[Stream] = []
+    worker = threading.Thread(target=lambda: found.append(fresh.get(entry, 1)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert found, "the store hung on a file that is not its own"
+    assert _fields(_complete(found[0])) == honest  # encoded again, and stored in its place
+    assert path.is_file() and not path.is_symlink() and fresh.rungs(entry)[1].bytes == path.stat().st_size
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"bytes": -1}, {"bytes": 2**64}, {"bytes": True}, {"psnr": float("nan")}, {"psnr": 1e999}, {"frames": 2**70}],
+    ids=["bytes -1", "bytes 2^64", "bytes true", "psnr NaN", "psnr inf", "frames 2^70"],
+)
+def test_a_signed_record_out_of_bounds_is_absent(models: Path, tmp_path: Path, fields: dict) -> None:
+    """bytes -1 or 2^64 used to break ListVideos for every client."""
+    store, entry = _store(tmp_path, models)
+    honest = _fields(_complete(store.get(entry, 0)))
+    _signed_record(store, entry, 0, **fields)
+    fresh, _ = _store(tmp_path, models)
+    assert fresh.rungs(entry)[0] == Rung(0, 0, 0.0)
+    assert _fields(_complete(fresh.get(entry, 0))) == honest
+
+
+def test_the_ladder_lists_only_entries_that_exist(models: Path, tmp_path: Path) -> None:
+    store, entry = _store(tmp_path, models)
+    _complete(store.get(entry, 0))
+    assert store.rungs(entry)[0].bytes > 0
+    store.paths(entry, 0)[0].unlink()  # the record alone
+    assert store.rungs(entry)[0] == Rung(0, 0, 0.0)
+
+
+def test_a_bad_record_does_not_break_the_listing_of_a_real_server(models: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "streams"
+    srv = Server(models, "--stream-cache", str(cache))
+    try:
+        assert len(_stream(srv.port, quality=0)) == 24
+        store, entry = StreamStore(cache, lambda e: None), load_catalog(models)["short"]
+        for _ in range(100):  # the server writes the entry once the stream is whole
+            if store.paths(entry, 0)[1].exists():
+                break
+            time.sleep(0.1)
+        _signed_record(store, entry, 0, bytes=2**64)
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            video = codec_pb2_grpc.VideoCodecStub(channel).ListVideos(codec_pb2.ListVideosRequest(), timeout=10)
+        assert video.videos[0].ladder[0].bytes == 0
+    finally:
+        log = srv.stop()
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770])
+def test_a_stream_cache_others_can_write_is_refused(models: Path, tmp_path: Path, mode: int) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(mode)
+    code, _, err = run_cli("serve", "--models", models, "--port", "0", "--stream-cache", folder)
+    assert code == 2 and "writable by no one else" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_key_that_is_not_the_stores_own_is_refused(models: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "streams"
+    folder.mkdir(mode=0o700)
+    (tmp_path / "secret").write_bytes(bytes(32))
+    (folder / ".key").symlink_to(tmp_path / "secret")
+    with pytest.raises(CodecError, match="not a key this server wrote"):
+        _store(folder, models)
+    (folder / ".key").unlink()
+    key = _store(folder, models)[0].key  # made once, kept, and the same for the next server
+    assert len(key) == 32 and _store(folder, models)[0].key == key
+    assert stat.S_IMODE((folder / ".key").stat().st_mode) == 0o600
+
+
+def test_a_stream_key_file_signs_records_shared_by_servers(models: Path, tmp_path: Path) -> None:
+    """Two servers given one --stream-key use each other's entries; without it, they would not."""
+    key = tmp_path / "stream.key"
+    key.write_text("a shared secret of enough bytes\n")
+    cache = tmp_path / "streams"
+    srv = Server(models, "--stream-cache", str(cache), "--stream-key", str(key), "--prepare")
+    srv.stop()
+    second = Server(models, "--stream-cache", str(cache), "--stream-key", str(key))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{second.port}") as channel:
+            video = codec_pb2_grpc.VideoCodecStub(channel).ListVideos(codec_pb2.ListVideosRequest(), timeout=10)
+        assert all(r.bytes > 0 for r in video.videos[0].ladder)
+    finally:
+        second.stop()
+    code, _, err = run_cli("serve", "--models", models, "--port", "0", "--stream-key", tmp_path / "missing")
+    assert code == 2 and "cannot read the stream key" in err
+
+
+def test_a_source_that_is_not_the_bundles_is_never_encoded(
+    models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream encoded once from the wrong file used to be served as current after the right file was back."""
+    monkeypatch.setenv("AECODEC_CACHE", str(tmp_path / "frames"))  # no decoded copy: the source is read
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    source = copy / "short" / "short.mkv"
+    right = source.read_bytes()
+    frames = np.stack(read_clip(source).frames)
+    write_clip(source, 255 - frames, codec="ffv1", pix_fmt="yuv444p")
+    store, entry = _store(tmp_path / "streams", copy)
+    with pytest.raises(CodecError, match="not the video the bundle was trained on"):
+        _complete(store.get(entry, 0))
+    assert not store.paths(entry, 0)[0].exists() and store.rungs(entry)[0].bytes == 0
+    source.write_bytes(right)  # the right file is back: encoded from it
+    assert len(_complete(store.get(entry, 0))) == entry.frames

@@ -27,6 +27,8 @@ SERVICE = codec_pb2.DESCRIPTOR.services_by_name["VideoCodec"].full_name
 DRAIN_NOTICE_S = 1.0
 RESERVED_WORKERS = 8  # worker threads no stream can take: health, listing, reflection
 MESSAGE_SLACK = 64 << 10
+MIN_KEY_BYTES = 16  # of a --stream-key file
+READY_EVERY_S = 0.5  # how often readiness (the service's health) is worked out again
 MIN_PING_INTERVAL_MS = 5000  # clients' keepalive pings may come this often (codec play sends one every 20 s)
 log = logging.getLogger("aecodec.server")
 
@@ -48,6 +50,20 @@ def _health_server(health_servicer: health.HealthServicer, host: str, port: int)
     return server, bound
 
 
+def _readiness(servicer: VideoCodecServicer, health_servicer: health.HealthServicer, stopping: threading.Event) -> None:
+    """Keep the service's health (what readiness probes ask; the server's own, "", stays SERVING
+    while it runs) NOT_SERVING while it cannot take a stream: every slot held by a moving call, or
+    its stream store stuck. Checked every READY_EVERY_S, so a probe's answer costs nothing."""
+    serving = True
+    while not stopping.wait(READY_EVERY_S):
+        ready = servicer.ready()
+        if ready != serving:
+            serving = ready
+            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            health_servicer.set(SERVICE, status)
+            log.info(json.dumps({"event": "ready" if ready else "not_ready"}))
+
+
 def serve(
     models: Path,
     host: str = "127.0.0.1",
@@ -64,15 +80,22 @@ def serve(
     stream_cache: Path | None = None,
     prepare: bool = False,
     encoders: int = 1,
+    max_streams_per_peer: int | None = None,
+    stream_key: Path | None = None,
 ) -> None:
     """Serve every bundle under ``models`` until SIGTERM or SIGINT, then drain and return. Streams
-    are stored under ``stream_cache`` (default: the user's cache folder); with ``prepare`` every
-    level of every video is stored before the server listens."""
+    are stored under ``stream_cache`` (default: the user's cache folder), their records signed with
+    the key in ``stream_key`` (default: one the cache keeps); with ``prepare`` every level of every
+    video is stored before the server listens. One client address holds at most
+    ``max_streams_per_peer`` streams (default: half of ``max_streams``, at least 1)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if (tls_cert is None) != (tls_key is None):
         raise CodecError("--tls-cert and --tls-key go together")
     if max_streams < 1:
         raise CodecError(f"--max-streams must be at least 1, not {max_streams}")
+    per_peer = max_streams_per_peer if max_streams_per_peer is not None else max(1, max_streams // 2)
+    if not 1 <= per_peer <= max_streams:
+        raise CodecError(f"--max-streams-per-peer must be 1 to --max-streams ({max_streams}), not {per_peer}")
     if encoders < 1:
         raise CodecError(f"--encoders must be at least 1, not {encoders}")
     if not stall_timeout > 0:
@@ -88,7 +111,12 @@ def serve(
     token = read_token(token_file) if token_file is not None else None
     interceptors = [BearerTokenInterceptor(token)] if token else []
     cache = stream_cache if stream_cache is not None else cache_dir() / "streams"
-    servicer = VideoCodecServicer(catalog, max_streams, cache, pace, stall_timeout, encoders)
+    key = read_secret(stream_key, "stream key") if stream_key is not None else None
+    if key is not None and len(key.strip()) < MIN_KEY_BYTES:
+        raise CodecError(f"{stream_key}: a stream key must hold at least {MIN_KEY_BYTES} bytes")
+    servicer = VideoCodecServicer(
+        catalog, max_streams, cache, pace, stall_timeout, encoders, per_peer, key.strip() if key else None
+    )
     # Each stream (StreamVideo, Encode, GetDecoder) holds a worker, at most max_streams of them, and
     # one more is refused at once; the rest of the pool is kept for health, listing and reflection.
     workers = max_streams + RESERVED_WORKERS
@@ -130,10 +158,11 @@ def serve(
         for entry in catalog.values():
             servicer.store.prepare(entry, lambda line: log.info(json.dumps({"event": "prepared", "stream": line})))
     health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    stopping = threading.Event()
+    threading.Thread(target=_readiness, args=(servicer, health_servicer, stopping), daemon=True).start()
     health_note = f"; health on {host}:{probe_port}" if prober is not None else ""
     print(f"listening on {host}:{bound} ({len(catalog)} videos: {', '.join(catalog)}){health_note}", flush=True)
 
-    stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     while not stopping.wait(3600):

@@ -3,6 +3,10 @@
 Layout: ``DIR/NAME/`` is a bundle (meta.json, encoder.onnx, ...) and its source video is the file
 named in its meta.json's ``source.name``, inside ``DIR/NAME/`` or beside it in ``DIR``, else the file
 it was trained from (``source.path``) if its sha256 still matches. NAME is what clients ask for.
+
+A source found by name is hashed before the server encodes from it (:func:`checked_source`), and
+its identity checked again once the encode has read it: a stream is never encoded from a file other
+than the one the bundle was trained on, which the stored stream's record names.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,42 @@ from codec.io.frame_store import FrameStore, cached
 from codec.io.video import VideoInfo, exact_rate, iter_frames_from, probe
 
 PIECE = 512 * 1024
+CHECKED_SOURCES = 256  # identities of hashed sources kept; past that they are hashed again
+_checked: dict[tuple[int, int, int, int], str] = {}  # sources hashed: (device, inode, size, mtime) -> sha256
+_checked_lock = threading.Lock()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def checked_source(path: Path, sha256: str) -> tuple[int, int, int, int]:
+    """The identity (device, inode, size, mtime) of ``path`` once its bytes are known to hash to
+    ``sha256`` (hashed through one descriptor, once per identity); a CodecError if they do not, or if
+    the file changed while it was hashed."""
+    try:
+        with open(path, "rb") as f:
+            before = _identity(os.fstat(f.fileno()))
+            with _checked_lock:
+                digest = _checked.get(before)
+            if digest is None:
+                hasher = hashlib.sha256()
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    hasher.update(block)
+                digest = hasher.hexdigest()
+                if _identity(os.fstat(f.fileno())) != before or _identity(os.stat(path)) != before:
+                    raise CodecError(f"{path}: the source video changed while it was read")
+                with _checked_lock:
+                    if len(_checked) >= CHECKED_SOURCES:
+                        _checked.clear()
+                    _checked[before] = digest
+    except OSError as exc:
+        raise CodecError(f"{path}: cannot read the source video ({exc.strerror})") from None
+    if digest != sha256:
+        raise CodecError(
+            f"{path}: not the video the bundle was trained on (its sha256 differs); nothing is encoded from it"
+        )
+    return before
 
 
 def _signature(bundle: Bundle) -> tuple[tuple[int, int, int] | None, ...]:
@@ -61,10 +103,22 @@ class Entry:
     def frames_from(self, start: int, end: int, active: Callable[[], bool] = lambda: True) -> Iterator[np.ndarray]:
         """Frames ``[start, end)`` of the video: read from the cache, or decoded from the source
         (from the last keyframe at or before ``start`` where its timestamps allow, else from its
-        first frame), stopping as soon as ``active()`` turns false."""
+        first frame), stopping as soon as ``active()`` turns false. A source that is not the
+        bundle's, or changes meanwhile, is a CodecError."""
         if self.store is not None and len(self.store) >= end:
             return (self.store[i] for i in range(start, end))
-        return iter_frames_from(self.source, start, end, active, frames=self.frames)
+        return self._source_frames(start, end, active)
+
+    def _source_frames(self, start: int, end: int, active: Callable[[], bool]) -> Iterator[np.ndarray]:
+        """:meth:`frames_from` the source file, once it is known to be the bundle's (see the module)."""
+        before = checked_source(self.source, self.bundle.meta.source.sha256)
+        yield from iter_frames_from(self.source, start, end, active, frames=self.frames)
+        try:
+            after = _identity(os.stat(self.source))
+        except OSError:
+            after = None
+        if after != before:
+            raise CodecError(f"{self.source}: the source video changed while it was encoded")
 
     @property
     def frames(self) -> int:

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,20 @@ import grpc
 import numpy as np
 
 from aecodec.server.catalog import Entry, decoder_pieces
-from aecodec.server.limits import Reaper, Slots
-from aecodec.server.stored import StreamStore
+from aecodec.server.limits import Reaper, Slots, Watch
+from aecodec.server.stored import Stream, StreamStore
 from aecodec.server.streaming import check_quality, check_range, paced, served_chunks
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import Chunk
 from codec.coding.encode import StreamEncoder
 from codec.coding.runtime import Networks, Sessions
 from codec.errors import CodecError
+from codec.net import RETRY_AFTER_KEY
 
 log = logging.getLogger("aecodec.server")
 CANCEL_NOTICE_S = 0.2  # how long a live Encode whose input ended waits to learn whether it was cancelled
 SHOWN_NAME = 64  # characters of a requested name echoed back in an error
+PREPARING_WAIT_S = 5.0  # how long a request waits for a level being encoded before it is told to come back
 
 
 @contextmanager
@@ -62,13 +64,17 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         pace: bool = False,
         stall_timeout: float = 30.0,
         encoders: int = 1,
+        per_peer: int | None = None,
+        stream_key: bytes | None = None,
     ) -> None:
         self.catalog = catalog
-        self.store = StreamStore(cache, lambda e: self._networks(e, e.info.width, e.info.height), encoders)
+        nets = lambda e: self._networks(e, e.info.width, e.info.height)  # noqa: E731
+        self.store = StreamStore(cache, nets, encoders, stream_key)
         self.pace = pace
         self.stall_timeout = stall_timeout
-        self.streams = Slots(max_streams, "streams")  # decoder downloads count as streams
         self.reaper = Reaper()
+        # Decoder downloads count as streams.
+        self.streams = Slots(max_streams, "streams", self.reaper, stall_timeout, per_peer)
         self.sessions: dict[str, Sessions] = {}  # one pair per catalogued bundle, whatever the frame size
         self.sessions_lock = threading.Lock()
         self.changed: set[str] = set()  # videos whose bundle changed on disk, logged once each
@@ -98,6 +104,11 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
             sessions = self.sessions[entry.name]
         return Networks(entry.bundle, width, height, sessions=sessions)
 
+    def ready(self) -> bool:
+        """Whether a new stream would be served now: a slot free (or held by a stalled call) and
+        the stream store not stuck."""
+        return self.streams.can_take() and self.store.responsive(1.0)
+
     def ListVideos(self, request: Any, context: grpc.ServicerContext) -> codec_pb2.ListVideosResponse:
         videos = [
             codec_pb2.Video(
@@ -119,7 +130,7 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
 
     def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
         entry = self._entry(request.name, context)
-        with self.streams.hold(context), self.reaper.watch(context, self.stall_timeout) as watch:
+        with self.streams.hold(context) as watch:
             for piece in decoder_pieces(entry.bundle):
                 yield codec_pb2.DecoderChunk(
                     file=piece.file, size=piece.size, sha256=piece.sha256, offset=piece.offset, data=piece.data
@@ -132,17 +143,15 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         with _invalid_argument(context):
             start, end = check_range(entry, request.start_frame, request.end_frame, quality)
         level = entry.bundle.meta.coding.default_quality if quality is None else quality
-        with (
-            self.streams.hold(context),
-            self.reaper.watch(context, self.stall_timeout) as watch,
-            _StreamLog(context, entry.name) as record,
-        ):
+        with self.streams.hold(context) as watch, _StreamLog(context, entry.name) as record:
+            working = _working(watch, context)
             stream = self.store.get(entry, level)
-            nets = functools.partial(self.store.nets, entry)  # called only if the request encodes
-            chunks = served_chunks(entry, stream, start, end, nets, request.from_keyframe, context.is_active)
-            if self.pace:
-                chunks = paced(chunks, entry.info.fps, context.is_active)
             try:
+                _wait_until_prepared(stream, start, level, working, context)
+                nets = functools.partial(self.store.nets, entry)  # called only if the request encodes
+                chunks = served_chunks(entry, stream, start, end, nets, request.from_keyframe, working)
+                if self.pace:
+                    chunks = paced(chunks, entry.info.fps, working)
                 for chunk in chunks:
                     record.add(chunk)
                     yield _message(chunk, entry.info.fps)
@@ -155,7 +164,7 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
     ) -> Iterator[codec_pb2.EncodedFrame]:
         # The slot is taken before waiting on the client, and the reaper ends a call whose client
         # sends nothing (not even its first frame) for the stall timeout.
-        with self.streams.hold(context), self.reaper.watch(context, self.stall_timeout) as watch:
+        with self.streams.hold(context) as watch:
             first = next(request_iterator, None)
             if first is None:
                 return
@@ -197,6 +206,33 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
                     # request stream a moment before marking the call cancelled. Only a cancelled call
                     # ends before this handler returns, so a short wait tells the two apart for the log.
                     terminated.wait(CANCEL_NOTICE_S)
+
+
+def _working(watch: Watch, context: grpc.ServicerContext) -> Callable[[], bool]:
+    """``context.is_active`` for the server's own waits (an encode, a decode, pacing), touching the
+    call's watch as it goes: a call the server keeps waiting is not stalled."""
+
+    def active() -> bool:
+        watch.touch()
+        return context.is_active()
+
+    return active
+
+
+def _wait_until_prepared(
+    stream: Stream, index: int, level: int, active: Callable[[], bool], context: grpc.ServicerContext
+) -> None:
+    """Return once frame ``index`` of ``stream`` is there (or the stream is complete); if its encode
+    leaves it missing after PREPARING_WAIT_S, end the call with UNAVAILABLE, saying when to ask
+    again (in words and in the RETRY_AFTER_KEY trailer), rather than keep the client waiting."""
+    deadline = time.monotonic() + PREPARING_WAIT_S
+    if stream.chunk(index, lambda: active() and time.monotonic() < deadline) is not None or stream.complete:
+        return
+    if not context.is_active():
+        return
+    seconds = stream.eta(index)
+    context.set_trailing_metadata(((RETRY_AFTER_KEY, str(round(seconds * 1000))),))
+    context.abort(grpc.StatusCode.UNAVAILABLE, f"level {level} is being prepared, retry in {seconds:.0f} s")
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,33 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def open_own(path: Path) -> int | None:
+    """A read-only descriptor of ``path``, or None where it is missing, a link, not a regular file
+    with one name, or not this user's: a file a cache can trust to be one it wrote itself. Opened
+    without blocking, so a planted FIFO or device cannot hold the caller."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid():
+        return fd
+    os.close(fd)
+    return None
+
+
+def read_own(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` if :func:`open_own` takes it and it holds at most ``limit`` bytes."""
+    fd = open_own(path)
+    if fd is None:
+        return None
+    with open(fd, "rb") as f:
+        if os.fstat(f.fileno()).st_size > limit:
+            return None
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
 
 
 def check_output(path: Path, force: bool) -> None:

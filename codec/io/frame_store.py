@@ -45,7 +45,7 @@ from typing import BinaryIO
 import numpy as np
 
 from codec.errors import CodecError
-from codec.io.files import sha256_file
+from codec.io.files import open_own, sha256_file
 from codec.io.video import DecodedVideo, VideoInfo, iter_frames, probe
 
 LAYOUT = "rgb24-v1"  # how frames are converted and laid out; a change re-decodes every entry
@@ -82,25 +82,11 @@ class CacheEntry:
         return self.width * self.height * 3
 
 
-def _open_own(path: Path) -> int | None:
-    """A read-only descriptor of ``path``, or None where it is missing, a link, not a regular file
-    with one name, or not this user's (see the module)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # O_NONBLOCK: a planted FIFO
-    except OSError:
-        return None
-    st = os.fstat(fd)
-    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid():
-        return fd
-    os.close(fd)
-    return None
-
-
 def _entry(meta_path: Path) -> tuple[CacheEntry, int] | None:
     """The entry ``meta_path`` describes and a read-only descriptor of its frames file, or None where
     either file is not the cache's own, the sidecar is damaged, too large, of another layout or out of
     range, or the frames file does not hold exactly its frames."""
-    fd = _open_own(meta_path)
+    fd = open_own(meta_path)
     if fd is None:
         return None
     with open(fd, "rb") as f:
@@ -114,7 +100,7 @@ def _entry(meta_path: Path) -> tuple[CacheEntry, int] | None:
     source, sizes = raw.get("source"), [raw.get(key) for key in ("width", "height", "frames")]
     if not isinstance(source, str) or not all(type(n) is int and n > 0 for n in sizes):
         return None
-    fd = _open_own(meta_path.with_suffix(".rgb"))
+    fd = open_own(meta_path.with_suffix(".rgb"))
     if fd is None:
         return None
     entry = CacheEntry(meta_path.stem, source, *sizes, bytes=os.fstat(fd).st_size, used=used)
