@@ -20,10 +20,12 @@ from clips import synthetic_frames, write_clip
 from conftest import TINY, Server, run_cli
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_service import _raw, _self_signed
+from throttle import ThrottledProxy
 
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.io.bundle import SHIPPED_FILES
 from codec.io.video import read_clip
+from codec.net import RETRY_AFTER_KEY
 
 
 def _health_latency(channel: grpc.Channel) -> float:
@@ -236,22 +238,131 @@ def test_secret_files_that_are_missing_or_malformed_are_one_line_errors(models: 
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
 
 
-def test_a_reader_that_stops_taking_a_long_stream_is_cancelled(ladder_models: Path) -> None:
-    """The slow-reader path: a client reads one frame of a stream larger than its flow-control window
-    (1 KiB, BDP probing off), then nothing. The server's send blocks once the window is full, and the
-    stall timeout cancels the call and frees the only slot, which then serves a whole stream."""
-    with _serving(ladder_models, "--max-streams", "1", "--stall-timeout", "1", "--prepare") as (srv, stub):
-        options = [("grpc.http2.lookahead_bytes", 1024), ("grpc.http2.bdp_probe", 0)]
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}", options=options) as channel:
-            request = codec_pb2.StreamVideoRequest(name="long", quality=5)
-            call = codec_pb2_grpc.VideoCodecStub(channel).StreamVideo(request, timeout=30)
-            next(call)
+ZERO_WINDOW = [
+    ("grpc.http2.lookahead_bytes", 1024),  # a 1 KiB flow-control window, never widened
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.use_local_subchannel_pool", 1),  # a connection of its own
+]
+
+
+def _stop_reading(port: int, request: codec_pb2.StreamVideoRequest) -> grpc.Call:
+    """A stream whose client takes one frame and then nothing: its window fills and the server's send blocks."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=ZERO_WINDOW)
+    call = codec_pb2_grpc.VideoCodecStub(channel).StreamVideo(request, timeout=60)
+    next(call)
+    call.add_done_callback(lambda _: channel.close())
+    return call
+
+
+def _events(log: str, event: str) -> list[dict]:
+    return [json.loads(line) for line in log.splitlines() if f'"event": "{event}"' in line]
+
+
+def test_a_reader_that_stops_taking_a_long_stream_gives_its_slot_to_the_next(ladder_models: Path) -> None:
+    """The slow-reader path: a client reads one frame of a stream larger than its flow-control window,
+    then nothing. The server's send blocks once the window is full; the next request takes the stalled
+    call's slot (it used to be refused until the stall timeout) and gets every frame."""
+    with _serving(ladder_models, "--max-streams", "1", "--stall-timeout", "30", "--prepare") as (srv, stub):
+        call = _stop_reading(srv.port, codec_pb2.StreamVideoRequest(name="long", quality=5))
+        time.sleep(1.0)
+        started = time.monotonic()
+        frames = len(list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="long"), timeout=30)))
+        assert frames == 120 and time.monotonic() - started < 10
+        assert _refused(lambda: list(call)).code() == grpc.StatusCode.CANCELLED
+        log = srv.stop()
+    ended = [e for e in _events(log, "stream") if e["outcome"] == "cancelled"]
+    assert ended and ended[0]["frames"] < 10 and ended[0]["bytes"] < 4096, ended
+    assert len(_events(log, "evicted")) == 1
+
+
+def test_a_moving_stream_is_never_evicted(ladder_models: Path) -> None:
+    """At the limit with every slot moving, a new request is refused at once, and readiness says so."""
+    with _serving(ladder_models, "--max-streams", "1", "--pace", "--prepare", "--health-port", "0") as (srv, stub):
+        request = codec_pb2.StreamVideoRequest(name="long", quality=0)
+        paced: list[int] = []
+        reader = threading.Thread(target=lambda: paced.append(len(list(stub.StreamVideo(request, timeout=60)))))
+        reader.start()
+        with grpc.insecure_channel(f"127.0.0.1:{srv.health_port}") as probe:
+            health = health_pb2_grpc.HealthStub(probe)
+
+            def status(service: str) -> int:
+                return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
+
+            time.sleep(1.5)
             busy = _refused(lambda: list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="long"), timeout=5)))
             assert busy.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            time.sleep(2.5)
-            assert _refused(lambda: list(call)).code() == grpc.StatusCode.CANCELLED
-        frames = len(list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="long"), timeout=30)))
+            assert status("aecodec.v1.VideoCodec") == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert status("") == health_pb2.HealthCheckResponse.SERVING  # alive all the same
+            reader.join(60)
+            time.sleep(1.0)
+            assert status("aecodec.v1.VideoCodec") == health_pb2.HealthCheckResponse.SERVING
+        assert paced == [120]
+
+
+def test_one_client_address_cannot_hold_every_slot(ladder_models: Path) -> None:
+    """Eight streams from another address that stop reading, re-opened as soon as they end, used to
+    hold every slot; now that address holds at most half of them, so honest streams all get through."""
+    with _serving(ladder_models, "--max-streams", "4", "--stall-timeout", "30", "--prepare") as (srv, stub):
+        proxy = ThrottledProxy(srv.port, None, source="127.0.0.2")
+        stopping = threading.Event()
+        request = codec_pb2.StreamVideoRequest(name="long", quality=5)
+
+        def hostile() -> None:
+            while not stopping.is_set():
+                try:
+                    call = _stop_reading(proxy.port, request)
+                except grpc.RpcError:
+                    continue
+                while not stopping.wait(0.05) and call.running():
+                    pass
+                call.cancel()
+
+        attackers = [threading.Thread(target=hostile, daemon=True) for _ in range(8)]
+        for thread in attackers:
+            thread.start()
+        time.sleep(2.0)
+        try:
+            honest = [
+                len(list(stub.StreamVideo(codec_pb2.StreamVideoRequest(name="long"), timeout=30))) for _ in range(3)
+            ]
+        finally:
+            stopping.set()
+            for thread in attackers:
+                thread.join(10)
+            proxy.close()
         log = srv.stop()
-    assert frames == 120
-    ended = [json.loads(line) for line in log.splitlines() if '"event": "stream"' in line]
-    assert ended[0]["outcome"] == "cancelled" and ended[0]["frames"] < 10 and ended[0]["bytes"] < 4096, ended
+    assert honest == [120] * 3
+    assert any(e["peer"] == "ipv4:127.0.0.2" for e in _events(log, "evicted"))
+    refused = [line for line in log.splitlines() if "from one client" in line]
+    assert not refused or all("127.0.0.1" not in line for line in refused)
+
+
+def test_viewers_of_a_level_being_prepared_are_told_when_to_come_back(ladder_models: Path, tmp_path: Path) -> None:
+    """Ten levels asked for at once from a cold cache, one encoder: a request still waiting for its
+    level after a few seconds is answered UNAVAILABLE with when to retry, and none is cancelled by the
+    server's own stall reaper (they used to be: CANCELLED, or a client timeout)."""
+    args = ("--stall-timeout", "2", "--max-streams", "10", "--max-streams-per-peer", "10")
+    with _serving(ladder_models, *args, "--stream-cache", str(tmp_path / "streams")) as (_, stub):
+        outcomes: dict[int, object] = {}
+
+        def watch(level: int) -> None:
+            request = codec_pb2.StreamVideoRequest(name="long", quality=level, end_frame=8, from_keyframe=True)
+            call = stub.StreamVideo(request, timeout=60)
+            try:
+                outcomes[level] = len(list(call))
+            except grpc.RpcError as exc:
+                trailer = dict(exc.trailing_metadata() or ())
+                outcomes[level] = (exc.code(), exc.details(), trailer.get(RETRY_AFTER_KEY))
+
+        viewers = [threading.Thread(target=watch, args=(level,)) for level in range(10)]
+        for thread in viewers:
+            thread.start()
+        for thread in viewers:
+            thread.join(60)
+    served = [v for v in outcomes.values() if v == 8]
+    told = [v for v in outcomes.values() if isinstance(v, tuple)]
+    assert len(served) + len(told) == 10, outcomes
+    assert served and told, outcomes
+    for code, details, retry_ms in told:
+        assert code == grpc.StatusCode.UNAVAILABLE and "is being prepared, retry in" in details
+        assert 1000 <= int(retry_ms) <= 30000

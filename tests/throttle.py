@@ -1,5 +1,6 @@
 """A TCP proxy on 127.0.0.1 whose server-to-client direction is a token bucket of varying rate:
-the network a player meets when its bandwidth drops and recovers."""
+the network a player meets when its bandwidth drops and recovers; or, without a rate, a plain relay
+whose connections reach the server from another loopback address: another host, as the server sees it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ class ThrottledProxy:
     """Forwards connections on :attr:`port` to ``upstream`` (a port on 127.0.0.1). Bytes to the
     server pass as they come; bytes to the client leave at ``rate(forwarded)`` bytes/s, where
     ``forwarded`` counts the bytes already sent to clients, so the schedule follows the stream and
-    not the speed of the machine running it."""
+    not the speed of the machine running it. ``rate`` None forwards at full speed; ``source`` is the
+    address the server sees the connections come from."""
 
-    def __init__(self, upstream: int, rate: Callable[[int], float]) -> None:
-        self.upstream, self.rate = upstream, rate
+    def __init__(self, upstream: int, rate: Callable[[int], float] | None, source: str = "127.0.0.1") -> None:
+        self.upstream, self.rate, self.source = upstream, rate, source
         self.forwarded = 0
         self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -33,15 +35,16 @@ class ThrottledProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(("127.0.0.1", self.upstream))
+            server = socket.create_connection(("127.0.0.1", self.upstream), source_address=(self.source, 0))
             self.sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+            throttled = self.rate is not None
+            threading.Thread(target=self._pump, args=(server, client, throttled), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, throttled: bool) -> None:
         try:
             while data := source.recv(PIECE if throttled else 65536):
-                if throttled:
+                if throttled and self.rate is not None:
                     with self.lock:
                         rate = self.rate(self.forwarded)
                         self.forwarded += len(data)
