@@ -34,13 +34,15 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import play
-from aecodec.server.catalog import decoder_pieces, shipped_bytes
+from aecodec.server.catalog import Entry, decoder_pieces, load_catalog, shipped_bytes
 from aecodec.server.local import LocalServer
+from aecodec.server.stored import StreamStore, _tag, identity
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Chunk, Header
+from codec.coding.bitstream import HEADER_SIZE, Chunk, Header
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, unpack
 from codec.coding.encode import StreamEncoder
 from codec.coding.entropy_coding import Table
+from codec.coding.runtime import Networks
 from codec.errors import CodecError
 from codec.io.bundle import (
     DECODER_WEIGHTS_FILE,
@@ -54,7 +56,9 @@ from codec.io.bundle import (
 from codec.io.video import iter_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from clips import write_clip
 from crafted import craft, noise_payload, range_coded, weights_file, weights_head
+from throttle import ThrottledProxy
 
 MAX_STREAMS = 4
 CLIENT_ADDRESS_SPACE = 4 << 30
@@ -117,8 +121,9 @@ class HealthProbe:
         self.stopping.set()
         self.thread.join()
         self.channel.close()
-        ms = [1000 * x for x in self.latencies]
-        return f"{len(ms)} checks, median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms"
+        ms = sorted(1000 * x for x in self.latencies)
+        p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+        return f"{len(ms)} checks, median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
 
 
 def _codes(calls: list[Callable[[], Any]], parallel: int = 0) -> Counter:
@@ -450,6 +455,240 @@ def abuse_changed_bundle(models: Path, name: str) -> None:
         print(f"the server logged {len(changed)} bundle_changed line(s): {changed[0][:160] if changed else ''}")
 
 
+def play_json(url: str, cache: str, *options: str) -> dict[str, Any] | str:
+    """`codec play URL --json` in a process of its own: its JSON result, or its error line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [sys.executable, "-m", "codec.cli", "play", url, "-o", f"{tmp}/out.mkv", "--json", *options]
+        try:
+            proc = subprocess.run(
+                args, capture_output=True, text=True, timeout=PLAY_LIMIT_S, env={**os.environ, "AECODEC_CACHE": cache}
+            )
+        except subprocess.TimeoutExpired:
+            return f"still running after {PLAY_LIMIT_S} s, killed (!)"
+    if proc.returncode:
+        return f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}"
+    return json.loads(proc.stdout)
+
+
+def _served_store(cache: Path, models: Path, name: str) -> tuple[StreamStore, Entry]:
+    """The stream store a server on ``cache`` keeps (its folder, its key) and the video's entry."""
+    entry = load_catalog(models)[name]
+    return StreamStore(cache, lambda e: Networks(e.bundle, e.info.width, e.info.height)), entry
+
+
+def _plant(store: StreamStore, entry: Entry, quality: int, frames: Iterator[np.ndarray], key: bytes | None) -> None:
+    """Frames encoded with the served bundle at ``quality`` under the honest header and a record
+    whose identity, size, sha256 and frame count agree, signed with ``key`` (None: unsigned)."""
+    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality)
+    chunks = [encoder.encode(frame, i).chunk for i, frame in enumerate(frames)]
+    data = entry.header(quality, len(chunks)).pack() + b"".join(c.pack() for c in chunks)
+    path, record_path = store.paths(entry, quality)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_bytes(data)
+    record = {
+        "identity": identity(entry, quality),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "frames": len(chunks),
+        "psnr": 40.0,
+    }
+    if key is not None:
+        record["tag"] = _tag(key, record)
+    record_path.write_text(json.dumps(record))
+
+
+def _sign(store: StreamStore, record_path: Path, **fields: Any) -> None:
+    """A record with ``fields``, signed with the server's own key: the worst a peer with the key writes."""
+    record = {"identity": {}, "bytes": HEADER_SIZE + 1, "sha256": "0" * 64, "frames": 0, "psnr": 40.0}
+    record.update(fields)
+    record["tag"] = _tag(store.key, record)
+    record_path.write_text(json.dumps(record))
+
+
+def abuse_stream_cache(models: Path, name: str) -> None:
+    """Items planted in the stream cache: a consistent entry of other frames, files of another user,
+    a FIFO, a link to /dev/zero, a record of absurd values; then a source that is not the bundle's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "streams"
+        store, entry = _served_store(cache, models, name)
+        level = entry.bundle.meta.coding.default_quality
+        others = [q for q in range(entry.quality_levels) if q != level]
+        other_key, other_user, fifo, zero, fifo_record, huge = others[:6]
+        source = str(entry.source)
+        _plant(store, entry, level, (255 - f for f in iter_frames(entry.source)), None)
+        _plant(store, entry, other_key, (255 - f for f in iter_frames(entry.source)), bytes(32))
+        if os.geteuid() == 0:  # signed with the server's own key, but another user's files
+            _plant(store, entry, other_user, (255 - f for f in iter_frames(entry.source)), store.key)
+            for path in store.paths(entry, other_user):
+                os.chown(path, 12345, 12345)
+        stream, record = store.paths(entry, fifo)
+        os.mkfifo(stream)
+        _sign(store, record, identity=identity(entry, fifo), bytes=10**6, frames=entry.frames)
+        stream, record = store.paths(entry, zero)
+        stream.symlink_to("/dev/zero")
+        _sign(store, record, identity=identity(entry, zero), bytes=10**9, frames=entry.frames)
+        os.mkfifo(store.paths(entry, fifo_record)[1])
+        _sign(store, store.paths(entry, huge)[1], identity=identity(entry, huge), bytes=2**64 - 1, frames=entry.frames)
+        server = LocalServer(models, "--stream-cache", str(cache), "--health-port", "0", log=True)
+        try:
+            probe = HealthProbe(server.health_port)
+            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                stub = codec_pb2_grpc.VideoCodecStub(channel)
+                started = time.perf_counter()
+                listed = stub.ListVideos(codec_pb2.ListVideosRequest(), timeout=10)
+                ladder = [r.bytes for r in listed.videos[0].ladder]
+                ms = 1000 * (time.perf_counter() - started)
+                print(f"stream cache planted; ListVideos in {ms:.0f} ms, ladder {ladder}")
+            url = server.url(name)
+            plays = {
+                f"level {level}, a consistent entry of inverted frames, unsigned": level,
+                f"level {other_key}, the same signed with another key": other_key,
+                f"level {other_user}, signed with the server's key, another user's files": other_user,
+                f"level {fifo}, the stream a FIFO": fifo,
+                f"level {zero}, the stream a link to /dev/zero, record of 1 GB": zero,
+                f"level {fifo_record}, the record a FIFO": fifo_record,
+                f"level {huge}, a signed record of 2^64-1 bytes": huge,
+            }
+            for what, quality in plays.items():
+                if "another user" in what and os.geteuid() != 0:
+                    continue
+                got = play_json(url, f"{tmp}/client", "--quality", str(quality), "--reference", source)
+                outcome = f"{got['psnr_rgb']:.2f} dB" if isinstance(got, dict) else got
+                print(f"{what}: played at {outcome}")
+            honest = play_json(url, f"{tmp}/client", "--quality", str(level), "--reference", source)
+            print(
+                f"level {level} once more (from the entry now stored): {honest['psnr_rgb']:.2f} dB"
+                if isinstance(honest, dict)
+                else honest
+            )
+            memory = f"server memory {server.memory_mib():.0f} MiB, peak {server.memory_mib('VmHWM'):.0f} MiB"
+            print(f"health throughout: {probe.stop()}; {memory}")
+        finally:
+            log = server.stop()
+        refused = sum('"stored_stream_refused"' in line for line in log.splitlines())
+        print(f"the server logged {refused} stored_stream_refused line(s); tracebacks: {log.count('Traceback')}")
+
+
+def abuse_wrong_source(models: Path, name: str) -> None:
+    """A source file that is not the one the bundle was trained on, then the right one back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        served = Path(tmp) / "models"
+        shutil.copytree(models / name, served / name)
+        bundle = load_bundle(served / name)
+        source = served / name / bundle.meta.source.name
+        shutil.copyfile(find_source(load_bundle(models / name)), source)
+        right = source.read_bytes()
+        frames = np.stack(list(iter_frames(source)))
+        write_clip(source, 255 - frames, codec="ffv1", pix_fmt="yuv444p")
+        env = {"AECODEC_CACHE": f"{tmp}/server-cache"}  # no decoded copy of the right file
+        server = LocalServer(served, prelude=f"import os; os.environ.update({env!r})", log=True)
+        try:
+            url = server.url(name)
+            got = play_json(url, f"{tmp}/client", "--quality", "0", "--retries", "0")
+            print(f"source replaced by another video, play level 0: {got if isinstance(got, str) else 'played (!)'}")
+            source.write_bytes(right)
+            got = play_json(url, f"{tmp}/client", "--quality", "0", "--reference", str(source))
+            print(f"the right source back, play level 0: {got['psnr_rgb']:.2f} dB" if isinstance(got, dict) else got)
+        finally:
+            log = server.stop()
+        failed = [json.loads(line)["error"] for line in log.splitlines() if '"store_failed"' in line]
+        print(f"the server logged: {failed[0][:140] if failed else 'nothing'}")
+
+
+def _hostile(port: int, name: str, stopping: threading.Event, every: float, opened: list[int]) -> None:
+    """One connection that opens a stream, takes one frame and then nothing (a 1 KiB flow-control
+    window), and opens another as soon as the server ends it, looking every ``every`` seconds."""
+    options = [("grpc.http2.lookahead_bytes", 1024), ("grpc.http2.bdp_probe", 0), ("grpc.use_local_subchannel_pool", 1)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        stub = codec_pb2_grpc.VideoCodecStub(channel)
+        while not stopping.is_set():
+            call = stub.StreamVideo(codec_pb2.StreamVideoRequest(name=name), timeout=600)
+            opened.append(1)
+            try:
+                next(call)
+            except (grpc.RpcError, StopIteration):
+                stopping.wait(every)
+                continue
+            while call.running() and not stopping.wait(every):
+                pass
+            call.cancel()
+
+
+def _viewers(url: str, cache: str, count: int, seconds: float) -> list[dict[str, Any] | str]:
+    """What ``count`` viewers playing ``url`` again and again for ``seconds`` got, a play each."""
+    until = time.monotonic() + seconds
+    results: list[dict[str, Any] | str] = []
+
+    def viewer(_: int) -> None:
+        while time.monotonic() < until:
+            results.append(play_json(url, cache))
+
+    with futures.ThreadPoolExecutor(count) as pool:
+        list(pool.map(viewer, range(count)))
+    return results
+
+
+def abuse_stalled_streams(models: Path, name: str, connections: int, every: float, seconds: float) -> None:
+    """``connections`` hostile connections (from another address, then from the viewers' own)
+    against honest `codec play` processes, two at a time, for ``seconds``."""
+    for source in ("127.0.0.2", "127.0.0.1"):
+        server = LocalServer(models, "--prepare", "--health-port", "0", log=False)
+        proxy = ThrottledProxy(server.port, None, source=source)
+        stopping = threading.Event()
+        opened: list[int] = []
+        try:
+            with tempfile.TemporaryDirectory() as cache:
+                play_json(server.url(name), cache, "--end", "2")  # the decoder is cached
+                for _ in range(connections):
+                    args = (proxy.port, name, stopping, every, opened)
+                    threading.Thread(target=_hostile, args=args, daemon=True).start()
+                time.sleep(2)
+                probes = {"main port": HealthProbe(server.port), "probe port": HealthProbe(server.health_port)}
+                results = _viewers(server.url(name), cache, 2, seconds)
+            ok = [r for r in results if isinstance(r, dict)]
+            failed = Counter(r.split(": ")[-1][:80] for r in results if isinstance(r, str))
+            health = {where: probe.stop() for where, probe in probes.items()}
+            print(
+                f"{connections} connections from {source} stopping after one frame, re-opening every {every:g} s "
+                f"({len(opened)} streams opened): honest plays {len(ok)} of {len(results)} "
+                f"({100 * len(ok) / max(1, len(results)):.0f}%), restarts {sum(r['resumes'] for r in ok)}; "
+                f"failures {dict(failed) or 'none'}"
+            )
+            for where, line in health.items():
+                print(f"  health on the {where}: {line}")
+            print(f"  server memory {server.memory_mib():.0f} MiB, peak {server.memory_mib('VmHWM'):.0f} MiB")
+        finally:
+            stopping.set()
+            proxy.close()
+            server.drain()
+
+
+def abuse_cold_cache(models: Path, name: str) -> None:
+    """Every level asked for at once from an empty stream cache, one encoder, no --prepare."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = LocalServer(models, "--stall-timeout", "10", "--stream-cache", f"{tmp}/streams", log=False)
+        try:
+            levels = load_bundle(models / name).meta.coding.levels
+            play_json(server.url(name), f"{tmp}/client", "--end", "1", "--quality", "0")  # the decoder is cached
+            started = time.perf_counter()
+            options = ("--timeout", "10", "--retries", "2")
+            with futures.ThreadPoolExecutor(levels) as pool:
+                results = list(
+                    pool.map(
+                        lambda q: play_json(server.url(name), f"{tmp}/client", "--quality", str(q), *options),
+                        range(levels),
+                    )
+                )
+            ok = sum(isinstance(r, dict) for r in results)
+            errors = Counter(r.split(": ")[-1][:80] for r in results if isinstance(r, str))
+            print(
+                f"cold cache, levels 0-{levels - 1} at once (--stall-timeout 10; play --timeout 10 --retries 2): "
+                f"{ok} of {levels} played in {time.perf_counter() - started:.1f} s; failures {dict(errors) or 'none'}"
+            )
+        finally:
+            server.drain()
+
+
 class Blackhole:
     """A TCP relay on 127.0.0.1 to ``port`` that can go dead without closing, as a connection whose
     peer vanished does: after :meth:`freeze_after` it stops relaying in both directions, sockets open."""
@@ -504,7 +743,14 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=24, help="idle Encode callers at once")
     parser.add_argument("--sizes", type=int, default=200, help="distinct frame sizes in the burst")
     parser.add_argument("--stall", type=float, default=5.0, help="the server's --stall-timeout")
+    parser.add_argument("--hostile", type=int, default=64, help="connections that open streams and stop reading")
+    parser.add_argument("--every", type=float, default=0.2, help="how often each of them re-opens its stream")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long honest viewers play beside them")
     args = parser.parse_args()
+    abuse_stream_cache(args.models, args.name)
+    abuse_wrong_source(args.models, args.name)
+    abuse_stalled_streams(args.models, args.name, args.hostile, args.every, args.seconds)
+    abuse_cold_cache(args.models, args.name)
     abuse_server(args.models, args.name, args.idle, args.sizes, args.stall)
     abuse_changed_bundle(args.models, args.name)
     abuse_player(args.models, args.name)

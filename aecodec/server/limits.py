@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -96,10 +95,6 @@ class Slots:
         self.per_peer = min(limit, per_peer or limit)
         self.held: set[Watch] = set()
         self.lock = threading.Lock()
-
-    def peers(self) -> Counter:
-        with self.lock:
-            return Counter(w.peer for w in self.held)
 
     def can_take(self) -> bool:
         """Whether a call from a new peer would be let in now."""

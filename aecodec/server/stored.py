@@ -315,9 +315,12 @@ class StreamStore:
     def _load(self, entry: Entry, quality: int) -> Stream | None:
         """The stored stream, if complete, current and intact; None otherwise (it is encoded again)."""
         record = self._record_of(entry, quality)
+        path, record_path = self.paths(entry, quality)
         if record is None:
+            if os.path.lexists(record_path):  # said once per load; the listing reads records silently
+                reason = f"{record_path}: not a record of this server's for what it serves now"
+                log.warning(json.dumps({"event": "stored_stream_refused", "video": entry.name, "reason": reason}))
             return None
-        path = self.paths(entry, quality)[0]
         try:
             fd = open_own(path)
             if fd is None:
