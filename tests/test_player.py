@@ -58,9 +58,10 @@ class FakeServer(codec_pb2_grpc.VideoCodecServicer):
     def __init__(self, videos: list[codec_pb2.Video], pieces: list[codec_pb2.DecoderChunk]) -> None:
         self.videos, self.pieces = videos, pieces
         self.after_pieces: Callable[[], None] = lambda: None
-        self.decoder_calls = 0
+        self.decoder_calls = self.listings = 0
 
     def ListVideos(self, request: Any, context: grpc.ServicerContext) -> codec_pb2.ListVideosResponse:
+        self.listings += 1
         return codec_pb2.ListVideosResponse(videos=self.videos)
 
     def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
@@ -504,12 +505,13 @@ def test_a_meta_json_that_sizes_nothing_real_is_refused(carphone_bundle: Path, t
 class Drifting(FakeServer):
     """Streams the real chunks of ``short`` honestly, except that its first ``lies`` streams send frame
     ``at`` (every P-frame: None) with a reconstruction check one off (under a crc32 that holds): the
-    client's decoder then seems to compute that frame differently from the server's."""
+    client's decoder then seems to compute that frame differently from the server's. With
+    ``past_end``, every stream ignores its end_frame and goes on to one frame past the video's end."""
 
-    def __init__(self, bundle_dir: Path, at: int | None, lies: int) -> None:
+    def __init__(self, bundle_dir: Path, at: int | None, lies: int, past_end: bool = False) -> None:
         fake = honest(bundle_dir)
         super().__init__(fake.videos, fake.pieces)
-        self.bundle, self.at, self.lies = load_bundle(bundle_dir), at, lies
+        self.bundle, self.at, self.lies, self.past_end = load_bundle(bundle_dir), at, lies, past_end
         self.frames = read_clip(bundle_dir / "short.mkv").frames
         self.starts: list[int] = []
 
@@ -517,8 +519,9 @@ class Drifting(FakeServer):
         self.starts.append(request.start_frame)
         lying = len(self.starts) <= self.lies
         encoder = StreamEncoder(self.bundle, width=176, height=144, quality=request.quality)
-        for index in range(request.start_frame, request.end_frame):
-            chunk = encoder.encode(self.frames[index], index).chunk
+        last = len(self.frames) - 1
+        for index in range(request.start_frame, last + 2 if self.past_end else request.end_frame):
+            chunk = encoder.encode(self.frames[min(index, last)], index).chunk
             if lying and (index == self.at if self.at is not None else chunk.frame_type != I_FRAME):
                 chunk = replace(chunk, check=chunk.check ^ 1)
             yield codec_pb2.EncodedFrame(
@@ -631,3 +634,75 @@ def test_a_received_chunk_is_checked_before_use(fields: dict[str, Any], message:
     assert received_chunk(codec_pb2.EncodedFrame(**frame)) == Chunk(2, 1, 0xFFFF, bytes(8))
     with pytest.raises(DamagedChunk, match=re.escape(message)):
         received_chunk(codec_pb2.EncodedFrame(**{**frame, **fields}))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--start", "1e308"], "--start takes a frame"),
+        (["--start", "²"], "--start takes a frame"),
+        (["--start", "9" * 41], "--start takes a frame"),
+        (["--quality", "²"], "--quality takes a level"),
+        (["--quality", "4294967296"], "--quality takes a level"),
+        (["--quality", "-1"], "--quality takes a level"),
+        (["--end", "-1"], "--end takes a frame"),
+        (["--retries", "-1"], "--retries must be 0 or more"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_any_call(
+    models: Path, tmp_path: Path, options: list[str], message: str
+) -> None:
+    fake = honest(models / "short")
+    with serving(fake) as url:
+        code, out, err = run_cli("play", url, "-o", tmp_path / "out.mkv", *options)
+    assert code == 2 and out == "" and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert fake.listings == 0
+
+
+@pytest.mark.parametrize(("start", "message"), [("99999999999999999999.5", "past its end"), ("5s", "not within")])
+def test_a_start_past_the_end_is_refused_before_the_decoder_is_fetched(
+    models: Path, tmp_path: Path, start: str, message: str
+) -> None:
+    fake = honest(models / "short")
+    with serving(fake) as url, pytest.raises(CodecError, match=message):
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", start=start)
+    assert fake.listings == 1 and fake.decoder_calls == 0
+
+
+def _rungs(levels: int) -> list[codec_pb2.Rung]:
+    return [codec_pb2.Rung(quality=q, bytes=1000 * (q + 1), psnr=30.0) for q in range(levels)]
+
+
+@pytest.mark.parametrize("quality", [1, "auto"])
+def test_what_a_server_sends_past_the_requests_end_is_not_read(
+    models: Path, tmp_path: Path, quality: int | str
+) -> None:
+    """It used to be read to the end of the call: the frame past the video's end failed the play after
+    every frame was decoded, and auto quality, its first request answered with the whole video, never
+    took a throughput sample."""
+    fake = Drifting(models / "short", at=None, lies=0, past_end=True)
+    fake.videos[0].ladder.extend(_rungs(load_bundle(models / "short").meta.coding.levels))
+    with serving(fake) as url:
+        result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=quality)
+    assert result["frames"] == 24 and result["resumes"] == 0
+    assert fake.starts == ([0, 8, 16] if quality == "auto" else [0])
+    assert quality != "auto" or result["estimate_bps"] > 0
+
+
+def test_levels_are_those_of_the_fetched_decoder_not_the_servers_claim(models: Path, tmp_path: Path) -> None:
+    """A server claiming 1000 levels, and a default beyond the decoder's: a ladder or a --quality beyond
+    the decoder's levels is refused before any stream, and the default is the decoder's."""
+    fake = Drifting(models / "short", at=None, lies=0)
+    levels = load_bundle(models / "short").meta.coding.levels
+    fake.videos[0].quality_levels, fake.videos[0].default_quality = 1000, 999
+    fake.videos[0].ladder.extend(_rungs(levels + 1))
+    with serving(fake) as url:
+        for quality, message in (
+            (levels, f"--quality {levels} is not one of its levels 0..{levels - 1}"),
+            ("auto", f"its ladder names level {levels}, beyond its decoder's {levels} levels"),
+        ):
+            with pytest.raises(CodecError, match=re.escape(message)):
+                play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=quality)
+        assert fake.starts == []
+        result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
+    assert result["frames"] == 24 and result["quality"] == load_bundle(models / "short").meta.coding.default_quality

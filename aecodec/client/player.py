@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import math
+import re
 import sys
 import threading
 import time
@@ -318,6 +318,8 @@ class ServerChunks:
     (``from_keyframe``), so the server sends stored chunks only; the frames before ``start`` are
     for the decoder and the caller drops them (:attr:`first` says where the stream began).
 
+    A request is read up to its end and no further: the call ends once the chunk before it arrives.
+
     A dropped connection, a server silent for the message timeout, a damaged chunk, or a frame the
     client decoded differently from the server (:meth:`redo`) restarts the stream at the first frame
     still needed (the server starts every stream with an I-frame), backing off 0.2 s, 0.4 s, ...; more
@@ -406,6 +408,8 @@ class ServerChunks:
                         raise DamagedChunk(f"frame {next_index}: reconstruction differs from the server's")
                     if next_index - restarted_at >= self.window:
                         failures = 0
+                    if next_index == stop:
+                        break  # whatever a server sends past the request's end is not read
                     since = time.monotonic()
                 if next_index < stop:
                     raise DamagedChunk(f"stream ended at frame {next_index} of {stop}")
@@ -428,26 +432,52 @@ class ServerChunks:
                 responses.close()
 
 
-def start_frame(text: str | int, fps: float, where: str) -> int:
-    """``--start``: a frame number (``300``), or seconds with a point or an ``s`` (``12.5``, ``12s``)."""
+START = re.compile(r"(?P<frame>[0-9]+)|(?P<seconds>[0-9]+\.?[0-9]*|\.[0-9]+)s?")
+MAX_OPTION = 40  # characters of a number on the command line
+MAX_FRAMES = 1 << 32  # a video's frames, as the protocol counts them
+MAX_LEVEL = 1 << 31  # a --quality level is below this, and then one of its decoder's
+
+
+def parse_start(text: str | int) -> int | float:
+    """``--start``: a frame number (``300``) as an int, or seconds with a point or an ``s``
+    (``12.5``, ``12s``) as a float."""
     text = str(text).strip()
-    try:
-        if text.isdigit():
-            return int(text)
-        seconds = float(text.removesuffix("s"))
-    except ValueError:
-        seconds = math.nan
-    if not 0 <= seconds < math.inf:
-        raise CodecError(f"{where}: --start takes a frame (300) or seconds (12.5, 12s), not {text!r}")
-    return int(seconds * fps + 1e-9)
+    match = START.fullmatch(text) if len(text) <= MAX_OPTION else None
+    if match is None:
+        raise CodecError(f"--start takes a frame (300) or seconds (12.5, 12s), not {text[:MAX_OPTION]!r}")
+    return int(text) if match["frame"] else float(match["seconds"])
 
 
-def ladder(video: Any, where: str) -> dict[int, float]:
-    """The server's bitrate ladder: bits/s of each stored level (levels not stored yet are left out)."""
-    if len(video.ladder) > video.quality_levels or len({r.quality for r in video.ladder}) < len(video.ladder):
-        raise CodecError(f"{where}: its ladder does not list each of its {video.quality_levels} levels once")
-    if any(r.quality >= video.quality_levels for r in video.ladder):
-        raise CodecError(f"{where}: its ladder names a level beyond its {video.quality_levels}")
+def start_frame(start: str | int | float, fps: float, where: str) -> int:
+    """The frame ``start`` (text for :func:`parse_start`, or what it returns) names at ``fps``."""
+    start = parse_start(start) if isinstance(start, str) else start
+    if isinstance(start, int):
+        return start
+    frame = start * fps + 1e-9
+    if frame >= MAX_FRAMES:
+        raise CodecError(f"{where}: --start {start:g} s is past its end")
+    return int(frame)
+
+
+def parse_quality(quality: str | int | None) -> str | int | None:
+    """``--quality``: None (the bundle's default), ``"auto"``, or a level, in ASCII decimal below
+    MAX_LEVEL (whether the bundle has it is known once its decoder is fetched)."""
+    if quality is None or quality == "auto":
+        return quality
+    text = str(quality)
+    if not (re.fullmatch("[0-9]{1,10}", text) and int(text) < MAX_LEVEL):
+        raise CodecError(f"--quality takes a level (0, 1, ...) or auto, not {text[:MAX_OPTION]!r}")
+    return int(text)
+
+
+def ladder(video: Any, levels: int, where: str) -> dict[int, float]:
+    """The server's bitrate ladder: bits/s of each stored level (levels not stored yet are left out),
+    each one of the ``levels`` of the video's decoder."""
+    qualities = [r.quality for r in video.ladder]
+    if len(set(qualities)) < len(qualities):
+        raise CodecError(f"{where}: its ladder lists a level twice")
+    if beyond := [q for q in qualities if q >= levels]:
+        raise CodecError(f"{where}: its ladder names level {beyond[0]}, beyond its decoder's {levels} levels")
     return {r.quality: r.bytes * 8 * video.fps / video.frames for r in video.ladder if r.bytes}
 
 
@@ -470,34 +500,40 @@ def play(
     max_bitrate: str | None = None,
 ) -> dict[str, Any]:
     """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps, PSNR and the
-    playback's stalls. ``quality`` is a level, None for the video's default, or ``"auto"`` to
+    playback's stalls. ``quality`` is a level, None for the decoder's default, or ``"auto"`` to
     follow the network (:mod:`aecodec.client.abr`), at most ``max_bitrate`` bits/s (500k, 2M);
-    ``start`` a frame or seconds (:func:`start_frame`). ``insecure`` lets the token go unencrypted to
+    ``start`` a frame or seconds (:func:`parse_start`). ``insecure`` lets the token go unencrypted to
     a host that is not loopback; ``lb`` spreads the calls over every server the URL names
     (round-robin) or keeps to one (pick-first); ``timeout`` is the longest the server may take to
-    send its next message, ``keepalive`` the seconds between pings (0: none)."""
+    send its next message, ``keepalive`` the seconds between pings (0: none). Every option is
+    checked before any call."""
     check_output(out, force)
-    auto = quality == "auto"
-    if quality is not None and not auto and not str(quality).isdigit():
-        raise CodecError(f"--quality takes a level (0, 1, ...) or auto, not {quality!r}")
-    if max_bitrate is not None and quality is not None and not auto:
+    level, begin = parse_quality(quality), parse_start(start)
+    if end < 0:
+        raise CodecError(f"--end takes a frame (0: the end), not {end}")
+    if retries < 0:
+        raise CodecError(f"--retries must be 0 or more, not {retries}")
+    if max_bitrate is not None and isinstance(level, int):
         raise CodecError("--max-bitrate chooses the level, so it goes with --quality auto (or none), not a level")
     cap = parse_bitrate(max_bitrate) if max_bitrate is not None else None
-    auto = auto or cap is not None
+    auto = level == "auto" or cap is not None
     token = read_token(token_file) if token_file is not None else None
     conn = Connection(Target.parse(url), ca, token, insecure, lb, timeout, keepalive)
     try:
         video = find_video(conn)
-        bundle = fetch_decoder(conn, video, cache or cache_dir())
-        first = start_frame(start, video.fps, url)
+        first = start_frame(begin, video.fps, url)
         end = end or video.frames
         if not 0 <= first < end <= video.frames:
             raise CodecError(f"{url}: frames [{first}, {end}) are not within its {video.frames} frames")
-        rates = ladder(video, url) if auto else {}
+        bundle = fetch_decoder(conn, video, cache or cache_dir())
+        levels, default = bundle.meta.coding.levels, bundle.meta.coding.default_quality
+        if isinstance(level, int) and level >= levels:
+            raise CodecError(f"{url}: --quality {level} is not one of its levels 0..{levels - 1}")
+        rates = ladder(video, levels, url) if auto else {}
         if auto and not rates:
             print(f"warning: {url}: no level is stored yet, so none is chosen by bitrate", file=sys.stderr)
-        abr = Abr.for_ladder(rates, video.default_quality, cap) if rates else None
-        q = abr.level if abr else video.default_quality if quality in (None, "auto") else int(quality)
+        abr = Abr.for_ladder(rates, default, cap) if rates else None
+        q = abr.level if abr else level if isinstance(level, int) else default
         fps = exact_rate(video.fps)
         transfer = Transfer()
         received = ServerChunks(conn, first, end, q, transfer, retries, window=video.gop, abr=abr)
