@@ -24,6 +24,7 @@ from codec.coding.bitstream import (
     CHUNK_HEAD_SIZE,
     HEADER_SIZE,
     MIN_CHUNK_SIZE,
+    SCAN,
     SYNC,
     VERSION,
     WORD,
@@ -178,11 +179,31 @@ def test_resynchronisation_is_linear_in_the_damaged_span() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.binary(max_size=5 * CHECKPOINT), a=st.integers(0, 5 * CHECKPOINT), b=st.integers(0, 5 * CHECKPOINT))
-def test_span_crc_equals_zlibs(data: bytes, a: int, b: int) -> None:
+@given(
+    data=st.binary(max_size=5 * CHECKPOINT),
+    a=st.integers(0, 5 * CHECKPOINT),
+    b=st.integers(0, 5 * CHECKPOINT),
+    origin=st.integers(0, 5 * CHECKPOINT),
+)
+def test_span_crc_equals_zlibs(data: bytes, a: int, b: int, origin: int) -> None:
+    """From any start, and after the marks behind a span's start are forgotten."""
     start, end = sorted((min(a, len(data)), min(b, len(data))))
+    spans = SpanCrc(lambda pos, count: data[pos : pos + count], min(origin, start))
     for value in (0, 0xFFFFFFFF, zlib.crc32(data)):
-        assert SpanCrc(data).crc32(start, end, value) == zlib.crc32(data[start:end], value)
+        assert spans.crc32(start, end, value) == zlib.crc32(data[start:end], value)
+        spans.forget(start)
+
+
+@pytest.mark.parametrize("gap", range(SCAN - 2, SCAN + 3))
+def test_resynchronisation_finds_a_sync_marker_across_its_reads(gap: int) -> None:
+    """The reader looks for the next chunk SCAN bytes at a time: one whose marker starts in the last
+    byte of a read, or just after it, is found all the same."""
+    good = Chunk(0, 0, 0, bytes(8))
+    data = HEADER.pack() + bytes(gap) + good.pack()
+    assert list(read_chunks(data, "s", resync=True)) == [
+        Damage(HEADER_SIZE, gap, "no chunk sync marker (found b'\\x00\\x00')"),
+        good,
+    ]
 
 
 def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:

@@ -1,14 +1,18 @@
 """The decoder against crafted input: every size and count a stream claims is bounded before it is
-acted on, and bad input is one line on stderr and exit code 2, fast and in bounded memory."""
+acted on, bad input is one line on stderr and exit code 2, fast and in bounded memory, and memory
+does not grow with the file's length."""
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +22,16 @@ from clips import synthetic_frames, write_clip
 from conftest import run_cli
 from crafted import craft
 
-from codec.coding.bitstream import HEADER_SIZE, I_FRAME, P_FRAME, Chunk, read_chunks
+from codec.coding.bitstream import (
+    CHUNK_HEAD_SIZE,
+    HEADER_SIZE,
+    I_FRAME,
+    P_FRAME,
+    SYNC,
+    Chunk,
+    read_chunks,
+)
+from codec.coding.decode import decode_file
 from codec.coding.entropy_coding import CodingTables
 from codec.coding.intra_refinement import join_intra
 from codec.coding.latent_codec import LatentPacker, LatentUnpacker
@@ -237,3 +250,28 @@ def test_a_stream_without_one_decodable_frame_is_an_error(carphone_bundle: Path,
     p_frames = [replace(c, index=i) for i, c in enumerate(_chunks(stream)[1:4])]
     code, _, err = _conceal(tmp_path, carphone_bundle, craft(_header(stream), frames=3) + _pack(p_frames))
     assert _one_line_error(code, err, "no frame could be decoded"), err
+
+
+@pytest.mark.parametrize("conceal", [False, True])
+def test_decode_reads_the_stream_a_chunk_at_a_time(
+    carphone_bundle: Path, encoded, tmp_path: Path, conceal: bool
+) -> None:
+    """`codec decode` read the whole file before its first frame. 8 MiB of junk after the last chunk
+    (with a false head in it whose payload would span nearly all of it, for --conceal to look past)
+    costs nothing."""
+    bundle, stream = load_bundle(carphone_bundle), encoded[0]
+    junk = bytearray(8 << 20)
+    junk[100 : 100 + CHUNK_HEAD_SIZE] = SYNC + struct.pack("<IBIHI", 10, P_FRAME, len(junk) - 4096, 0, 0)
+    junked = tmp_path / "junk.aec"
+    junked.write_bytes(stream.read_bytes() + junk)
+    message = "bytes are damaged; it is mostly garbage" if conceal else "no chunk sync marker"
+    peaks = []
+    for path, outcome in ((stream, nullcontext()), (junked, pytest.raises(CodecError, match=message))):
+        tracemalloc.start()
+        try:
+            with outcome:
+                decode_file(path, bundle, tmp_path / "out.y4m", force=True, conceal=conceal)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] - peaks[0] < 1 << 20, f"peak {peaks[0] >> 10} KiB clean, {peaks[1] >> 10} KiB with the junk"

@@ -36,6 +36,7 @@ CRC-16 takes ~15 ms, a noticeable share of a frame's decode on a GPU).
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -64,6 +65,7 @@ HEADER_SIZE = _HEADER.size + 4  # 64: the fields and their crc32
 _CHUNK = struct.Struct("<2sIBIH")
 CHUNK_HEAD_SIZE = _CHUNK.size + 4  # 17: sync, index, type, length, check and the crc32
 MIN_CHUNK_SIZE = CHUNK_HEAD_SIZE + WORD  # the least a frame takes in a stream
+SCAN = 1 << 16  # bytes a reader that lost its place looks through at a time
 
 
 @dataclass(frozen=True)
@@ -194,16 +196,6 @@ def write_stream(out: BinaryIO, header: Header, chunks: Iterable[Chunk]) -> int:
     return written
 
 
-def read_stream_file(path: Path) -> bytes:
-    """The bytes of the stream file ``path``; a missing or unreadable file is a CodecError."""
-    if not path.is_file():
-        raise CodecError(f"{path}: no such file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CodecError(f"{path}: cannot be read ({exc.strerror})") from None
-
-
 def chunk_fields_problem(index: int, frame_type: int, check: int, length: int) -> str | None:
     """Why no chunk can have these head fields (a chunk received over the network as much as one
     read from a file), or None: an unknown type, a check beyond 16 bits, a payload that is not 1 to
@@ -217,68 +209,113 @@ def chunk_fields_problem(index: int, frame_type: int, check: int, length: int) -
     return None
 
 
-def _head(data: bytes, pos: int) -> tuple[int, int, int, int, int] | str:
-    """Index, type, payload length, check and crc32 of a chunk head at ``pos`` that passes every
-    check short of the crc32 (the payload is whole), or the reason it does not."""
-    if len(data) - pos < CHUNK_HEAD_SIZE:
-        return f"truncated chunk head ({len(data) - pos} bytes left)"
-    sync, index, frame_type, length, check = _CHUNK.unpack_from(data, pos)
-    (crc,) = struct.unpack_from("<I", data, pos + _CHUNK.size)
-    if sync != SYNC:
-        return f"no chunk sync marker (found {sync!r})"
-    if problem := chunk_fields_problem(index, frame_type, check, length):
-        return problem
-    if pos + CHUNK_HEAD_SIZE + length > len(data):
-        return f"frame {index}: truncated payload ({len(data) - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
-    return index, frame_type, length, check, crc
+def open_stream_file(path: Path) -> BinaryIO:
+    """The stream file ``path``, open for reading; a missing or unreadable file is a CodecError."""
+    if not path.is_file():
+        raise CodecError(f"{path}: no such file")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise CodecError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
-def _parse_chunk(data: bytes, pos: int) -> Chunk | str:
-    """The chunk at ``pos``, or the reason there is no valid chunk there."""
-    head = _head(data, pos)
-    if isinstance(head, str):
-        return head
-    index, frame_type, length, check, crc = head
-    start = pos + CHUNK_HEAD_SIZE
-    chunk = Chunk(index, frame_type, check, data[start : start + length])
-    if chunk.crc32 != crc:
-        return f"frame {index}: crc32 mismatch"
-    return chunk
+def read_stream_file(path: Path) -> bytes:
+    """The bytes of the stream file ``path``, for what needs them whole; a missing or unreadable file
+    is a CodecError."""
+    with open_stream_file(path) as file:
+        return StreamReader(file, str(path)).read(0, -1)
 
 
-def read_chunks(data: bytes, source: str, resync: bool = False) -> Iterator[Chunk | Damage]:
-    """Yield the chunks after the header in ``data``.
+class StreamReader:
+    """An ``.aec`` stream read where asked: its bytes, or a seekable binary file (its caller keeps it
+    open), so that reading its chunks holds one chunk's payload at a time however long the file is."""
 
-    Without ``resync`` the first damaged chunk raises a CodecError naming the frame and field. With
-    it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker whose
-    chunk is whole and passes its crc32. Resynchronising reads each byte a bounded number of times,
-    however many false sync markers claim long payloads.
-    """
-    pos = HEADER_SIZE
-    spans: SpanCrc | None = None  # made at the first damage
-    while pos < len(data):
-        parsed = _parse_chunk(data, pos)
-        if isinstance(parsed, Chunk):
-            yield parsed
-            pos += parsed.size
-            continue
-        if not resync:
-            raise CodecError(f"{source}: at byte {pos}: {parsed}")
-        spans = spans or SpanCrc(data)
-        resume = _next_chunk(data, pos + 1, spans)
-        yield Damage(pos, resume - pos, parsed)
-        pos = resume
+    def __init__(self, stream: bytes | BinaryIO, source: str) -> None:
+        self.file = io.BytesIO(stream) if isinstance(stream, bytes | bytearray) else stream
+        self.source = source
+        self.size = self.file.seek(0, io.SEEK_END)
+
+    def read(self, pos: int, count: int) -> bytes:
+        """Up to ``count`` bytes from ``pos`` (all of them to the end with -1); an error of the file
+        system is a CodecError."""
+        try:
+            self.file.seek(pos)
+            return self.file.read(count)
+        except OSError as exc:
+            raise CodecError(f"{self.source}: cannot be read ({exc.strerror})") from None
+
+    def chunks(self, resync: bool = False) -> Iterator[Chunk | Damage]:
+        """The chunks after the header, read as they are asked for.
+
+        Without ``resync`` the first damaged chunk raises a CodecError naming the frame and field.
+        With it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker
+        whose chunk is whole and passes its crc32. Resynchronising reads each byte a bounded number
+        of times, however many false sync markers claim long payloads.
+        """
+        pos = HEADER_SIZE
+        spans: SpanCrc | None = None  # made at the first damage
+        while pos < self.size:
+            parsed = self._chunk(pos)
+            if isinstance(parsed, Chunk):
+                yield parsed
+                pos += parsed.size
+                continue
+            if not resync:
+                raise CodecError(f"{self.source}: at byte {pos}: {parsed}")
+            spans = spans or SpanCrc(self.read, pos)
+            resume = self._next_chunk(pos + 1, spans)
+            yield Damage(pos, resume - pos, parsed)
+            pos = resume
+
+    def _head(self, head: bytes, pos: int) -> tuple[int, int, int, int, int] | str:
+        """Index, type, payload length, check and crc32 of the chunk head ``head`` read at ``pos``
+        if it passes every check short of the crc32 (the payload is whole), or the reason it does not."""
+        if len(head) < CHUNK_HEAD_SIZE:
+            return f"truncated chunk head ({len(head)} bytes left)"
+        sync, index, frame_type, length, check = _CHUNK.unpack_from(head)
+        (crc,) = struct.unpack_from("<I", head, _CHUNK.size)
+        if sync != SYNC:
+            return f"no chunk sync marker (found {sync!r})"
+        if problem := chunk_fields_problem(index, frame_type, check, length):
+            return problem
+        if pos + CHUNK_HEAD_SIZE + length > self.size:
+            return f"frame {index}: truncated payload ({self.size - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
+        return index, frame_type, length, check, crc
+
+    def _chunk(self, pos: int) -> Chunk | str:
+        """The chunk at ``pos``, or the reason there is no valid chunk there; its payload is read
+        only once its head has bounded it."""
+        head = self._head(self.read(pos, CHUNK_HEAD_SIZE), pos)
+        if isinstance(head, str):
+            return head
+        index, frame_type, length, check, crc = head
+        chunk = Chunk(index, frame_type, check, self.read(pos + CHUNK_HEAD_SIZE, length))
+        if chunk.crc32 != crc:
+            return f"frame {index}: crc32 mismatch"
+        return chunk
+
+    def _next_chunk(self, pos: int, spans: SpanCrc) -> int:
+        """Where the first valid chunk at or after ``pos`` starts (the end of the stream if none does),
+        looked for SCAN bytes at a time: the cheap checks of the head first, then the crc32 from
+        ``spans`` without reading the payload."""
+        while pos < self.size:
+            spans.forget(pos)
+            block = self.read(pos, SCAN + CHUNK_HEAD_SIZE - 1)  # the head of a marker in the last byte too
+            hit = block.find(SYNC)
+            while 0 <= hit < SCAN:
+                head = block[hit : hit + CHUNK_HEAD_SIZE]
+                fields = self._head(head, pos + hit)
+                if not isinstance(fields, str):
+                    _, _, length, _, crc = fields
+                    start = pos + hit + CHUNK_HEAD_SIZE
+                    if spans.crc32(start, start + length, zlib.crc32(head[: _CHUNK.size])) == crc:
+                        return pos + hit
+                hit = block.find(SYNC, hit + 1)
+            pos += SCAN
+        return self.size
 
 
-def _next_chunk(data: bytes, pos: int, spans: SpanCrc) -> int:
-    """Where the first valid chunk at or after ``pos`` starts (the end of ``data`` if none does):
-    the cheap checks of the head first, then the crc32 without reading the payload again."""
-    while (pos := data.find(SYNC, pos)) != -1:
-        head = _head(data, pos)
-        if not isinstance(head, str):
-            _, _, length, _, crc = head
-            start = pos + CHUNK_HEAD_SIZE
-            if spans.crc32(start, start + length, zlib.crc32(data[pos : pos + _CHUNK.size])) == crc:
-                return pos
-        pos += 1
-    return len(data)
+def read_chunks(stream: bytes | BinaryIO, source: str, resync: bool = False) -> Iterator[Chunk | Damage]:
+    """Yield the chunks after the header of ``stream`` (its bytes or a seekable binary file), as
+    :meth:`StreamReader.chunks` reads them."""
+    return StreamReader(stream, source).chunks(resync)

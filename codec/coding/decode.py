@@ -26,19 +26,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from codec.coding.bitstream import (
+    HEADER_SIZE,
     I_FRAME,
     M_FRAME,
     MIN_CHUNK_SIZE,
     Chunk,
     Damage,
     Header,
+    StreamReader,
     frame_check,
-    read_chunks,
-    read_stream_file,
+    open_stream_file,
 )
 from codec.coding.entropy_coding import CodingTables
 from codec.coding.inter_frame import decode_inter
@@ -228,26 +230,32 @@ def decode_frames(
     stats.seconds = time.perf_counter() - started
 
 
-def decode_bytes(
-    data: bytes, bundle: Bundle, source: str, *, conceal: bool = False
+def decode_stream(
+    stream: bytes | BinaryIO, bundle: Bundle, source: str, *, conceal: bool = False
 ) -> tuple[Iterator[np.ndarray], DecodeStats]:
-    """Decode the whole ``.aec`` stream ``data``: its header is checked here, its frames are decoded as
-    the returned iterator is consumed, and the stats are complete once it is exhausted. With
-    ``conceal``, reading resynchronises after damage and the damage is concealed (see the module)."""
-    stats = DecodeStats(header=open_stream(data, bundle, source), bytes=len(data))
-    chunks = read_chunks(data, source, resync=conceal)
-    return decode_frames(chunks, bundle, source, stats, conceal=conceal), stats
+    """Decode the whole ``.aec`` stream ``stream``, its bytes or a seekable binary file read a chunk at
+    a time (kept open until the iterator is exhausted): its header is checked here, its frames are
+    decoded as the returned iterator is consumed, and the stats are complete once it is exhausted.
+    With ``conceal``, reading resynchronises after damage and the damage is concealed (see the module)."""
+    reader = StreamReader(stream, source)
+    stats = DecodeStats(header=open_stream(reader.read(0, HEADER_SIZE), bundle, source), bytes=reader.size)
+    return decode_frames(reader.chunks(resync=conceal), bundle, source, stats, conceal=conceal), stats
+
+
+decode_bytes = decode_stream  # the name callers that hold the bytes know it by
 
 
 def decode_file(stream: Path, bundle: Bundle, out: Path, *, force: bool = False, conceal: bool = False) -> DecodeStats:
-    """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``."""
+    """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``;
+    the stream is read a chunk at a time, so no more than one chunk of it is held."""
     check_output(out, force)
-    frames, stats = decode_bytes(read_stream_file(stream), bundle, str(stream), conceal=conceal)
-    header = stats.header
-    with (
-        replacing_output(out, force) as tmp,
-        VideoWriter(tmp, header.width, header.height, header.fps, bundle.meta.source.colour) as writer,
-    ):
-        for frame in frames:
-            writer.write(frame)
+    with open_stream_file(stream) as file:
+        frames, stats = decode_stream(file, bundle, str(stream), conceal=conceal)
+        header = stats.header
+        with (
+            replacing_output(out, force) as tmp,
+            VideoWriter(tmp, header.width, header.height, header.fps, bundle.meta.source.colour) as writer,
+        ):
+            for frame in frames:
+                writer.write(frame)
     return stats
