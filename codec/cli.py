@@ -698,7 +698,7 @@ def serve(models: str, **options: Any) -> None:
     sections={
         "What to play": ("--quality", "--max-bitrate", "--start", "--end", "--reference"),
         "Security": ("--ca", "--token-file", "--insecure"),
-        "Network": ("--lb", "--timeout", "--keepalive", "--retries"),
+        "Network": ("--lb", "--timeout", "--give-up", "--keepalive", "--retries"),
     },
     examples=(
         "codec play grpc://127.0.0.1:50051/video -o out.mp4 --quality auto",
@@ -727,7 +727,13 @@ def serve(models: str, **options: Any) -> None:
     is_flag=True,
     help="Send the token over plaintext grpc:// to a host that is not loopback, where others can read it.",
 )
-@click.option("--retries", type=int, default=5, show_default=True, help="Reconnections in a row before giving up.")
+@click.option(
+    "--retries",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Failed calls in a row (a dropped connection, a server at its limit) before giving up.",
+)
 @click.option(
     "--lb",
     type=click.Choice(["pick-first", "round-robin"]),
@@ -739,10 +745,17 @@ def serve(models: str, **options: Any) -> None:
 @click.option(
     "--timeout",
     type=float,
-    default=30.0,
+    default=15.0,
     show_default=True,
     help="Seconds the server may take to send a stream's next message; past it the stream restarts "
     "(on another server with --lb round-robin).",
+)
+@click.option(
+    "--give-up",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds without receiving anything, retries and waits included, before giving up.",
 )
 @click.option(
     "--keepalive",

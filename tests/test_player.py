@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -47,6 +48,7 @@ from codec.coding.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import SHIPPED_FILES, Bundle, BundleMeta, load_bundle
 from codec.io.video import read_clip
+from codec.net import RETRY_AFTER_KEY
 
 PIECE = 4096  # small, so that decoder.onnx comes in several pieces
 
@@ -647,6 +649,8 @@ def test_a_received_chunk_is_checked_before_use(fields: dict[str, Any], message:
         (["--quality", "-1"], "--quality takes a level"),
         (["--end", "-1"], "--end takes a frame"),
         (["--retries", "-1"], "--retries must be 0 or more"),
+        (["--give-up", "0"], "--give-up must be above 0"),
+        (["--give-up", "nan"], "--give-up must be above 0"),
     ],
 )
 def test_bad_options_are_one_line_errors_before_any_call(
@@ -706,3 +710,133 @@ def test_levels_are_those_of_the_fetched_decoder_not_the_servers_claim(models: P
         assert fake.starts == []
         result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache")
     assert result["frames"] == 24 and result["quality"] == load_bundle(models / "short").meta.coding.default_quality
+
+
+def test_a_silent_server_is_given_up_on_after_the_give_up_time_whatever_the_timeout_and_retries(
+    models: Path, tmp_path: Path
+) -> None:
+    """The give-up time bounds the time without anything received, not each wait: the default options
+    used to wait 153 s for a silent server, 30 s a try."""
+    fake = Mute(models / "short")
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        started = time.monotonic()
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", retries=100, timeout=30, give_up=1.5)
+    assert time.monotonic() - started < 4 and fake.streams == 1
+    assert re.search(
+        r"gave up at frame 0 after 1\.5 s without progress \(the server sent nothing for 1\.\d s\)$", str(err.value)
+    )
+
+
+class Busy(Drifting):
+    """Streams ``short`` honestly once it has refused the first ``refusals[method]`` calls of each
+    method with ``code`` and ``details``, and ``trailer`` as its RETRY_AFTER_KEY if given: a server at
+    its limit of streams, or preparing a level."""
+
+    def __init__(
+        self,
+        bundle_dir: Path,
+        refusals: dict[str, int],
+        code: grpc.StatusCode = grpc.StatusCode.RESOURCE_EXHAUSTED,
+        details: str = "server is at its limit\nof 16 streams\n" * 20,
+        trailer: str | None = None,
+    ) -> None:
+        super().__init__(bundle_dir, at=None, lies=0)
+        self.refusals, self.code, self.details, self.trailer = refusals, code, details, trailer
+        self.calls: dict[str, list[float]] = defaultdict(list)  # when each method was called
+
+    def _refuse(self, method: str, context: grpc.ServicerContext) -> None:
+        self.calls[method].append(time.monotonic())
+        if len(self.calls[method]) <= self.refusals.get(method, 0):
+            if self.trailer is not None:
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, self.trailer),))
+            context.abort(self.code, self.details)
+
+    def ListVideos(self, request: Any, context: grpc.ServicerContext) -> codec_pb2.ListVideosResponse:
+        self._refuse("ListVideos", context)
+        return super().ListVideos(request, context)
+
+    def GetDecoder(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.DecoderChunk]:
+        self._refuse("GetDecoder", context)
+        yield from super().GetDecoder(request, context)
+
+    def StreamVideo(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.EncodedFrame]:
+        self._refuse("StreamVideo", context)
+        yield from super().StreamVideo(request, context)
+
+
+def test_a_server_at_its_limit_is_asked_again_after_a_backoff(models: Path, tmp_path: Path) -> None:
+    """RESOURCE_EXHAUSTED used to end the play at once."""
+    fake = Busy(models / "short", {"ListVideos": 2, "GetDecoder": 2, "StreamVideo": 2})
+    with serving(fake) as url:
+        result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1, retries=2)
+    assert result["frames"] == 24 and result["resumes"] == 2 and fake.starts == [0]
+    for times in fake.calls.values():
+        gaps = np.diff(times)
+        assert len(times) == 3 and 0.15 < gaps[0] < 0.4 and 0.3 < gaps[1] < 0.7, gaps  # 0.2 s, 0.4 s, jittered
+
+
+def test_a_server_always_at_its_limit_is_given_up_on_in_one_bounded_line(models: Path, tmp_path: Path) -> None:
+    fake = Busy(models / "short", {"StreamVideo": 10**6})
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", retries=2)
+    message = str(err.value)
+    assert "gave up at frame 0 after 2 retries (RESOURCE_EXHAUSTED: server is at its limit of 16 streams" in message
+    assert "\n" not in message and len(message) < 400 and len(fake.calls["StreamVideo"]) == 3
+
+
+class Reaped(Drifting):
+    """Honest, except that it cancels its first stream after three frames, as its stall reaper or an
+    eviction does."""
+
+    def StreamVideo(self, request: Any, context: grpc.ServicerContext) -> Iterator[codec_pb2.EncodedFrame]:
+        for sent, message in enumerate(super().StreamVideo(request, context)):
+            if len(self.starts) == 1 and sent == 3:
+                context.cancel()
+                return
+            yield message
+
+
+def test_a_stream_the_server_cancelled_is_resumed(models: Path, tmp_path: Path) -> None:
+    fake = Reaped(models / "short", at=None, lies=0)
+    with serving(fake) as url:
+        result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1, retries=1)
+    assert result["frames"] == 24 and result["resumes"] == 1 and len(fake.starts) == 2
+
+
+def _preparing(bundle_dir: Path, refusals: int, trailer: str) -> Busy:
+    details = "level 1 is being prepared, retry in 0 s"
+    return Busy(bundle_dir, {"StreamVideo": refusals}, grpc.StatusCode.UNAVAILABLE, details, trailer)
+
+
+def test_a_level_being_prepared_is_asked_for_again_when_the_server_says_without_counting_a_failure(
+    models: Path, tmp_path: Path
+) -> None:
+    fake = _preparing(models / "short", 3, "300")
+    with serving(fake) as url:
+        result = play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1, retries=0)
+    gaps = np.diff(fake.calls["StreamVideo"])
+    assert result["frames"] == 24 and len(gaps) == 3 and all(0.29 < gap < 0.6 for gap in gaps), gaps
+
+
+def test_a_level_never_prepared_is_given_up_on_at_the_give_up_time_with_the_servers_words(
+    models: Path, tmp_path: Path
+) -> None:
+    """The server asks for 27 hours: the wait is held to 30 s, and to the 1.5 s left to give up."""
+    fake = _preparing(models / "short", 10**6, "99999999")
+    with serving(fake) as url, pytest.raises(CodecError) as err:
+        started = time.monotonic()
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1, give_up=1.5)
+    assert time.monotonic() - started < 4 and len(fake.calls["StreamVideo"]) == 1
+    assert str(err.value).endswith(
+        "gave up at frame 0 after 1.5 s without progress (UNAVAILABLE: level 1 is being prepared, retry in 0 s)"
+    )
+
+
+@pytest.mark.parametrize("trailer", ["1e3", "-5", "0x10", "3000000000000"])
+def test_a_retry_after_that_is_not_plain_milliseconds_is_a_failure_like_any_other(
+    models: Path, tmp_path: Path, trailer: str
+) -> None:
+    fake = _preparing(models / "short", 10**6, trailer)
+    with serving(fake) as url, pytest.raises(CodecError, match=r"gave up at frame 0 after 0 retries \(UNAVAILABLE"):
+        play(url, tmp_path / "out.mkv", cache=tmp_path / "cache", quality=1, retries=0)
+    assert len(fake.calls["StreamVideo"]) == 1

@@ -4,14 +4,18 @@ Decoding is the library's own (onnxruntime, no torch); this module only speaks g
 every chunk's fields and crc32, and when the connection drops, a chunk arrives damaged, the server
 sends nothing for the message timeout, or a frame decodes differently from the server's
 reconstruction (its check), it restarts the stream from that frame with bounded retries and
-exponential backoff. Keepalive pings find a connection that died without closing (a half-open TCP
-connection, a replica that vanished) even while the server has nothing to send.
+exponential backoff. A server at its limit of streams (RESOURCE_EXHAUSTED) is asked again the same
+way, and one that says a level is being prepared (UNAVAILABLE with a RETRY_AFTER_KEY trailer) after
+the time it names, which is no failure. Whatever happens, the player gives up once it has received
+nothing for the give-up time. Keepalive pings find a connection that died without closing (a
+half-open TCP connection, a replica that vanished) even while the server has nothing to send.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
+import random
 import re
 import sys
 import threading
@@ -37,16 +41,31 @@ from codec.io.frame_store import cache_dir
 from codec.io.limits import MAX_FPS, MAX_SIDE
 from codec.io.psnr import psnr
 from codec.io.video import VideoWriter, exact_rate, iter_frames
-from codec.net import is_loopback, read_secret, read_token
+from codec.net import RETRY_AFTER_KEY, is_loopback, read_secret, read_token
 
 # Reconnect quickly after a drop; ServerChunks does its own bounded backoff on top.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
-MESSAGE_TIMEOUT_S = 30.0  # what the server may take to send a stream's next message (the first included)
+# What the server may take to send a stream's next message (the first included): a silent replica
+# costs this much before the stream restarts on another, so several such restarts fit in GIVE_UP_S.
+MESSAGE_TIMEOUT_S = 15.0
+# The longest the player goes without receiving anything, retries and waits included. With the
+# decoder download's own deadline it stays within decoder_cache.STALE_INCOMING_S, hence the bound.
+GIVE_UP_S, MAX_GIVE_UP_S = 60.0, 1800.0
+RETRIES = 5  # failures in a row before giving up
+BACKOFF_S, MAX_BACKOFF_S = 0.2, 4.0  # the wait after the first failure in a row, doubling up to the cap
+RETRY_AFTER_S = (0.1, 30.0)  # the range a server's RETRY_AFTER_KEY is held to
 KEEPALIVE_S = 20.0  # a ping every this often during a call
 MIN_KEEPALIVE_S = 10.0  # gRPC's own floor; codec serve accepts a ping every 5 s
 DECODER_DEADLINE_S = 300.0  # a whole decoder download (decoder_cache.STALE_INCOMING_S assumes it)
 KEEPALIVE_ACK_S = 10.0  # an unanswered ping closes the connection after this
-RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+# A server's CANCELLED is its reaper or its eviction of a stalled call (the player's own is Silent).
+RESUMABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+}
 # What a server says is bounded before use. A catalog is a folder of bundle folders, named after
 # them: far fewer than MAX_VIDEOS, and no file system allows a name past MAX_NAME.
 MAX_VIDEOS = 10_000
@@ -129,7 +148,8 @@ class Target:
 
 
 class Connection:
-    """A channel and stub with the call options every request needs (auth metadata, TLS).
+    """A channel and stub with the call options every request needs (auth metadata, TLS), and the
+    player's patience: ``timeout`` for each message, ``give_up`` seconds without receiving anything.
 
     A bearer token goes over plaintext only to a loopback host, or with ``insecure`` and a warning."""
 
@@ -142,6 +162,7 @@ class Connection:
         lb: str = "pick-first",
         timeout: float = MESSAGE_TIMEOUT_S,
         keepalive: float = KEEPALIVE_S,
+        give_up: float = GIVE_UP_S,
     ) -> None:
         self.target = target
         tls = target.tls or ca is not None
@@ -151,7 +172,10 @@ class Connection:
             raise CodecError(f"--timeout must be above 0 and at most a day, not {timeout:g}")
         if keepalive and not MIN_KEEPALIVE_S <= keepalive <= 86_400:
             raise CodecError(f"--keepalive must be 0 (off) or {MIN_KEEPALIVE_S:g} s to a day, not {keepalive:g}")
-        self.timeout = timeout
+        if not 0 < give_up <= MAX_GIVE_UP_S:
+            raise CodecError(f"--give-up must be above 0 and at most {MAX_GIVE_UP_S:g} s, not {give_up:g}")
+        self.timeout, self.give_up = timeout, give_up
+        self.progressed()
         options = [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", LB_POLICIES[lb])]
         if keepalive:  # a ping every `keepalive` s however long the server is silent, each answered in time
             every, ack = int(keepalive * 1000), int(KEEPALIVE_ACK_S * 1000)
@@ -180,45 +204,96 @@ class Connection:
         self.stub = codec_pb2_grpc.VideoCodecStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
 
-    def call(self, method: str, request: Any) -> Any:
-        """A unary call, ended after the message timeout; an error is a one-line CodecError."""
-        try:
-            return getattr(self.stub, method)(request, metadata=self.metadata, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(self.target, exc) from None
+    @property
+    def where(self) -> str:
+        """The video played, as errors name it."""
+        return f"{self.target.address}/{self.target.name}"
+
+    def progressed(self) -> None:
+        """Something arrived: the give-up time starts again."""
+        self._since = time.monotonic()
+
+    def left(self) -> float:
+        """Seconds until the give-up time has passed without anything received."""
+        return self._since + self.give_up - time.monotonic()
+
+    def wait(self) -> float:
+        """How long the next message may take: the message timeout, within what is left of the give-up time."""
+        return max(0.0, min(self.timeout, self.left()))
+
+    def pause(self, exc: Exception, failures: int, retries: int, what: str) -> int:
+        """After ``exc`` ended a call (``failures`` in a row before it): wait until it is worth making
+        again and return the failures in a row, a server's retry-after not one of them. Raise a
+        one-line CodecError instead for an error that will not pass, past ``retries`` failures, or
+        once the give-up time passes without anything received; ``what`` says what is given up."""
+        reason = _reason(exc)
+        if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
+            raise CodecError(f"{self.where}: {reason}") from None
+        delay = _retry_after(exc)
+        if delay is None:
+            failures += 1
+            if failures > retries:
+                raise CodecError(f"{self.where}: gave up {what} after {retries} retries ({reason})")
+            doubled = BACKOFF_S * 2 ** min(failures - 1, 16)  # the exponent bounded: retries may be any number
+            delay = min(MAX_BACKOFF_S, doubled) * random.uniform(0.9, 1.1)
+        left = self.left()
+        time.sleep(max(0.0, min(delay, left)))
+        if delay >= left:
+            raise CodecError(f"{self.where}: gave up {what} after {self.give_up:g} s without progress ({reason})")
+        return failures
+
+    def call(self, method: str, request: Any, retries: int, what: str) -> Any:
+        """A unary call, each try ended after the message timeout and made again as :meth:`pause` says."""
+        failures = 0
+        while True:
+            try:
+                reply = getattr(self.stub, method)(request, metadata=self.metadata, timeout=self.wait())
+            except grpc.RpcError as exc:
+                failures = self.pause(exc, failures, retries, what)
+            else:
+                self.progressed()
+                return reply
 
     def messages(self, method: str, request: Any, total: float | None = None) -> Iterator[Any]:
         """A server-streaming call's messages as they come, started when first asked for and ended
-        after ``total`` seconds if given: a server that sends nothing for the message timeout while
+        after ``total`` seconds if given: a server that sends nothing for :meth:`wait` seconds while
         it is waited on is a :class:`Silent` error, any other gRPC error is raised as it is. A caller
         that stops reading early ends the call."""
         responses = getattr(self.stub, method)(request, metadata=self.metadata, timeout=total)
-        watch = _Watch(responses, self.timeout)
+        watch = _Watch(responses)
         try:
             while True:
-                watch.waiting = time.monotonic()
+                wait = self.wait()
+                watch.deadline = time.monotonic() + wait
                 try:
                     message = next(responses)
                 except StopIteration:
                     return
                 except grpc.RpcError:
                     if watch.expired:
-                        raise Silent(f"the server sent nothing for {self.timeout:g} s") from None
+                        raise Silent(f"the server sent nothing for {round(wait, 1):g} s") from None
                     raise
-                watch.waiting = None
+                watch.deadline = None
+                self.progressed()
                 yield message
         finally:
             watch.stop()
             responses.cancel()
 
-    def stream(self, method: str, request: Any, total: float | None = None) -> Iterator[Any]:
-        """:meth:`messages`, every error a one-line CodecError."""
-        try:
-            yield from self.messages(method, request, total)
-        except grpc.RpcError as exc:
-            raise _error(self.target, exc) from None
-        except Silent as exc:
-            raise CodecError(f"{self.target.address}/{self.target.name}: {exc}") from None
+    def stream(self, method: str, request: Any, total: float, retries: int, what: str) -> Iterator[Any]:
+        """:meth:`messages`, the call made again as :meth:`pause` says while it has sent nothing;
+        every error a one-line CodecError."""
+        failures, sent = 0, False
+        while True:
+            try:
+                for message in self.messages(method, request, total):
+                    sent = True
+                    yield message
+                return
+            except (grpc.RpcError, Silent) as exc:
+                if sent:
+                    raise CodecError(f"{self.where}: {_reason(exc)}") from None
+                failures = self.pause(exc, failures, retries, what)
 
     def close(self) -> None:
         self.channel.close()
@@ -229,20 +304,22 @@ class Silent(CodecError):
 
 
 class _Watch:
-    """Cancels ``call`` once it has been waited on (``waiting`` is when the wait began, None while
-    the caller holds a message) for longer than ``timeout``. One thread a call, ending with it."""
+    """Cancels ``call`` once a wait for its next message passes ``deadline`` (None while the caller
+    holds a message). One thread a call, ending with it."""
 
-    def __init__(self, call: Any, timeout: float) -> None:
-        self.call, self.timeout = call, timeout
-        self.waiting: float | None = None
+    POLL_S = 0.05
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.deadline: float | None = None
         self.expired = False
         self.done = threading.Event()
         threading.Thread(target=self._run, name="message-timeout", daemon=True).start()
 
     def _run(self) -> None:
-        while not self.done.wait(min(0.25, self.timeout / 4)):
-            since = self.waiting
-            if since is not None and time.monotonic() - since > self.timeout:
+        while not self.done.wait(self.POLL_S):
+            deadline = self.deadline
+            if deadline is not None and time.monotonic() > deadline:
                 self.expired = True
                 self.call.cancel()
                 return
@@ -251,15 +328,30 @@ class _Watch:
         self.done.set()
 
 
-def _error(target: Target, exc: grpc.RpcError) -> CodecError:
-    details = " ".join(str(exc.details()).split())[:MAX_DETAILS]  # the server's words, on one line
-    return CodecError(f"{target.address}/{target.name}: {exc.code().name}: {details}")
+def _reason(exc: Exception) -> str:
+    """What ended a call, on one bounded line: a gRPC status and the server's words on it, or what
+    the player found."""
+    if isinstance(exc, grpc.RpcError):
+        return f"{exc.code().name}: {' '.join(str(exc.details()).split())[:MAX_DETAILS]}"
+    return str(exc)
 
 
-def find_video(conn: Connection) -> Any:
+def _retry_after(exc: Exception) -> float | None:
+    """The seconds an UNAVAILABLE answer says to wait before asking again (its RETRY_AFTER_KEY
+    trailer, decimal milliseconds), held to RETRY_AFTER_S; None where it says nothing usable."""
+    if not isinstance(exc, grpc.RpcError) or exc.code() != grpc.StatusCode.UNAVAILABLE:
+        return None
+    values = [value for key, value in exc.trailing_metadata() or () if key == RETRY_AFTER_KEY]
+    if len(values) != 1 or not isinstance(values[0], str) or not re.fullmatch("[0-9]{1,9}", values[0]):
+        return None
+    low, high = RETRY_AFTER_S
+    return min(high, max(low, int(values[0]) / 1000))
+
+
+def find_video(conn: Connection, retries: int = RETRIES) -> Any:
     """The server's description of the video the target names, checked before anything uses it."""
     origin = conn.target.address
-    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest()).videos
+    videos = conn.call("ListVideos", codec_pb2.ListVideosRequest(), retries, "listing its videos").videos
     if len(videos) > MAX_VIDEOS:
         raise CodecError(f"{origin}: lists {len(videos)} videos; a client reads at most {MAX_VIDEOS}")
     if any(len(video.name) > MAX_NAME for video in videos):
@@ -281,9 +373,10 @@ def _checked(video: Any, origin: str) -> Any:
     return video
 
 
-def fetch_decoder(conn: Connection, video: Any, cache: Path) -> Bundle:
+def fetch_decoder(conn: Connection, video: Any, cache: Path, retries: int = RETRIES) -> Bundle:
     """The decoding half of the video's bundle, from ``cache/<sha256>`` or, once, from the server."""
-    pieces = conn.stream("GetDecoder", codec_pb2.GetDecoderRequest(name=video.name), total=DECODER_DEADLINE_S)
+    request = codec_pb2.GetDecoderRequest(name=video.name)
+    pieces = conn.stream("GetDecoder", request, DECODER_DEADLINE_S, retries, "fetching the decoder")
     return cached_decoder(cache, video.bundle_sha256, pieces, conn.target.address)
 
 
@@ -320,13 +413,14 @@ class ServerChunks:
 
     A request is read up to its end and no further: the call ends once the chunk before it arrives.
 
-    A dropped connection, a server silent for the message timeout, a damaged chunk, or a frame the
-    client decoded differently from the server (:meth:`redo`) restarts the stream at the first frame
-    still needed (the server starts every stream with an I-frame), backing off 0.2 s, 0.4 s, ...; more
-    than ``retries`` restarts in a row, or before ``window`` frames (a GOP) have come since the last
-    restart, give up with a CodecError. So a server whose every P-frame is wrong fails after
-    ``retries`` restarts instead of sending each frame as an I-frame, while a long play over a flaky
-    network may restart as often as it needs, a GOP apart.
+    A dropped connection, a server silent for the message timeout or at its limit of streams, a
+    damaged chunk, or a frame the client decoded differently from the server (:meth:`redo`) restarts
+    the stream at the first frame still needed (the server starts every stream with an I-frame), as
+    :meth:`Connection.pause` says: after 0.2 s, 0.4 s, ..., or the time a server preparing the level
+    names; more than ``retries`` restarts in a row, or before ``window`` frames (a GOP) have come
+    since the last restart, give up with a CodecError. So a server whose every P-frame is wrong
+    fails after ``retries`` restarts instead of sending each frame as an I-frame, while a long play
+    over a flaky network may restart as often as it needs, a GOP apart.
 
     With ``abr``, the frames are asked for a GOP (``window`` frames, from I-frame to I-frame) at a
     time; each is a throughput sample and, where the rule says so, the next is asked for at another
@@ -339,7 +433,7 @@ class ServerChunks:
         end: int,
         quality: int | None,
         transfer: Transfer,
-        retries: int = 5,
+        retries: int = RETRIES,
         window: int = 1,
         abr: Abr | None = None,
     ) -> None:
@@ -416,18 +510,9 @@ class ServerChunks:
                 if self.abr is not None and next_index < end:
                     self._choose(self.abr, next_index, bits, waited)
             except (grpc.RpcError, DamagedChunk, Silent) as exc:
-                if isinstance(exc, grpc.RpcError) and exc.code() not in RESUMABLE:
-                    raise _error(conn.target, exc) from None
-                failures += 1
-                if failures > self.retries:
-                    reason = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
-                    raise CodecError(
-                        f"{conn.target.address}/{conn.target.name}: gave up at frame {next_index} "
-                        f"after {self.retries} retries ({reason})"
-                    ) from None
+                failures = conn.pause(exc, failures, self.retries, f"at frame {next_index}")
                 self.transfer.resumes += 1
                 restarted_at = next_index
-                time.sleep(0.2 * 2 ** (failures - 1))
             finally:
                 responses.close()
 
@@ -492,12 +577,13 @@ def play(
     token_file: Path | None = None,
     cache: Path | None = None,
     force: bool = False,
-    retries: int = 5,
+    retries: int = RETRIES,
     insecure: bool = False,
     lb: str = "pick-first",
     timeout: float = MESSAGE_TIMEOUT_S,
     keepalive: float = KEEPALIVE_S,
     max_bitrate: str | None = None,
+    give_up: float = GIVE_UP_S,
 ) -> dict[str, Any]:
     """Stream ``url`` into the video file ``out``; returns frames, bytes, bpp, fps, PSNR and the
     playback's stalls. ``quality`` is a level, None for the decoder's default, or ``"auto"`` to
@@ -505,8 +591,8 @@ def play(
     ``start`` a frame or seconds (:func:`parse_start`). ``insecure`` lets the token go unencrypted to
     a host that is not loopback; ``lb`` spreads the calls over every server the URL names
     (round-robin) or keeps to one (pick-first); ``timeout`` is the longest the server may take to
-    send its next message, ``keepalive`` the seconds between pings (0: none). Every option is
-    checked before any call."""
+    send its next message, ``give_up`` the longest the player goes without receiving anything,
+    ``keepalive`` the seconds between pings (0: none). Every option is checked before any call."""
     check_output(out, force)
     level, begin = parse_quality(quality), parse_start(start)
     if end < 0:
@@ -518,14 +604,14 @@ def play(
     cap = parse_bitrate(max_bitrate) if max_bitrate is not None else None
     auto = level == "auto" or cap is not None
     token = read_token(token_file) if token_file is not None else None
-    conn = Connection(Target.parse(url), ca, token, insecure, lb, timeout, keepalive)
+    conn = Connection(Target.parse(url), ca, token, insecure, lb, timeout, keepalive, give_up)
     try:
-        video = find_video(conn)
+        video = find_video(conn, retries)
         first = start_frame(begin, video.fps, url)
         end = end or video.frames
         if not 0 <= first < end <= video.frames:
             raise CodecError(f"{url}: frames [{first}, {end}) are not within its {video.frames} frames")
-        bundle = fetch_decoder(conn, video, cache or cache_dir())
+        bundle = fetch_decoder(conn, video, cache or cache_dir(), retries)
         levels, default = bundle.meta.coding.levels, bundle.meta.coding.default_quality
         if isinstance(level, int) and level >= levels:
             raise CodecError(f"{url}: --quality {level} is not one of its levels 0..{levels - 1}")
