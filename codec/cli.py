@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -283,20 +284,27 @@ def cache(clear: bool, as_json: bool) -> None:
     examples=(
         "codec info models/video",
         "codec info video.aec --json",
+        "codec info video.aec --chunks",
     ),
 )
 @click.argument("target", metavar="MODEL_DIR|STREAM.aec")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(target: str, as_json: bool) -> None:
+@click.option("--chunks", "list_chunks", is_flag=True, help="Also list a stream's every chunk, as it is read.")
+def info(target: str, as_json: bool, list_chunks: bool) -> None:
     """Describe the model bundle in MODEL_DIR (its files are checked against meta.json), or the .aec
-    stream STREAM.aec: its header, one line per chunk with its crc32 check, and totals (no bundle needed)."""
+    stream STREAM.aec: its header and totals, and with --chunks one line per chunk with its crc32
+    check (no bundle needed)."""
     if Path(target).is_file():
-        from codec.coding.bitstream import read_stream_file
-        from codec.coding.stream_info import format_stream_info, stream_info
+        from codec.coding.bitstream import open_stream_file
+        from codec.coding.stream_info import stream_info_lines
 
-        values = stream_info(read_stream_file(Path(target)), target)
-        click.echo(json.dumps(values, indent=2) if as_json else format_stream_info(values))
+        with open_stream_file(Path(target)) as file:
+            lines = stream_info_lines(file, target, chunks=list_chunks, as_json=as_json)
+            while batch := list(itertools.islice(lines, 1024)):  # as they come, but not a call per line
+                click.echo("\n".join(batch))
         return
+    if list_chunks:
+        raise CodecError(f"{target}: not a stream file; --chunks lists a stream's chunks")
     from codec.coding.runtime import active_provider
     from codec.io.bundle import load_bundle
     from codec.io.summary import format_summary, summary

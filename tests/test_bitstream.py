@@ -206,13 +206,13 @@ def test_resynchronisation_finds_a_sync_marker_across_its_reads(gap: int) -> Non
     ]
 
 
-def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
+def test_info_shows_the_header_the_totals_and_on_request_each_chunk(tmp_path: Path) -> None:
     intra = join_intra(bytes(24), bytes(12))  # 40 bytes: the latent's length, 6 words of latent, a refinement
     chunks = [Chunk(0, 0, 0x0A0B, intra), Chunk(1, 1, 0xFFFF, bytes(8)), Chunk(2, 2, 0, bytes(12))]
     header = Header("ab" * 32, 32, 16, Fraction(30000, 1001), 3, 30, 2)
     stream = tmp_path / "s.aec"
     stream.write_bytes(header.pack() + b"".join(c.pack() for c in chunks))
-    code, out, err = run_cli("info", stream, "--json")
+    code, out, err = run_cli("info", stream, "--json", "--chunks")
     assert code == 0, err
     info = json.loads(out)
     assert info["header"] == {
@@ -244,11 +244,16 @@ def test_info_shows_the_header_and_each_chunk(tmp_path: Path) -> None:
         "damaged_bytes": 0,
         "bpp": size * 8 / (3 * 32 * 16),
     }
-    code, text, _ = run_cli("info", stream)
+    code, out, _ = run_cli("info", stream, "--json")
+    assert code == 0 and json.loads(out) == {"header": info["header"], "totals": info["totals"]}
+    code, text, _ = run_cli("info", stream, "--chunks")
     assert code == 0 and "bundle sha256   " + "ab" * 32 in text and "30000/1001" in text
     assert re.search(r"^\s+1\s+121\s+P\s+25\s+ffff\s+yes$", text, re.MULTILINE), text
     assert "3 (1 I, 1 P, 1 M)" in text and "I 57, P 25, M 29" in text
     assert re.search(r"^\s+0\s+64\s+I\s+57\s+0a0b\s+yes\s+12$", text, re.MULTILINE), text
+    head, table, totals = text.split("\n\n")
+    code, text, _ = run_cli("info", stream)
+    assert code == 0 and text.split("\n\n") == [head, totals] and len(table.splitlines()) == 4
 
 
 def test_info_names_an_i_frame_whose_latent_length_does_not_fit(tmp_path: Path) -> None:
@@ -256,10 +261,10 @@ def test_info_names_an_i_frame_whose_latent_length_does_not_fit(tmp_path: Path) 
     header = Header("ab" * 32, 32, 16, Fraction(25), 1, 30, 0)
     stream = tmp_path / "s.aec"
     stream.write_bytes(header.pack() + Chunk(0, 0, 0, (1000).to_bytes(4, "little") + bytes(8)).pack())
-    code, out, _ = run_cli("info", stream, "--json")
+    code, out, _ = run_cli("info", stream, "--json", "--chunks")
     info = json.loads(out)
     assert code == 0 and info["chunks"][0]["refinement_bytes"] is None and info["totals"]["refinement_bytes"] == 0
-    code, text, _ = run_cli("info", stream)
+    code, text, _ = run_cli("info", stream, "--chunks")
     assert code == 0 and re.search(r"\s+I\s+29\s+0000\s+yes\s+latent length does not fit$", text, re.MULTILINE), text
 
 
@@ -269,14 +274,16 @@ def test_info_lists_damaged_chunks_as_not_ok(tmp_path: Path) -> None:
     third = HEADER_SIZE + good[0].size + good[1].size
     stream = tmp_path / "damaged.aec"
     stream.write_bytes(_flip(data, third + CHUNK_HEAD_SIZE) + _fake_heads(4096, seed=3))
-    code, out, err = run_cli("info", stream, "--json")
+    code, out, err = run_cli("info", stream, "--json", "--chunks")
     assert code == 0, err
     rows = json.loads(out)["chunks"]
     assert [(r["index"], r["crc_ok"]) for r in rows] == [(0, True), (1, True), (None, False), (3, True), (None, False)]
     assert rows[2]["damage"] == "frame 2: crc32 mismatch" and rows[2]["bytes"] == good[2].size
     assert rows[4]["bytes"] == 4096 and json.loads(out)["totals"]["damaged_bytes"] == good[2].size + 4096
-    code, text, _ = run_cli("info", stream)
+    code, text, _ = run_cli("info", stream, "--chunks")
     assert code == 0 and "no  (frame 2: crc32 mismatch)" in text
+    code, text, _ = run_cli("info", stream)
+    assert code == 0 and re.search(rf"^damaged\s+2 \({good[2].size + 4096:,} bytes\)$", text, re.MULTILINE), text
 
 
 @pytest.mark.parametrize(
@@ -297,12 +304,21 @@ def test_info_refuses_what_is_not_an_aec_stream_in_one_line(tmp_path: Path, cont
     assert code == 2 and not out and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
 
 
+def test_info_lists_chunks_only_of_a_stream(tmp_path: Path) -> None:
+    code, out, err = run_cli("info", tmp_path, "--chunks")
+    assert (
+        code == 2
+        and not out
+        and err.strip() == f"error: {tmp_path}: not a stream file; --chunks lists a stream's chunks"
+    )
+
+
 def test_info_on_a_stream_needs_no_torch(tmp_path: Path) -> None:
     stream = tmp_path / "s.aec"
     stream.write_bytes(HEADER.pack() + Chunk(0, 0, 0, bytes(4)).pack())
     script = (
         "import sys; sys.modules['torch'] = None\n"  # any 'import torch' now raises ImportError
-        f"from codec.cli import main; sys.argv = ['codec', 'info', {str(stream)!r}]; main()\n"
+        f"from codec.cli import main; sys.argv = ['codec', 'info', {str(stream)!r}, '--chunks']; main()\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "crc ok" in proc.stdout, proc.stderr

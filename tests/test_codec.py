@@ -69,7 +69,7 @@ def test_p_mode_latent_codes_latent_differences(carphone_bundle: Path, short_cli
 
 def test_info_describes_an_encoded_stream_without_its_bundle(encoded, carphone_bundle: Path) -> None:
     stream, stats, _ = encoded
-    code, out, err = run_cli("info", stream, "--json")
+    code, out, err = run_cli("info", stream, "--json", "--chunks")
     assert code == 0, err
     info = json.loads(out)
     assert info["header"]["bundle_sha256"] == load_bundle(carphone_bundle).decoder_sha256
