@@ -595,18 +595,20 @@ def abuse_wrong_source(models: Path, name: str) -> None:
         print(f"the server logged: {failed[0][:140] if failed else 'nothing'}")
 
 
-def _hostile(port: int, name: str, stopping: threading.Event, every: float, opened: list[int]) -> None:
+def _hostile(port: int, name: str, stopping: threading.Event, every: float, opened: list[str]) -> None:
     """One connection that opens a stream, takes one frame and then nothing (a 1 KiB flow-control
-    window), and opens another as soon as the server ends it, looking every ``every`` seconds."""
+    window), and opens another as soon as the server ends it, looking every ``every`` seconds;
+    ``opened`` gets how each stream began (``stalled`` once it had its frame, else its status)."""
     options = [("grpc.http2.lookahead_bytes", 1024), ("grpc.http2.bdp_probe", 0), ("grpc.use_local_subchannel_pool", 1)]
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
         stub = codec_pb2_grpc.VideoCodecStub(channel)
         while not stopping.is_set():
             call = stub.StreamVideo(codec_pb2.StreamVideoRequest(name=name), timeout=600)
-            opened.append(1)
             try:
                 next(call)
-            except (grpc.RpcError, StopIteration):
+                opened.append("stalled")
+            except grpc.RpcError as exc:
+                opened.append(exc.code().name)
                 stopping.wait(every)
                 continue
             while call.running() and not stopping.wait(every):
@@ -635,7 +637,7 @@ def abuse_stalled_streams(models: Path, name: str, connections: int, every: floa
         server = LocalServer(models, "--prepare", "--health-port", "0", log=False)
         proxy = ThrottledProxy(server.port, None, source=source)
         stopping = threading.Event()
-        opened: list[int] = []
+        opened: list[str] = []
         try:
             with tempfile.TemporaryDirectory() as cache:
                 play_json(server.url(name), cache, "--end", "2")  # the decoder is cached
@@ -650,7 +652,7 @@ def abuse_stalled_streams(models: Path, name: str, connections: int, every: floa
             health = {where: probe.stop() for where, probe in probes.items()}
             print(
                 f"{connections} connections from {source} stopping after one frame, re-opening every {every:g} s "
-                f"({len(opened)} streams opened): honest plays {len(ok)} of {len(results)} "
+                f"({len(opened)} streams opened: {dict(Counter(opened))}): honest plays {len(ok)} of {len(results)} "
                 f"({100 * len(ok) / max(1, len(results)):.0f}%), restarts {sum(r['resumes'] for r in ok)}; "
                 f"failures {dict(failed) or 'none'}"
             )
@@ -664,29 +666,30 @@ def abuse_stalled_streams(models: Path, name: str, connections: int, every: floa
 
 
 def abuse_cold_cache(models: Path, name: str) -> None:
-    """Every level asked for at once from an empty stream cache, one encoder, no --prepare."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = LocalServer(models, "--stall-timeout", "10", "--stream-cache", f"{tmp}/streams", log=False)
-        try:
-            levels = load_bundle(models / name).meta.coding.levels
-            play_json(server.url(name), f"{tmp}/client", "--end", "1", "--quality", "0")  # the decoder is cached
-            started = time.perf_counter()
-            options = ("--timeout", "10", "--retries", "2")
-            with futures.ThreadPoolExecutor(levels) as pool:
-                results = list(
-                    pool.map(
-                        lambda q: play_json(server.url(name), f"{tmp}/client", "--quality", str(q), *options),
-                        range(levels),
-                    )
+    """Every level asked for at once from an empty stream cache, one encoder, no --prepare: with the
+    default share of slots per client address (every viewer here is 127.0.0.1), then with all of them."""
+    levels = load_bundle(models / name).meta.coding.levels
+    for share in ((), ("--max-streams-per-peer", "16")):
+        with tempfile.TemporaryDirectory() as tmp:
+            args = ("--stall-timeout", "10", "--stream-cache", f"{tmp}/streams", *share)
+            server = LocalServer(models, *args, log=False)
+            try:
+                url = server.url(name)
+                play_json(url, f"{tmp}/client", "--end", "1", "--quality", "0")  # the decoder is cached
+                started = time.perf_counter()
+                options = ("--timeout", "10", "--retries", "2")
+                plays = [(url, f"{tmp}/client", "--quality", str(q), *options) for q in range(levels)]
+                with futures.ThreadPoolExecutor(levels) as pool:
+                    results = list(pool.map(lambda args: play_json(*args), plays))
+                ok = [r for r in results if isinstance(r, dict)]
+                errors = Counter(r.split(": ")[-1][:80] for r in results if isinstance(r, str))
+                print(
+                    f"cold cache, levels 0-{levels - 1} at once ({' '.join(args[:2] + share)}; play "
+                    f"{' '.join(options)}): {len(ok)} of {levels} played in {time.perf_counter() - started:.1f} s, "
+                    f"restarts {sum(r['resumes'] for r in ok)}; failures {dict(errors) or 'none'}"
                 )
-            ok = sum(isinstance(r, dict) for r in results)
-            errors = Counter(r.split(": ")[-1][:80] for r in results if isinstance(r, str))
-            print(
-                f"cold cache, levels 0-{levels - 1} at once (--stall-timeout 10; play --timeout 10 --retries 2): "
-                f"{ok} of {levels} played in {time.perf_counter() - started:.1f} s; failures {dict(errors) or 'none'}"
-            )
-        finally:
-            server.drain()
+            finally:
+                server.drain()
 
 
 class Blackhole:
