@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import struct
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 import codec.coding.bitstream
 from codec.coding.bitstream import (
     CHUNK_HEAD_SIZE,
+    FIRST_SCAN,
     HEADER_SIZE,
     MIN_CHUNK_SIZE,
     SCAN,
@@ -178,6 +180,40 @@ def test_resynchronisation_is_linear_in_the_damaged_span() -> None:
     assert large < 20 * small + 0.05, f"64 KiB: {small:.3f} s, 512 KiB: {large:.3f} s"
 
 
+class _CountedReads(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+
+def _reads_per_byte(pairs: int) -> float:
+    """Bytes read per byte of a stream of ``pairs`` good chunks, each followed by a head that passes
+    every check but the crc32 and claims a payload to the end of the file, read with resync."""
+    good = Chunk(5, 1, 0, bytes(8)).pack()
+    size = HEADER_SIZE + pairs * (len(good) + CHUNK_HEAD_SIZE + 6)
+    data = bytearray(HEADER.pack())
+    for _ in range(pairs):
+        data += good
+        length = WORD * ((size - len(data) - CHUNK_HEAD_SIZE) // WORD)
+        data += SYNC + struct.pack("<IBIHI", 7, 1, length, 0, 0) + bytes(6)
+    stream = _CountedReads(bytes(data))
+    items = list(read_chunks(stream, "s", resync=True))
+    assert sum(isinstance(i, Chunk) for i in items) == pairs and len(items) == 2 * pairs
+    return stream.read_bytes / size
+
+
+def test_false_heads_after_good_chunks_cost_reads_linear_in_the_file() -> None:
+    """Each false head's payload used to be read whole after every good chunk, and each resync read
+    64 KiB ahead however near the next chunk: 970 bytes read per byte of a 96 KB file, growing with it."""
+    small, large = _reads_per_byte(500), _reads_per_byte(4000)
+    assert large < 1.5 * small and large < 100, f"{small:.0f} and {large:.0f} bytes read per byte"
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     data=st.binary(max_size=5 * CHECKPOINT),
@@ -194,10 +230,23 @@ def test_span_crc_equals_zlibs(data: bytes, a: int, b: int, origin: int) -> None
         spans.forget(start)
 
 
-@pytest.mark.parametrize("gap", range(SCAN - 2, SCAN + 3))
+def _look_ends(limit: int) -> list[int]:
+    """Where the reader's looks for the next chunk end, counted from where it starts looking."""
+    ends, pos, step = [], 0, FIRST_SCAN
+    while pos < limit:
+        pos += step
+        ends.append(pos)
+        step = min(2 * step, SCAN)
+    return ends
+
+
+LOOK_ENDS = _look_ends(2 * SCAN)
+
+
+@pytest.mark.parametrize("gap", sorted({end + d for end in LOOK_ENDS[:2] + LOOK_ENDS[-2:] for d in range(-1, 4)}))
 def test_resynchronisation_finds_a_sync_marker_across_its_reads(gap: int) -> None:
-    """The reader looks for the next chunk SCAN bytes at a time: one whose marker starts in the last
-    byte of a read, or just after it, is found all the same."""
+    """The reader looks for the next chunk FIRST_SCAN bytes at first, then twice as many at each look
+    up to SCAN: one whose marker starts in the last byte of a look, or just after it, is found all the same."""
     good = Chunk(0, 0, 0, bytes(8))
     data = HEADER.pack() + bytes(gap) + good.pack()
     assert list(read_chunks(data, "s", resync=True)) == [

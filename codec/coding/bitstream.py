@@ -65,7 +65,8 @@ HEADER_SIZE = _HEADER.size + 4  # 64: the fields and their crc32
 _CHUNK = struct.Struct("<2sIBIH")
 CHUNK_HEAD_SIZE = _CHUNK.size + 4  # 17: sync, index, type, length, check and the crc32
 MIN_CHUNK_SIZE = CHUNK_HEAD_SIZE + WORD  # the least a frame takes in a stream
-SCAN = 1 << 16  # bytes a reader that lost its place looks through at a time
+SCAN = 1 << 16  # bytes a reader that lost its place looks through at a time, at most
+FIRST_SCAN = 64  # its first look, doubled at each one after: a resync reads about twice its distance
 
 
 @dataclass(frozen=True)
@@ -250,12 +251,12 @@ class StreamReader:
         Without ``resync`` the first damaged chunk raises a CodecError naming the frame and field.
         With it, a :class:`Damage` is yielded instead and reading resumes at the next sync marker
         whose chunk is whole and passes its crc32. Resynchronising reads each byte a bounded number
-        of times, however many false sync markers claim long payloads.
+        of times, however many false sync markers claim long payloads, wherever they stand.
         """
         pos = HEADER_SIZE
         spans: SpanCrc | None = None  # made at the first damage
         while pos < self.size:
-            parsed = self._chunk(pos)
+            parsed = self._chunk(pos, spans)
             if isinstance(parsed, Chunk):
                 yield parsed
                 pos += parsed.size
@@ -282,13 +283,20 @@ class StreamReader:
             return f"frame {index}: truncated payload ({self.size - pos - CHUNK_HEAD_SIZE} of {length} bytes)"
         return index, frame_type, length, check, crc
 
-    def _chunk(self, pos: int) -> Chunk | str:
+    def _chunk(self, pos: int, spans: SpanCrc | None = None) -> Chunk | str:
         """The chunk at ``pos``, or the reason there is no valid chunk there; its payload is read
-        only once its head has bounded it."""
-        head = self._head(self.read(pos, CHUNK_HEAD_SIZE), pos)
+        only once its head has bounded it and, once resynchronising (``spans``), its crc32 holds:
+        a false head after each good chunk would otherwise have its claimed payload read every time."""
+        raw = self.read(pos, CHUNK_HEAD_SIZE)
+        head = self._head(raw, pos)
         if isinstance(head, str):
             return head
         index, frame_type, length, check, crc = head
+        if spans is not None:
+            spans.forget(pos)
+            start = pos + CHUNK_HEAD_SIZE
+            if spans.crc32(start, start + length, zlib.crc32(raw[: _CHUNK.size])) != crc:
+                return f"frame {index}: crc32 mismatch"
         chunk = Chunk(index, frame_type, check, self.read(pos + CHUNK_HEAD_SIZE, length))
         if chunk.crc32 != crc:
             return f"frame {index}: crc32 mismatch"
@@ -296,13 +304,14 @@ class StreamReader:
 
     def _next_chunk(self, pos: int, spans: SpanCrc) -> int:
         """Where the first valid chunk at or after ``pos`` starts (the end of the stream if none does),
-        looked for SCAN bytes at a time: the cheap checks of the head first, then the crc32 from
-        ``spans`` without reading the payload."""
+        looked for FIRST_SCAN bytes, then twice as many at each look up to SCAN: the cheap checks of
+        the head first, then the crc32 from ``spans`` without reading the payload."""
+        step = FIRST_SCAN  # growing to SCAN, so that a chunk just ahead costs a short read
         while pos < self.size:
             spans.forget(pos)
-            block = self.read(pos, SCAN + CHUNK_HEAD_SIZE - 1)  # the head of a marker in the last byte too
+            block = self.read(pos, step + CHUNK_HEAD_SIZE - 1)  # the head of a marker in the last byte too
             hit = block.find(SYNC)
-            while 0 <= hit < SCAN:
+            while 0 <= hit < step:
                 head = block[hit : hit + CHUNK_HEAD_SIZE]
                 fields = self._head(head, pos + hit)
                 if not isinstance(fields, str):
@@ -311,7 +320,8 @@ class StreamReader:
                     if spans.crc32(start, start + length, zlib.crc32(head[: _CHUNK.size])) == crc:
                         return pos + hit
                 hit = block.find(SYNC, hit + 1)
-            pos += SCAN
+            pos += step
+            step = min(2 * step, SCAN)
         return self.size
 
 
