@@ -36,7 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aecodec.client.player import play
 from aecodec.server.catalog import Entry, decoder_pieces, load_catalog, shipped_bytes
 from aecodec.server.local import LocalServer
-from aecodec.server.stored import StreamStore, _tag, identity
+from aecodec.server.stored import StreamStore, identity
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import HEADER_SIZE, Chunk, Header
 from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, unpack
@@ -57,7 +57,7 @@ from codec.io.video import iter_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from clips import write_clip
-from crafted import craft, noise_payload, range_coded, weights_file, weights_head
+from crafted import craft, noise_payload, plant_entry, range_coded, weights_file, weights_head, write_record
 from throttle import ThrottledProxy
 
 MAX_STREAMS = 4
@@ -476,33 +476,10 @@ def _served_store(cache: Path, models: Path, name: str) -> tuple[StreamStore, En
     return StreamStore(cache, lambda e: Networks(e.bundle, e.info.width, e.info.height)), entry
 
 
-def _plant(store: StreamStore, entry: Entry, quality: int, frames: Iterator[np.ndarray], key: bytes | None) -> None:
-    """Frames encoded with the served bundle at ``quality`` under the honest header and a record
-    whose identity, size, sha256 and frame count agree, signed with ``key`` (None: unsigned)."""
-    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality)
-    chunks = [encoder.encode(frame, i).chunk for i, frame in enumerate(frames)]
-    data = entry.header(quality, len(chunks)).pack() + b"".join(c.pack() for c in chunks)
-    path, record_path = store.paths(entry, quality)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.write_bytes(data)
-    record = {
-        "identity": identity(entry, quality),
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "frames": len(chunks),
-        "psnr": 40.0,
-    }
-    if key is not None:
-        record["tag"] = _tag(key, record)
-    record_path.write_text(json.dumps(record))
-
-
 def _sign(store: StreamStore, record_path: Path, **fields: Any) -> None:
     """A record with ``fields``, signed with the server's own key: the worst a peer with the key writes."""
     record = {"identity": {}, "bytes": HEADER_SIZE + 1, "sha256": "0" * 64, "frames": 0, "psnr": 40.0}
-    record.update(fields)
-    record["tag"] = _tag(store.key, record)
-    record_path.write_text(json.dumps(record))
+    write_record(record_path, {**record, **fields}, store.key)
 
 
 def abuse_stream_cache(models: Path, name: str) -> None:
@@ -515,10 +492,10 @@ def abuse_stream_cache(models: Path, name: str) -> None:
         others = [q for q in range(entry.quality_levels) if q != level]
         other_key, other_user, fifo, zero, fifo_record, huge = others[:6]
         source = str(entry.source)
-        _plant(store, entry, level, (255 - f for f in iter_frames(entry.source)), None)
-        _plant(store, entry, other_key, (255 - f for f in iter_frames(entry.source)), bytes(32))
+        plant_entry(store, entry, level, (255 - f for f in iter_frames(entry.source)), None)
+        plant_entry(store, entry, other_key, (255 - f for f in iter_frames(entry.source)), bytes(32))
         if os.geteuid() == 0:  # signed with the server's own key, but another user's files
-            _plant(store, entry, other_user, (255 - f for f in iter_frames(entry.source)), store.key)
+            plant_entry(store, entry, other_user, (255 - f for f in iter_frames(entry.source)), store.key)
             for path in store.paths(entry, other_user):
                 os.chown(path, 12345, 12345)
         stream, record = store.paths(entry, fifo)

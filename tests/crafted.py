@@ -1,5 +1,6 @@
-""".aec headers and decoder.weights files as an attacker writes them: any field values, with a
-crc32 that holds, and payloads range-coded by the real coder under any table.
+""".aec headers, decoder.weights files and stream cache entries as an attacker writes them: any
+field values, with a crc32 that holds, payloads range-coded by the real coder under any table, and
+entries whose every check holds.
 
 The layouts are spelled out here from the formats' documentation, independently of
 codec.coding.bitstream and codec.coding.decoder_weights.
@@ -7,11 +8,19 @@ codec.coding.bitstream and codec.coding.decoder_weights.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import struct
 import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from aecodec.server.catalog import Entry
+from aecodec.server.stored import StreamStore, identity, record_tag
+from codec.coding.encode import StreamEncoder
 from codec.coding.entropy_coding import SymbolRangeEncoder, Table
 
 # (field, struct code) in header order; the crc32 of these bytes follows them.
@@ -79,3 +88,32 @@ def noise_payload(weights: bytes) -> bytes:
     them) replaced by as many bytes of 0xff."""
     n = next(n for n in range(4, len(weights), 4) if int.from_bytes(weights[-n - 4 : -n], "little") == n)
     return weights[:-n] + b"\xff" * n
+
+
+def write_record(path: Path, record: dict[str, Any], key: bytes | None) -> None:
+    """A stream cache record of ``record``'s fields, signed with ``key`` (None: unsigned)."""
+    if key is not None:
+        record = {**record, "tag": record_tag(key, record)}
+    path.write_text(json.dumps(record))
+
+
+def plant_entry(
+    store: StreamStore, entry: Entry, quality: int, frames: Iterable[np.ndarray], key: bytes | None
+) -> None:
+    """``frames`` encoded with the served bundle at ``quality`` under the honest header, and a record
+    whose identity, size, sha256 and frame count agree, signed with ``key``: an entry every check of
+    which holds but the signature, unless ``key`` is the server's own."""
+    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality)
+    chunks = [encoder.encode(frame, i).chunk for i, frame in enumerate(frames)]
+    data = entry.header(quality, len(chunks)).pack() + b"".join(c.pack() for c in chunks)
+    path, record_path = store.paths(entry, quality)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_bytes(data)
+    record = {
+        "identity": identity(entry, quality),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "frames": len(chunks),
+        "psnr": 30.0,
+    }
+    write_record(record_path, record, key)

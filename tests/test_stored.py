@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from clips import write_clip
 from conftest import Server, run_cli
+from crafted import plant_entry, write_record
 
 from aecodec.server.catalog import Entry, load_catalog
-from aecodec.server.stored import Rung, Stream, StreamStore, _tag, identity
+from aecodec.server.stored import Rung, Stream, StreamStore
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, Chunk, read_chunks, read_stream_file
 from codec.coding.encode import StreamEncoder, encode_video
@@ -183,29 +184,6 @@ def test_partial_files_left_by_a_killed_server_are_removed_once_old(models: Path
     assert not old.exists() and fresh.exists()  # the fresh one may be another server's, being written
 
 
-def _plant(store: StreamStore, entry: Entry, quality: int, frames: list, key: bytes | None) -> bytes:
-    """An entry as an attacker plants it: ``frames`` encoded with the served bundle at ``quality``
-    under the honest header, with a record whose identity, size, sha256 and frame count agree,
-    signed with ``key`` (None: no tag). Returns the planted stream's bytes."""
-    encoder = StreamEncoder(entry.bundle, width=entry.info.width, height=entry.info.height, quality=quality)
-    chunks = [encoder.encode(frame, i).chunk for i, frame in enumerate(frames)]
-    data = entry.header(quality, len(chunks)).pack() + b"".join(c.pack() for c in chunks)
-    path, record_path = store.paths(entry, quality)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.write_bytes(data)
-    record = {
-        "identity": identity(entry, quality),
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "frames": len(chunks),
-        "psnr": 30.0,
-    }
-    if key is not None:
-        record["tag"] = _tag(key, record)
-    record_path.write_text(json.dumps(record))
-    return data
-
-
 @pytest.mark.parametrize("key", ["none", "another server's"])
 def test_a_planted_entry_whose_every_check_holds_is_not_served(
     models: Path, tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture
@@ -214,7 +192,7 @@ def test_a_planted_entry_whose_every_check_holds_is_not_served(
     store, entry = _store(tmp_path, models)
     honest = _fields(_complete(store.get(entry, 2)))
     inverted = [255 - f for f in read_clip(models / "short" / "short.mkv").frames]
-    _plant(store, entry, 2, inverted, None if key == "none" else bytes(32))
+    plant_entry(store, entry, 2, inverted, None if key == "none" else bytes(32))
     fresh, _ = _store(tmp_path, models)
     assert fresh.rungs(entry)[2].bytes == 0  # not listed either
     with caplog.at_level(logging.INFO, logger="aecodec.server"):
@@ -227,9 +205,7 @@ def _signed_record(store: StreamStore, entry: Entry, quality: int, **fields: obj
     worst a peer holding the key could write."""
     record_path = store.paths(entry, quality)[1]
     record = {k: v for k, v in json.loads(record_path.read_text()).items() if k != "tag"}
-    record.update(fields)
-    record["tag"] = _tag(store.key, record)
-    record_path.write_text(json.dumps(record))
+    write_record(record_path, {**record, **fields}, store.key)
 
 
 def _fifo(path: Path) -> None:

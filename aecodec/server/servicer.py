@@ -68,15 +68,14 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
         stream_key: bytes | None = None,
     ) -> None:
         self.catalog = catalog
-        nets = lambda e: self._networks(e, e.info.width, e.info.height)  # noqa: E731
-        self.store = StreamStore(cache, nets, encoders, stream_key)
+        self.sessions: dict[str, Sessions] = {}  # one pair per catalogued bundle, whatever the frame size
+        self.sessions_lock = threading.Lock()
+        self.store = StreamStore(cache, self._source_networks, encoders, stream_key)
         self.pace = pace
         self.stall_timeout = stall_timeout
         self.reaper = Reaper()
         # Decoder downloads count as streams.
         self.streams = Slots(max_streams, "streams", self.reaper, stall_timeout, per_peer)
-        self.sessions: dict[str, Sessions] = {}  # one pair per catalogued bundle, whatever the frame size
-        self.sessions_lock = threading.Lock()
         self.changed: set[str] = set()  # videos whose bundle changed on disk, logged once each
 
     def _entry(self, name: str, context: grpc.ServicerContext) -> Entry:
@@ -103,6 +102,10 @@ class VideoCodecServicer(codec_pb2_grpc.VideoCodecServicer):
                 self.sessions[entry.name] = Sessions(entry.bundle)
             sessions = self.sessions[entry.name]
         return Networks(entry.bundle, width, height, sessions=sessions)
+
+    def _source_networks(self, entry: Entry) -> Networks:
+        """The entry's networks for frames of its source's size: what its stored streams are encoded with."""
+        return self._networks(entry, entry.info.width, entry.info.height)
 
     def ready(self) -> bool:
         """Whether a new stream would be served now: a slot free (or held by a stalled call) and

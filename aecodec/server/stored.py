@@ -197,7 +197,8 @@ def _own_size(path: Path) -> int | None:
         os.close(fd)
 
 
-def _tag(key: bytes, record: dict[str, Any]) -> str:
+def record_tag(key: bytes, record: dict[str, Any]) -> str:
+    """The HMAC-SHA256 of ``record``'s fields (all but its tag) under ``key``, in hex."""
     fields = {k: v for k, v in record.items() if k != "tag"}
     return hmac.new(key, json.dumps(fields, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
@@ -206,7 +207,7 @@ def _usable(record: Any, key: bytes) -> bool:
     """Whether ``record`` is one the store wrote with ``key``, every field within its bounds."""
     if not isinstance(record, dict) or not isinstance(record.get("tag"), str):
         return False
-    if not hmac.compare_digest(record["tag"], _tag(key, record)):
+    if not hmac.compare_digest(record["tag"], record_tag(key, record)):
         return False
     size, frames, psnr_db, sha = (record.get(k) for k in ("bytes", "frames", "psnr", "sha256"))
     return (
@@ -394,7 +395,7 @@ class StreamStore:
             "frames": len(stream.chunks),
             "psnr": mean_psnr,
         }
-        record["tag"] = _tag(self.key, record)
+        record["tag"] = record_tag(self.key, record)
         write_atomic(record_path, (json.dumps(record, indent=2) + "\n").encode())
 
     def _remove_partial(self) -> None:
