@@ -143,9 +143,8 @@ def _codes(calls: list[Callable[[], Any]], parallel: int = 0) -> Counter:
 
 
 def abuse_server(models: Path, name: str, idle: int, sizes: int, stall: float) -> None:
-    server = LocalServer(
-        models, "--max-streams", str(MAX_STREAMS), "--stall-timeout", str(stall), "--health-port", "0", log=False
-    )
+    limits = ("--max-streams", str(MAX_STREAMS), "--max-streams-per-peer", str(MAX_STREAMS))  # one address: all slots
+    server = LocalServer(models, *limits, "--stall-timeout", str(stall), "--health-port", "0", log=False)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     stub = codec_pb2_grpc.VideoCodecStub(channel)
     try:
