@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from codec.coding import kernels
 from codec.coding.bitstream import (
     HEADER_SIZE,
     I_FRAME,
@@ -124,6 +125,7 @@ def decode_frames(
     """
     header = stats.header
     bundle.check_frame_size(header.width, header.height, source)  # the header may come from a peer
+    kernels.warm()
     shape = latent_shape(bundle, header.width, header.height)
     coding = bundle.meta.coding
     with naming(source):

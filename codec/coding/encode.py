@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.coding import kernels
 from codec.coding.bitstream import I_FRAME, M_FRAME, Chunk, Header, frame_check, write_stream
 from codec.coding.entropy_coding import CodingTables, estimate_bits
 from codec.coding.inter_encode import (
@@ -131,6 +132,7 @@ class StreamEncoder:
         if not 1 <= self.gop < 1 << 16:
             raise CodecError(f"GOP must be from 1 to 65535, not {self.gop}")
         self.packer = LatentPacker(CodingTables.from_bundle(bundle), coding.latent_level(self.quality))
+        kernels.warm()  # a live encode's first M-frame waits for no compiler
         self.refinement = coding.refinement(self.quality)
         self.step = self.packer.level.step
         self.prior = bundle.entropy()["prior"]

@@ -9,7 +9,8 @@ random, edge and real inputs, and ``python benchmarks/kernels.py`` prints each o
 Which runs is chosen once per process: the compiled kernels, unless ``AECODEC_KERNELS=reference``
 (for measuring, and for a machine where numba is missing or misbehaves). Compiled kernels are
 cached on disk by numba beside their module, or under ``NUMBA_CACHE_DIR`` (else the user's cache
-folder) where that is read-only, so only a process's first call of each compiles.
+folder) where that is read-only, so only a process's first call of each compiles; decoders and
+encoders call :func:`warm` before their first frame, so that no frame waits for a compiler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from types import ModuleType
+
+import numpy as np
 
 from codec.errors import CodecError
 
@@ -40,3 +43,11 @@ def _chosen() -> ModuleType:
 _module = _chosen()
 add_residual: Callable = _module.add_residual
 predict_blocks: Callable = _module.predict_blocks
+
+
+def warm() -> None:
+    """Compile every kernel now (or load it from numba's cache: milliseconds), on tiny inputs of
+    the types real calls pass, so that no frame of a playback or a live encode waits for it."""
+    add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 3, 4, 4), np.int32), (0, 0, 0))
+    origin = np.zeros(1, np.int64)
+    predict_blocks(np.zeros((16, 16, 3), np.uint8), origin, origin, origin, origin, 4)

@@ -116,32 +116,20 @@ def _half_planes(frame: np.ndarray, used: np.ndarray, planes: np.ndarray, sums: 
                 dst[x] = min(max((s + 16) >> 5, 0), 255)
     if used[H]:
         for y in range(rows - 5):
-            a, b, c, d, e, f, dst = (
-                frame[y],
-                frame[y + 1],
-                frame[y + 2],
-                frame[y + 3],
-                frame[y + 4],
-                frame[y + 5],
-                planes[H, y],
-            )
-            for x in range(width):
-                s = np.int32(a[x]) + f[x] - 5 * (np.int32(b[x]) + e[x]) + 20 * (np.int32(c[x]) + d[x])
-                dst[x] = min(max((s + 16) >> 5, 0), 255)
+            _six_down(frame, y, planes[H, y], width, 5)
     if used[J]:
         for y in range(rows - 5):
-            a, b, c, d, e, f, dst = (
-                sums[y],
-                sums[y + 1],
-                sums[y + 2],
-                sums[y + 3],
-                sums[y + 4],
-                sums[y + 5],
-                planes[J, y],
-            )
-            for x in range(width - 15):
-                s = a[x] + f[x] - 5 * (b[x] + e[x]) + 20 * (c[x] + d[x])
-                dst[x] = min(max((s + 512) >> 10, 0), 255)
+            _six_down(sums, y, planes[J, y], width - 15, 10)
+
+
+@_jit
+def _six_down(source: np.ndarray, y: int, dst: np.ndarray, width: int, shift: int) -> None:
+    """``dst[x]``: the 6-tap filter down rows y..y+5 of ``source`` at column x, rounded off by
+    ``shift`` bits and clipped to 0..255, for x below ``width``."""
+    a, b, c, d, e, f = source[y], source[y + 1], source[y + 2], source[y + 3], source[y + 4], source[y + 5]
+    for x in range(width):
+        s = np.int32(a[x]) + f[x] - 5 * (np.int32(b[x]) + e[x]) + 20 * (np.int32(c[x]) + d[x])
+        dst[x] = min(max((s + (1 << (shift - 1))) >> shift, 0), 255)
 
 
 @_jit
