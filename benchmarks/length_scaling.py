@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 from codec.coding.bitstream import HEADER_SIZE, read_chunks
-from codec.coding.decode import decode_bytes
+from codec.coding.decode import decode_stream
 from codec.io.bundle import load_bundle
 from codec.io.colour import Colour, rgb_to_frame
 from codec.io.psnr import psnr
@@ -72,7 +72,7 @@ def head_figures(stream: Path, model: Path, clip: Path, frames: int) -> tuple[fl
     """(RGB PSNR, stream bpp) of the first ``frames`` frames of the stream, header bytes included."""
     data = stream.read_bytes()
     sizes = [c.size for c in itertools.islice(read_chunks(data, str(stream)), frames)]
-    decoded, _ = decode_bytes(data, load_bundle(model), str(stream))
+    decoded, _ = decode_stream(data, load_bundle(model), str(stream))
     psnrs = [psnr(d, s) for d, s in zip(decoded, iter_frames(clip, max_frames=frames), strict=False)]
     return float(np.mean(psnrs)), (sum(sizes) + HEADER_SIZE) * 8 / (frames * WIDTH * HEIGHT)
 

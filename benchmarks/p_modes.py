@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.coding.bitstream import I_FRAME, Header, read_chunks, write_stream
-from codec.coding.decode import decode_bytes
+from codec.coding.decode import decode_stream
 from codec.coding.encode import StreamEncoder
 from codec.coding.inter_encode import InterOptions
 from codec.io.bundle import load_bundle
@@ -60,7 +60,7 @@ def run(bundle, frames: list[np.ndarray], fps, quality: int, p_mode: str, option
     out = io.BytesIO()
     write_stream(out, Header(bundle.decoder_sha256, w, h, fps, len(chunks), gop, quality), iter(chunks))
     data = out.getvalue()
-    decoded, stats = decode_bytes(data, bundle, "ablation")
+    decoded, stats = decode_stream(data, bundle, "ablation")
     errors = [mse(d, f) for d, f in zip(decoded, frames, strict=True)]
     sizes = {
         t: [c.size for c in read_chunks(data, "ablation") if (c.frame_type == I_FRAME) == (t == "I")] for t in "IP"

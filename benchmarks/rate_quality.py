@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from codec.coding.decode import decode_bytes
+from codec.coding.decode import decode_stream
 from codec.coding.encode import encode_video
 from codec.io.bundle import load_bundle
 
@@ -27,7 +27,7 @@ def main(model_dir: str, video: str) -> None:
         for quality in range(bundle.meta.coding.levels):
             out = Path(tmp) / f"q{quality}.aec"
             e = encode_video(Path(video), bundle, out, quality=quality).to_dict()
-            frames, _ = decode_bytes(out.read_bytes(), bundle, str(out))
+            frames, _ = decode_stream(out.read_bytes(), bundle, str(out))
             started = time.perf_counter()
             decode_fps = sum(1 for _ in frames) / (time.perf_counter() - started)
             print(

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, M_FRAME, P_FRAME, Chunk, Header, read_chunks
-from codec.coding.decode import decode_bytes, open_stream
+from codec.coding.decode import decode_stream, open_stream
 from codec.coding.encode import encode_video
 from codec.coding.runtime import latent_shape, latent_size
 from codec.errors import CodecError
@@ -248,7 +248,7 @@ def test_fuzzed_streams_decode_cleanly_or_fail_clearly(carphone_bundle: Path, ti
     bundle = _bundle(carphone_bundle)
     data = _mutate(tiny_stream, mutations)
     try:
-        decoded, stats = decode_bytes(data, bundle, "fuzz", conceal=conceal)
+        decoded, stats = decode_stream(data, bundle, "fuzz", conceal=conceal)
         frames = list(decoded)
     except CodecError as exc:
         assert "\n" not in str(exc)

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aecodec.client.player import Connection, ServerChunks, Target, Transfer, play, received_chunk
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.bitstream import I_FRAME, Header
-from codec.coding.decode import DecodeStats, decode_bytes, decode_frames
+from codec.coding.decode import DecodeStats, decode_frames, decode_stream
 from codec.coding.decoder_weights import QuantizedTensor, pack, unpack
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
@@ -191,7 +191,7 @@ def test_live_encode_round_trip(server: Server, models: Path, offline: np.ndarra
     assert [r.index for r in replies] == list(range(24))
     bundle = load_bundle(models / "short")
     header = Header(bundle.decoder_sha256, 176, 144, Fraction(25), 24, 8, bundle.meta.coding.default_quality)
-    frames, _ = decode_bytes(header.pack() + b"".join(received_chunk(r).pack() for r in replies), bundle, "live")
+    frames, _ = decode_stream(header.pack() + b"".join(received_chunk(r).pack() for r in replies), bundle, "live")
     decoded = np.stack(list(frames))
     assert np.array_equal(decoded, offline)
 

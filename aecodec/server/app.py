@@ -111,12 +111,10 @@ def serve(
     token = read_token(token_file) if token_file is not None else None
     interceptors = [BearerTokenInterceptor(token)] if token else []
     cache = stream_cache if stream_cache is not None else cache_dir() / "streams"
-    key = read_secret(stream_key, "stream key") if stream_key is not None else None
-    if key is not None and len(key.strip()) < MIN_KEY_BYTES:
+    key = read_secret(stream_key, "stream key").strip() if stream_key is not None else None
+    if key is not None and len(key) < MIN_KEY_BYTES:
         raise CodecError(f"{stream_key}: a stream key must hold at least {MIN_KEY_BYTES} bytes")
-    servicer = VideoCodecServicer(
-        catalog, max_streams, cache, pace, stall_timeout, encoders, per_peer, key.strip() if key else None
-    )
+    servicer = VideoCodecServicer(catalog, max_streams, cache, pace, stall_timeout, encoders, per_peer, key)
     # Each stream (StreamVideo, Encode, GetDecoder) holds a worker, at most max_streams of them, and
     # one more is refused at once; the rest of the pool is kept for health, listing and reflection.
     workers = max_streams + RESERVED_WORKERS

@@ -323,14 +323,11 @@ class StreamStore:
                 log.warning(json.dumps({"event": "stored_stream_refused", "video": entry.name, "reason": reason}))
             return None
         try:
-            fd = open_own(path)
-            if fd is None:
-                raise CodecError(f"{path}: missing, a link, or not a file of this server's")
-            with open(fd, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size != record["bytes"]:
-                    raise CodecError(f"{path}: {size} bytes, its record says {record['bytes']}")
-                data = f.read(size + 1)
+            data = read_own(path, record["bytes"])
+            if data is None:
+                raise CodecError(f"{path}: missing, a link, not a file of this server's, or over its record's size")
+            if len(data) != record["bytes"]:
+                raise CodecError(f"{path}: {len(data)} bytes, its record says {record['bytes']}")
             if hashlib.sha256(data).hexdigest() != record["sha256"]:
                 raise CodecError(f"{path}: sha256 differs from its record's")
             header = Header.unpack(data, str(path))

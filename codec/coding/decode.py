@@ -244,9 +244,6 @@ def decode_stream(
     return decode_frames(reader.chunks(resync=conceal), bundle, source, stats, conceal=conceal), stats
 
 
-decode_bytes = decode_stream  # the name callers that hold the bytes know it by
-
-
 def decode_file(stream: Path, bundle: Bundle, out: Path, *, force: bool = False, conceal: bool = False) -> DecodeStats:
     """Decode ``stream`` into the video file or PNG folder ``out``, replacing it only with ``force``;
     the stream is read a chunk at a time, so no more than one chunk of it is held."""

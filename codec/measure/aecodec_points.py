@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codec.coding.bitstream import read_chunks
-from codec.coding.decode import decode_bytes
+from codec.coding.decode import decode_stream
 from codec.coding.encode import encode_video
 from codec.coding.runtime import active_provider
 from codec.io.bundle import Bundle
@@ -30,7 +30,7 @@ def aecodec_points(bundle: Bundle, video: Path, clip: FrameStore, tmp: Path, ms_
         out = tmp / f"q{quality}-{keyframes}.aec"
         stats = encode_video(video, bundle, out, quality=quality, force=True, keyframes=keyframes)
         data = out.read_bytes()
-        decoded = Timed(decode_bytes(data, bundle, str(out))[0])
+        decoded = Timed(decode_stream(data, bundle, str(out))[0])
         metrics = measure_frames(decoded, clip, clip.info.colour.matrix, ms_ssim, str(out))
         frame_bytes = [c.size for c in read_chunks(data, str(out))]
         frame_bytes[0] += len(data) - sum(frame_bytes)  # the stream header goes with the first frame

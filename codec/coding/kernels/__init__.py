@@ -15,6 +15,7 @@ encoders call :func:`warm` before their first frame, so that no frame waits for 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from types import ModuleType
@@ -45,9 +46,11 @@ add_residual: Callable = _module.add_residual
 predict_blocks: Callable = _module.predict_blocks
 
 
+@functools.cache
 def warm() -> None:
     """Compile every kernel now (or load it from numba's cache: milliseconds), on tiny inputs of
-    the types real calls pass, so that no frame of a playback or a live encode waits for it."""
+    the types real calls pass, so that no frame of a playback or a live encode waits for it; once
+    per process."""
     add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 3, 4, 4), np.int32), (0, 0, 0))
     origin = np.zeros(1, np.int64)
     predict_blocks(np.zeros((16, 16, 3), np.uint8), origin, origin, origin, origin, 4)
