@@ -38,11 +38,11 @@ from aecodec.server.catalog import Entry, decoder_pieces, load_catalog, shipped_
 from aecodec.server.local import LocalServer
 from aecodec.server.stored import StreamStore, identity
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import HEADER_SIZE, Chunk, Header
-from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, unpack
-from codec.coding.encode import StreamEncoder
-from codec.coding.entropy_coding import Table
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import HEADER_SIZE, Chunk, Header
+from codec.coding.common.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, unpack
+from codec.coding.common.entropy_coding import Table
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import (
     DECODER_WEIGHTS_FILE,

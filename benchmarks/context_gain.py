@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, P_FRAME
-from codec.coding.entropy_coding import CodingTables
-from codec.coding.latent_codec import LatentPacker
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import I_FRAME, P_FRAME
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.latent_codec import LatentPacker
+from codec.coding.common.runtime import Networks
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
 

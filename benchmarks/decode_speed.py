@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from codec.coding.bitstream import read_chunks
-from codec.coding.decode import open_stream
-from codec.coding.encode import encode_video
-from codec.coding.entropy_coding import CodingTables
-from codec.coding.latent_codec import LatentUnpacker
-from codec.coding.runtime import latent_size, open_decoder
+from codec.coding.common.bitstream import read_chunks
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.latent_codec import LatentUnpacker
+from codec.coding.common.runtime import latent_size, open_decoder
+from codec.coding.decoder.decode import open_stream
+from codec.coding.encoder.encode import encode_video
 from codec.io.bundle import load_bundle
 
 LEVELS = {

@@ -20,8 +20,8 @@ from typing import Any
 
 from decode_speed import median_ms, random_latents
 
-from codec.coding.encode import encode_video
-from codec.coding.runtime import open_decoder
+from codec.coding.common.runtime import open_decoder
+from codec.coding.encoder.encode import encode_video
 from codec.io.bundle import Bundle, load_bundle
 from codec.measure.bd import bd_figures, strongest_variant
 

@@ -19,8 +19,8 @@ from decode_speed import median_ms, random_latents
 from onnx import numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-from codec.coding.decoder_weights import unpack
-from codec.coding.runtime import Networks, open_decoder, to_frames
+from codec.coding.common.decoder_weights import unpack
+from codec.coding.common.runtime import Networks, open_decoder, to_frames
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
 from codec.io.psnr import psnr
 from codec.io.video import read_clip

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import CHUNK_HEAD_SIZE, I_FRAME, M_FRAME
-from codec.coding.encode import CodedFrame, StreamEncoder
-from codec.coding.inter_encode import mode_lambda
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import CHUNK_HEAD_SIZE, I_FRAME, M_FRAME
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import CodedFrame, StreamEncoder
+from codec.coding.encoder.inter_encode import mode_lambda
 from codec.io.bundle import find_source, load_bundle
 from codec.io.psnr import psnr
 from codec.io.video import iter_frames

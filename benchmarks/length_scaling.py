@@ -29,8 +29,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from codec.coding.bitstream import HEADER_SIZE, read_chunks
-from codec.coding.decode import decode_stream
+from codec.coding.common.bitstream import HEADER_SIZE, read_chunks
+from codec.coding.decoder.decode import decode_stream
 from codec.io.bundle import load_bundle
 from codec.io.colour import Colour, rgb_to_frame
 from codec.io.psnr import psnr

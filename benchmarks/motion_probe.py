@@ -1,6 +1,6 @@
 """How well block motion predicts a frame from the one before, before any correction: the floor a
 motion-compensated P-frame starts from. For each clip, pairs of consecutive source frames spread
-over it: RGB PSNR of the prediction, the vectors' real coded bytes (codec.coding.motion_coding under
+over it: RGB PSNR of the prediction, the vectors' real coded bytes (codec.coding.common.motion_coding under
 eight Laplace tables of the grid) and the search's time, per block size, sub-pixel precision and
 rate weight.
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeEncoder, Table
-from codec.coding.motion import Reference
-from codec.coding.motion_coding import encode_motion
-from codec.coding.motion_search import search
+from codec.coding.common.entropy_coding import SymbolRangeEncoder, Table
+from codec.coding.common.motion import Reference
+from codec.coding.common.motion_coding import encode_motion
+from codec.coding.encoder.motion_search import search
 from codec.io.psnr import psnr
 from codec.io.video import iter_frames, probe
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, Header, read_chunks, write_stream
-from codec.coding.decode import decode_stream
-from codec.coding.encode import StreamEncoder
-from codec.coding.inter_encode import InterOptions
+from codec.coding.common.bitstream import I_FRAME, Header, read_chunks, write_stream
+from codec.coding.decoder.decode import decode_stream
+from codec.coding.encoder.encode import StreamEncoder
+from codec.coding.encoder.inter_encode import InterOptions
 from codec.io.bundle import load_bundle
 from codec.io.psnr import mse, psnr_from_mse
 from codec.io.video import exact_rate, iter_frames, probe

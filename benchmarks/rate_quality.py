@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from codec.coding.decode import decode_stream
-from codec.coding.encode import encode_video
+from codec.coding.decoder.decode import decode_stream
+from codec.coding.encoder.encode import encode_video
 from codec.io.bundle import load_bundle
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import M_FRAME
-from codec.coding.encode import StreamEncoder
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder
-from codec.coding.inter_frame import QP_BITS, decode_inter, inter_tables, residual_grid
-from codec.coding.motion import Reference
-from codec.coding.motion_coding import decode_motion
-from codec.coding.residual_coding import GROUPS, ZIGZAG, decode_residual, encode_levels
+from codec.coding.common.bitstream import M_FRAME
+from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder
+from codec.coding.common.inter_frame import QP_BITS, decode_inter, inter_tables, residual_grid
+from codec.coding.common.motion import Reference
+from codec.coding.common.motion_coding import decode_motion
+from codec.coding.common.residual_coding import GROUPS, ZIGZAG, decode_residual, encode_levels
+from codec.coding.encoder.encode import StreamEncoder
 from codec.io.bundle import find_source, load_bundle
 from codec.io.video import iter_frames
 

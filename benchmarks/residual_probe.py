@@ -4,8 +4,8 @@ loop (each P-frame predicted from the previous reconstruction), every block code
 the bundle's own reconstruction at its default level (or, without --bundle, the source frame
 itself, which flatters the P-frames).
 
-Rates are real range-coded bytes: the vectors' (codec.coding.motion_coding) and the levels'
-(codec.coding.residual_coding), each under the same eight Laplace tables of the grid.
+Rates are real range-coded bytes: the vectors' (codec.coding.common.motion_coding) and the levels'
+(codec.coding.common.residual_coding), each under the same eight Laplace tables of the grid.
 
 Usage: python benchmarks/residual_probe.py VIDEO [--bundle DIR] [--start 0] [--frames 30] [--qp 24 28 32 36]
        [--chroma-offset 0] [--lambda-scale 1] [--block 16]
@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 from motion_probe import GRID_TABLES, motion_bytes
 
-from codec.coding.encode import StreamEncoder
-from codec.coding.entropy_coding import SymbolRangeEncoder
-from codec.coding.inter_encode import motion_lambda
-from codec.coding.motion import Reference
-from codec.coding.motion_search import search
-from codec.coding.residual_coding import encode_residual
-from codec.coding.transform import component_qps, residual_from_levels, residual_levels
+from codec.coding.common.entropy_coding import SymbolRangeEncoder
+from codec.coding.common.motion import Reference
+from codec.coding.common.residual_coding import encode_residual
+from codec.coding.common.transform import component_qps, residual_from_levels, residual_levels
+from codec.coding.encoder.encode import StreamEncoder
+from codec.coding.encoder.inter_encode import motion_lambda
+from codec.coding.encoder.motion_search import search
 from codec.io.bundle import load_bundle
 from codec.io.psnr import psnr
 from codec.io.video import iter_frames

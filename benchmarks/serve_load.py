@@ -36,8 +36,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aecodec.client.player import received_chunk
 from aecodec.server.local import LocalServer
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Header
-from codec.coding.decode import DecodeStats, decode_frames
+from codec.coding.common.bitstream import Header
+from codec.coding.decoder.decode import DecodeStats, decode_frames
 from codec.io.bundle import find_source, load_bundle
 from codec.io.video import iter_frames
 

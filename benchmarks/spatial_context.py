@@ -2,7 +2,7 @@
 models before them could, measured on a model's own video.
 
 Real bytes: every frame's integer latent at every level is coded as an I-frame with format 6's five
-passes (codec.coding.context.INTRA_PASSES), under tables fitted to the video's latents as `codec
+passes (codec.coding.common.context.INTRA_PASSES), under tables fitted to the video's latents as `codec
 train` fits them, and with one learned table per channel (format 4's I-frame, what a bundle without
 pass tables still codes), the same latents and so the same decoded frames; with the time to decode
 each.
@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME
-from codec.coding.context import CONTEXTS, CROSS, INTRA_PASSES, WHOLE, IntraPass
-from codec.coding.encode import StreamEncoder
-from codec.coding.entropy_coding import CodingTables
-from codec.coding.latent_codec import LatentPacker, LatentUnpacker
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import I_FRAME
+from codec.coding.common.context import CONTEXTS, CROSS, INTRA_PASSES, WHOLE, IntraPass
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.latent_codec import LatentPacker, LatentUnpacker
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import StreamEncoder
 from codec.io.bundle import find_source, load_bundle
 from codec.io.video import iter_frames
 

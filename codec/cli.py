@@ -295,8 +295,8 @@ def info(target: str, as_json: bool, list_chunks: bool) -> None:
     stream STREAM.aec: its header and totals, and with --chunks one line per chunk with its crc32
     check (no bundle needed)."""
     if Path(target).is_file():
-        from codec.coding.bitstream import open_stream_file
-        from codec.coding.stream_info import stream_info_lines
+        from codec.coding.common.bitstream import open_stream_file
+        from codec.coding.decoder.stream_info import stream_info_lines
 
         with open_stream_file(Path(target)) as file:
             lines = stream_info_lines(file, target, chunks=list_chunks, as_json=as_json)
@@ -305,7 +305,7 @@ def info(target: str, as_json: bool, list_chunks: bool) -> None:
         return
     if list_chunks:
         raise CodecError(f"{target}: not a stream file; --chunks lists a stream's chunks")
-    from codec.coding.runtime import active_provider
+    from codec.coding.common.runtime import active_provider
     from codec.io.bundle import load_bundle
     from codec.io.summary import format_summary, summary
 
@@ -366,7 +366,7 @@ def encode(
     as_json: bool,
 ) -> None:
     """Encode VIDEO into an .aec stream with the bundle in MODEL_DIR (no torch needed)."""
-    from codec.coding.encode import encode_video
+    from codec.coding.encoder.encode import encode_video
     from codec.io.bundle import load_bundle
     from codec.io.video import probe
 
@@ -407,7 +407,7 @@ def encode(
 def decode(stream: str, model_dir: str, output: str, conceal: bool, force: bool, as_json: bool) -> None:
     """Decode an .aec STREAM with the bundle's ONNX decoder (onnxruntime, no torch). MODEL_DIR needs
     only what a server ships to clients: decoder.onnx, entropy.json and meta.json."""
-    from codec.coding.decode import decode_file
+    from codec.coding.decoder.decode import decode_file
     from codec.io.bundle import DECODING_FILES, load_bundle
 
     bundle = load_bundle(model_dir, files=DECODING_FILES)

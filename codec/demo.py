@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codec.coding.decode import decode_file
-from codec.coding.encode import encode_video
+from codec.coding.decoder.decode import decode_file
+from codec.coding.encoder.encode import encode_video
 from codec.io.bundle import load_bundle
 
 

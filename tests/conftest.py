@@ -19,7 +19,7 @@ from clips import synthetic_frames, write_clip
 
 from aecodec.server.local import LocalServer
 from codec.cli import cli
-from codec.coding.encode import StreamEncoder, encode_video
+from codec.coding.encoder.encode import StreamEncoder, encode_video
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
 

@@ -3,7 +3,7 @@ field values, with a crc32 that holds, payloads range-coded by the real coder un
 entries whose every check holds.
 
 The layouts are spelled out here from the formats' documentation, independently of
-codec.coding.bitstream and codec.coding.decoder_weights.
+codec.coding.common.bitstream and codec.coding.common.decoder_weights.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 
 from aecodec.server.catalog import Entry
 from aecodec.server.stored import StreamStore, identity, record_tag
-from codec.coding.encode import StreamEncoder
-from codec.coding.entropy_coding import SymbolRangeEncoder, Table
+from codec.coding.common.entropy_coding import SymbolRangeEncoder, Table
+from codec.coding.encoder.encode import StreamEncoder
 
 # (field, struct code) in header order; the crc32 of these bytes follows them.
 FIELDS = (

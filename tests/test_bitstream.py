@@ -20,8 +20,8 @@ from crafted import craft, field_spans
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import codec.coding.bitstream
-from codec.coding.bitstream import (
+import codec.coding.common.bitstream
+from codec.coding.common.bitstream import (
     CHUNK_HEAD_SIZE,
     FIRST_SCAN,
     HEADER_SIZE,
@@ -35,8 +35,8 @@ from codec.coding.bitstream import (
     Header,
     read_chunks,
 )
-from codec.coding.intra_refinement import LATENT_WORDS, join_intra
-from codec.coding.spancrc import CHECKPOINT, SpanCrc
+from codec.coding.common.intra_refinement import LATENT_WORDS, join_intra
+from codec.coding.common.spancrc import CHECKPOINT, SpanCrc
 from codec.errors import CodecError
 from codec.io.limits import MAX_SIDE
 
@@ -63,7 +63,7 @@ def test_format_documents_agree_with_the_code() -> None:
     assert len(chunk.pack()) == chunk.size == CHUNK_HEAD_SIZE + 4
     assert _format_tables() == [HEADER_SIZE, CHUNK_HEAD_SIZE, LATENT_WORDS.size]
     assert f"k x {MIN_CHUNK_SIZE} damaged bytes (the smallest chunk)" in " ".join(FORMAT_DOC.read_text().split())
-    for text in (FORMAT_DOC.read_text(), codec.coding.bitstream.__doc__):
+    for text in (FORMAT_DOC.read_text(), codec.coding.common.bitstream.__doc__):
         assert {int(n) for n in re.findall(r"(\d+)-byte (?:chunk )?head\b", text)} == {CHUNK_HEAD_SIZE}
         assert {int(n) for n in re.findall(r"(\d+)-byte header", text)} == {HEADER_SIZE}
 

@@ -19,10 +19,19 @@ from crafted import craft
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, M_FRAME, P_FRAME, Chunk, Header, read_chunks
-from codec.coding.decode import decode_stream, open_stream
-from codec.coding.encode import encode_video
-from codec.coding.runtime import latent_shape, latent_size
+from codec.coding.common.bitstream import (
+    CHUNK_HEAD_SIZE,
+    HEADER_SIZE,
+    I_FRAME,
+    M_FRAME,
+    P_FRAME,
+    Chunk,
+    Header,
+    read_chunks,
+)
+from codec.coding.common.runtime import latent_shape, latent_size
+from codec.coding.decoder.decode import decode_stream, open_stream
+from codec.coding.encoder.encode import encode_video
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, SHIPPED_FILES, load_bundle
 from codec.io.video import read_clip

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from clips import synthetic_frames, write_clip
 
-from codec.coding.decode import decode_file
+from codec.coding.decoder.decode import decode_file
 from codec.errors import CodecError
 from codec.io.bundle import META_FILE, load_bundle
 from codec.io.colour import Colour, frame_to_rgb, yuv_weights

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.coding.bitstream import I_FRAME, P_FRAME
-from codec.coding.context import CONTEXTS, INTRA_PASSES, NEIGHBOUR_LIMIT, PREDICTED_PASSES, context_buckets
-from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables, SymbolRangeEncoder
-from codec.coding.intra_refinement import join_intra
-from codec.coding.latent_codec import LatentPacker, LatentUnpacker, _Models
+from codec.coding.common.bitstream import I_FRAME, P_FRAME
+from codec.coding.common.context import CONTEXTS, INTRA_PASSES, NEIGHBOUR_LIMIT, PREDICTED_PASSES, context_buckets
+from codec.coding.common.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables, SymbolRangeEncoder
+from codec.coding.common.intra_refinement import join_intra
+from codec.coding.common.latent_codec import LatentPacker, LatentUnpacker, _Models
 from codec.errors import CodecError
 
 PRIOR = {"intra_loc": [0.0, 0.0], "intra_scale": [4.0, 4.0], "inter_scale": [1.5, 1.5]}

@@ -23,7 +23,7 @@ from clips import synthetic_frames, write_clip
 from conftest import run_cli
 from crafted import craft
 
-from codec.coding.bitstream import (
+from codec.coding.common.bitstream import (
     CHUNK_HEAD_SIZE,
     HEADER_SIZE,
     I_FRAME,
@@ -34,10 +34,10 @@ from codec.coding.bitstream import (
     Header,
     read_chunks,
 )
-from codec.coding.decode import decode_file
-from codec.coding.entropy_coding import CodingTables
-from codec.coding.intra_refinement import join_intra
-from codec.coding.latent_codec import LatentPacker, LatentUnpacker
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.intra_refinement import join_intra
+from codec.coding.common.latent_codec import LatentPacker, LatentUnpacker
+from codec.coding.decoder.decode import decode_file
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 

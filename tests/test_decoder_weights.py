@@ -17,10 +17,10 @@ import torch
 from conftest import rewrite_bundle_file, run_cli
 from crafted import range_coded, weights_file, weights_head
 
-from codec.coding import entropy_coding
-from codec.coding.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
-from codec.coding.entropy_coding import Table
-from codec.coding.runtime import open_decoder
+from codec.coding.common import entropy_coding
+from codec.coding.common.decoder_weights import MAX_WEIGHTS, QuantizedTensor, pack, quantize_tensor, unpack
+from codec.coding.common.entropy_coding import Table
+from codec.coding.common.runtime import open_decoder
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, load_bundle
 from codec.io.psnr import psnr
@@ -158,7 +158,7 @@ def test_crafted_payloads_are_refused_in_one_line(data: bytes, message: str) -> 
 WEIGHTS_HEADROOM = 400 << 20
 LIMITED_UNPACK = """
 import resource, sys
-from codec.coding.decoder_weights import unpack
+from codec.coding.common.decoder_weights import unpack
 
 def data_bytes():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmData:"))

@@ -25,14 +25,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.coding.bitstream import I_FRAME, M_FRAME, P_FRAME, Chunk, Header, frame_check, read_chunks, write_stream
-from codec.coding.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
-from codec.coding.inter_encode import pack_inter
-from codec.coding.inter_frame import decode_inter, residual_grid
-from codec.coding.intra_refinement import Refinement, split_intra
-from codec.coding.latent_codec import LatentPacker, LatentUnpacker
-from codec.coding.motion import MAX_VECTOR
-from codec.coding.motion_coding import expand
+from codec.coding.common.bitstream import (
+    I_FRAME,
+    M_FRAME,
+    P_FRAME,
+    Chunk,
+    Header,
+    frame_check,
+    read_chunks,
+    write_stream,
+)
+from codec.coding.common.entropy_coding import MAX_MAGNITUDE_BITS, CodingTables
+from codec.coding.common.inter_frame import decode_inter, residual_grid
+from codec.coding.common.intra_refinement import Refinement, split_intra
+from codec.coding.common.latent_codec import LatentPacker, LatentUnpacker
+from codec.coding.common.motion import MAX_VECTOR
+from codec.coding.common.motion_coding import expand
+from codec.coding.encoder.inter_encode import pack_inter
 
 EXPECTED = Path(__file__).parent / "expected"
 GOLDEN, TABLES = EXPECTED / "golden.aec", EXPECTED / "golden_entropy.json"

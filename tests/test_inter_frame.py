@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from clips import synthetic_frames
 
-from codec.coding import inter_frame
-from codec.coding.entropy_coding import SymbolRangeEncoder
-from codec.coding.inter_encode import InterOptions, encode_inter, inter_table_frequencies, pack_inter
-from codec.coding.inter_frame import BLOCK, QP_BITS, TABLES_FILE, decode_inter, inter_tables, residual_grid
-from codec.coding.motion import MAX_VECTOR
-from codec.coding.motion_coding import coarse_grid
-from codec.coding.residual_coding import MAX_LEVEL
+from codec.coding.common import inter_frame
+from codec.coding.common.entropy_coding import SymbolRangeEncoder
+from codec.coding.common.inter_frame import BLOCK, QP_BITS, TABLES_FILE, decode_inter, inter_tables, residual_grid
+from codec.coding.common.motion import MAX_VECTOR
+from codec.coding.common.motion_coding import coarse_grid
+from codec.coding.common.residual_coding import MAX_LEVEL
+from codec.coding.encoder.inter_encode import InterOptions, encode_inter, inter_table_frequencies, pack_inter
 from codec.errors import CodecError
 
 TABLES = Path(inter_frame.__file__).with_name(TABLES_FILE)
@@ -116,7 +116,7 @@ def test_a_stream_that_opens_with_an_m_frame_is_refused_or_concealed(carphone_bu
     damage), it is an error naming the frame, or with --conceal it is concealed until the next I-frame."""
     from conftest import run_cli
 
-    from codec.coding.bitstream import HEADER_SIZE, M_FRAME, Chunk, read_chunks
+    from codec.coding.common.bitstream import HEADER_SIZE, M_FRAME, Chunk, read_chunks
 
     data = encoded[0].read_bytes()
     chunks = list(read_chunks(data, "s"))

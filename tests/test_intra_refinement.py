@@ -15,10 +15,10 @@ import pytest
 from clips import synthetic_frames
 from conftest import run_cli
 
-from codec.coding.entropy_coding import SymbolRangeEncoder
-from codec.coding.inter_frame import QP_BITS, inter_tables, residual_grid
-from codec.coding.intra_refinement import NO_REFINEMENT, Refinement, join_intra, refine, split_intra
-from codec.coding.residual_coding import MAX_LEVEL, encode_residual
+from codec.coding.common.entropy_coding import SymbolRangeEncoder
+from codec.coding.common.inter_frame import QP_BITS, inter_tables, residual_grid
+from codec.coding.common.intra_refinement import NO_REFINEMENT, Refinement, join_intra, refine, split_intra
+from codec.coding.common.residual_coding import MAX_LEVEL, encode_residual
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 from codec.io.psnr import psnr

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codec.coding.inter_frame import CHROMA_QP_OFFSET, residual_for
+from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
+from codec.coding.common.motion import MAX_VECTOR, Reference
+from codec.coding.common.residual_coding import MAX_LEVEL
+from codec.coding.common.transform import MAX_QP, component_qps
 from codec.coding.kernels import NAMES, compiled, reference
-from codec.coding.motion import MAX_VECTOR, Reference
-from codec.coding.residual_coding import MAX_LEVEL
-from codec.coding.transform import MAX_QP, component_qps
 from codec.io.video import read_clip
 
 

@@ -16,22 +16,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("codec", "aecodec")
+# Packages whose __init__ holds nothing: ``from codec.coding import kernels`` names them too.
+UMBRELLAS = (*PACKAGES, "codec.coding")
 
 # What each part may import of this project, besides itself. The stages form a line, frame ->
 # latent -> integers -> bytes -> frame: io <- coding <- {measure, inspect, server, client}, and train
-# may use coding, never the reverse. Only the command line and the demo compose everything.
+# may use coding, never the reverse. Only the command line and the demo compose everything. Inside
+# coding, x264's common/ and encoder/ split: a player runs common, decoder and kernels, and nothing of
+# decoding imports the encoder.
 SHARED = ("codec.errors",)
+DECODE_SIDE = ("codec.coding.common", "codec.coding.decoder", "codec.coding.kernels")
 ALLOWED = {
     "codec.errors": (),
     "codec.net": SHARED,
     "codec.io": SHARED,
-    "codec.coding": (*SHARED, "codec.io"),
+    "codec.coding": (),
+    "codec.coding.kernels": (*SHARED, "codec.coding.common"),  # the reference twins build on the transform
+    "codec.coding.common": (*SHARED, "codec.io", "codec.coding.kernels"),
+    "codec.coding.decoder": (*SHARED, "codec.io", *DECODE_SIDE),
+    "codec.coding.encoder": (*SHARED, "codec.io", *DECODE_SIDE),
     "codec.train": (*SHARED, "codec.io", "codec.coding"),
     "codec.measure": (*SHARED, "codec.io", "codec.coding", "codec.train"),
     "codec.inspect": (*SHARED, "codec.io", "codec.coding", "codec.train", "codec.measure"),
     "aecodec.v1": (),
     "aecodec.server": (*SHARED, "codec.net", "codec.io", "codec.coding", "aecodec.v1"),
-    "aecodec.client": (*SHARED, "codec.net", "codec.io", "codec.coding", "aecodec.v1"),
+    "aecodec.client": (*SHARED, "codec.net", "codec.io", *DECODE_SIDE, "aecodec.v1"),
     "codec.cli": PACKAGES,
     "codec.demo": PACKAGES,
 }
@@ -80,7 +89,7 @@ def violations(root: Path = ROOT) -> list[str]:
             found.append(f"{name} belongs to no part of the layout")
             continue
         for imported in sorted(_imports(path)):
-            if imported.split(".")[0] not in PACKAGES or imported in PACKAGES:
+            if imported.split(".")[0] not in PACKAGES or imported in UMBRELLAS:
                 continue
             target = _part(imported)
             if target is None:  # a name from a package's __init__, such as codec.__version__
@@ -101,18 +110,27 @@ def test_every_import_follows_the_layout() -> None:
 
 def test_the_layout_rule_catches_a_backward_import(tmp_path: Path) -> None:
     """The checker is not vacuous: a coding module importing training, a player importing the
-    server and a bundle reader importing torch are each reported."""
-    for package in ("codec/io", "codec/coding", "codec/train", "aecodec/client", "aecodec/server"):
+    server or the encoder, the decode loop importing the encoder and a bundle reader importing
+    torch are each reported."""
+    rooms = ("codec/io", "codec/coding/common", "codec/coding/decoder", "codec/coding/encoder", "codec/train")
+    for package in (*rooms, "aecodec/client", "aecodec/server"):
         (tmp_path / package).mkdir(parents=True)
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "codec/__init__.py").write_text("")
-    (tmp_path / "codec/coding/encode.py").write_text("from codec.train.model import AutoEncoder\n")
-    (tmp_path / "aecodec/client/player.py").write_text("def f():\n    from aecodec.server.catalog import Entry\n")
+    (tmp_path / "codec/coding/encoder/encode.py").write_text("from codec.train.model import AutoEncoder\n")
+    (tmp_path / "codec/coding/decoder/decode.py").write_text("from codec.coding.encoder.encode import x\n")
+    (tmp_path / "aecodec/client/player.py").write_text(
+        "def f():\n    from aecodec.server.catalog import Entry\n    from codec.coding.encoder import encode\n"
+    )
     (tmp_path / "codec/io/bundle.py").write_text("import json\nimport torch\nfrom codec.errors import CodecError\n")
-    (tmp_path / "codec/train/loop.py").write_text("from codec.coding.encode import x\nfrom codec.io import bundle\n")
+    (tmp_path / "codec/train/loop.py").write_text(
+        "from codec.coding.encoder.encode import x\nfrom codec.io import bundle\n"
+    )
     found = violations(tmp_path)
-    assert any(v.startswith("codec.coding.encode imports codec.train.model") for v in found)
+    assert any(v.startswith("codec.coding.encoder.encode imports codec.train.model") for v in found)
+    assert any(v.startswith("codec.coding.decoder.decode imports codec.coding.encoder.encode") for v in found)
     assert any(v.startswith("aecodec.client.player imports aecodec.server.catalog") for v in found)
+    assert any(v.startswith("aecodec.client.player imports codec.coding.encoder") for v in found)
     assert any(v.startswith("codec.io.bundle imports torch") for v in found)
     assert not any(v.startswith("codec.train.loop") for v in found)
 
@@ -135,7 +153,7 @@ def test_the_light_side_imports_without_torch_or_any_extra() -> None:
     """Every module a server image or a player runs imports with torch, onnx and the benchmark
     and test extras unimportable."""
     light = [name for name in modules() if name.startswith(LIGHT)]
-    assert "aecodec.server.servicer" in light and "codec.coding.decode" in light
+    assert "aecodec.server.servicer" in light and "codec.coding.decoder.decode" in light
     assert set(_import_all(light, EXTRAS)) == set(light)
 
 
@@ -174,7 +192,7 @@ def test_the_wheel_holds_and_imports_every_module(wheel: Path, tmp_path: Path) -
         held = set(whl.namelist())
         whl.extractall(tmp_path)
     tree = {str(path.relative_to(ROOT)) for path in modules().values()}
-    assert tree - held == set() and "codec/coding/inter_tables.json" in held
+    assert tree - held == set() and "codec/coding/common/inter_tables.json" in held
     names = sorted(modules())
     where = _import_all(names, path=tmp_path)
     outside = {n: f for n, f in where.items() if not Path(f).is_relative_to(tmp_path)}

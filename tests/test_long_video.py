@@ -13,7 +13,7 @@ import pytest
 from clips import write_long_clip
 from conftest import TINY
 
-from codec.coding.bitstream import read_chunks, read_stream_file
+from codec.coding.common.bitstream import read_chunks, read_stream_file
 from codec.io.frame_store import cache_entries, open_store
 from codec.io.video import probe
 
@@ -24,7 +24,7 @@ HEADROOM = 450 << 20  # what a process may allocate beyond its imports: less tha
 # writable mapping, numpy's arrays included) at what the imports took plus HEADROOM, then run it.
 LIMITED = """
 import resource, sys
-import codec.cli, codec.coding.encode, codec.errors, codec.io.video, codec.train.pipeline
+import codec.cli, codec.coding.encoder.encode, codec.errors, codec.io.video, codec.train.pipeline
 
 def data_bytes():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmData:"))

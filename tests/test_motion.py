@@ -8,10 +8,10 @@ import constriction
 import numpy as np
 import pytest
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
-from codec.coding.motion import MAX_VECTOR, QPEL, Reference, check_vectors, median_predictor
-from codec.coding.motion_coding import coarse_grid, decode_motion, encode_motion, expand
-from codec.coding.motion_search import search, vector_bits
+from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.common.motion import MAX_VECTOR, QPEL, Reference, check_vectors, median_predictor
+from codec.coding.common.motion_coding import coarse_grid, decode_motion, encode_motion, expand
+from codec.coding.encoder.motion_search import search, vector_bits
 from codec.errors import CodecError
 
 

@@ -42,9 +42,9 @@ from aecodec.client.player import (
     received_chunk,
 )
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import I_FRAME, Chunk
-from codec.coding.decoder_weights import pack, unpack
-from codec.coding.encode import StreamEncoder
+from codec.coding.common.bitstream import I_FRAME, Chunk
+from codec.coding.common.decoder_weights import pack, unpack
+from codec.coding.encoder.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import SHIPPED_FILES, Bundle, BundleMeta, load_bundle
 from codec.io.video import read_clip

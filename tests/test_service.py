@@ -25,9 +25,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aecodec.client.player import Connection, ServerChunks, Target, Transfer, play, received_chunk
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import I_FRAME, Header
-from codec.coding.decode import DecodeStats, decode_frames, decode_stream
-from codec.coding.decoder_weights import QuantizedTensor, pack, unpack
+from codec.coding.common.bitstream import I_FRAME, Header
+from codec.coding.common.decoder_weights import QuantizedTensor, pack, unpack
+from codec.coding.decoder.decode import DecodeStats, decode_frames, decode_stream
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip

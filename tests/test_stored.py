@@ -26,9 +26,9 @@ from crafted import plant_entry, write_record
 from aecodec.server.catalog import Entry, load_catalog
 from aecodec.server.stored import Rung, Stream, StreamStore
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, Chunk, read_chunks, read_stream_file
-from codec.coding.encode import StreamEncoder, encode_video
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import CHUNK_HEAD_SIZE, HEADER_SIZE, I_FRAME, Chunk, read_chunks, read_stream_file
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import StreamEncoder, encode_video
 from codec.errors import CodecError
 from codec.io.bundle import load_bundle
 from codec.io.video import read_clip

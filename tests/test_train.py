@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import TINY, run_cli
 
-from codec.coding.runtime import open_decoder
+from codec.coding.common.runtime import open_decoder
 from codec.io.bundle import load_bundle
 from codec.io.files import sha256_file
 from codec.train.export import PARITY_LIMIT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.coding.entropy_coding import (
+from codec.coding.common.entropy_coding import (
     SymbolRangeDecoder,
     SymbolRangeEncoder,
     Table,
@@ -13,8 +13,17 @@ from codec.coding.entropy_coding import (
     choosing_bits,
     table_bits,
 )
-from codec.coding.residual_coding import MAX_LEVEL, ZIGZAG, _level_sets, decode_residual, encode_residual
-from codec.coding.transform import MAX_QP, dequantize, forward, from_ycocg, inverse, quantize, reconstruct, to_ycocg
+from codec.coding.common.residual_coding import MAX_LEVEL, ZIGZAG, _level_sets, decode_residual, encode_residual
+from codec.coding.common.transform import (
+    MAX_QP,
+    dequantize,
+    forward,
+    from_ycocg,
+    inverse,
+    quantize,
+    reconstruct,
+    to_ycocg,
+)
 from codec.errors import CodecError
 
 

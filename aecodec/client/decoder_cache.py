@@ -24,8 +24,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from codec.coding.entropy_coding import CodingTables
-from codec.coding.runtime import open_decoder
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.runtime import open_decoder
 from codec.errors import CodecError
 from codec.io.bundle import DECODING_FILES, SHIPPED_FILES, Bundle, load_bundle
 

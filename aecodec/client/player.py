@@ -32,8 +32,8 @@ import numpy as np
 from aecodec.client.abr import Abr, Playback, parse_bitrate
 from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Chunk, Header, chunk_fields_problem
-from codec.coding.decode import DecodeStats, LevelChange, decode_frames
+from codec.coding.common.bitstream import Chunk, Header, chunk_fields_problem
+from codec.coding.decoder.decode import DecodeStats, LevelChange, decode_frames
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
@@ -424,7 +424,7 @@ class ServerChunks:
 
     With ``abr``, the frames are asked for a GOP (``window`` frames, from I-frame to I-frame) at a
     time; each is a throughput sample and, where the rule says so, the next is asked for at another
-    level, announced by a :class:`~codec.coding.decode.LevelChange` before its first chunk."""
+    level, announced by a :class:`~codec.coding.decoder.decode.LevelChange` before its first chunk."""
 
     def __init__(
         self,

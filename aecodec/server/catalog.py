@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.bitstream import Header
+from codec.coding.common.bitstream import Header
 from codec.errors import CodecError
 from codec.io.bundle import HELD_FILES, META_FILE, SHIPPED_FILES, Bundle, find_source, load_bundle
 from codec.io.frame_store import FrameStore, cached

@@ -20,9 +20,9 @@ from aecodec.server.limits import Reaper, Slots, Watch
 from aecodec.server.stored import Stream, StreamStore
 from aecodec.server.streaming import check_quality, check_range, paced, served_chunks
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
-from codec.coding.bitstream import Chunk
-from codec.coding.encode import StreamEncoder
-from codec.coding.runtime import Networks, Sessions
+from codec.coding.common.bitstream import Chunk
+from codec.coding.common.runtime import Networks, Sessions
+from codec.coding.encoder.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.net import RETRY_AFTER_KEY
 

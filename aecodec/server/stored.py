@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 
 from aecodec.server.catalog import Entry
-from codec.coding.bitstream import HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, read_chunks
-from codec.coding.encode import StreamEncoder
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, read_chunks
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import StreamEncoder
 from codec.errors import CodecError
 from codec.io.bundle import ENCODER_FILE
 from codec.io.files import atomic_path, open_own, read_own, write_atomic

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 
 from aecodec.server.catalog import Entry
 from aecodec.server.stored import Stream
-from codec.coding.bitstream import I_FRAME, Chunk
-from codec.coding.encode import StreamEncoder
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import I_FRAME, Chunk
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import StreamEncoder
 from codec.errors import CodecError
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.encode import encode_video
-from codec.coding.runtime import Networks
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import encode_video
 from codec.io.bundle import load_bundle
 from codec.io.frame_store import FrameStore, open_store
 from codec.io.psnr import psnr

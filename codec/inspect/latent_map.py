@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME
-from codec.coding.encode import StreamEncoder
-from codec.coding.runtime import Networks
+from codec.coding.common.bitstream import I_FRAME
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.encode import StreamEncoder
 from codec.inspect.latent_walk import pca_directions, video_latents
 from codec.io.bundle import Bundle
 from codec.io.video import probe

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.coding.runtime import Networks
+from codec.coding.common.runtime import Networks
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.video import iter_frames, probe, write_png

@@ -176,7 +176,7 @@ REFINED_LEVELS = 4  # quality levels above the latent ones: see CodingMeta
 class CodingMeta:
     """How streams are coded by default, and the quality levels: first one per latent step (0 the
     coarsest), then REFINED_LEVELS more that code the latent at the default level's step and refine
-    each I-frame with an integer residual, finer at each level (codec.coding.intra_refinement)."""
+    each I-frame with an integer residual, finer at each level (codec.coding.common.intra_refinement)."""
 
     quality_steps: tuple[float, ...]  # the quantization step of each latent level
     default_quality: int

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codec.coding.bitstream import read_chunks
-from codec.coding.decode import decode_stream
-from codec.coding.encode import encode_video
-from codec.coding.runtime import active_provider
+from codec.coding.common.bitstream import read_chunks
+from codec.coding.common.runtime import active_provider
+from codec.coding.decoder.decode import decode_stream
+from codec.coding.encoder.encode import encode_video
 from codec.io.bundle import Bundle
 from codec.io.frame_store import FrameStore
 from codec.measure.points import Point, Timed, measure_frames

@@ -11,8 +11,8 @@ import torch
 from onnx import numpy_helper
 from onnx.external_data_helper import set_external_data
 
-from codec.coding.decoder_weights import pack, quantize_tensor
-from codec.coding.runtime import open_decoder, open_session
+from codec.coding.common.decoder_weights import pack, quantize_tensor
+from codec.coding.common.runtime import open_decoder, open_session
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE
 from codec.train.model import AutoEncoder

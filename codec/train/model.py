@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from codec.coding.runtime import latent_size
+from codec.coding.common.runtime import latent_size
 from codec.errors import CodecError
 from codec.train.options import DECODER_BLOCKS
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from codec import __version__
-from codec.coding.entropy_coding import CodingTables
+from codec.coding.common.entropy_coding import CodingTables
 from codec.errors import CodecError
 from codec.io.bundle import (
     CHECKPOINT_FILE,

@@ -3,7 +3,7 @@
 Every convolution weight of the decoder is rounded to a multiple of its output channel's step,
 ``relative_step`` times that channel's RMS, and the decoder then runs with exactly those values
 (float32(q) * step), in torch for the bundle's evaluation and in onnxruntime for every encode and
-decode (codec.coding.decoder_weights codes the integers). The relative step is the coarsest of
+decode (codec.coding.common.decoder_weights codes the integers). The relative step is the coarsest of
 RELATIVE_STEPS whose PSNR loss against the float decoder, on a sample of the video's frames, is
 at most MAX_LOSS_DB at every quality level. Biases stay float32 in the graph.
 """

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from codec.coding.transform import dequantize
+from codec.coding.common.transform import dequantize
 
 
 def _jit(function: Callable) -> Callable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from codec.coding.transform import residual_from_levels
+from codec.coding.common.transform import residual_from_levels
 
 
 def add_residual(prediction: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:

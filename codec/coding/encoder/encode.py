@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from codec.coding import kernels
-from codec.coding.bitstream import I_FRAME, M_FRAME, Chunk, Header, frame_check, write_stream
-from codec.coding.entropy_coding import CodingTables, estimate_bits
-from codec.coding.inter_encode import (
+from codec.coding.common.bitstream import I_FRAME, M_FRAME, Chunk, Header, frame_check, write_stream
+from codec.coding.common.entropy_coding import CodingTables, estimate_bits
+from codec.coding.common.intra_refinement import refine
+from codec.coding.common.latent_codec import LatentPacker
+from codec.coding.common.runtime import Networks
+from codec.coding.encoder.inter_encode import (
     DEFAULT_INTER,
     InterOptions,
     encode_inter,
@@ -24,10 +27,7 @@ from codec.coding.inter_encode import (
     refinement_qp,
     residual_qp,
 )
-from codec.coding.intra_refinement import refine
-from codec.coding.keyframes import KeyframePolicy
-from codec.coding.latent_codec import LatentPacker
-from codec.coding.runtime import Networks
+from codec.coding.encoder.keyframes import KeyframePolicy
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output

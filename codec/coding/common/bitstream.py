@@ -13,11 +13,11 @@ A chunk (a 17-byte head, then the payload):
 
 Types: 0 = I (the intra latent), 1 = P (the latent's difference from the previous frame's, kept for
 ``--p-mode latent``), 2 = M (motion-compensated from the previous decoded frame plus an integer
-residual: codec.coding.inter_frame). Version 3 added M, version 4 its 32x32 blocks that move as one or
+residual: codec.coding.common.inter_frame). Version 3 added M, version 4 its 32x32 blocks that move as one or
 as four 16x16 ones, version 5 an I-frame's latent in two checkerboard halves, the second under
 spatial contexts, version 6 in five passes under spatial contexts, coded one block per table
-(codec.coding.context), and the M-frames' residual levels under contexts, version 7 an I-frame's
-latent length and an integer refinement after it (codec.coding.intra_refinement); an older stream
+(codec.coding.common.context), and the M-frames' residual levels under contexts, version 7 an I-frame's
+latent length and an integer refinement after it (codec.coding.common.intra_refinement); an older stream
 is refused, naming its version.
 
 The chunk's crc32 covers its sync, index, type, length and check fields and the payload, so any damage
@@ -47,7 +47,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from codec.coding.spancrc import SpanCrc
+from codec.coding.common.spancrc import SpanCrc
 from codec.errors import CodecError
 from codec.io.limits import MAX_FPS, MAX_FPS_DENOMINATOR, MAX_SIDE, MIN_FPS
 

@@ -3,7 +3,7 @@
 ``decoder.onnx`` holds the decoder's graph, its biases and small constants; every convolution
 weight in it is an external tensor whose data is not in any file. ``decoder.weights`` holds those
 weights as integers: the integer frequency tables they are coded with (Laplace tables of
-codec.coding.entropy_coding's grid, chosen when the file is written, stored as integers so that no
+codec.coding.common.entropy_coding's grid, chosen when the file is written, stored as integers so that no
 float enters the decoder's models), for each tensor its name, shape, table and one float32 step per
 output channel, then one range-coded payload of all of them. The float weights are
 ``float32(q) * step``, one IEEE multiplication per weight, so every machine rebuilds the same
@@ -30,7 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, fitted_table, least_payload
+from codec.coding.common.entropy_coding import (
+    SymbolRangeDecoder,
+    SymbolRangeEncoder,
+    Table,
+    fitted_table,
+    least_payload,
+)
 from codec.errors import CodecError, naming
 
 MAGIC = b"AECW"

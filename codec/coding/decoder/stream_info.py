@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from codec.coding.bitstream import FRAME_TYPES, HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, StreamReader
-from codec.coding.intra_refinement import split_intra
+from codec.coding.common.bitstream import FRAME_TYPES, HEADER_SIZE, I_FRAME, VERSION, Chunk, Header, StreamReader
+from codec.coding.common.intra_refinement import split_intra
 from codec.errors import CodecError
 from codec.io.summary import format_rows
 

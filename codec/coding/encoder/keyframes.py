@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, P_FRAME
-from codec.coding.entropy_coding import estimate_bits
+from codec.coding.common.bitstream import I_FRAME, P_FRAME
+from codec.coding.common.entropy_coding import estimate_bits
 from codec.errors import CodecError
 
 KEYFRAMES = ("fixed", "auto")

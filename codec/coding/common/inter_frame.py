@@ -1,13 +1,13 @@
 """Motion-compensated P-frames (chunk type M), the side encoder and decoder share: a frame is the
-previous decoded frame moved by one vector per BLOCK x BLOCK block (codec.coding.motion), plus an
-integer residual (codec.coding.transform: YCoCg-R, H.264's 4x4 transform, Co and Cg quantized
+previous decoded frame moved by one vector per BLOCK x BLOCK block (codec.coding.common.motion), plus an
+integer residual (codec.coding.common.transform: YCoCg-R, H.264's 4x4 transform, Co and Cg quantized
 CHROMA_QP_OFFSET coarser than Y). All of it is integer arithmetic: given the same previous frame,
 every machine rebuilds the same pixels, so an M-frame adds no drift of its own.
 
 The payload, one range-coded message under the shipped integer tables (inter_tables.json):
 
-    QP (QP_BITS uniform bits, 0..MAX_QP) | motion field (codec.coding.motion_coding)
-    | residual levels (codec.coding.residual_coding)
+    QP (QP_BITS uniform bits, 0..MAX_QP) | motion field (codec.coding.common.motion_coding)
+    | residual levels (codec.coding.common.residual_coding)
 
 A 32x32 block that moves as one, by its neighbours' median vector, with an empty residual is a
 skip: it costs one binary symbol for its vector, one for its split flag and, per component, one for
@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from codec.coding import kernels
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
-from codec.coding.motion import Reference
-from codec.coding.motion_coding import decode_motion
-from codec.coding.residual_coding import decode_residual
-from codec.coding.transform import MAX_QP, component_qps, residual_levels
+from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
+from codec.coding.common.motion import Reference
+from codec.coding.common.motion_coding import decode_motion
+from codec.coding.common.residual_coding import decode_residual
+from codec.coding.common.transform import MAX_QP, component_qps, residual_levels
 from codec.errors import CodecError, naming
 
 BLOCK = 16  # motion block side, pixels
@@ -42,7 +42,7 @@ TABLES_FILE = "inter_tables.json"
 @cache
 def inter_tables() -> tuple[tuple[Table, ...], tuple[Any, ...]]:
     """The shipped tables and their constriction models (built once per process)."""
-    obj = json.loads(resources.files("codec.coding").joinpath(TABLES_FILE).read_text())
+    obj = json.loads(resources.files("codec.coding.common").joinpath(TABLES_FILE).read_text())
     tables = tuple(Table(tuple(int(f) for f in freqs)) for freqs in obj["tables"])
     if not tables or not all(t.valid for t in tables):
         raise CodecError(f"{TABLES_FILE}: not a set of valid frequency tables; reinstall aecodec")

@@ -1,5 +1,5 @@
 """Rate-constrained block motion search, encoder side: for each block of a frame, the vector into
-the previous decoded frame (a :class:`~codec.coding.motion.Reference`) of least cost = SAD +
+the previous decoded frame (a :class:`~codec.coding.common.motion.Reference`) of least cost = SAD +
 lambda x the vector's bits, as x264's search prices its vectors.
 
 Distortion is the SAD of a luma proxy (R + 2G + B, integers). The search is coarse to fine, every
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from codec.coding.motion import MAX_VECTOR, QPEL, Reference, luma, median_predictor
-from codec.coding.motion_coding import SPLIT, children, coarse_grid, coarse_vectors, expand
+from codec.coding.common.motion import MAX_VECTOR, QPEL, Reference, luma, median_predictor
+from codec.coding.common.motion_coding import SPLIT, children, coarse_grid, coarse_vectors, expand
 
 COARSE = 4  # downsampling of the coarse stage
 DIAMOND = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)])  # a vector and its four nearest steps
@@ -140,7 +140,7 @@ def _coarse(current: np.ndarray, reference: Reference, lam: float, reach: int) -
 def choose_splits(
     frame: np.ndarray, reference: Reference, vectors: np.ndarray, coarse: np.ndarray, lam: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which 2x2 groups of blocks (codec.coding.motion_coding's coarse blocks) move as one: per group,
+    """Which 2x2 groups of blocks (codec.coding.common.motion_coding's coarse blocks) move as one: per group,
     the least SAD + ``lam`` x bits of its own four ``vectors`` (split: a coarse vector, then each
     one's difference from it) or of one vector for all four, one of those four or the group's own
     in ``coarse`` (a search with the group's size). Returns the field with the unsplit groups'

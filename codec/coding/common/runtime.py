@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from codec.coding.decoder_weights import QuantizedTensor, decode_weights
+from codec.coding.common.decoder_weights import QuantizedTensor, decode_weights
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE, Bundle, read_file
 

@@ -1,7 +1,7 @@
 """Integer latents of a frame sequence to chunk payloads and back: I-frames code q in passes, each
 after the first predicted from its decoded neighbours and under tables they choose (spatial
 context), P-frames code q_t - q_(t-1) under tables chosen by each element's temporal context (both
-in codec.coding.context). A pass (or a P-frame) is coded as one block per table: its symbols under
+in codec.coding.common.context). A pass (or a P-frame) is coded as one block per table: its symbols under
 table i, all channels together, in order of i. All of it is exact integers, so the decoder's
 reference and contexts equal the encoder's.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.bitstream import FRAME_TYPES, I_FRAME, Chunk
-from codec.coding.context import CONTEXTS, INTRA_PASSES, WHOLE, IntraPass, context_buckets
-from codec.coding.entropy_coding import (
+from codec.coding.common.bitstream import FRAME_TYPES, I_FRAME, Chunk
+from codec.coding.common.context import CONTEXTS, INTRA_PASSES, WHOLE, IntraPass, context_buckets
+from codec.coding.common.entropy_coding import (
     SCALE_BINS,
     CodingTables,
     Level,
@@ -23,7 +23,7 @@ from codec.coding.entropy_coding import (
     Table,
     least_payload,
 )
-from codec.coding.intra_refinement import join_intra, split_intra
+from codec.coding.common.intra_refinement import join_intra, split_intra
 from codec.errors import CodecError, naming
 
 
@@ -132,7 +132,7 @@ class LatentPacker:
 
     def pack(self, q: np.ndarray, index: int, frame_type: int, check: int, refinement: bytes = b"") -> Chunk:
         """Frame ``index``'s latent ``q`` as a chunk of ``frame_type`` carrying the reconstruction
-        ``check`` (an I-frame's with its ``refinement``, codec.coding.intra_refinement); ``q``
+        ``check`` (an I-frame's with its ``refinement``, codec.coding.common.intra_refinement); ``q``
         becomes the next reference."""
         if frame_type != I_FRAME and self.previous is None:
             raise CodecError(f"frame {index}: a P-frame needs a previous frame")

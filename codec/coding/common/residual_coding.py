@@ -1,4 +1,4 @@
-"""A frame's residual levels (4x4 blocks of codec.coding.transform, for Y, Co and Cg) to range-coded
+"""A frame's residual levels (4x4 blocks of codec.coding.common.transform, for Y, Co and Cg) to range-coded
 symbols and back.
 
 Per component, each 16x16 square of pixels (4x4 blocks) first says whether any of its blocks holds
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, choosing_bits
+from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, choosing_bits
 from codec.errors import CodecError, naming
 
 ZIGZAG = np.array([0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15])  # raster index of each scan position

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, bit_split
-from codec.coding.motion import MAX_VECTOR, check_vectors, median_predictor
+from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, bit_split
+from codec.coding.common.motion import MAX_VECTOR, check_vectors, median_predictor
 from codec.errors import CodecError, naming
 
 SPLIT = 2  # a coarse block is SPLIT x SPLIT blocks of the field

@@ -14,7 +14,7 @@ in proportion to the input:
   early ends there;
 - a stream whose damaged bytes outnumber its good ones, or of which no frame decodes, is an error.
 
-Every decoded frame's :func:`~codec.coding.bitstream.frame_check` is compared with its chunk's: a
+Every decoded frame's :func:`~codec.coding.common.bitstream.frame_check` is compared with its chunk's: a
 frame that differs from the encoder's reconstruction (the networks computed differently here) is an
 error, or with ``conceal`` is treated like damage from that frame until the next I-frame, since a
 P- or M-frame predicted from a frame that drifted would drift too.
@@ -31,7 +31,7 @@ from typing import BinaryIO
 import numpy as np
 
 from codec.coding import kernels
-from codec.coding.bitstream import (
+from codec.coding.common.bitstream import (
     HEADER_SIZE,
     I_FRAME,
     M_FRAME,
@@ -43,11 +43,11 @@ from codec.coding.bitstream import (
     frame_check,
     open_stream_file,
 )
-from codec.coding.entropy_coding import CodingTables
-from codec.coding.inter_frame import decode_inter
-from codec.coding.intra_refinement import Refinement, split_intra
-from codec.coding.latent_codec import LatentUnpacker
-from codec.coding.runtime import Networks, latent_shape
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.inter_frame import decode_inter
+from codec.coding.common.intra_refinement import Refinement, split_intra
+from codec.coding.common.latent_codec import LatentUnpacker
+from codec.coding.common.runtime import Networks, latent_shape
 from codec.errors import CodecError, naming
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
@@ -114,7 +114,7 @@ def decode_frames(
     redo: Callable[[int], None] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode the chunks of the stream whose header is ``stats.header`` (read from a file by
-    :func:`~codec.coding.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
+    :func:`~codec.coding.common.bitstream.read_chunks`, or received over the network) into (H,W,3) uint8 frames.
 
     Without ``conceal`` any damage, and any frame whose reconstruction differs from the encoder's, is
     a CodecError naming the frame or field. With it, both are concealed within the limits the module

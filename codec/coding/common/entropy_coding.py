@@ -5,7 +5,7 @@ tables summing to 2**16, table indices, integer centres), never from a float com
 or by a transcendental function, so a stream decodes bit-exactly on any machine.
 
 An I-frame codes each latent channel as a block of symbols under one table; a P-frame codes each
-channel in one block per temporal context bucket (codec.coding.context), in raster order within it:
+channel in one block per temporal context bucket (codec.coding.common.context), in raster order within it:
 
     I-frame:  s = q - centre[c]          table intra[c]
     P-frame:  s = q_t - q_(t-1)          table inter[c][bucket], bucket from the previous residual
@@ -25,8 +25,8 @@ from typing import Any
 import constriction
 import numpy as np
 
-from codec.coding.bitstream import I_FRAME, WORD
-from codec.coding.context import CONTEXTS, MIN_SAMPLES, PREDICTED_PASSES, intra_histograms, residual_histograms
+from codec.coding.common.bitstream import I_FRAME, WORD
+from codec.coding.common.context import CONTEXTS, MIN_SAMPLES, PREDICTED_PASSES, intra_histograms, residual_histograms
 from codec.errors import CodecError
 from codec.io.bundle import ENTROPY_FILE, Bundle
 

@@ -1,6 +1,6 @@
 """Motion-compensated P-frames, the encoder's side: the rate-constrained motion search against the
 encoder's own previous reconstruction (the uint8 frame the decoder will hold), the residual's levels
-at a QP, and the payload codec.coding.inter_frame decodes.
+at a QP, and the payload codec.coding.common.inter_frame decodes.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec.coding.entropy_coding import SymbolRangeEncoder, Table, zero_deflated_frequencies
-from codec.coding.inter_frame import BLOCK, add_residual, encode_qp, inter_tables, residual_for
-from codec.coding.motion import Reference
-from codec.coding.motion_coding import SPLIT, encode_motion, expand
-from codec.coding.motion_search import choose_splits, search
-from codec.coding.residual_coding import encode_residual
-from codec.coding.transform import MAX_QP
+from codec.coding.common.entropy_coding import SymbolRangeEncoder, Table, zero_deflated_frequencies
+from codec.coding.common.inter_frame import BLOCK, add_residual, encode_qp, inter_tables, residual_for
+from codec.coding.common.motion import Reference
+from codec.coding.common.motion_coding import SPLIT, encode_motion, expand
+from codec.coding.common.residual_coding import encode_residual
+from codec.coding.common.transform import MAX_QP
+from codec.coding.encoder.motion_search import choose_splits, search
 
 LAPLACE_TABLES = range(0, 96, 6)  # the shipped Laplace tables: these indices of the scale grid
 ZERO_DEFLATED_TABLES = [(zero, ratio) for zero in (0.05, 0.15, 0.35) for ratio in (0.2, 0.45, 0.7)]

@@ -1,13 +1,13 @@
 """An I-frame's integer refinement: the autoencoder's reconstruction dec(q) acts as a learned intra
 predictor, and the difference between the frame and it is coded with the M-frames' integer residual
-coder (codec.coding.transform, codec.coding.residual_coding) at a QP of its own. A frame =
+coder (codec.coding.common.transform, codec.coding.common.residual_coding) at a QP of its own. A frame =
 clip(dec(q) + residual): the latent sets the base, the refinement the detail the autoencoder cannot
 hold, so quality keeps rising where finer latent steps stop paying. All of it is integer arithmetic
 on the decoded base, so it adds no drift of its own.
 
 An I-frame's payload:
 
-    latent words n (u32, little-endian) | the latent (4n bytes, codec.coding.latent_codec)
+    latent words n (u32, little-endian) | the latent (4n bytes, codec.coding.common.latent_codec)
     | the refinement: nothing, or one range-coded message: QP (QP_BITS uniform bits, 0..MAX_QP)
       and the residual levels, as an M-frame codes them
 
@@ -22,10 +22,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec.coding.bitstream import WORD
-from codec.coding.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder
-from codec.coding.inter_frame import add_residual, decode_qp, encode_qp, inter_tables, residual_for, residual_grid
-from codec.coding.residual_coding import decode_residual, encode_residual
+from codec.coding.common.bitstream import WORD
+from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder
+from codec.coding.common.inter_frame import (
+    add_residual,
+    decode_qp,
+    encode_qp,
+    inter_tables,
+    residual_for,
+    residual_grid,
+)
+from codec.coding.common.residual_coding import decode_residual, encode_residual
 from codec.errors import CodecError, naming
 
 LATENT_WORDS = struct.Struct("<I")  # an I-frame payload's first field: its latent's length in words
