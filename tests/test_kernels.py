@@ -72,25 +72,31 @@ def test_add_residual_on_real_frames(carphone: Path) -> None:
 
 
 def _same_prediction(frame: np.ndarray, block: int, vectors: np.ndarray) -> None:
-    """Every block of ``frame`` moved by ``vectors`` ((rows, cols, 2)), by both twins."""
+    """Every block of ``frame`` moved by ``vectors`` ((rows, cols, 2)), by both twins of the block
+    kernel and of the whole frame's (which clamps vectors beyond the bound itself)."""
     ref = Reference(frame, block)
     by, bx = np.divmod(np.arange(ref.rows * ref.cols), ref.cols)
     args = (ref.full, *ref.origins(by, bx, vectors.reshape(-1, 2)), block)
     np.testing.assert_array_equal(compiled.predict_blocks(*args), reference.predict_blocks(*args))
+    expected = reference.predict_frame(frame, vectors, block, MAX_VECTOR)
+    got = compiled.predict_frame(frame, vectors, block, MAX_VECTOR)
+    assert got.dtype == np.uint8 and got.shape == frame.shape
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_predict_blocks_on_random_inputs(seed: int) -> None:
+def test_prediction_on_random_inputs(seed: int) -> None:
     rng = np.random.default_rng(seed)
     h, w = (int(n) for n in rng.integers(1, 80, 2))
     block = int(rng.choice([4, 8, 16, 32]))
     frame = rng.integers(0, 256, (h, w, 3), np.uint8)
-    vectors = rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, (-(-h // block), -(-w // block), 2))
+    reach = MAX_VECTOR + int(rng.choice([0, 100]))  # beyond the bound: clamped
+    vectors = rng.integers(-reach, reach + 1, (-(-h // block), -(-w // block), 2))
     _same_prediction(frame, block, vectors)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (7, 5), (16, 16), (33, 17)])
-def test_predict_blocks_on_edges(size: tuple[int, int]) -> None:
+def test_prediction_on_edges(size: tuple[int, int]) -> None:
     """Every quarter-pixel phase, vectors at the bound each way (reading the extension's far edges),
     frames of 1x1 and sizes no multiple of the block, black and white samples side by side (the
     filters' clipping bites both ways)."""
@@ -103,7 +109,7 @@ def test_predict_blocks_on_edges(size: tuple[int, int]) -> None:
                 _same_prediction(frame, block, np.tile(np.array([dy, dx]), (rows, cols, 1)))
 
 
-def test_predict_blocks_on_real_frames(carphone: Path) -> None:
+def test_prediction_on_real_frames(carphone: Path) -> None:
     """Carphone's frames moved by every phase and by random vectors, 16x16 and 32x32 blocks."""
     frames = read_clip(carphone, max_frames=3).frames
     rng = np.random.default_rng(0)

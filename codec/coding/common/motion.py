@@ -13,6 +13,7 @@ replication far enough that no vector within the bound reads outside it.
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -68,13 +69,19 @@ class Reference:
         if self.extent % block:
             raise ValueError(f"extent {self.extent} is not a multiple of block {block}")
         self.margin = _MARGIN  # pixels of edge replication before the frame
+        self.frame = frame
         self._set_block(block)
-        below, right = -self.height % self.extent, -self.width % self.extent
-        pad = ((_MARGIN, _MARGIN + below), (_MARGIN, _MARGIN + right), (0, 0))
-        self.full = np.pad(frame, pad, mode="edge")
         self._proxy: np.ndarray | None = None
         self._proxy_halves: dict[str, np.ndarray] = {}
         self._lumas: dict[tuple[int, int], np.ndarray] = {}
+
+    @functools.cached_property
+    def full(self) -> np.ndarray:
+        """The frame extended by edge replication (made on first use: a decoder's prediction reads
+        the frame itself)."""
+        below, right = -self.height % self.extent, -self.width % self.extent
+        pad = ((_MARGIN, _MARGIN + below), (_MARGIN, _MARGIN + right), (0, 0))
+        return np.pad(self.frame, pad, mode="edge")
 
     def _set_block(self, block: int) -> None:
         self.block, self.rows, self.cols = block, -(-self.height // block), -(-self.width // block)
@@ -124,8 +131,4 @@ class Reference:
     def predict(self, vectors: np.ndarray) -> np.ndarray:
         """The (height, width, 3) uint8 frame predicted by one vector per block ((rows, cols, 2))."""
         vectors = check_vectors(vectors, self.rows, self.cols, "motion")
-        by, bx = np.divmod(np.arange(self.rows * self.cols), self.cols)
-        tiles = self.blocks(by, bx, vectors.reshape(-1, 2))
-        frame = tiles.reshape(self.rows, self.cols, self.block, self.block, 3).transpose(0, 2, 1, 3, 4)
-        frame = frame.reshape(self.rows * self.block, self.cols * self.block, 3)
-        return frame[: self.height, : self.width].astype(np.uint8)
+        return kernels.predict_frame(self.frame, vectors, self.block, MAX_VECTOR)

@@ -131,7 +131,7 @@ def decode_residual(
     coder: SymbolRangeDecoder, rows: int, cols: int, tables: Sequence[Table], models: Sequence[Any], source: str
 ) -> np.ndarray:
     """The (rows, cols, 3, 4, 4) int32 levels :func:`encode_residual` appended."""
-    scans = np.zeros((rows * cols, 3, 16), np.int32)
+    raster = np.zeros((rows * cols, 3, 16), np.int32)  # each level placed at its raster position
     with naming(source):
         for k in range(3):
             shape = (-(-rows // GROUP_SIDE), -(-cols // GROUP_SIDE))
@@ -154,8 +154,6 @@ def decode_residual(
                         if np.abs(symbols).max(initial=0) > MAX_LEVEL:
                             raise CodecError(f"a residual level beyond {MAX_LEVEL}")
                         levels[order[start : start + n]] = symbols.reshape(n, width)
-                scans[coded, k, group] = levels
+                raster[coded[:, None], k, ZIGZAG[group]] = levels
                 earlier += np.abs(levels).sum(1)
-    raster = np.empty_like(scans)
-    raster[:, :, ZIGZAG] = scans
     return raster.reshape(rows, cols, 3, 4, 4)

@@ -25,7 +25,7 @@ import numpy as np
 from codec.errors import CodecError
 
 CHOICES = ("compiled", "reference")
-NAMES = ("add_residual", "predict_blocks")  # every kernel, as both modules name it
+NAMES = ("add_residual", "predict_blocks", "predict_frame")  # every kernel, as both modules name it
 
 
 def _chosen() -> ModuleType:
@@ -44,6 +44,7 @@ def _chosen() -> ModuleType:
 _module = _chosen()
 add_residual: Callable = _module.add_residual
 predict_blocks: Callable = _module.predict_blocks
+predict_frame: Callable = _module.predict_frame
 
 
 @functools.cache
@@ -54,3 +55,4 @@ def warm() -> None:
     add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 3, 4, 4), np.int32), (0, 0, 0))
     origin = np.zeros(1, np.int64)
     predict_blocks(np.zeros((16, 16, 3), np.uint8), origin, origin, origin, origin, 4)
+    predict_frame(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 2), np.int32), 4, 4)

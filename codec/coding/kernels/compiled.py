@@ -123,10 +123,11 @@ def _half_planes(frame: np.ndarray, used: np.ndarray, planes: np.ndarray, sums: 
 
 
 @_jit
-def _six_down(source: np.ndarray, y: int, dst: np.ndarray, width: int, shift: int) -> None:
-    """``dst[x]``: the 6-tap filter down rows y..y+5 of ``source`` at column x, rounded off by
-    ``shift`` bits and clipped to 0..255, for x below ``width``."""
-    a, b, c, d, e, f = source[y], source[y + 1], source[y + 2], source[y + 3], source[y + 4], source[y + 5]
+def _six_down(source: np.ndarray, y: int, dst: np.ndarray, width: int, shift: int, start: int = 0) -> None:
+    """``dst[x]``: the 6-tap filter down rows y..y+5 of ``source`` at column start + x, rounded off
+    by ``shift`` bits and clipped to 0..255, for x below ``width``."""
+    a, b, c, d = source[y, start:], source[y + 1, start:], source[y + 2, start:], source[y + 3, start:]
+    e, f = source[y + 4, start:], source[y + 5, start:]
     for x in range(width):
         s = np.int32(a[x]) + f[x] - 5 * (np.int32(b[x]) + e[x]) + 20 * (np.int32(c[x]) + d[x])
         dst[x] = min(max((s + (1 << (shift - 1))) >> shift, 0), 255)
@@ -173,3 +174,88 @@ def predict_blocks(
     out = np.empty((len(phase), block, block * 3), np.int16)
     _gather(planes, np.ascontiguousarray(top, np.int64), np.ascontiguousarray(left, np.int64), phase, out)
     return out.reshape(len(phase), block, block, 3)
+
+
+@_jit
+def _six_rows(line: np.ndarray, dst: np.ndarray, count: int, shift: int) -> None:
+    """``dst[x]`` for x below ``count``: the 6-tap filter along ``line`` (interleaved samples, so
+    neighbours are 3 apart) from x, rounded off by ``shift`` bits and clipped (no rounding or
+    clipping with ``shift`` 0: the unrounded sums)."""
+    for x in range(count):
+        s = (
+            np.int32(line[x])
+            + line[x + 15]
+            - 5 * (np.int32(line[x + 3]) + line[x + 12])
+            + 20 * (np.int32(line[x + 6]) + line[x + 9])
+        )
+        dst[x] = s if shift == 0 else min(max((s + (1 << (shift - 1))) >> shift, 0), 255)
+
+
+@_jit
+def _predict_frame(frame: np.ndarray, vectors: np.ndarray, block: int, limit: int, out: np.ndarray) -> None:
+    """Each block of ``out`` ((H, 3W) uint8, rows of interleaved R, G and B, as ``frame``) from its
+    own window of ``frame``: read in place where it lies inside the frame, else copied with edge
+    replication; a whole-pixel vector copies, any other phase makes the half-sample planes it reads
+    for that block alone (none of a still block's work is done for the frame)."""
+    height, width = frame.shape[0], frame.shape[1] // 3
+    n = block + 5
+    window = np.empty((n, 3 * n), np.uint8)
+    planes = np.empty((4, block + 1, 3 * (block + 1)), np.int32)
+    sums = np.empty((n, 3 * block), np.int32)
+    for r in range(vectors.shape[0]):
+        for c in range(vectors.shape[1]):
+            vy = min(max(vectors[r, c, 0], -limit), limit)
+            vx = min(max(vectors[r, c, 1], -limit), limit)
+            y0, x0 = r * block + (vy >> 2) - 2, c * block + (vx >> 2) - 2  # the window's first sample
+            if y0 >= 0 and x0 >= 0 and y0 + n <= height and x0 + n <= width:
+                src, sy, sx = frame, y0, 3 * x0
+            else:
+                for i in range(n):
+                    y = min(max(y0 + i, 0), height - 1)
+                    for j in range(n):
+                        x = 3 * min(max(x0 + j, 0), width - 1)
+                        window[i, 3 * j], window[i, 3 * j + 1], window[i, 3 * j + 2] = (
+                            frame[y, x],
+                            frame[y, x + 1],
+                            frame[y, x + 2],
+                        )
+                src, sy, sx = window, 0, 0
+            rows, span = min(block, height - r * block), 3 * min(block, width - c * block)
+            top, left = r * block, 3 * c * block
+            p1, r1, c1, p2, r2, c2 = PHASES[(vy & 3) * 4 + (vx & 3)]
+            if p2 < 0 and p1 == G:
+                for i in range(rows):
+                    out[top + i, left : left + span] = src[sy + 2 + i, sx + 6 : sx + 6 + span]
+                continue
+            if p1 == G or p2 == G:
+                for i in range(block + 1):
+                    planes[G, i, :] = src[sy + 2 + i, sx + 6 : sx + 9 + 3 * block]
+            if p1 == B or p2 == B:
+                for i in range(block + 1):
+                    _six_rows(src[sy + 2 + i, sx:], planes[B, i], 3 * block, 5)
+            if p1 == H or p2 == H:
+                for i in range(block):
+                    _six_down(src, sy + i, planes[H, i], 3 * block + 3, 5, sx + 6)
+            if p1 == J or p2 == J:
+                for y in range(n):
+                    _six_rows(src[sy + y, sx:], sums[y], 3 * block, 0)
+                for i in range(block):
+                    _six_down(sums, i, planes[J, i], 3 * block, 10)
+            for i in range(rows):
+                first, line = planes[p1, i + r1, 3 * c1 :], out[top + i, left:]
+                if p2 < 0:
+                    for x in range(span):
+                        line[x] = first[x]
+                else:
+                    second = planes[p2, i + r2, 3 * c2 :]
+                    for x in range(span):
+                        line[x] = (first[x] + second[x] + 1) >> 1
+
+
+def predict_frame(frame: np.ndarray, vectors: np.ndarray, block: int, limit: int) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.predict_frame`."""
+    height, width = frame.shape[:2]
+    out = np.empty((height, width, 3), np.uint8)
+    rows = np.ascontiguousarray(frame, np.uint8).reshape(height, 3 * width)
+    _predict_frame(rows, np.ascontiguousarray(vectors, np.int64), block, limit, out.reshape(height, 3 * width))
+    return out

@@ -88,3 +88,22 @@ def predict_blocks(
         picked = windows[:, top[which] + 1, left[which] + 1].astype(np.int32)  # (3, n, size, size)
         out[which] = np.moveaxis(interpolate(picked, *phase, 255), 0, -1)
     return out
+
+
+def predict_frame(frame: np.ndarray, vectors: np.ndarray, block: int, limit: int) -> np.ndarray:
+    """The (H, W, 3) uint8 frame predicted from ``frame`` (H, W, 3 uint8) by one quarter-pixel vector
+    per ``block`` x ``block`` block ((ceil(H/block), ceil(W/block), 2), each component clamped to
+    +-``limit``): each block by :func:`predict_blocks` from the frame extended by edge replication
+    (a sample beyond the frame is its nearest edge sample), cropped to the frame."""
+    height, width = frame.shape[:2]
+    rows, cols = vectors.shape[:2]
+    margin = limit // 4 + 8
+    below, right = rows * block - height, cols * block - width
+    full = np.pad(frame, ((margin, margin + below), (margin, margin + right), (0, 0)), mode="edge")
+    v = np.clip(vectors.reshape(-1, 2).astype(np.int64), -limit, limit)
+    by, bx = np.divmod(np.arange(rows * cols), cols)
+    top = margin - 3 + by * block + (v[:, 0] >> 2)
+    left = margin - 3 + bx * block + (v[:, 1] >> 2)
+    tiles = predict_blocks(full, top, left, v[:, 0] & 3, v[:, 1] & 3, block)
+    out = tiles.reshape(rows, cols, block, block, 3).transpose(0, 2, 1, 3, 4).reshape(rows * block, cols * block, 3)
+    return out[:height, :width].astype(np.uint8)
