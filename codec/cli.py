@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from codec.cpus import limit_threads
 from codec.errors import CodecError
 from codec.train.devices import DEVICES, PRECISIONS
 from codec.train.options import DECODER_BLOCKS
@@ -71,10 +72,15 @@ class _Command(click.Command):
 @click.version_option(package_name="aecodec")
 def cli() -> None:
     """aecodec: a learned per-video codec built on a convolutional autoencoder."""
+    # Before any command: each imports numpy, numba, onnxruntime and torch only when it runs, so
+    # their thread pools (and those of torchrun's processes) start at the CPUs this process may use.
+    # Here rather than at import, so that a bad AECODEC_THREADS is an error line, not a traceback.
+    limit_threads()
 
 
 class _ProgressBar:
-    """A live tqdm bar on stderr: step, PSNR and estimated bpp of recent batches, and the ETA."""
+    """A live tqdm bar on stderr: step, PSNR and estimated bpp of recent batches, the ETA, and a
+    note when the steps/s fell far below the start's."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -105,7 +111,10 @@ class _ProgressBar:
         if self._open() is None:
             return
         done = int(p.fraction * 1000)
-        self.bar.set_postfix_str(f"step {p.step}  PSNR {p.psnr:.2f} dB  ~{p.bpp:.4f} bpp", refresh=False)
+        line = f"step {p.step}  PSNR {p.psnr:.2f} dB  ~{p.bpp:.4f} bpp"
+        if p.slowed is not None:
+            line += f"  slowed to {p.slowed:.2f}x the start: other work may be using the CPUs"
+        self.bar.set_postfix_str(line, refresh=False)
         if done > self.last:
             self.bar.update(done - self.last)
             self.last = done

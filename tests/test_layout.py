@@ -24,10 +24,11 @@ UMBRELLAS = (*PACKAGES, "codec.coding")
 # may use coding, never the reverse. Only the command line and the demo compose everything. Inside
 # coding, x264's common/ and encoder/ split: a player runs common, decoder and kernels, and nothing of
 # decoding imports the encoder.
-SHARED = ("codec.errors",)
+SHARED = ("codec.errors", "codec.cpus")
 DECODE_SIDE = ("codec.coding.common", "codec.coding.decoder", "codec.coding.kernels")
 ALLOWED = {
     "codec.errors": (),
+    "codec.cpus": ("codec.errors",),
     "codec.net": SHARED,
     "codec.io": SHARED,
     "codec.coding": (),
@@ -46,7 +47,7 @@ ALLOWED = {
 }
 # The parts a server image and a player hold: they must import with only the base dependencies,
 # so none of the training, benchmark or test extras may be imported by them, even lazily.
-LIGHT = ("codec.errors", "codec.net", "codec.io", "codec.coding", "aecodec")
+LIGHT = ("codec.errors", "codec.cpus", "codec.net", "codec.io", "codec.coding", "aecodec")
 EXTRAS = ("torch", "onnx", "skvideo", "matplotlib", "bjontegaard", "pytorch_msssim", "pytest")
 
 

@@ -3,9 +3,11 @@ a choice to a present device imports torch when it is called."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codec.cpus import thread_count
 from codec.errors import CodecError
 
 if TYPE_CHECKING:
@@ -39,6 +41,18 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not has_mps:
         raise CodecError("--device mps: Apple's Metal backend is not available here")
     return torch.device(name)
+
+
+def use_cpus(device: torch.device) -> int | None:
+    """Training on the CPU, size torch's threads at this process's share of the CPUs it may use
+    (split among the processes torchrun started on this machine) and return it; None elsewhere."""
+    import torch
+
+    if device.type != "cpu":
+        return None
+    threads = max(1, thread_count() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

@@ -31,6 +31,7 @@ from codec.train.devices import resolve_precision
 from codec.train.model import AutoEncoder
 from codec.train.ops import pad_to_stride, straight_through_round, to_tensor
 from codec.train.options import TrainOptions
+from codec.train.pace import Pace
 from codec.train.prior import LatentPrior
 from codec.train.state import TrainState
 
@@ -46,6 +47,7 @@ class Progress:
     fraction: float
     psnr: float
     bpp: float
+    slowed: float | None = None  # recent steps/s as a fraction of the start's, when far below it
 
 
 @dataclass
@@ -144,8 +146,10 @@ def fit(
     steps_done = 0
     pixels = 0
     ema_mse = ema_bpp = None
+    pace = Pace()
     while True:
         elapsed = time.perf_counter() - started
+        slowed = pace.slowed(elapsed, steps_done)
         fraction = max(elapsed / budget_s, steps_done / opts.steps if opts.steps else 0.0)
         if distributed:  # every process stops at the same step: the furthest along decides
             shared = torch.tensor([fraction], device=device)
@@ -171,7 +175,7 @@ def fit(
         pixels += x[0].numel() // 3 * len(x)
         ema_mse = mse if ema_mse is None else 0.95 * ema_mse + 0.05 * mse
         ema_bpp = bpp if ema_bpp is None else 0.95 * ema_bpp + 0.05 * bpp
-        report(Progress(state.step, min(fraction, 1.0), psnr_from_mse(ema_mse, 1.0), ema_bpp))
+        report(Progress(state.step, min(fraction, 1.0), psnr_from_mse(ema_mse, 1.0), ema_bpp, slowed))
     wall = time.perf_counter() - started
     report(Progress(state.step, 1.0, psnr_from_mse(ema_mse or 1.0, 1.0), ema_bpp or 0.0))
     state.seconds += wall

@@ -32,7 +32,7 @@ from codec.io.files import sha256_file, write_json
 from codec.io.frame_store import FrameStore, cached, frames_dir, open_store
 from codec.io.video import VideoInfo, probe
 from codec.train.checkpoint import load_checkpoint, restore, save_checkpoint
-from codec.train.devices import resolve_device
+from codec.train.devices import resolve_device, use_cpus
 from codec.train.distributed import join, leave, rank, world_size
 from codec.train.export import OPSET, PARITY_LIMIT, check_parity, export_onnx, parity_size
 from codec.train.loop import EvalResult, Progress, eval_indices, evaluate, fit
@@ -149,6 +149,7 @@ def train_video(
     started = time.perf_counter()
     ckpt, cfg, opts = _prepare(video, model_dir, model_args, option_args, resume, force)
     device = join(resolve_device(opts.device))
+    use_cpus(device)
     main_process = rank() == 0  # in a distributed run only rank 0 talks, evaluates and writes
     digest = sha256_file(video)
     if main_process:
@@ -240,9 +241,11 @@ def time_plan(clip: FrameStore, n_train: int, opts: TrainOptions, device: torch.
         budget += f" ({n_train / opts.per_frames:.3g} x the budget given per {opts.per_frames} frames)"
     held = len(clip) - n_train
     evaluated = len(eval_indices(n_train, opts.gop)) + len(eval_indices(held, opts.gop))
+    threads = torch.get_num_threads()
+    where = f"{device} ({threads} thread{'' if threads == 1 else 's'})" if device.type == "cpu" else str(device)
     return (
         f"{clip.name}: {len(clip)} frames {clip.width}x{clip.height} @ {clip.info.fps:.3f} fps; training on "
-        f"{n_train} for {budget} on {device}, then evaluating {evaluated} frames at "
+        f"{n_train} for {budget} on {where}, then evaluating {evaluated} frames at "
         f"{len(opts.quality_steps)} quality levels and exporting"
     )
 

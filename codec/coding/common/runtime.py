@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from codec.coding.common.decoder_weights import QuantizedTensor, decode_weights
+from codec.cpus import thread_count
 from codec.errors import CodecError
 from codec.io.bundle import DECODER_FILE, DECODER_WEIGHTS_FILE, ENCODER_FILE, Bundle, read_file
 
@@ -46,11 +47,14 @@ def open_session(
     """A quiet onnxruntime session of the model file ``name`` of a bundle (the bytes it verified when
     it was loaded, so files replaced since do not matter) or of a folder (the file as it is now), on
     :func:`providers` (or the CPU alone with ``cpu_only``), its external tensors given by
-    ``initializers`` (each turned into float32 weights as it comes), with onnxruntime's defaults unless
-    ``options`` says otherwise; a file onnxruntime cannot load, or tensors that do not fit its graph,
-    are a CodecError."""
+    ``initializers`` (each turned into float32 weights as it comes), with onnxruntime's defaults but
+    as many threads as this process may use CPUs (:func:`codec.cpus.thread_count`; onnxruntime alone
+    takes the machine's cores, whatever its cgroup allows), unless ``options`` says
+    otherwise; a file onnxruntime cannot load, or tensors that do not fit its graph, are a CodecError."""
     path, data = _read(model, name)
-    options = options or ort.SessionOptions()
+    if options is None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = thread_count()
     options.log_severity_level = 3
     try:
         names, values = [], []
