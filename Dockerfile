@@ -8,9 +8,13 @@
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS base
-# numba caches the compiled kernels in NUMBA_CACHE_DIR: /tmp stays writable under a read-only root.
+# Each stage compiles the numba kernels into the __pycache__ beside them at build time, which
+# codec/coding/kernels/cache.py reads under a read-only root too; what that lacks (a host of another
+# CPU model than the builder's) is compiled at run time and cached in NUMBA_CACHE_DIR: /tmp stays
+# writable under a read-only root. onnxruntime would warn at every start that it cannot write ~/.cache.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     NUMBA_CACHE_DIR=/tmp/numba \
+    ORT_DISABLE_TELEMETRY=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -22,6 +26,8 @@ COPY aecodec ./aecodec
 
 FROM base AS server
 RUN pip install --no-cache-dir .
+# hadolint ignore=DL3059
+RUN env -u NUMBA_CACHE_DIR python -I -c "from codec.coding import kernels; kernels.warm()"
 USER 10001
 WORKDIR /home/aecodec
 VOLUME ["/models"]
@@ -36,6 +42,8 @@ CMD ["--token-file", "/run/secrets/aecodec-token", "--tls-cert", "/run/secrets/a
 
 FROM base AS train
 RUN pip install --no-cache-dir torch==2.13.0 && pip install --no-cache-dir "/src[bench]"
+# hadolint ignore=DL3059
+RUN env -u NUMBA_CACHE_DIR python -I -c "from codec.coding import kernels; kernels.warm()"
 USER 10001
 WORKDIR /home/aecodec
 VOLUME ["/work"]

@@ -36,8 +36,9 @@ def _chosen() -> ModuleType:
         from codec.coding.kernels import reference
 
         return reference
-    from codec.coding.kernels import compiled
+    from codec.coding.kernels import cache, compiled
 
+    cache.read_prebuilt(compiled)  # a cache pre-built beside the source loads where it is read-only
     return compiled
 
 
