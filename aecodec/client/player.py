@@ -33,7 +33,8 @@ from aecodec.client.abr import Abr, Playback, parse_bitrate
 from aecodec.client.decoder_cache import cached_decoder, check_sha256
 from aecodec.v1 import codec_pb2, codec_pb2_grpc
 from codec.coding.common.bitstream import Chunk, Header, chunk_fields_problem
-from codec.coding.decoder.decode import DecodeStats, LevelChange, decode_frames
+from codec.coding.decoder.decode import WRITE_BEHIND, DecodeStats, LevelChange, decode_frames
+from codec.coding.decoder.pipeline import behind
 from codec.errors import CodecError
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
@@ -638,13 +639,14 @@ def play(
         with (
             replacing_output(out, force) as tmp,
             VideoWriter(tmp, video.width, video.height, fps, bundle.meta.source.colour) as writer,
+            behind(writer.write, WRITE_BEHIND) as put,
         ):
             frames = decode_frames(numbered, bundle, url, stats, redo=lambda index: received.redo(base + index))
             for index, frame in enumerate(frames, base):
                 if index < first:
                     continue  # the lead-in from the I-frame before the start
                 playback.ready(written)
-                writer.write(frame)
+                put(frame)
                 written += 1
                 if refs is not None:
                     ref = next(refs, None)

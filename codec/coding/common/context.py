@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codec.coding import kernels
+from codec.coding.kernels.reference import pass_grids, shifted
+
 # Bucket k holds the activities a with THRESHOLDS[k-1] <= a < THRESHOLDS[k] (about 2 log2(a + 1)).
 THRESHOLDS = np.array([1, 2, 3, 5, 7, 11, 16], np.int64)
 CONTEXTS = len(THRESHOLDS) + 1
@@ -36,15 +39,6 @@ NEIGHBOUR_LIMIT = 1 << 10  # anchors count at most this far from the centre, so 
 
 SQUARE = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))  # an element and its 8 neighbours
 CROSS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # its 4 nearest: in a checkerboard, the other colour
-
-
-def _shifted(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
-    """For a (..., h, w) ``plane``, the planes of each element's neighbour at each offset (0 outside)."""
-    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    pad = [(0, 0)] * (plane.ndim - 2) + [(reach, reach)] * 2
-    padded = np.pad(plane, pad)
-    h, w = plane.shape[-2:]
-    return [padded[..., reach + dy : reach + dy + h, reach + dx : reach + dx + w] for dy, dx in offsets]
 
 
 def _bucket(activity: np.ndarray) -> np.ndarray:
@@ -66,7 +60,7 @@ def _histograms(buckets: np.ndarray, symbols: np.ndarray, span: int) -> np.ndarr
 
 def context_buckets(previous_residual: np.ndarray) -> np.ndarray:
     """Bucket (0..CONTEXTS-1) of every element of a (C, h, w) latent, from the previous residual."""
-    return _bucket(sum(_shifted(np.abs(previous_residual.astype(np.int64)), SQUARE)))
+    return _bucket(sum(shifted(np.abs(previous_residual.astype(np.int64)), SQUARE)))
 
 
 def residual_histograms(q: np.ndarray, gop: int, span: int) -> np.ndarray:
@@ -99,7 +93,7 @@ class IntraPass:
     offsets: tuple[tuple[int, int], ...] = ()
 
     def _grids(self, plane: np.ndarray) -> list[np.ndarray]:
-        return [plane[..., a :: self.stride, b :: self.stride] for a, b in self.phases]
+        return pass_grids(plane, self.stride, self.phases)
 
     def size(self, h: int, w: int) -> int:
         """How many elements of an h x w plane it holds."""
@@ -125,17 +119,7 @@ class IntraPass:
         half up, and the activity (sum of magnitudes + 2 x (largest - smallest)) / 2, both robust
         to one neighbour across an edge; at the frame's edge, the mean of those inside and their
         summed magnitudes scaled to four."""
-        h, w = plane.shape[1:]
-        clipped = np.clip(plane.astype(np.int64), -NEIGHBOUR_LIMIT, NEIGHBOUR_LIMIT)
-        near = [self.take(n) for n in _shifted(clipped, self.offsets)]
-        inside = sum(self.take(n) for n in _shifted(np.ones((1, h, w), np.int64), self.offsets))
-        total, magnitude = sum(near), sum(np.abs(n) for n in near)
-        low, high = np.minimum.reduce(near), np.maximum.reduce(near)
-        whole = inside == len(self.offsets)
-        edge = np.maximum(inside, 1)
-        prediction = np.where(whole, (total - low - high + 1) // 2, (total + edge // 2) // edge)
-        activity = np.where(whole, (magnitude + 2 * (high - low)) // 2, magnitude * 4 // edge)
-        return _bucket(activity), prediction
+        return kernels.intra_context(plane, self.stride, self.phases, self.offsets, NEIGHBOUR_LIMIT, _BUCKET_OF)
 
 
 WHOLE = IntraPass(1, ((0, 0),))  # a bundle without pass tables codes each channel whole

@@ -19,6 +19,7 @@ size, which the bundle bounds.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -29,7 +30,7 @@ from codec.coding import kernels
 from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table
 from codec.coding.common.motion import Reference
 from codec.coding.common.motion_coding import decode_motion
-from codec.coding.common.residual_coding import decode_residual
+from codec.coding.common.residual_coding import Residual, decode_residual
 from codec.coding.common.transform import MAX_QP, component_qps, residual_levels
 from codec.errors import CodecError, naming
 
@@ -73,21 +74,40 @@ def residual_for(frame: np.ndarray, prediction: np.ndarray, qp: int) -> np.ndarr
     return residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))
 
 
-def add_residual(prediction: np.ndarray, levels: np.ndarray, qp: int) -> np.ndarray:
-    """The (H, W, 3) uint8 frame: ``prediction`` plus the residual ``levels`` rebuild at ``qp``, clipped
-    (a kernel: :func:`codec.coding.kernels.reference.add_residual` is its specification)."""
-    return kernels.add_residual(prediction, levels, component_qps(qp, CHROMA_QP_OFFSET))
+def add_residual(prediction: np.ndarray, residual: Residual, qp: int) -> np.ndarray:
+    """The (H, W, 3) uint8 frame: ``prediction`` plus what ``residual``'s levels rebuild at ``qp``,
+    clipped (a kernel: :func:`codec.coding.kernels.reference.add_residual` is its specification)."""
+    return kernels.add_residual(prediction, residual.blocks, residual.levels, component_qps(qp, CHROMA_QP_OFFSET))
 
 
-def decode_inter(payload: bytes, previous: np.ndarray, source: str) -> np.ndarray:
-    """The frame an M chunk's ``payload`` codes, predicted from ``previous`` (the decoded frame before
-    it, (H, W, 3) uint8); a payload that does not decode to bounded fields is a CodecError naming ``source``."""
+@dataclass(frozen=True)
+class InterFields:
+    """An M-frame's fields as decoded from its payload: what :func:`predict_inter` rebuilds it from."""
+
+    qp: int
+    vectors: np.ndarray  # (rows, cols, 2) quarter pixels, one per BLOCK x BLOCK block
+    residual: Residual
+
+
+def parse_inter(payload: bytes, height: int, width: int, source: str) -> InterFields:
+    """The fields of an M chunk's ``payload`` for a height x width frame; a payload that does not
+    decode to bounded fields is a CodecError naming ``source``. Needs no earlier frame, so a
+    decoder can parse ahead of its reconstruction."""
     tables, models = inter_tables()
-    h, w = previous.shape[:2]
-    reference = Reference(previous, BLOCK)
     with naming(source):
         coder = SymbolRangeDecoder(payload)
         qp = decode_qp(coder, "residual")
-    vectors = decode_motion(coder, reference.rows, reference.cols, tables, models, source)
-    levels = decode_residual(coder, *residual_grid(h, w), tables, models, source)
-    return add_residual(reference.predict(vectors), levels, qp)
+    vectors = decode_motion(coder, -(-height // BLOCK), -(-width // BLOCK), tables, models, source)
+    residual = decode_residual(coder, *residual_grid(height, width), tables, models, source)
+    return InterFields(qp, vectors, residual)
+
+
+def predict_inter(fields: InterFields, previous: np.ndarray) -> np.ndarray:
+    """The frame ``fields`` code, predicted from ``previous`` (the decoded frame before it, (H, W, 3) uint8)."""
+    return add_residual(Reference(previous, BLOCK).predict(fields.vectors), fields.residual, fields.qp)
+
+
+def decode_inter(payload: bytes, previous: np.ndarray, source: str) -> np.ndarray:
+    """The frame an M chunk's ``payload`` codes, predicted from ``previous``: :func:`parse_inter`
+    then :func:`predict_inter`."""
+    return predict_inter(parse_inter(payload, *previous.shape[:2], source), previous)

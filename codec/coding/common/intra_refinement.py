@@ -32,7 +32,7 @@ from codec.coding.common.inter_frame import (
     residual_for,
     residual_grid,
 )
-from codec.coding.common.residual_coding import decode_residual, encode_residual
+from codec.coding.common.residual_coding import Residual, decode_residual, encode_residual
 from codec.errors import CodecError, naming
 
 LATENT_WORDS = struct.Struct("<I")  # an I-frame payload's first field: its latent's length in words
@@ -40,11 +40,11 @@ LATENT_WORDS = struct.Struct("<I")  # an I-frame payload's first field: its late
 
 @dataclass(frozen=True)
 class Refinement:
-    """The residual ``levels`` ((rows, cols, 3, 4, 4) int) coded at ``qp`` on top of an I-frame's
-    base reconstruction; ``levels`` None is no refinement."""
+    """The residual ``levels`` coded at ``qp`` on top of an I-frame's base reconstruction; ``levels``
+    None is no refinement."""
 
     qp: int = 0
-    levels: np.ndarray | None = None
+    levels: Residual | None = None
 
     def apply(self, base: np.ndarray) -> np.ndarray:
         """The frame a decoder outputs: ``base`` ((H, W, 3) uint8, dec(q)) plus the residual."""
@@ -56,7 +56,7 @@ class Refinement:
             return b""
         coder = SymbolRangeEncoder()
         encode_qp(coder, self.qp)
-        encode_residual(self.levels, coder, inter_tables()[0])
+        encode_residual(self.levels.dense(), coder, inter_tables()[0])
         return coder.finish()
 
     @staticmethod
@@ -78,7 +78,7 @@ def refine(frame: np.ndarray, base: np.ndarray, qp: int) -> Refinement:
     """The refinement of ``base`` (the I-frame's dec(q), (H, W, 3) uint8) towards ``frame`` at ``qp``:
     every 4x4 block's levels, quantized as an M-frame's are (a per-block choice by rate-distortion
     cost measured no better on bikes: the levels a block drops cost as much quality as bits)."""
-    return Refinement(qp, residual_for(frame, base, qp))
+    return Refinement(qp, Residual.of(residual_for(frame, base, qp)))
 
 
 def join_intra(latent: bytes, refinement: bytes) -> bytes:

@@ -175,31 +175,45 @@ class LatentUnpacker:
     def unpack(self, chunk: Chunk) -> np.ndarray:
         """The latent of ``chunk`` (of an I-frame, without its refinement), which becomes the next
         reference; a payload that cannot hold it is a CodecError."""
-        if chunk.frame_type != I_FRAME and self.previous is None:
-            raise CodecError(f"frame {chunk.index}: P-frame without a decoded reference frame")
-        c, h, w = self.shape
-        payload = chunk.payload
         if chunk.frame_type == I_FRAME:
-            payload, _ = split_intra(payload, f"frame {chunk.index}")
+            q = self.unpack_intra(chunk)
+            self.follow_intra(q)
+            return q
+        if self.previous is None:
+            raise CodecError(f"frame {chunk.index}: P-frame without a decoded reference frame")
+        coder = self._coder(chunk, chunk.payload)
+        with naming(f"frame {chunk.index}"):
+            table_of = _temporal_tables(self.level, self.previous_residual)
+            residual = _decode_grouped(coder, self.models, table_of.ravel()).reshape(self.shape)
+        q = residual + self.previous
+        self.previous, self.previous_residual = q, residual
+        return q
+
+    def unpack_intra(self, chunk: Chunk) -> np.ndarray:
+        """The latent of the I-frame ``chunk``, leaving the reference as it is (what a decoder
+        working ahead calls; :meth:`follow_intra` makes it the reference when its turn comes)."""
+        payload, _ = split_intra(chunk.payload, f"frame {chunk.index}")
+        coder = self._coder(chunk, payload)
+        centred = np.zeros(self.shape, np.int64)
+        with naming(f"frame {chunk.index}"):
+            for k, intra_pass in enumerate(_intra_passes(self.level)):
+                table_of, prediction = _intra_context(self.level, centred, k)
+                symbols = _decode_grouped(coder, self.models, table_of.ravel()).reshape(table_of.shape)
+                intra_pass.put(centred, symbols + prediction)
+        return centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
+
+    def follow_intra(self, q: np.ndarray) -> None:
+        """Make the I-frame latent ``q`` the reference of the P-frames after it."""
+        self.previous, self.previous_residual = q, np.zeros_like(q)
+
+    def _coder(self, chunk: Chunk, payload: bytes) -> SymbolRangeDecoder:
+        """A decoder of ``payload``, the latent of ``chunk``; one too short to hold the latent (the
+        coder would read on past its end, not fail) is a CodecError."""
+        c, h, w = self.shape
         least = self.min_payload[chunk.frame_type]
-        if len(payload) < least:  # the coder would read on past the end, not fail
+        if len(payload) < least:
             raise CodecError(
                 f"frame {chunk.index}: latent of {len(payload)} bytes is too short for its "
                 f"{c}x{h}x{w} values (at least {least} bytes)"
             )
-        coder = SymbolRangeDecoder(payload)
-        with naming(f"frame {chunk.index}"):
-            if chunk.frame_type == I_FRAME:
-                centred = np.zeros((c, h, w), np.int64)
-                for k, intra_pass in enumerate(_intra_passes(self.level)):
-                    table_of, prediction = _intra_context(self.level, centred, k)
-                    symbols = _decode_grouped(coder, self.models, table_of.ravel()).reshape(table_of.shape)
-                    intra_pass.put(centred, symbols + prediction)
-                q = centred + np.asarray(self.level.intra_centre, np.int64)[:, None, None]
-                residual = np.zeros_like(q)
-            else:
-                table_of = _temporal_tables(self.level, self.previous_residual)
-                residual = _decode_grouped(coder, self.models, table_of.ravel()).reshape(self.shape)
-                q = residual + self.previous
-        self.previous, self.previous_residual = q, residual
-        return q
+        return SymbolRangeDecoder(payload)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from codec.coding import kernels
 from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEncoder, Table, bit_split
 from codec.coding.common.motion import MAX_VECTOR, check_vectors, median_predictor
 from codec.errors import CodecError, naming
@@ -93,22 +94,6 @@ def _decode_differences(
     return differences
 
 
-def _from_medians(differences: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """The (rows, cols, 2) field whose differences from its median predictors are ``differences``."""
-    vectors = np.empty((rows, cols, 2), np.int64)
-    for k in (0, 1):  # block after block, in Python integers: the median of three is the middle one
-        d = differences[:, k].reshape(rows, cols).tolist()
-        above = [0] * (cols + 1)  # the row above, with the zero beyond its right end
-        for r in range(rows):
-            row, left = [], 0
-            for c in range(cols):
-                left = sorted((left, above[c], above[c + 1]))[1] + d[r][c]
-                row.append(left)
-            vectors[r, :, k] = row
-            above = [*row, 0]
-    return vectors
-
-
 def encode_motion(vectors: np.ndarray, split: np.ndarray, coder: SymbolRangeEncoder, tables: Sequence[Table]) -> None:
     """Append the (rows, cols, 2) quarter-pixel ``vectors`` to ``coder``, under ``tables``; ``split``
     ((coarse rows, coarse cols) bool) says which coarse blocks do not move as one (the vectors of
@@ -131,7 +116,7 @@ def decode_motion(
     r, c = coarse_grid(rows, cols)
     with naming(source):
         differences = _decode_differences(coder, r * c, tables, models)
-    coarse = check_vectors(_from_medians(differences, r, c), r, c, source)
+    coarse = check_vectors(kernels.from_medians(differences, r, c), r, c, source)
     with naming(source):
         split = coder.decode_flags(r * c).reshape(r, c)
         inside = expand(split, rows, cols)

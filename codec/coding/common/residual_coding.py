@@ -20,6 +20,7 @@ the integer inverse within 32 bits.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,32 @@ def _flag_sets(inside: np.ndarray, known: np.ndarray | None) -> list[np.ndarray]
         return [inside & even]
     context = np.digitize(_neighbours_set(known & even), (1, 3))  # none, one or two, three or four
     return [inside & ~even & (context == c) for c in range(3)]
+
+
+@dataclass(frozen=True)
+class Residual:
+    """A frame's residual levels kept sparse (most 4x4 blocks of a well-predicted frame hold none):
+    the blocks of its (rows, cols) grid that may hold levels, as distinct ascending raster indices,
+    and their levels."""
+
+    rows: int
+    cols: int
+    blocks: np.ndarray  # (n,) int64
+    levels: np.ndarray  # (n, 3, 4, 4) int32
+
+    @classmethod
+    def of(cls, levels: np.ndarray) -> Residual:
+        """The blocks of the dense ``levels`` ((rows, cols, 3, 4, 4) int) that hold any level."""
+        rows, cols = levels.shape[:2]
+        flat = levels.reshape(rows * cols, 3, 4, 4)
+        blocks = np.flatnonzero(flat.reshape(rows * cols, 48).any(1))
+        return cls(rows, cols, blocks, flat[blocks].astype(np.int32))
+
+    def dense(self) -> np.ndarray:
+        """The (rows, cols, 3, 4, 4) int32 levels, zero in the blocks not held."""
+        out = np.zeros((self.rows * self.cols, 3, 4, 4), np.int32)
+        out[self.blocks] = self.levels
+        return out.reshape(self.rows, self.cols, 3, 4, 4)
 
 
 LEVEL_CONTEXTS = 9
@@ -129,11 +156,11 @@ def encode_residual(levels: np.ndarray, coder: SymbolRangeEncoder, tables: Seque
 
 def decode_residual(
     coder: SymbolRangeDecoder, rows: int, cols: int, tables: Sequence[Table], models: Sequence[Any], source: str
-) -> np.ndarray:
-    """The (rows, cols, 3, 4, 4) int32 levels :func:`encode_residual` appended."""
-    raster = np.zeros((rows * cols, 3, 16), np.int32)  # each level placed at its raster position
+) -> Residual:
+    """The levels :func:`encode_residual` appended, for a (rows, cols) grid of 4x4 blocks."""
+    coded_blocks, scans = [], []  # per component: its coded blocks and their levels in zigzag order
     with naming(source):
-        for k in range(3):
+        for _ in range(3):
             shape = (-(-rows // GROUP_SIDE), -(-cols // GROUP_SIDE))
             groups = coder.decode_flags(shape[0] * shape[1]).reshape(shape)
             inside = _in_coded_groups(groups, rows, cols).reshape(rows, cols)
@@ -142,6 +169,7 @@ def decode_residual(
                 for mask in _flag_sets(inside, known):
                     grid[mask] = coder.decode_flags(int(mask.sum()))
             coded = np.flatnonzero(grid)
+            scan = np.zeros((len(coded), 16), np.int32)
             earlier = np.zeros(len(coded), np.int64)
             near = _near(grid, bool(coder.decode_bits(np.array([1]))[0]))
             for group in GROUPS:
@@ -154,6 +182,12 @@ def decode_residual(
                         if np.abs(symbols).max(initial=0) > MAX_LEVEL:
                             raise CodecError(f"a residual level beyond {MAX_LEVEL}")
                         levels[order[start : start + n]] = symbols.reshape(n, width)
-                raster[coded[:, None], k, ZIGZAG[group]] = levels
+                scan[:, group] = levels
                 earlier += np.abs(levels).sum(1)
-    return raster.reshape(rows, cols, 3, 4, 4)
+            coded_blocks.append(coded)
+            scans.append(scan)
+    blocks = np.unique(np.concatenate(coded_blocks))
+    raster = np.zeros((len(blocks), 3, 16), np.int32)
+    for k, (coded, scan) in enumerate(zip(coded_blocks, scans, strict=True)):
+        raster[np.searchsorted(blocks, coded)[:, None], k, ZIGZAG] = scan  # each level at its raster position
+    return Residual(rows, cols, blocks, raster.reshape(-1, 3, 4, 4))

@@ -44,14 +44,18 @@ from codec.coding.common.bitstream import (
     open_stream_file,
 )
 from codec.coding.common.entropy_coding import CodingTables
-from codec.coding.common.inter_frame import decode_inter
+from codec.coding.common.inter_frame import parse_inter, predict_inter
 from codec.coding.common.intra_refinement import Refinement, split_intra
 from codec.coding.common.latent_codec import LatentUnpacker
 from codec.coding.common.runtime import Networks, latent_shape
+from codec.coding.decoder.pipeline import ahead, behind
 from codec.errors import CodecError, naming
 from codec.io.bundle import Bundle
 from codec.io.files import check_output, replacing_output
 from codec.io.video import VideoWriter
+
+LOOKAHEAD = 8  # chunks parsed (and I-frames synthesised) ahead of the frame loop
+WRITE_BEHIND = 4  # frames queued for the output's conversion and writing
 
 
 @dataclass
@@ -130,7 +134,11 @@ def decode_frames(
     coding = bundle.meta.coding
     with naming(source):
         tables = CodingTables.from_bundle(bundle)
-        unpacker = LatentUnpacker(tables, coding.latent_level(header.quality), shape)
+
+        def unpacker_at(quality: int) -> LatentUnpacker:
+            return LatentUnpacker(tables, coding.latent_level(quality), shape)
+
+        unpacker = unpacker_at(header.quality)
     nets = Networks(bundle, header.width, header.height, need_encoder=False)
     stats.provider = nets.provider
     step = unpacker.level.step
@@ -156,10 +164,11 @@ def decode_frames(
             expected += 1
             yield last
 
-    for item in items:
+    prepare = _Prepare(unpacker_at(header.quality), unpacker_at, nets, header, source)
+    for item, outcome in ahead(items, prepare, 0 if redo else LOOKAHEAD):
         if isinstance(item, LevelChange):
             with naming(source):
-                unpacker = LatentUnpacker(tables, coding.latent_level(item.quality), shape)
+                unpacker = unpacker_at(item.quality)
             step = unpacker.level.step
             continue
         if isinstance(item, Damage):
@@ -191,20 +200,18 @@ def decode_frames(
             if reference is None:
                 yield from fill(chunk.index + 1, "M-frame without its reference")
                 continue
-            with naming(source):
-                frame = decode_inter(chunk.payload, reference, f"frame {chunk.index}")
+            frame = predict_inter(outcome.get(), reference)
             unpacker.reset()  # a latent P-frame cannot follow an M-frame
         else:
             if unpacker.previous is None and chunk.frame_type != I_FRAME:
                 yield from fill(chunk.index + 1, "P-frame without its reference")
                 continue
-            with naming(source):
-                q = unpacker.unpack(chunk)
-                frame = nets.reconstruct(q, step)
-                if chunk.frame_type == I_FRAME:
-                    where = f"frame {chunk.index}"
-                    refinement = split_intra(chunk.payload, where)[1]
-                    frame = Refinement.decode(refinement, header.height, header.width, where).apply(frame)
+            if chunk.frame_type == I_FRAME:
+                q, frame = outcome.get()
+                unpacker.follow_intra(q)
+            else:
+                with naming(source):
+                    frame = nets.reconstruct(unpacker.unpack(chunk), step)
         if frame_check(frame) != chunk.check:
             if redo is not None:
                 redo(chunk.index)
@@ -232,6 +239,39 @@ def decode_frames(
     stats.seconds = time.perf_counter() - started
 
 
+class _Prepare:
+    """What the decoder works out ahead of its frame loop, one item at a time and in order, from
+    nothing but the item: an I-frame's latent and refined pixels (its network run included), an
+    M-frame's fields (:func:`parse_inter`); nothing for the rest. It follows the level changes
+    among the items with a latent unpacker of its own."""
+
+    def __init__(
+        self,
+        unpacker: LatentUnpacker,
+        unpacker_at: Callable[[int], LatentUnpacker],
+        nets: Networks,
+        header: Header,
+        source: str,
+    ) -> None:
+        self.unpacker, self.unpacker_at = unpacker, unpacker_at
+        self.nets, self.header, self.source = nets, header, source
+
+    def __call__(self, item: Chunk | Damage | LevelChange) -> object:
+        h, w, where = self.header.height, self.header.width, f"frame {getattr(item, 'index', '?')}"
+        if isinstance(item, LevelChange):  # a level beyond the bundle's is refused by the loop itself
+            self.unpacker = self.unpacker_at(item.quality)
+        elif isinstance(item, Chunk) and item.frame_type == M_FRAME:
+            with naming(self.source):
+                return parse_inter(item.payload, h, w, where)
+        elif isinstance(item, Chunk) and item.frame_type == I_FRAME:
+            with naming(self.source):
+                q = self.unpacker.unpack_intra(item)
+                frame = self.nets.reconstruct(q, self.unpacker.level.step)
+                refinement = Refinement.decode(split_intra(item.payload, where)[1], h, w, where)
+                return q, refinement.apply(frame)
+        return None
+
+
 def decode_stream(
     stream: bytes | BinaryIO, bundle: Bundle, source: str, *, conceal: bool = False
 ) -> tuple[Iterator[np.ndarray], DecodeStats]:
@@ -254,7 +294,8 @@ def decode_file(stream: Path, bundle: Bundle, out: Path, *, force: bool = False,
         with (
             replacing_output(out, force) as tmp,
             VideoWriter(tmp, header.width, header.height, header.fps, bundle.meta.source.colour) as writer,
+            behind(writer.write, WRITE_BEHIND) as put,
         ):
             for frame in frames:
-                writer.write(frame)
+                put(frame)
     return stats

@@ -14,7 +14,7 @@ from codec.coding.common.entropy_coding import SymbolRangeEncoder, Table, zero_d
 from codec.coding.common.inter_frame import BLOCK, add_residual, encode_qp, inter_tables, residual_for
 from codec.coding.common.motion import Reference
 from codec.coding.common.motion_coding import SPLIT, encode_motion, expand
-from codec.coding.common.residual_coding import encode_residual
+from codec.coding.common.residual_coding import Residual, encode_residual
 from codec.coding.common.transform import MAX_QP
 from codec.coding.encoder.motion_search import choose_splits, search
 
@@ -123,7 +123,7 @@ def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: Inte
     if not options.residual:
         levels[:] = 0
     payload = pack_inter(qp, vectors, split, levels)
-    return InterFrame(payload, add_residual(prediction, levels, qp), vectors, split)
+    return InterFrame(payload, add_residual(prediction, Residual.of(levels), qp), vectors, split)
 
 
 def pack_inter(qp: int, vectors: np.ndarray, split: np.ndarray, levels: np.ndarray) -> bytes:

@@ -7,10 +7,11 @@ which must give exactly the reference's integers: ``tests/test_kernels.py`` chec
 random, edge and real inputs, and ``python benchmarks/kernels.py`` prints each one's speed-up.
 
 Which runs is chosen once per process: the compiled kernels, unless ``AECODEC_KERNELS=reference``
-(for measuring, and for a machine where numba is missing or misbehaves). Compiled kernels are
-cached on disk by numba beside their module, or under ``NUMBA_CACHE_DIR`` (else the user's cache
-folder) where that is read-only, so only a process's first call of each compiles; decoders and
-encoders call :func:`warm` before their first frame, so that no frame waits for a compiler.
+(for measuring, and for a machine where numba is missing or misbehaves). numba caches compiled
+kernels in the first place it can write: ``NUMBA_CACHE_DIR`` if set, the ``__pycache__`` beside
+compiled.py, the user's cache folder; a cache pre-built beside the source (a container image's) is
+read even where nothing is writable (:mod:`.cache`). Decoders and encoders call :func:`warm`
+before their first frame, so that no frame waits for a compiler.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import numpy as np
 from codec.errors import CodecError
 
 CHOICES = ("compiled", "reference")
-NAMES = ("add_residual", "predict_blocks", "predict_frame")  # every kernel, as both modules name it
+NAMES = (
+    "add_residual",
+    "predict_blocks",
+    "predict_frame",
+    "from_medians",
+    "intra_context",
+)  # every kernel, as both modules name it
 
 
 def _chosen() -> ModuleType:
@@ -46,6 +53,8 @@ _module = _chosen()
 add_residual: Callable = _module.add_residual
 predict_blocks: Callable = _module.predict_blocks
 predict_frame: Callable = _module.predict_frame
+from_medians: Callable = _module.from_medians
+intra_context: Callable = _module.intra_context
 
 
 @functools.cache
@@ -53,7 +62,9 @@ def warm() -> None:
     """Compile every kernel now (or load it from numba's cache: milliseconds), on tiny inputs of
     the types real calls pass, so that no frame of a playback or a live encode waits for it; once
     per process."""
-    add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 3, 4, 4), np.int32), (0, 0, 0))
+    add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros(1, np.int64), np.zeros((1, 3, 4, 4), np.int32), (0, 0, 0))
     origin = np.zeros(1, np.int64)
     predict_blocks(np.zeros((16, 16, 3), np.uint8), origin, origin, origin, origin, 4)
     predict_frame(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 2), np.int32), 4, 4)
+    from_medians(np.zeros((1, 2), np.int64), 1, 1)
+    intra_context(np.zeros((1, 2, 2), np.int64), 2, ((1, 1),), ((-1, -1),), 1, np.zeros(2, np.int64))

@@ -20,55 +20,54 @@ def _jit(function: Callable) -> Callable:
 
 
 @_jit
-def _add_residual(prediction: np.ndarray, levels: np.ndarray, scales: np.ndarray, out: np.ndarray) -> None:
-    """Per 4x4 block with levels: levels x scales, H.264's inverse butterfly along rows then columns,
-    (x + 32) >> 6, YCoCg-R to RGB, added to the prediction and clipped into ``out``, which holds the
-    prediction already (a block without levels adds nothing)."""
+def _add_residual(
+    prediction: np.ndarray, blocks: np.ndarray, levels: np.ndarray, scales: np.ndarray, out: np.ndarray
+) -> None:
+    """Per 4x4 block of ``blocks``: its levels x scales, H.264's inverse butterfly along rows then
+    columns, (x + 32) >> 6, YCoCg-R to RGB, added to the prediction and clipped into ``out``, which
+    holds the prediction already (the other blocks add nothing)."""
     h, w = prediction.shape[0], prediction.shape[1]
+    cols = -(-w // 4)
     block = np.empty((3, 4, 4), np.int64)
-    for r in range(levels.shape[0]):
-        for c in range(levels.shape[1]):
-            top, left = 4 * r, 4 * c
-            bottom, right = min(top + 4, h), min(left + 4, w)
-            coded = False
-            for k in range(3):
-                for i in range(4):
-                    for j in range(4):
-                        coded |= levels[r, c, k, i, j] != 0
-            if not coded:
-                continue
-            for k in range(3):
-                for i in range(4):
-                    w0 = np.int64(levels[r, c, k, i, 0]) * scales[k, i, 0]
-                    w1 = np.int64(levels[r, c, k, i, 1]) * scales[k, i, 1]
-                    w2 = np.int64(levels[r, c, k, i, 2]) * scales[k, i, 2]
-                    w3 = np.int64(levels[r, c, k, i, 3]) * scales[k, i, 3]
-                    e, f, g, q = w0 + w2, w0 - w2, (w1 >> 1) - w3, w1 + (w3 >> 1)
-                    block[k, i, 0], block[k, i, 1], block[k, i, 2], block[k, i, 3] = e + q, f + g, f - g, e - q
-                for j in range(4):
-                    w0, w1, w2, w3 = block[k, 0, j], block[k, 1, j], block[k, 2, j], block[k, 3, j]
-                    e, f, g, q = w0 + w2, w0 - w2, (w1 >> 1) - w3, w1 + (w3 >> 1)
-                    block[k, 0, j] = (e + q + 32) >> 6
-                    block[k, 1, j] = (f + g + 32) >> 6
-                    block[k, 2, j] = (f - g + 32) >> 6
-                    block[k, 3, j] = (e - q + 32) >> 6
-            for i in range(bottom - top):
-                for j in range(right - left):
-                    t = block[0, i, j] - (block[2, i, j] >> 1)
-                    green = block[2, i, j] + t
-                    blue = t - (block[1, i, j] >> 1)
-                    rgb = (blue + block[1, i, j], green, blue)
-                    for k in range(3):
-                        value = np.int64(prediction[top + i, left + j, k]) + rgb[k]
-                        out[top + i, left + j, k] = min(max(value, 0), 255)
+    for n in range(blocks.shape[0]):
+        top, left = 4 * (blocks[n] // cols), 4 * (blocks[n] % cols)
+        bottom, right = min(top + 4, h), min(left + 4, w)
+        for k in range(3):
+            for i in range(4):
+                w0 = np.int64(levels[n, k, i, 0]) * scales[k, i, 0]
+                w1 = np.int64(levels[n, k, i, 1]) * scales[k, i, 1]
+                w2 = np.int64(levels[n, k, i, 2]) * scales[k, i, 2]
+                w3 = np.int64(levels[n, k, i, 3]) * scales[k, i, 3]
+                e, f, g, q = w0 + w2, w0 - w2, (w1 >> 1) - w3, w1 + (w3 >> 1)
+                block[k, i, 0], block[k, i, 1], block[k, i, 2], block[k, i, 3] = e + q, f + g, f - g, e - q
+            for j in range(4):
+                w0, w1, w2, w3 = block[k, 0, j], block[k, 1, j], block[k, 2, j], block[k, 3, j]
+                e, f, g, q = w0 + w2, w0 - w2, (w1 >> 1) - w3, w1 + (w3 >> 1)
+                block[k, 0, j] = (e + q + 32) >> 6
+                block[k, 1, j] = (f + g + 32) >> 6
+                block[k, 2, j] = (f - g + 32) >> 6
+                block[k, 3, j] = (e - q + 32) >> 6
+        for i in range(bottom - top):
+            for j in range(right - left):
+                t = block[0, i, j] - (block[2, i, j] >> 1)
+                green = block[2, i, j] + t
+                blue = t - (block[1, i, j] >> 1)
+                rgb = (blue + block[1, i, j], green, blue)
+                for k in range(3):
+                    value = np.int64(prediction[top + i, left + j, k]) + rgb[k]
+                    out[top + i, left + j, k] = min(max(value, 0), 255)
 
 
-def add_residual(prediction: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
+def add_residual(
+    prediction: np.ndarray, blocks: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]
+) -> np.ndarray:
     """See :func:`codec.coding.kernels.reference.add_residual`."""
     scales = np.stack([dequantize(np.ones((4, 4), np.int32), qp) for qp in qps]).astype(np.int64)
     prediction = np.ascontiguousarray(prediction, np.uint8)
     out = prediction.copy()
-    _add_residual(prediction, np.ascontiguousarray(levels, np.int32), scales, out)
+    _add_residual(
+        prediction, np.ascontiguousarray(blocks, np.int64), np.ascontiguousarray(levels, np.int32), scales, out
+    )
     return out
 
 
@@ -258,4 +257,201 @@ def predict_frame(frame: np.ndarray, vectors: np.ndarray, block: int, limit: int
     out = np.empty((height, width, 3), np.uint8)
     rows = np.ascontiguousarray(frame, np.uint8).reshape(height, 3 * width)
     _predict_frame(rows, np.ascontiguousarray(vectors, np.int64), block, limit, out.reshape(height, 3 * width))
+    return out
+
+
+@_jit
+def _from_medians(differences: np.ndarray, rows: int, cols: int, vectors: np.ndarray) -> None:
+    above = np.zeros(cols + 1, np.int64)  # the row above, with the zero beyond its right end
+    for k in range(2):
+        above[:] = 0
+        for r in range(rows):
+            left = 0
+            for c in range(cols):
+                a, b, d = left, above[c], above[c + 1]
+                left = max(min(a, b), min(max(a, b), d)) + differences[r * cols + c, k]  # the middle one, plus
+                vectors[r, c, k] = left
+            for c in range(cols):
+                above[c] = vectors[r, c, k]
+
+
+def from_medians(differences: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.from_medians`."""
+    vectors = np.empty((rows, cols, 2), np.int64)
+    _from_medians(np.ascontiguousarray(differences, np.int64), rows, cols, vectors)
+    return vectors
+
+
+@_jit
+def _intra_context(
+    plane: np.ndarray,
+    stride: int,
+    phases: np.ndarray,
+    offsets: np.ndarray,
+    limit: int,
+    bucket_of: np.ndarray,
+    buckets: np.ndarray,
+    prediction: np.ndarray,
+) -> None:
+    channels, h, w = plane.shape
+    count, top = offsets.shape[0], bucket_of.shape[0] - 1
+    for k in range(channels):
+        i = 0
+        for p in range(phases.shape[0]):
+            for y in range(phases[p, 0], h, stride):
+                for x in range(phases[p, 1], w, stride):
+                    inside = total = magnitude = 0
+                    low, high = limit, -limit
+                    for o in range(count):
+                        ny, nx = y + offsets[o, 0], x + offsets[o, 1]
+                        value = 0  # a neighbour beyond the frame counts as 0
+                        if 0 <= ny < h and 0 <= nx < w:
+                            value = min(max(plane[k, ny, nx], -limit), limit)
+                            inside += 1
+                        total += value
+                        magnitude += abs(value)
+                        low, high = min(low, value), max(high, value)
+                    if inside == count:
+                        prediction[k, i] = (total - low - high + 1) // 2
+                        activity = (magnitude + 2 * (high - low)) // 2
+                    else:
+                        edge = max(inside, 1)
+                        prediction[k, i] = (total + edge // 2) // edge
+                        activity = magnitude * 4 // edge
+                    buckets[k, i] = bucket_of[min(activity, top)]
+                    i += 1
+
+
+def intra_context(
+    plane: np.ndarray,
+    stride: int,
+    phases: tuple[tuple[int, int], ...],
+    offsets: tuple[tuple[int, int], ...],
+    limit: int,
+    bucket_of: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """See :func:`codec.coding.kernels.reference.intra_context`."""
+    channels, h, w = plane.shape
+    n = sum(len(range(a, h, stride)) * len(range(b, w, stride)) for a, b in phases)
+    buckets, prediction = np.empty((channels, n), np.int64), np.empty((channels, n), np.int64)
+    _intra_context(
+        np.ascontiguousarray(plane, np.int64),
+        stride,
+        np.array(phases, np.int64).reshape(-1, 2),
+        np.array(offsets, np.int64).reshape(-1, 2),
+        limit,
+        np.ascontiguousarray(bucket_of, np.int64),
+        buckets,
+        prediction,
+    )
+    return buckets, prediction
+
+
+# The encoder's kernels: the motion search's planes and costs, the residual's levels.
+
+
+@_jit
+def _six_along(source: np.ndarray, start: int, step: int, dst: np.ndarray, shift: int, top: int) -> None:
+    """``dst[x]``: the 6-tap filter over source[start + x + k * step] for k = 0..5, rounded off by
+    ``shift`` bits and clipped to 0..``top`` (no rounding or clipping with ``shift`` 0: the sums)."""
+    for x in range(dst.shape[0]):
+        i = start + x
+        s = (
+            np.int32(source[i])
+            + source[i + 5 * step]
+            - 5 * (np.int32(source[i + step]) + source[i + 4 * step])
+            + 20 * (np.int32(source[i + 2 * step]) + source[i + 3 * step])
+        )
+        dst[x] = s if shift == 0 else min(max((s + (1 << (shift - 1))) >> shift, 0), top)
+
+
+@_jit
+def _luma_planes(full: np.ndarray, planes: np.ndarray) -> None:
+    """``planes`` (4, H - 6, W - 6) from ``full`` ((H, 3W) uint8, rows of interleaved R, G, B):
+    the luma proxy, then each plane row by row over flattened rows (contiguous: vectorized)."""
+    rows, width = full.shape[0], full.shape[1] // 3
+    grid_rows, grid_cols = planes.shape[1], planes.shape[2]
+    proxy = np.empty((rows, width), np.int32)
+    for y in range(rows):
+        src, dst = full[y], proxy[y]
+        for x in range(width):
+            dst[x] = np.int32(src[3 * x]) + 2 * np.int32(src[3 * x + 1]) + src[3 * x + 2]
+    flat = proxy.reshape(-1)
+    column = np.empty(grid_cols, np.int32)
+    sums = np.empty((rows, grid_cols), np.int32)
+    for y in range(grid_rows):  # G, and B: along the row, from the proxy's column x + 1
+        planes[0, y, :] = proxy[y + 3, 3 : 3 + grid_cols]
+        _six_along(proxy[y + 3], 1, 1, planes[1, y], 5, LUMA_TOP)
+        _six_along(flat, (y + 1) * width + 3, width, column, 5, LUMA_TOP)  # H: down the column
+        planes[2, y, :] = column
+    for y in range(rows):  # J: down the unrounded row sums
+        _six_along(proxy[y], 1, 1, sums[y], 0, 0)
+    flat_sums = sums.reshape(-1)
+    for y in range(grid_rows):
+        _six_along(flat_sums, (y + 1) * grid_cols, grid_cols, column, 10, LUMA_TOP)
+        planes[3, y, :] = column
+
+
+def luma_planes(full: np.ndarray) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.luma_planes`."""
+    rows, cols = full.shape[:2]
+    planes = np.empty((4, rows - 6, cols - 6), np.int16)
+    _luma_planes(np.ascontiguousarray(full, np.uint8).reshape(rows, 3 * cols), planes)
+    return planes
+
+
+@_jit
+def _luma_sads(
+    planes: np.ndarray,
+    current: np.ndarray,
+    by: np.ndarray,
+    bx: np.ndarray,
+    top: np.ndarray,
+    left: np.ndarray,
+    phase: np.ndarray,
+    block: int,
+    out: np.ndarray,
+) -> None:
+    for i in range(top.shape[0]):
+        p1, r1, c1, p2, r2, c2 = PHASES[phase[i]]
+        y0, x0 = by[i] * block, bx[i] * block
+        y1, x1, y2, x2 = top[i] + r1, left[i] + c1, top[i] + r2, left[i] + c2
+        total = 0
+        for r in range(block):
+            target, first = current[y0 + r, x0 : x0 + block], planes[p1, y1 + r, x1 : x1 + block]
+            if p2 < 0:
+                for x in range(block):
+                    total += abs(np.int32(target[x]) - first[x])
+            else:
+                second = planes[p2, y2 + r, x2 : x2 + block]
+                for x in range(block):
+                    total += abs(np.int32(target[x]) - ((np.int32(first[x]) + second[x] + 1) >> 1))
+        out[i] = total
+
+
+def luma_sads(
+    planes: np.ndarray,
+    current: np.ndarray,
+    by: np.ndarray,
+    bx: np.ndarray,
+    top: np.ndarray,
+    left: np.ndarray,
+    phase: np.ndarray,
+    block: int,
+) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.luma_sads`; reads outside either plane are refused."""
+    top, left, phase, by, bx = (np.ascontiguousarray(a, np.int64) for a in (top, left, phase, by, bx))
+    out = np.empty(len(top), np.int32)
+    if not len(top):
+        return out
+    if (
+        min(top.min(), left.min(), by.min(), bx.min(), phase.min()) < 0
+        or phase.max() > 15
+        or top.max() + block >= planes.shape[1]
+        or left.max() + block >= planes.shape[2]
+        or (by.max() + 1) * block > current.shape[0]
+        or (bx.max() + 1) * block > current.shape[1]
+    ):
+        raise ValueError("luma_sads: a block reaches outside its plane")
+    _luma_sads(np.ascontiguousarray(planes, np.int16), np.ascontiguousarray(current, np.int16), by, bx, top, left, phase, block, out)
     return out

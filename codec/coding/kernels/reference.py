@@ -8,12 +8,18 @@ from numpy.lib.stride_tricks import sliding_window_view
 from codec.coding.common.transform import residual_from_levels
 
 
-def add_residual(prediction: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
-    """The (H, W, 3) uint8 frame: ``prediction`` plus the residual its (ceil(H/4), ceil(W/4), 3, 4, 4)
-    ``levels`` rebuild at the components' ``qps`` (dequantized, inverse transformed, YCoCg-R to RGB),
-    clipped to 0..255."""
+def add_residual(
+    prediction: np.ndarray, blocks: np.ndarray, levels: np.ndarray, qps: tuple[int, int, int]
+) -> np.ndarray:
+    """The (H, W, 3) uint8 frame: ``prediction`` plus the residual that the ``levels`` ((n, 3, 4, 4))
+    of the 4x4 blocks ``blocks`` ((n,) distinct raster indices of the frame's (ceil(H/4), ceil(W/4))
+    grid; none elsewhere) rebuild at the components' ``qps`` (dequantized, inverse transformed,
+    YCoCg-R to RGB), clipped to 0..255."""
     h, w = prediction.shape[:2]
-    residual = residual_from_levels(levels, qps)[:h, :w]
+    rows, cols = -(-h // 4), -(-w // 4)
+    dense = np.zeros((rows * cols, 3, 4, 4), np.int32)
+    dense[blocks] = levels
+    residual = residual_from_levels(dense.reshape(rows, cols, 3, 4, 4), qps)[:h, :w]
     return np.clip(prediction.astype(np.int32) + residual, 0, 255).astype(np.uint8)
 
 
@@ -107,3 +113,130 @@ def predict_frame(frame: np.ndarray, vectors: np.ndarray, block: int, limit: int
     tiles = predict_blocks(full, top, left, v[:, 0] & 3, v[:, 1] & 3, block)
     out = tiles.reshape(rows, cols, block, block, 3).transpose(0, 2, 1, 3, 4).reshape(rows * block, cols * block, 3)
     return out[:height, :width].astype(np.uint8)
+
+
+def from_medians(differences: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The (rows, cols, 2) int64 vector field whose differences ((rows * cols, 2), raster order) from
+    their median predictors (:func:`codec.coding.common.motion.median_predictor`: left, top and
+    top-right neighbours, zero beyond the frame) are ``differences``."""
+    vectors = np.empty((rows, cols, 2), np.int64)
+    for k in (0, 1):  # block after block, in Python integers: the median of three is the middle one
+        d = differences[:, k].reshape(rows, cols).tolist()
+        above = [0] * (cols + 1)  # the row above, with the zero beyond its right end
+        for r in range(rows):
+            row, left = [], 0
+            for c in range(cols):
+                left = sorted((left, above[c], above[c + 1]))[1] + d[r][c]
+                row.append(left)
+            vectors[r, :, k] = row
+            above = [*row, 0]
+    return vectors
+
+
+def shifted(plane: np.ndarray, offsets: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
+    """For a (..., h, w) ``plane``, the planes of each element's neighbour at each offset (0 outside)."""
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    pad = [(0, 0)] * (plane.ndim - 2) + [(reach, reach)] * 2
+    padded = np.pad(plane, pad)
+    h, w = plane.shape[-2:]
+    return [padded[..., reach + dy : reach + dy + h, reach + dx : reach + dx + w] for dy, dx in offsets]
+
+
+def pass_grids(plane: np.ndarray, stride: int, phases: tuple[tuple[int, int], ...]) -> list[np.ndarray]:
+    """The views of a (..., h, w) ``plane`` at (y, x) with (y % stride, x % stride) each of ``phases``."""
+    return [plane[..., a::stride, b::stride] for a, b in phases]
+
+
+def intra_context(
+    plane: np.ndarray,
+    stride: int,
+    phases: tuple[tuple[int, int], ...],
+    offsets: tuple[tuple[int, int], ...],
+    limit: int,
+    bucket_of: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C, n) int64 each: the bucket and prediction of every element of an I-frame pass (the
+    elements of :func:`pass_grids`, phase after phase, each in raster order) from the (C, h, w)
+    ``plane``'s values at its four neighbours' ``offsets``, each clipped to +-``limit``. With all four
+    inside: the mean of the middle two, rounded half up, and the activity (sum of magnitudes + 2 x
+    (largest - smallest)) / 2; at the frame's edge, the mean of those inside and their summed
+    magnitudes scaled to four. The bucket is ``bucket_of[min(activity, len(bucket_of) - 1)]``
+    (see :meth:`codec.coding.common.context.IntraPass.context`)."""
+
+    def take(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([g.reshape(len(x), -1) for g in pass_grids(x, stride, phases)], axis=1)
+
+    h, w = plane.shape[1:]
+    clipped = np.clip(plane.astype(np.int64), -limit, limit)
+    near = [take(n) for n in shifted(clipped, offsets)]
+    inside = sum(take(n) for n in shifted(np.ones((1, h, w), np.int64), offsets))
+    total, magnitude = sum(near), sum(np.abs(n) for n in near)
+    low, high = np.minimum.reduce(near), np.maximum.reduce(near)
+    whole = inside == len(offsets)
+    edge = np.maximum(inside, 1)
+    prediction = np.where(whole, (total - low - high + 1) // 2, (total + edge // 2) // edge)
+    activity = np.where(whole, (magnitude + 2 * (high - low)) // 2, magnitude * 4 // edge)
+    return bucket_of[np.minimum(activity, len(bucket_of) - 1)], prediction
+
+
+# The encoder's kernels: the motion search's planes and costs, the residual's levels.
+
+LUMA_TOP = 1020  # the luma proxy's largest value, its interpolation's clipping bound
+# Per quarter-pixel phase (fy, fx): the planes of luma_planes (0 G, 1 B, 2 H, 3 J) and the (row,
+# column) offsets of its one source, or of the two it is the rounded-up mean of: interpolate's table.
+QUARTER = {
+    (0, 0): ((0, 0, 0),), (0, 1): ((0, 0, 0), (1, 0, 0)), (0, 2): ((1, 0, 0),),
+    (0, 3): ((0, 0, 1), (1, 0, 0)), (1, 0): ((0, 0, 0), (2, 0, 0)), (2, 0): ((2, 0, 0),),
+    (3, 0): ((0, 1, 0), (2, 0, 0)), (2, 2): ((3, 0, 0),), (1, 2): ((1, 0, 0), (3, 0, 0)),
+    (3, 2): ((3, 0, 0), (1, 1, 0)), (2, 1): ((2, 0, 0), (3, 0, 0)), (2, 3): ((3, 0, 0), (2, 0, 1)),
+    (1, 1): ((1, 0, 0), (2, 0, 0)), (1, 3): ((1, 0, 0), (2, 0, 1)), (3, 1): ((2, 0, 0), (1, 1, 0)),
+    (3, 3): ((2, 0, 1), (1, 1, 0)),
+}  # fmt: skip
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    """R + 2G + B of an (..., 3) array of samples, as int16 (0..1020): the motion search's luma proxy."""
+    frame = frame.astype(np.int16)
+    return frame[..., 0] + 2 * frame[..., 1] + frame[..., 2]
+
+
+def luma_planes(full: np.ndarray) -> np.ndarray:
+    """(4, H - 6, W - 6) int16: the motion search's planes of the luma proxy of ``full`` (an edge-
+    extended (H, W, 3) uint8 frame) on the grid full[3:-3, 3:-3]: G its samples, and by
+    :func:`interpolate` (clipped to LUMA_TOP) B the half samples right of them, H those below them,
+    J the centres between four. Every quarter-pixel phase is one of them or the mean of two (QUARTER)."""
+    proxy = luma(full).astype(np.int32)[1:, 1:]  # the grid from its row and column 2
+    halves: dict[str, np.ndarray] = {}
+    phases = ((0, 0), (0, 2), (2, 0), (2, 2))
+    return np.stack([interpolate(proxy, fy, fx, LUMA_TOP, halves) for fy, fx in phases]).astype(np.int16)
+
+
+def _quarter(planes: np.ndarray, phase: int) -> np.ndarray:
+    """The (H - 1, W - 1) plane of the luma proxy at quarter-pixel ``phase`` (fy * 4 + fx) from
+    :func:`luma_planes`' planes (H, W)."""
+    h, w = planes.shape[1] - 1, planes.shape[2] - 1
+    sources = [planes[p, dy : dy + h, dx : dx + w].astype(np.int32) for p, dy, dx in QUARTER[divmod(phase, 4)]]
+    return sources[0] if len(sources) == 1 else (sources[0] + sources[1] + 1) >> 1
+
+
+def luma_sads(
+    planes: np.ndarray,
+    current: np.ndarray,
+    by: np.ndarray,
+    bx: np.ndarray,
+    top: np.ndarray,
+    left: np.ndarray,
+    phase: np.ndarray,
+    block: int,
+) -> np.ndarray:
+    """(N,) int32: per pair i, the sum of absolute differences between block (by[i], bx[i]) of
+    ``current`` (a luma proxy plane, int16, its sides multiples of ``block``) and the block of
+    :func:`luma_planes`' ``planes`` at quarter-pixel ``phase[i]`` (fy * 4 + fx) whose first sample
+    is at (top[i], left[i]) on their grid. Every read lies inside both planes."""
+    targets = sliding_window_view(current, (block, block))[by * block, bx * block].astype(np.int32)
+    out = np.empty(len(top), np.int32)
+    for p in np.unique(phase).tolist():
+        which = np.flatnonzero(phase == p)
+        fetched = sliding_window_view(_quarter(planes, p), (block, block))[top[which], left[which]]
+        out[which] = np.abs(fetched - targets[which]).sum((1, 2))
+    return out
