@@ -152,3 +152,179 @@ def test_intra_context_on_random_and_edge_latents(seed: int) -> None:
             for got, expected in zip(compiled.intra_context(*args), reference.intra_context(*args), strict=True):
                 assert got.dtype == expected.dtype == np.int64
                 np.testing.assert_array_equal(got, expected)
+
+
+# The encoder's kernels
+
+
+def test_luma_planes_give_interpolate_at_every_phase() -> None:
+    """The four planes' QUARTER combinations are the luma proxy interpolated at each of the 16
+    phases (the search's planes before), so the search ranks vectors as it did."""
+    rng = np.random.default_rng(0)
+    full = rng.integers(0, 256, (30, 41, 3), np.uint8)
+    planes = reference.luma_planes(full)
+    proxy = reference.luma(full).astype(np.int32)[1:, 1:]
+    h, w = planes.shape[1] - 1, planes.shape[2] - 1
+    for phase in range(16):
+        expected = reference.interpolate(proxy, *divmod(phase, 4), reference.LUMA_TOP)[:h, :w]
+        np.testing.assert_array_equal(reference._quarter(planes, phase), expected)
+
+
+def _same_luma_planes(full: np.ndarray) -> np.ndarray:
+    expected = reference.luma_planes(full)
+    got = compiled.luma_planes(full)
+    assert got.dtype == expected.dtype == np.int16 and got.shape == (4, full.shape[0] - 6, full.shape[1] - 6)
+    np.testing.assert_array_equal(got, expected)
+    return got
+
+
+@pytest.mark.parametrize("size", [(7, 7), (7, 30), (30, 7), (12, 13)])
+def test_luma_planes_on_edges(size: tuple[int, int]) -> None:
+    """The smallest frames (one grid sample), thin and odd ones, black and white side by side and
+    all white (the filters' clipping at 0 and at LUMA_TOP)."""
+    stripes = np.where(np.indices((*size, 3)).sum(0) % 2, 255, 0).astype(np.uint8)
+    for full in (stripes, np.full((*size, 3), 255, np.uint8), stripes[::-1].copy()):
+        _same_luma_planes(full)
+
+
+def _same_luma_sads(planes: np.ndarray, current: np.ndarray, block: int, *where: np.ndarray) -> None:
+    """Both twins on the pairs ``where`` names: by, bx, top, left, phase."""
+    args = (planes, current, *where, block)
+    expected = reference.luma_sads(*args)
+    got = compiled.luma_sads(*args)
+    assert got.dtype == expected.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_luma_planes_and_sads_on_random_inputs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(n) for n in rng.integers(7, 90, 2))
+    planes = _same_luma_planes(rng.integers(0, 256, (h, w, 3), np.uint8))
+    block = int(rng.choice([1, 2, 4, 8, 16]))
+    block = min(block, h - 7, w - 7) or 1
+    if block + 1 >= min(planes.shape[1:]):
+        return
+    rows, cols = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    current = rng.integers(0, 1021, (rows * block, cols * block)).astype(np.int16)
+    n = 50
+    by, bx = rng.integers(0, rows, n), rng.integers(0, cols, n)
+    top = rng.integers(0, planes.shape[1] - block - 1, n)
+    left = rng.integers(0, planes.shape[2] - block - 1, n)
+    _same_luma_sads(planes, current, block, by, bx, top, left, rng.integers(0, 16, n))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (33, 17)])
+def test_luma_sads_on_edges(size: tuple[int, int]) -> None:
+    """Frames of 1x1 and sizes no multiple of the block, every block moved by every phase of vectors
+    at the bound each way (the extension's far edges), black and white samples side by side."""
+    h, w = size
+    frame = np.where(np.indices((h, w, 3)).sum(0) % 2, 255, 0).astype(np.uint8)
+    for block in (1, 4, 16):
+        ref = Reference(frame, block)
+        current = reference.luma(np.full((ref.rows * block, ref.cols * block, 3), 255, np.uint8))
+        by, bx = np.divmod(np.arange(ref.rows * ref.cols), ref.cols)
+        steps = (-MAX_VECTOR, -MAX_VECTOR + 1, -MAX_VECTOR + 3, -1, 0, 2, MAX_VECTOR - 1, MAX_VECTOR)
+        vectors = np.array(list(itertools.product(steps, steps)))
+        by, bx, vectors = np.repeat(by, len(vectors)), np.repeat(bx, len(vectors)), np.tile(vectors, (len(by), 1))
+        top, left, fy, fx = ref.origins(by, bx, vectors)
+        _same_luma_sads(_same_luma_planes(ref.full), current, block, by, bx, top, left, 4 * fy + fx)
+
+
+def test_luma_sads_refuse_reads_outside_the_planes() -> None:
+    planes = compiled.luma_planes(np.zeros((20, 20, 3), np.uint8))  # a 14x14 grid
+    one = np.zeros(1, np.int64)
+    for top, left in ((-1, 0), (0, -1), (10, 0), (0, 10)):
+        with pytest.raises(ValueError, match="outside"):
+            compiled.luma_sads(planes, np.zeros((4, 4), np.int16), one, one, one + top, one + left, one, 4)
+
+
+def test_luma_planes_and_sads_on_real_frames(carphone: Path) -> None:
+    """Carphone's blocks of 16 and 32 against the frame before moved by random vectors within the bound."""
+    frames = read_clip(carphone, max_frames=3).frames
+    rng = np.random.default_rng(0)
+    for previous, frame in itertools.pairwise(frames):
+        for block in (16, 32):
+            ref = Reference(previous, block)
+            planes = _same_luma_planes(ref.full)
+            pad = ((0, ref.rows * block - 144), (0, ref.cols * block - 176), (0, 0))
+            current = reference.luma(np.pad(frame, pad, mode="edge"))
+            by, bx = np.divmod(np.repeat(np.arange(ref.rows * ref.cols), 20), ref.cols)
+            top, left, fy, fx = ref.origins(by, bx, rng.integers(-MAX_VECTOR, MAX_VECTOR + 1, (len(by), 2)))
+            _same_luma_sads(planes, current, block, by, bx, top, left, 4 * fy + fx)
+
+
+def _same_levels(frame: np.ndarray, prediction: np.ndarray, qps: tuple[int, int, int]) -> None:
+    expected = reference.forward_residual(frame, prediction, qps)
+    got = compiled.forward_residual(frame, prediction, qps)
+    assert got.dtype == expected.dtype == np.int32 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_forward_residual_on_random_inputs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(n) for n in rng.integers(1, 70, 2))
+    frame, prediction = rng.integers(0, 256, (2, h, w, 3), np.uint8)
+    _same_levels(frame, prediction, tuple(int(q) for q in rng.integers(0, MAX_QP + 1, 3)))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 7), (4, 4), (3, 9), (16, 16)])
+@pytest.mark.parametrize("qp", [0, 1, 25, MAX_QP])
+def test_forward_residual_on_edges(size: tuple[int, int], qp: int) -> None:
+    """QP 0 and 51, the largest residuals each way, sizes no multiple of 4 (edge-replicated), 1x1."""
+    h, w = size
+    black, white = np.zeros((h, w, 3), np.uint8), np.full((h, w, 3), 255, np.uint8)
+    stripes = np.where(np.indices((h, w, 3)).sum(0) % 2, 255, 0).astype(np.uint8)
+    for frame, prediction in ((white, black), (black, white), (stripes, black), (stripes, 255 - stripes)):
+        _same_levels(frame, prediction, component_qps(qp, CHROMA_QP_OFFSET))
+
+
+def test_forward_residual_on_real_frames(carphone: Path) -> None:
+    frames = read_clip(carphone, max_frames=4).frames
+    for previous, frame in itertools.pairwise(frames):
+        for qp in (12, 20, 28, 40):
+            _same_levels(frame, previous, component_qps(qp, CHROMA_QP_OFFSET))
+
+
+def _same_coarse_best(here: np.ndarray, there: np.ndarray, price: np.ndarray, small: int) -> None:
+    expected = reference.coarse_best(here, there, price, small, 4)
+    got = compiled.coarse_best(here, there, price, small, 4)
+    assert got.dtype == expected.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_coarse_best_on_random_and_edge_inputs(seed: int) -> None:
+    """Random planes and prices, 1x1 blocks and one offset, and flat planes where every offset
+    ties (the first of equal costs wins) with prices flat or all but one equal."""
+    rng = np.random.default_rng(seed)
+    small, rows, cols, side = (
+        int(rng.choice([1, 2, 4, 8])),
+        *(int(n) for n in rng.integers(1, 6, 2)),
+        2 * int(rng.integers(0, 5)) + 1,
+    )
+    here = rng.integers(0, 16 * 1021, (rows * small, cols * small))
+    there = rng.integers(0, 16 * 1021, (rows * small + side - 1, cols * small + side - 1))
+    price = rng.random((side, side)) * 1000
+    _same_coarse_best(here, there, price, small)
+    _same_coarse_best(here[:small, :small], there[:small, :small], price[:1, :1], small)
+    flat = np.zeros(price.shape)
+    flat[side // 2, side - 1] = -1e-9
+    for tie in (np.zeros(price.shape), flat):
+        _same_coarse_best(np.zeros_like(here), np.zeros_like(there), tie, small)
+
+
+def test_coarse_best_on_real_frames(carphone: Path) -> None:
+    """Carphone's frames downsampled 4 times as the search does, 16x16 and 32x32 blocks within 32 pixels."""
+    frames = read_clip(carphone, max_frames=3).frames
+
+    def shrink(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(36, 4, 44, 4).sum((1, 3))
+
+    for previous, frame in itertools.pairwise(frames):
+        here, there = shrink(reference.luma(frame)), np.pad(shrink(reference.luma(previous)), 8, mode="edge")
+        price = 4.0 * np.add.outer(np.abs(np.arange(-8, 9)), np.abs(np.arange(-8, 9)))
+        for small in (4, 8):
+            crop = here[: 36 // small * small, : 44 // small * small]
+            _same_coarse_best(crop, there[: crop.shape[0] + 16, : crop.shape[1] + 16], price, small)

@@ -31,7 +31,7 @@ from codec.coding.common.entropy_coding import SymbolRangeDecoder, SymbolRangeEn
 from codec.coding.common.motion import Reference
 from codec.coding.common.motion_coding import decode_motion
 from codec.coding.common.residual_coding import Residual, decode_residual
-from codec.coding.common.transform import MAX_QP, component_qps, residual_levels
+from codec.coding.common.transform import MAX_QP, component_qps
 from codec.errors import CodecError, naming
 
 BLOCK = 16  # motion block side, pixels
@@ -70,8 +70,9 @@ def decode_qp(coder: SymbolRangeDecoder, what: str) -> int:
 
 def residual_for(frame: np.ndarray, prediction: np.ndarray, qp: int) -> np.ndarray:
     """The levels at ``qp`` of ``frame`` minus ``prediction`` (both (H, W, 3) uint8): what
-    :func:`add_residual` rebuilds from."""
-    return residual_levels(frame.astype(np.int32) - prediction, component_qps(qp, CHROMA_QP_OFFSET))
+    :func:`add_residual` rebuilds from (a kernel: :func:`codec.coding.kernels.reference.forward_residual`
+    is its specification)."""
+    return kernels.forward_residual(frame, prediction, component_qps(qp, CHROMA_QP_OFFSET))
 
 
 def add_residual(prediction: np.ndarray, residual: Residual, qp: int) -> np.ndarray:

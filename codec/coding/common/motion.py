@@ -16,10 +16,8 @@ import copy
 import functools
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from codec.coding import kernels
-from codec.coding.kernels.reference import interpolate
 from codec.errors import CodecError
 
 QPEL = 4  # vector units per pixel
@@ -45,21 +43,15 @@ def median_predictor(vectors: np.ndarray) -> np.ndarray:
     return np.median(np.stack([left, top, top_right]), axis=0).astype(np.int32)
 
 
-def luma(frame: np.ndarray) -> np.ndarray:
-    """R + 2G + B of an (..., 3) array of samples, as int16 (0..1020): the search's luma proxy."""
-    frame = frame.astype(np.int16)
-    return frame[..., 0] + 2 * frame[..., 1] + frame[..., 2]
-
-
 class Reference:
     """A decoded frame as a motion-compensation reference, edge-extended so that no vector within
     MAX_VECTOR reads outside it. ``block`` is the size of the square blocks vectors move; frames
     whose sides are not a multiple of it are extended too.
 
     A prediction interpolates each block's own samples (:meth:`blocks`). The search compares many
-    candidates per block, so for it the luma proxy's 16 quarter-pixel phases are whole planes
-    (:meth:`luma`), interpolated from the proxy itself: close to the proxy of the interpolated
-    samples, good enough to rank vectors, never used for a prediction."""
+    candidates per block, so for it the luma proxy's half-sample planes are made once for the whole
+    frame (:meth:`luma_sads`), interpolated from the proxy itself: close to the proxy of the
+    interpolated samples, good enough to rank vectors, never used for a prediction."""
 
     def __init__(self, frame: np.ndarray, block: int, extent: int | None = None) -> None:
         """``extent`` (a multiple of ``block``): extend the frame for blocks that large too, so that
@@ -71,9 +63,7 @@ class Reference:
         self.margin = _MARGIN  # pixels of edge replication before the frame
         self.frame = frame
         self._set_block(block)
-        self._proxy: np.ndarray | None = None
-        self._proxy_halves: dict[str, np.ndarray] = {}
-        self._lumas: dict[tuple[int, int], np.ndarray] = {}
+        self._search: dict[str, np.ndarray] = {}  # the search's planes, shared with with_block's copies
 
     @functools.cached_property
     def full(self) -> np.ndarray:
@@ -94,16 +84,6 @@ class Reference:
         other._set_block(block)
         return other
 
-    def luma(self, fy: int, fx: int) -> np.ndarray:
-        """The luma proxy's plane of quarter-pixel phase (fy, fx), 0..3 each (int16): sample [y, x]
-        is at (y + fy/4, x + fx/4) in the coordinates of the extended grid ``self.full[3:-3, 3:-3]``."""
-        key = (fy, fx)
-        if key not in self._lumas:
-            if self._proxy is None:
-                self._proxy = luma(self.full).astype(np.int32)[1:, 1:]  # the grid from its row and column 2
-            self._lumas[key] = interpolate(self._proxy, fy, fx, 1020, self._proxy_halves).astype(np.int16)
-        return self._lumas[key]
-
     def origins(
         self, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -115,18 +95,19 @@ class Reference:
         left = _MARGIN - 3 + bx.astype(np.int64) * self.block + (v[:, 1] >> 2)
         return top, left, v[:, 0] & 3, v[:, 1] & 3
 
-    def blocks(self, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray, of_luma: bool = False) -> np.ndarray:
+    def blocks(self, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """The (N, block, block, 3) int16 predictions of blocks (by[i], bx[i]) moved by vectors[i]
-        (quarter pixels, within MAX_VECTOR: clamped there, never read beyond the extended frame);
-        with ``of_luma``, the (N, block, block) luma proxies of them, from the search's planes."""
+        (quarter pixels, within MAX_VECTOR: clamped there, never read beyond the extended frame)."""
+        return kernels.predict_blocks(self.full, *self.origins(by, bx, vectors), self.block)
+
+    def luma_sads(self, current: np.ndarray, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """(N,) int32: the SAD of block (by[i], bx[i]) of ``current`` (a luma proxy plane whose sides
+        are multiples of the block) against the luma proxy of the block moved by vectors[i], as
+        :meth:`blocks` clamps them, read from the search's planes (made on first use)."""
+        if "luma" not in self._search:
+            self._search["luma"] = kernels.luma_planes(self.full)
         top, left, fy, fx = self.origins(by, bx, vectors)
-        if not of_luma:
-            return kernels.predict_blocks(self.full, top, left, fy, fx, self.block)
-        out = np.empty((len(top), self.block, self.block), np.int16)
-        for phase in set(zip(fy.tolist(), fx.tolist(), strict=True)):
-            which = np.flatnonzero((fy == phase[0]) & (fx == phase[1]))
-            out[which] = sliding_window_view(self.luma(*phase), (self.block, self.block))[top[which], left[which]]
-        return out
+        return kernels.luma_sads(self._search["luma"], current, by, bx, top, left, 4 * fy + fx, self.block)
 
     def predict(self, vectors: np.ndarray) -> np.ndarray:
         """The (height, width, 3) uint8 frame predicted by one vector per block ((rows, cols, 2))."""

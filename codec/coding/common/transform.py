@@ -64,11 +64,16 @@ def _scale(qp: int, table: np.ndarray) -> np.ndarray:
     return table[qp % 6][_CLASS]
 
 
+def quantizer(qp: int, inter: bool = True) -> tuple[np.ndarray, int, int]:
+    """How :func:`quantize` rounds at ``qp``: the (4, 4) multipliers MF, the shift and the offset."""
+    bits = 15 + qp // 6
+    return _scale(qp, _MF), bits, (1 << bits) // (6 if inter else 3)
+
+
 def quantize(coefficients: np.ndarray, qp: int, inter: bool = True) -> np.ndarray:
     """The integer levels of (..., 4, 4) transform coefficients at ``qp`` (int32)."""
-    bits = 15 + qp // 6
-    offset = (1 << bits) // (6 if inter else 3)
-    magnitude = (np.abs(coefficients).astype(np.int64) * _scale(qp, _MF) + offset) >> bits
+    scale, bits, offset = quantizer(qp, inter)
+    magnitude = (np.abs(coefficients).astype(np.int64) * scale + offset) >> bits
     return (np.sign(coefficients) * magnitude).astype(np.int32)
 
 

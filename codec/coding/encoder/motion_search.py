@@ -14,10 +14,11 @@ one costs little.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from codec.coding.common.motion import MAX_VECTOR, QPEL, Reference, luma, median_predictor
+from codec.coding import kernels
+from codec.coding.common.motion import MAX_VECTOR, QPEL, Reference, median_predictor
 from codec.coding.common.motion_coding import SPLIT, children, coarse_grid, coarse_vectors, expand
+from codec.coding.kernels.reference import luma
 
 COARSE = 4  # downsampling of the coarse stage
 DIAMOND = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)])  # a vector and its four nearest steps
@@ -35,17 +36,11 @@ def _neighbours(vectors: np.ndarray) -> np.ndarray:
     return np.stack([p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]], 2)
 
 
-def _tiles(plane: np.ndarray, block: int) -> np.ndarray:
-    """(rows, cols, block, block) tiles of a plane whose sides are multiples of ``block``."""
-    rows, cols = plane.shape[0] // block, plane.shape[1] // block
-    return plane.reshape(rows, block, cols, block).transpose(0, 2, 1, 3)
-
-
 def _padded_luma(frame: np.ndarray, reference: Reference) -> np.ndarray:
-    """The luma proxy (int32) of ``frame``, extended by its edges to whole blocks of ``reference``."""
+    """The luma proxy (int16) of ``frame``, extended by its edges to whole blocks of ``reference``."""
     h, w = frame.shape[:2]
     pad = ((0, reference.rows * reference.block - h), (0, reference.cols * reference.block - w), (0, 0))
-    return luma(np.pad(frame, pad, mode="edge")).astype(np.int32)
+    return luma(np.pad(frame, pad, mode="edge"))
 
 
 def search(
@@ -61,16 +56,15 @@ def search(
     pixels (at most MAX_VECTOR) of the coarse stage, 2 pixels and a sub-pixel step beyond it.
     ``precision`` 0, 1 or 2 stops at whole, half or quarter pixels. ``start`` (rows, cols, 2), a
     field found with larger blocks, takes the coarse stage's place."""
-    block, rows, cols = reference.block, reference.rows, reference.cols
+    rows, cols = reference.rows, reference.cols
     reach = min(reach, MAX_VECTOR // QPEL - 3)
     current = _padded_luma(frame, reference)
-    by, bx = (a.ravel() for a in np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij"))
-    target = _tiles(current, block).reshape(rows * cols, block, block).astype(np.int16)
+    by, bx = np.divmod(np.arange(rows * cols), cols)
 
     def best(candidates: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         candidates = np.clip(candidates.reshape(rows * cols, -1, 2), -MAX_VECTOR, MAX_VECTOR)
         predictor = median_predictor(vectors).reshape(-1, 1, 2)
-        return _best(candidates, target, by, bx, reference, predictor, lam).reshape(rows, cols, 2)
+        return _best(candidates, current, by, bx, reference, predictor, lam).reshape(rows, cols, 2)
 
     coarse = QPEL * _coarse(current, reference, lam, reach) if start is None else start.astype(np.int64)
     # whole pixels: a step around the coarse vector, zero and the neighbours' coarse vectors, then
@@ -94,17 +88,16 @@ def _offsets(step: int, radius: int) -> np.ndarray:
 
 def _best(
     candidates: np.ndarray,
-    target: np.ndarray,
+    current: np.ndarray,
     by: np.ndarray,
     bx: np.ndarray,
     reference: Reference,
     predictor: np.ndarray,
     lam: float,
 ) -> np.ndarray:
-    """Per block, the candidate vector (of (N, K, 2)) of least SAD + lam x bits."""
+    """Per block (by[i], bx[i]) of ``current``, the candidate vector (of (N, K, 2)) of least SAD + lam x bits."""
     n, k = candidates.shape[:2]
-    fetched = reference.blocks(np.repeat(by, k), np.repeat(bx, k), candidates.reshape(-1, 2), of_luma=True)
-    sad = np.abs(fetched.reshape(n, k, *target.shape[1:]) - target[:, None]).sum((2, 3), dtype=np.int32)
+    sad = reference.luma_sads(current, np.repeat(by, k), np.repeat(bx, k), candidates.reshape(-1, 2)).reshape(n, k)
     cost = sad + lam * vector_bits(candidates - predictor)
     return candidates[np.arange(n), cost.argmin(1)]
 
@@ -127,13 +120,7 @@ def _coarse(current: np.ndarray, reference: Reference, lam: float, reach: int) -
     side = 2 * span + 1
     offsets = np.arange(-span, span + 1) * COARSE * QPEL
     price = lam * vector_bits(np.stack(np.meshgrid(offsets, offsets, indexing="ij"), -1))  # (side, side)
-    # every offset's window at once: (side, side, rows, small, cols, small) differences, summed per block
-    windows = sliding_window_view(there, here.shape)  # (side, side, h, w), a view
-    cost = np.empty((side, side, rows, cols))
-    for dy in range(side):  # a row of offsets at a time bounds the temporaries
-        sad = np.abs(windows[dy] - here).reshape(side, rows, small, cols, small).sum((2, 4))
-        cost[dy] = sad * COARSE + price[dy][:, None, None]
-    best = cost.reshape(side * side, rows, cols).argmin(0)
+    best = kernels.coarse_best(here, there, price, small, COARSE)
     return np.stack(np.divmod(best, side), -1).astype(np.int32) * COARSE - span * COARSE
 
 
@@ -145,9 +132,9 @@ def choose_splits(
     one's difference from it) or of one vector for all four, one of those four or the group's own
     in ``coarse`` (a search with the group's size). Returns the field with the unsplit groups'
     vector set, and the (coarse rows, coarse cols) split flags."""
-    block, rows, cols = reference.block, reference.rows, reference.cols
+    rows, cols = reference.rows, reference.cols
     r, c = coarse_grid(rows, cols)
-    target = _tiles(_padded_luma(frame, reference).astype(np.int16), block)  # (rows, cols, b, b)
+    current = _padded_luma(frame, reference)
     n = SPLIT * SPLIT
     kids = children(vectors).reshape(r * c, n, 2)
     candidates = np.concatenate([kids, coarse.reshape(r * c, 1, 2)], 1)  # candidate i < n: block i's own
@@ -158,13 +145,15 @@ def choose_splits(
     bx = (gx[:, None] * SPLIT + cx).clip(max=cols - 1)
     exists = (gy[:, None] * SPLIT + cy < rows) & (gx[:, None] * SPLIT + cx < cols)
     shape = (r * c, n + 1, n)
-    fetched = reference.blocks(
-        np.broadcast_to(by[:, None], shape).ravel(),
-        np.broadcast_to(bx[:, None], shape).ravel(),
-        np.broadcast_to(candidates[:, :, None], (*shape, 2)).reshape(-1, 2),
-        of_luma=True,
-    ).reshape(*shape, block, block)
-    sad = np.abs(fetched - target[by, bx][:, None]).sum((3, 4), dtype=np.int32) * exists[:, None]
+    sad = (
+        reference.luma_sads(
+            current,
+            np.broadcast_to(by[:, None], shape).ravel(),
+            np.broadcast_to(bx[:, None], shape).ravel(),
+            np.broadcast_to(candidates[:, :, None], (*shape, 2)).reshape(-1, 2),
+        ).reshape(shape)
+        * exists[:, None]
+    )
     median = coarse_vectors(vectors, np.ones((r, c), bool)).reshape(-1, 2)
     predictor = median_predictor(median.reshape(r, c, 2)).reshape(-1, 1, 2)
     whole = sad.sum(2) + lam * vector_bits(candidates - predictor)  # (groups, candidates)

@@ -32,6 +32,10 @@ NAMES = (
     "predict_frame",
     "from_medians",
     "intra_context",
+    "luma_planes",
+    "luma_sads",
+    "forward_residual",
+    "coarse_best",
 )  # every kernel, as both modules name it
 
 
@@ -55,6 +59,10 @@ predict_blocks: Callable = _module.predict_blocks
 predict_frame: Callable = _module.predict_frame
 from_medians: Callable = _module.from_medians
 intra_context: Callable = _module.intra_context
+luma_planes: Callable = _module.luma_planes
+luma_sads: Callable = _module.luma_sads
+forward_residual: Callable = _module.forward_residual
+coarse_best: Callable = _module.coarse_best
 
 
 @functools.cache
@@ -68,3 +76,7 @@ def warm() -> None:
     predict_frame(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 2), np.int32), 4, 4)
     from_medians(np.zeros((1, 2), np.int64), 1, 1)
     intra_context(np.zeros((1, 2, 2), np.int64), 2, ((1, 1),), ((-1, -1),), 1, np.zeros(2, np.int64))
+    planes = luma_planes(np.zeros((8, 8, 3), np.uint8))
+    luma_sads(planes, np.zeros((1, 1), np.int16), origin, origin, origin, origin, origin, 1)
+    forward_residual(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), (0, 0, 0))
+    coarse_best(np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros((1, 1)), 1, 1)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from codec.coding.common.transform import dequantize
+from codec.coding.common.transform import dequantize, quantizer
+from codec.coding.kernels.reference import LUMA_TOP
 
 
 def _jit(function: Callable) -> Callable:
@@ -453,5 +454,112 @@ def luma_sads(
         or (bx.max() + 1) * block > current.shape[1]
     ):
         raise ValueError("luma_sads: a block reaches outside its plane")
-    _luma_sads(np.ascontiguousarray(planes, np.int16), np.ascontiguousarray(current, np.int16), by, bx, top, left, phase, block, out)
+    planes, current = np.ascontiguousarray(planes, np.int16), np.ascontiguousarray(current, np.int16)
+    _luma_sads(planes, current, by, bx, top, left, phase, block, out)
     return out
+
+
+@_jit
+def _forward_residual(
+    frame: np.ndarray,
+    prediction: np.ndarray,
+    scales: np.ndarray,
+    shifts: np.ndarray,
+    offsets: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Per 4x4 block of ``out``: the residual (rows and columns beyond the frame its last ones'),
+    YCoCg-R, H.264's forward butterfly along rows then columns, and each coefficient quantized."""
+    h, w = frame.shape[0], frame.shape[1] // 3
+    block = np.empty((3, 4, 4), np.int64)
+    for r in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            for i in range(4):
+                y = min(4 * r + i, h - 1)
+                for j in range(4):
+                    x = 3 * min(4 * c + j, w - 1)
+                    red = np.int64(frame[y, x]) - prediction[y, x]
+                    green = np.int64(frame[y, x + 1]) - prediction[y, x + 1]
+                    blue = np.int64(frame[y, x + 2]) - prediction[y, x + 2]
+                    co = red - blue
+                    t = blue + (co >> 1)
+                    cg = green - t
+                    block[0, i, j], block[1, i, j], block[2, i, j] = t + (cg >> 1), co, cg
+            for k in range(3):
+                for i in range(4):
+                    x0, x1, x2, x3 = block[k, i, 0], block[k, i, 1], block[k, i, 2], block[k, i, 3]
+                    a, b, d, e = x0 + x3, x1 + x2, x1 - x2, x0 - x3
+                    block[k, i, 0], block[k, i, 1], block[k, i, 2], block[k, i, 3] = a + b, 2 * e + d, a - b, e - 2 * d
+                for j in range(4):
+                    x0, x1, x2, x3 = block[k, 0, j], block[k, 1, j], block[k, 2, j], block[k, 3, j]
+                    a, b, d, e = x0 + x3, x1 + x2, x1 - x2, x0 - x3
+                    block[k, 0, j], block[k, 1, j], block[k, 2, j], block[k, 3, j] = a + b, 2 * e + d, a - b, e - 2 * d
+                for i in range(4):
+                    for j in range(4):
+                        v = block[k, i, j]
+                        level = (abs(v) * scales[k, i, j] + offsets[k]) >> shifts[k]
+                        out[r, c, k, i, j] = -level if v < 0 else level
+
+
+def forward_residual(frame: np.ndarray, prediction: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.forward_residual`."""
+    h, w = frame.shape[:2]
+    scales, shifts, offsets = zip(*(quantizer(qp) for qp in qps), strict=True)
+    out = np.empty((-(-h // 4), -(-w // 4), 3, 4, 4), np.int32)
+    _forward_residual(
+        np.ascontiguousarray(frame, np.uint8).reshape(h, 3 * w),
+        np.ascontiguousarray(prediction, np.uint8).reshape(h, 3 * w),
+        np.stack(scales).astype(np.int64),
+        np.array(shifts, np.int64),
+        np.array(offsets, np.int64),
+        out,
+    )
+    return out
+
+
+@_jit
+def _coarse_best(
+    here: np.ndarray, there: np.ndarray, price: np.ndarray, small: int, scale: int, best: np.ndarray
+) -> None:
+    """Offset after offset, the absolute differences of whole rows (contiguous: vectorized), summed
+    per block; a block keeps an offset only if it costs strictly less (the first of equal costs)."""
+    h, w = here.shape
+    rows, cols = best.shape
+    side = price.shape[0]
+    least = np.full((rows, cols), np.inf)
+    difference = np.empty(w, np.int32)
+    sads = np.empty((rows, cols), np.int64)
+    for dy in range(side):
+        for dx in range(side):
+            sads[:] = 0
+            for y in range(h):
+                window, row = there[y + dy, dx : dx + w], here[y]
+                for x in range(w):
+                    difference[x] = abs(window[x] - row[x])
+                for c in range(cols):
+                    total = 0
+                    for x in range(c * small, (c + 1) * small):
+                        total += difference[x]
+                    sads[y // small, c] += total
+            for r in range(rows):
+                for c in range(cols):
+                    cost = np.float64(sads[r, c] * scale) + price[dy, dx]
+                    if cost < least[r, c]:
+                        least[r, c], best[r, c] = cost, dy * side + dx
+
+
+def coarse_best(here: np.ndarray, there: np.ndarray, price: np.ndarray, small: int, scale: int) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.coarse_best`."""
+    side = price.shape[0]
+    if there.shape != (here.shape[0] + side - 1, here.shape[1] + side - 1):
+        raise ValueError(f"coarse_best: a {there.shape} window for a {here.shape} plane and {side} offsets")
+    best = np.zeros((here.shape[0] // small, here.shape[1] // small), np.int64)
+    _coarse_best(
+        np.ascontiguousarray(here, np.int32),
+        np.ascontiguousarray(there, np.int32),
+        np.ascontiguousarray(price, np.float64),
+        small,
+        scale,
+        best,
+    )
+    return best

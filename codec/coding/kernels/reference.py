@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from codec.coding.common.transform import residual_from_levels
+from codec.coding.common.transform import residual_from_levels, residual_levels
 
 
 def add_residual(
@@ -240,3 +240,23 @@ def luma_sads(
         fetched = sliding_window_view(_quarter(planes, p), (block, block))[top[which], left[which]]
         out[which] = np.abs(fetched - targets[which]).sum((1, 2))
     return out
+
+
+def forward_residual(frame: np.ndarray, prediction: np.ndarray, qps: tuple[int, int, int]) -> np.ndarray:
+    """The (ceil(H/4), ceil(W/4), 3, 4, 4) int32 levels of ``frame`` minus ``prediction`` (both
+    (H, W, 3) uint8) at the components' ``qps``: :func:`codec.coding.common.transform.residual_levels`."""
+    return residual_levels(frame.astype(np.int32) - prediction, qps)
+
+
+def coarse_best(here: np.ndarray, there: np.ndarray, price: np.ndarray, small: int, scale: int) -> np.ndarray:
+    """(rows, cols) int64: per ``small`` x ``small`` block of ``here`` (an integer plane), the offset
+    (dy, dx), as dy * side + dx, of least SAD x ``scale`` + price[dy, dx] (float) against the window
+    of ``there`` (side - 1 samples larger each way) at that offset; the first of equal costs."""
+    side = price.shape[0]
+    rows, cols = here.shape[0] // small, here.shape[1] // small
+    windows = sliding_window_view(there, here.shape)  # (side, side, h, w), a view
+    cost = np.empty((side, side, rows, cols))
+    for dy in range(side):  # a row of offsets at a time bounds the temporaries
+        sad = np.abs(windows[dy] - here).reshape(side, rows, small, cols, small).sum((2, 4))
+        cost[dy] = sad * scale + price[dy][:, None, None]
+    return cost.reshape(side * side, rows, cols).argmin(0)
