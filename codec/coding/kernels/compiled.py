@@ -352,45 +352,49 @@ def intra_context(
 
 
 @_jit
-def _six_along(source: np.ndarray, start: int, step: int, dst: np.ndarray, shift: int, top: int) -> None:
-    """``dst[x]``: the 6-tap filter over source[start + x + k * step] for k = 0..5, rounded off by
-    ``shift`` bits and clipped to 0..``top`` (no rounding or clipping with ``shift`` 0: the sums)."""
+def _six_taps(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+    e: np.ndarray,
+    f: np.ndarray,
+    dst: np.ndarray,
+    shift: int,
+) -> None:
+    """``dst[x]``: the 6-tap filter over a[x] .. f[x], rounded off by ``shift`` bits and clipped to
+    0..LUMA_TOP (no rounding or clipping with ``shift`` 0: the sums). Rows or row offsets of a
+    plane, so the loop runs over contiguous samples (vectorized)."""
     for x in range(dst.shape[0]):
-        i = start + x
-        s = (
-            np.int32(source[i])
-            + source[i + 5 * step]
-            - 5 * (np.int32(source[i + step]) + source[i + 4 * step])
-            + 20 * (np.int32(source[i + 2 * step]) + source[i + 3 * step])
-        )
-        dst[x] = s if shift == 0 else min(max((s + (1 << (shift - 1))) >> shift, 0), top)
+        s = a[x] + f[x] - 5 * (b[x] + e[x]) + 20 * (c[x] + d[x])
+        dst[x] = s if shift == 0 else min(max((s + (1 << (shift - 1))) >> shift, 0), LUMA_TOP)
 
 
 @_jit
 def _luma_planes(full: np.ndarray, planes: np.ndarray) -> None:
-    """``planes`` (4, H - 6, W - 6) from ``full`` ((H, 3W) uint8, rows of interleaved R, G, B):
-    the luma proxy, then each plane row by row over flattened rows (contiguous: vectorized)."""
-    rows, width = full.shape[0], full.shape[1] // 3
-    grid_rows, grid_cols = planes.shape[1], planes.shape[2]
-    proxy = np.empty((rows, width), np.int32)
-    for y in range(rows):
-        src, dst = full[y], proxy[y]
+    """``planes`` (4, H - 6, W - 6) from ``full`` ((H, 3W) uint8, rows of interleaved R, G, B), row
+    by row: the luma proxy's rows and their unrounded 6-tap sums (for J) kept in rings of 8 rows,
+    each made once, so the scratch stays in cache."""
+    width, cols = full.shape[1] // 3, planes.shape[2]
+    proxy, sums = np.empty((8, width), np.int32), np.empty((8, cols), np.int32)
+
+    def fill(y: int) -> None:
+        src, dst = full[y], proxy[y % 8]
         for x in range(width):
             dst[x] = np.int32(src[3 * x]) + 2 * np.int32(src[3 * x + 1]) + src[3 * x + 2]
-    flat = proxy.reshape(-1)
-    column = np.empty(grid_cols, np.int32)
-    sums = np.empty((rows, grid_cols), np.int32)
-    for y in range(grid_rows):  # G, and B: along the row, from the proxy's column x + 1
-        planes[0, y, :] = proxy[y + 3, 3 : 3 + grid_cols]
-        _six_along(proxy[y + 3], 1, 1, planes[1, y], 5, LUMA_TOP)
-        _six_along(flat, (y + 1) * width + 3, width, column, 5, LUMA_TOP)  # H: down the column
-        planes[2, y, :] = column
-    for y in range(rows):  # J: down the unrounded row sums
-        _six_along(proxy[y], 1, 1, sums[y], 0, 0)
-    flat_sums = sums.reshape(-1)
-    for y in range(grid_rows):
-        _six_along(flat_sums, (y + 1) * grid_cols, grid_cols, column, 10, LUMA_TOP)
-        planes[3, y, :] = column
+        _six_taps(dst[1:], dst[2:], dst[3:], dst[4:], dst[5:], dst[6:], sums[y % 8], 0)
+
+    for y in range(1, 6):
+        fill(y)
+    for y in range(planes.shape[1]):
+        fill(y + 6)
+        line = proxy[(y + 3) % 8]
+        planes[0, y, :] = line[3 : 3 + cols]  # G
+        _six_taps(line[1:], line[2:], line[3:], line[4:], line[5:], line[6:], planes[1, y], 5)  # B: along the row
+        p = [proxy[(y + k) % 8, 3:] for k in range(1, 7)]
+        _six_taps(p[0], p[1], p[2], p[3], p[4], p[5], planes[2, y], 5)  # H: down the columns
+        q = [sums[(y + k) % 8] for k in range(1, 7)]
+        _six_taps(q[0], q[1], q[2], q[3], q[4], q[5], planes[3, y], 10)  # J: down the row sums
 
 
 def luma_planes(full: np.ndarray) -> np.ndarray:
