@@ -88,12 +88,14 @@ P_MODES = ("motion", "latent")
 @dataclass
 class CodedFrame:
     """One coded frame: its chunk, the bits it was estimated at (the priors' estimate for a latent,
-    plus the real bits of an I-frame's refinement; the real bits of an M-frame) and the frame
-    exactly as a decoder will reconstruct it (whose check the chunk carries)."""
+    plus the real bits of an I-frame's refinement; the real bits of an M-frame), the frame
+    exactly as a decoder will reconstruct it (whose check the chunk carries) and its mean squared
+    error against the source (measured once: the encoder's decisions and its report share it)."""
 
     chunk: Chunk
     estimated_bits: float
     reconstruction: np.ndarray
+    mse: float
 
 
 class StreamEncoder:
@@ -150,16 +152,15 @@ class StreamEncoder:
             coded = self._encode_latent(frame, index, I_FRAME)
         else:
             inter = encode_inter(frame, self.reference, self.qp, self.inter)
-            error = mse(inter.reconstruction, frame) * frame.size
-            if self.keyframes.inter_pays(len(inter.payload), error, self.lam):
+            error = mse(inter.reconstruction, frame)
+            if self.keyframes.inter_pays(len(inter.payload), error * frame.size, self.lam):
                 self.reference = inter.reconstruction
                 chunk = Chunk(index, M_FRAME, frame_check(inter.reconstruction), inter.payload)
-                return CodedFrame(chunk, 8.0 * len(inter.payload), inter.reconstruction)
+                return CodedFrame(chunk, 8.0 * len(inter.payload), inter.reconstruction, error)
             coded = self._encode_latent(frame, index, I_FRAME)
         if coded.chunk.frame_type == I_FRAME:
-            error = mse(coded.reconstruction, frame)
-            self.keyframes.intra_coded(index, len(coded.chunk.payload), error * frame.size)
-            self.qp = residual_qp(psnr_from_mse(error), self.step)
+            self.keyframes.intra_coded(index, len(coded.chunk.payload), coded.mse * frame.size)
+            self.qp = residual_qp(psnr_from_mse(coded.mse), self.step)
             self.lam = mode_lambda(self.qp)
         self.reference = coded.reconstruction
         return coded
@@ -179,7 +180,7 @@ class StreamEncoder:
             refined, reconstruction = refinement.encode(), refinement.apply(reconstruction)
             bits += 8 * len(refined)
         chunk = self.packer.pack(q, index, frame_type, frame_check(reconstruction), refined)
-        return CodedFrame(chunk, bits, reconstruction)
+        return CodedFrame(chunk, bits, reconstruction, mse(reconstruction, frame))
 
 
 def encode_video(
@@ -222,7 +223,7 @@ def encode_video(
             coded = encoder.encode(frame, index)
             i_frames += coded.chunk.frame_type == I_FRAME
             estimated += coded.estimated_bits
-            psnrs.append(psnr(coded.reconstruction, frame))
+            psnrs.append(psnr_from_mse(coded.mse))
             on_frame(index, coded.reconstruction)
             yield coded.chunk
 
