@@ -94,6 +94,29 @@ def main() -> None:
             _compare("predict_blocks", label, (moved.full, *moved.origins(by, bx, vectors), 16), args.repeat)
             field = vectors.reshape(moved.rows, moved.cols, 2)
             _compare("predict_frame", label, (previous, field, 16, MAX_VECTOR), args.repeat)
+        _encoder_kernels(previous, frame, moved, args.repeat)
+
+
+def _encoder_kernels(previous: np.ndarray, frame: np.ndarray, moved: Reference, repeat: int) -> None:
+    """The encoder's kernels on one frame: its residual's levels at QP 28, the search's planes, 14
+    candidate quarter-pixel vectors within 8 pixels for each 16x16 block (a search stage's count),
+    and the coarse stage's 17x17 offsets of 4x downsampled 32x32 blocks."""
+    size = f"{frame.shape[1]}x{frame.shape[0]}"
+    _compare("forward_residual", f"{size} QP 28", (frame, previous, component_qps(28, CHROMA_QP_OFFSET)), repeat)
+    _compare("luma_planes", size, (moved.full,), repeat)
+    planes = compiled.luma_planes(moved.full)
+    pad = ((0, moved.rows * 16 - frame.shape[0]), (0, moved.cols * 16 - frame.shape[1]), (0, 0))
+    current = reference.luma(np.pad(frame, pad, mode="edge"))
+    by, bx = np.divmod(np.repeat(np.arange(moved.rows * moved.cols), 14), moved.cols)
+    vectors = np.random.default_rng(0).integers(-32, 33, (len(by), 2))
+    top, left, fy, fx = moved.origins(by, bx, vectors)
+    label = f"{size}, {len(by)} 16x16 candidates"
+    _compare("luma_sads", label, (planes, current, by, bx, top, left, 4 * fy + fx, 16), repeat)
+    here = current[: current.shape[0] // 32 * 32, : current.shape[1] // 32 * 32].astype(np.int64)
+    here = here.reshape(here.shape[0] // 4, 4, here.shape[1] // 4, 4).sum((1, 3))
+    there = np.pad(here, 8, mode="edge")
+    price = 4.0 * np.add.outer(np.abs(np.arange(-8, 9)), np.abs(np.arange(-8, 9)))
+    _compare("coarse_best", f"{size}, 32x32 blocks, 289 offsets", (here, there, price, 8, 4), repeat)
 
 
 if __name__ == "__main__":
