@@ -328,3 +328,17 @@ def test_coarse_best_on_real_frames(carphone: Path) -> None:
         for small in (4, 8):
             crop = here[: 36 // small * small, : 44 // small * small]
             _same_coarse_best(crop, there[: crop.shape[0] + 16, : crop.shape[1] + 16], price, small)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_to_pixels_on_random_and_edge_outputs(seed: int) -> None:
+    """Network outputs of a frame or two, cropped to sizes no multiple of the stride, 1x1, with
+    values beyond 0..1 both ways, exactly between two levels (rounded half to even) and not finite."""
+    rng = np.random.default_rng(seed)
+    for n, (h, w) in ((1, (16, 24)), (2, (9, 17)), (1, (1, 1))):
+        output = (rng.standard_normal((n, 3, h + 7, w + 5)) * 0.7 + 0.5).astype(np.float32)
+        output.reshape(-1)[:8] = [-1.0, 2.0, 0.5 / 255, 1.5 / 255, 254.5 / 255, np.inf, -np.inf, 0.0]
+        for height, width in ((h, w), (h + 7, w + 5), (1, 1)):
+            got = compiled.to_pixels(output, height, width)
+            assert got.dtype == np.uint8 and got.flags.c_contiguous and got.shape == (n, height, width, 3)
+            np.testing.assert_array_equal(got, reference.to_pixels(output, height, width))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from codec.coding import kernels
 from codec.coding.common.decoder_weights import QuantizedTensor, decode_weights
 from codec.cpus import thread_count
 from codec.errors import CodecError
@@ -100,9 +101,8 @@ def latent_shape(bundle: Bundle, width: int, height: int) -> tuple[int, int, int
 
 def to_frames(output: np.ndarray, height: int, width: int) -> np.ndarray:
     """The decoder's (N,3,H',W') output in [0,1] to (N,height,width,3) uint8 frames: cropped, rounded,
-    then clipped to 0..255 (a cast of a value beyond uint8 differs between machines)."""
-    x = output[:, :, :height, :width]
-    return np.clip(np.rint(x * 255), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    then clipped to 0..255 (a kernel: :func:`codec.coding.kernels.reference.to_pixels`)."""
+    return kernels.to_pixels(output, height, width)
 
 
 class Sessions:

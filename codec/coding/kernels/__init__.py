@@ -27,6 +27,7 @@ from codec.errors import CodecError
 
 CHOICES = ("compiled", "reference")
 NAMES = (
+    "to_pixels",
     "add_residual",
     "predict_blocks",
     "predict_frame",
@@ -54,6 +55,7 @@ def _chosen() -> ModuleType:
 
 
 _module = _chosen()
+to_pixels: Callable = _module.to_pixels
 add_residual: Callable = _module.add_residual
 predict_blocks: Callable = _module.predict_blocks
 predict_frame: Callable = _module.predict_frame
@@ -70,6 +72,7 @@ def warm() -> None:
     """Compile every kernel now (or load it from numba's cache: milliseconds), on tiny inputs of
     the types real calls pass, so that no frame of a playback or a live encode waits for it; once
     per process."""
+    to_pixels(np.zeros((1, 3, 2, 2), np.float32), 1, 1)
     add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros(1, np.int64), np.zeros((1, 3, 4, 4), np.int32), (0, 0, 0))
     origin = np.zeros(1, np.int64)
     predict_blocks(np.zeros((16, 16, 3), np.uint8), origin, origin, origin, origin, 4)

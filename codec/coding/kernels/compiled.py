@@ -348,6 +348,25 @@ def intra_context(
     return buckets, prediction
 
 
+@_jit
+def _to_pixels(output: np.ndarray, out: np.ndarray) -> None:
+    scale, top = np.float32(255), np.float32(255)
+    for n in range(out.shape[0]):
+        for k in range(3):
+            plane = output[n, k]
+            for y in range(out.shape[1]):
+                row, dst = plane[y], out[n, y]
+                for x in range(out.shape[2]):
+                    dst[x, k] = np.uint8(min(max(np.rint(row[x] * scale), np.float32(0)), top))
+
+
+def to_pixels(output: np.ndarray, height: int, width: int) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.to_pixels`; the frames come out contiguous."""
+    out = np.empty((output.shape[0], height, width, 3), np.uint8)
+    _to_pixels(np.ascontiguousarray(output, np.float32), out)
+    return out
+
+
 # The encoder's kernels: the motion search's planes and costs, the residual's levels.
 
 

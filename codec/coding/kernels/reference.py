@@ -179,6 +179,14 @@ def intra_context(
     return bucket_of[np.minimum(activity, len(bucket_of) - 1)], prediction
 
 
+def to_pixels(output: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The decoder network's (N, 3, H', W') float32 output in [0, 1] as (N, height, width, 3) uint8
+    frames: cropped, times 255 (in float32), rounded half to even, then clipped to 0..255 (a cast
+    of a value beyond uint8 differs between machines)."""
+    x = output[:, :, :height, :width]
+    return np.clip(np.rint(x * np.float32(255)), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
 # The encoder's kernels: the motion search's planes and costs, the residual's levels.
 
 LUMA_TOP = 1020  # the luma proxy's largest value, its interpolation's clipping bound
