@@ -301,3 +301,24 @@ def test_decode_reads_the_stream_a_chunk_at_a_time(
         finally:
             tracemalloc.stop()
     assert peaks[1] - peaks[0] < 1 << 20, f"peak {peaks[0] >> 10} KiB clean, {peaks[1] >> 10} KiB with the junk"
+
+
+def test_decode_memory_does_not_grow_with_the_stream_length(carphone_bundle: Path, encoded, tmp_path: Path) -> None:
+    """The decoder's threads hold a bounded number of frames: a stream of one GOP and one of that GOP
+    repeated 40 times peak alike (were every frame kept, the long one would hold 12 MB more)."""
+    bundle, stream = load_bundle(carphone_bundle), encoded[0]
+    gop = _chunks(stream)[:4]
+    assert gop[0].frame_type == I_FRAME
+    peaks = []
+    for repeats in (1, 40):
+        chunks = [replace(c, index=n * len(gop) + c.index) for n in range(repeats) for c in gop]
+        path = tmp_path / f"{repeats}.aec"
+        path.write_bytes(craft(_header(stream), frames=len(chunks)) + _pack(chunks))
+        tracemalloc.start()
+        try:
+            stats = decode_file(path, bundle, tmp_path / "out.y4m", force=True)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert stats.frames == len(chunks)
+    assert peaks[1] - peaks[0] < 2 << 20, f"peak {peaks[0] >> 10} KiB for 4 frames, {peaks[1] >> 10} KiB for 160"
