@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from codec.coding.common.entropy_coding import CodingTables, estimate_bits
 from codec.coding.common.intra_refinement import refine
 from codec.coding.common.latent_codec import LatentPacker
 from codec.coding.common.runtime import Networks
+from codec.coding.decoder.pipeline import Outcome, Value, ahead
 from codec.coding.encoder.inter_encode import (
     DEFAULT_INTER,
+    InterFrame,
     InterOptions,
     encode_inter,
     mode_lambda,
@@ -83,6 +86,7 @@ class EncodeStats:
 
 
 P_MODES = ("motion", "latent")
+READ_AHEAD = 2  # source frames decoded ahead of the encode, on a thread of their own
 
 
 @dataclass
@@ -146,18 +150,53 @@ class StreamEncoder:
 
     def encode(self, frame: np.ndarray, index: int) -> CodedFrame:
         """Code ``frame`` (H,W,3 uint8) as frame ``index`` of the stream, with the check of its reconstruction."""
-        if self.p_mode == "latent":
-            coded = self._encode_latent(frame, index, None)
-        elif self.reference is None or self.keyframes.intra_due(index):
-            coded = self._encode_latent(frame, index, I_FRAME)
-        else:
-            inter = encode_inter(frame, self.reference, self.qp, self.inter)
-            error = mse(inter.reconstruction, frame)
-            if self.keyframes.inter_pays(len(inter.payload), error * frame.size, self.lam):
-                self.reference = inter.reconstruction
-                chunk = Chunk(index, M_FRAME, frame_check(inter.reconstruction), inter.payload)
-                return CodedFrame(chunk, 8.0 * len(inter.payload), inter.reconstruction, error)
-            coded = self._encode_latent(frame, index, I_FRAME)
+        if not self._inter_due(index):
+            return self._settle(frame, index, None)
+        inter = encode_inter(frame, self.reference, self.qp, self.inter)
+        return self._settle(frame, index, self._inter(index, frame, inter))
+
+    def encode_frames(self, frames: Iterable[np.ndarray]) -> Iterator[CodedFrame]:
+        """What :meth:`encode` gives for each of ``frames`` in turn (frame 0 on), over two threads:
+        an M-frame is packed (payload, error, check) on a thread of its own while this one searches
+        the next frame from its reconstruction, on the guess that it pays; where it does not (it is
+        coded intra after all) that search is dropped and made again. Errors come in order."""
+        with ThreadPoolExecutor(1, "encode-pack") as packer:
+            pending: tuple[int, np.ndarray, InterFrame, Future[CodedFrame]] | None = None
+            for index, got in enumerate(_outcomes(frames)):
+                guess = None
+                if pending is not None and got.error is None and self._inter_due(index):  # due if pending pays
+                    guess = _attempt(encode_inter, got.value, pending[2].reconstruction, self.qp, self.inter)
+                if pending is not None:
+                    coded = self._settle(pending[1], pending[0], pending[3].result())
+                    yield coded
+                    guess, pending = guess if coded.chunk.frame_type == M_FRAME else None, None
+                frame = got.get()
+                if not self._inter_due(index):
+                    yield self._settle(frame, index, None)
+                    continue
+                inter = guess.get() if guess else encode_inter(frame, self.reference, self.qp, self.inter)
+                pending = (index, frame, inter, packer.submit(self._inter, index, frame, inter))
+            if pending is not None:
+                yield self._settle(pending[1], pending[0], pending[3].result())
+
+    def _inter_due(self, index: int) -> bool:
+        """Whether frame ``index`` is tried as an M-frame first, as the stream stands."""
+        return self.p_mode == "motion" and self.reference is not None and not self.keyframes.intra_due(index)
+
+    @staticmethod
+    def _inter(index: int, frame: np.ndarray, inter: InterFrame) -> CodedFrame:
+        """``frame`` coded as the M-frame ``inter``: its payload packed, error and check measured."""
+        error = mse(inter.reconstruction, frame)
+        chunk = Chunk(index, M_FRAME, frame_check(inter.reconstruction), inter.payload)
+        return CodedFrame(chunk, 8.0 * len(inter.payload), inter.reconstruction, error)
+
+    def _settle(self, frame: np.ndarray, index: int, inter: CodedFrame | None) -> CodedFrame:
+        """Frame ``index``: the M-frame ``inter`` if it pays, else (or without one) a latent frame;
+        the stream's state moves past it."""
+        if inter is not None and self.keyframes.inter_pays(len(inter.chunk.payload), inter.mse * frame.size, self.lam):
+            self.reference = inter.reconstruction
+            return inter
+        coded = self._encode_latent(frame, index, None if self.p_mode == "latent" else I_FRAME)
         if coded.chunk.frame_type == I_FRAME:
             self.keyframes.intra_coded(index, len(coded.chunk.payload), coded.mse * frame.size)
             self.qp = residual_qp(psnr_from_mse(coded.mse), self.step)
@@ -181,6 +220,23 @@ class StreamEncoder:
             bits += 8 * len(refined)
         chunk = self.packer.pack(q, index, frame_type, frame_check(reconstruction), refined)
         return CodedFrame(chunk, bits, reconstruction, mse(reconstruction, frame))
+
+
+def _outcomes(items: Iterable[Value]) -> Iterator[Outcome[Value]]:
+    """Each of ``items`` as an :class:`Outcome`, then an error iterating them as the last one."""
+    try:
+        for item in items:
+            yield Outcome(item)
+    except Exception as exc:
+        yield Outcome(error=exc)
+
+
+def _attempt(work: Callable[..., Value], *args: object) -> Outcome[Value]:
+    """``work(*args)`` as an :class:`Outcome`: its value, or the error it raised, kept for later."""
+    try:
+        return Outcome(work(*args))
+    except Exception as exc:
+        return Outcome(error=exc)
 
 
 def encode_video(
@@ -219,8 +275,8 @@ def encode_video(
 
     def chunks() -> Iterator[Chunk]:
         nonlocal estimated, i_frames
-        for index, frame in enumerate(iter_frames(video)):
-            coded = encoder.encode(frame, index)
+        frames = (frame for frame, _ in ahead(iter_frames(video), lambda frame: None, READ_AHEAD))
+        for index, coded in enumerate(encoder.encode_frames(frames)):
             i_frames += coded.chunk.frame_type == I_FRAME
             estimated += coded.estimated_bits
             psnrs.append(psnr_from_mse(coded.mse))

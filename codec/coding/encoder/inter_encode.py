@@ -5,6 +5,7 @@ at a QP, and the payload codec.coding.common.inter_frame decodes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -70,13 +71,18 @@ def motion_lambda(qp: int) -> float:
 
 @dataclass(frozen=True)
 class InterFrame:
-    """One coded M-frame: its payload, the frame a decoder rebuilds from it, its vectors and which
-    32x32 blocks are split."""
+    """One M-frame as decided: its ``qp``, vectors, which 32x32 blocks are split, the residual's
+    levels and the frame a decoder rebuilds from them; its payload is packed on first use."""
 
-    payload: bytes
-    reconstruction: np.ndarray
+    qp: int
     vectors: np.ndarray
     split: np.ndarray
+    levels: np.ndarray
+    reconstruction: np.ndarray
+
+    @functools.cached_property
+    def payload(self) -> bytes:
+        return pack_inter(self.qp, self.vectors, self.split, self.levels)
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,8 @@ DEFAULT_INTER = InterOptions()
 
 
 def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: InterOptions = DEFAULT_INTER) -> InterFrame:
-    """Code ``frame`` ((H, W, 3) uint8) as motion from ``previous`` (the reconstruction a decoder
-    holds) plus its residual at ``qp``."""
+    """Decide ``frame`` ((H, W, 3) uint8) as motion from ``previous`` (the reconstruction a decoder
+    holds) plus its residual at ``qp``, and reconstruct it; the payload is left to :attr:`InterFrame.payload`."""
     if not 0 <= qp <= MAX_QP:
         raise ValueError(f"QP {qp} is not 0..{MAX_QP}")
     coarse = Reference(previous, BLOCK * SPLIT)  # 32x32 blocks; with_block shares its planes
@@ -122,8 +128,7 @@ def encode_inter(frame: np.ndarray, previous: np.ndarray, qp: int, options: Inte
     levels = residual_for(frame, prediction, qp)
     if not options.residual:
         levels[:] = 0
-    payload = pack_inter(qp, vectors, split, levels)
-    return InterFrame(payload, add_residual(prediction, Residual.of(levels), qp), vectors, split)
+    return InterFrame(qp, vectors, split, levels, add_residual(prediction, Residual.of(levels), qp))
 
 
 def pack_inter(qp: int, vectors: np.ndarray, split: np.ndarray, levels: np.ndarray) -> bytes:
