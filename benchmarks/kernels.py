@@ -100,7 +100,7 @@ def main() -> None:
 def _encoder_kernels(previous: np.ndarray, frame: np.ndarray, moved: Reference, repeat: int) -> None:
     """The encoder's kernels on one frame: its residual's levels at QP 28, the search's planes, 14
     candidate quarter-pixel vectors within 8 pixels for each 16x16 block (a search stage's count),
-    and the coarse stage's 17x17 offsets of 4x downsampled 32x32 blocks."""
+    and the coarse stage's 17x17 offsets of 4x downsampled 32x32 blocks and its 4x4 luma sums."""
     size = f"{frame.shape[1]}x{frame.shape[0]}"
     _compare("forward_residual", f"{size} QP 28", (frame, previous, component_qps(28, CHROMA_QP_OFFSET)), repeat)
     _compare("luma_planes", size, (moved.full,), repeat)
@@ -117,6 +117,7 @@ def _encoder_kernels(previous: np.ndarray, frame: np.ndarray, moved: Reference, 
     there = np.pad(here, 8, mode="edge")
     price = 4.0 * np.add.outer(np.abs(np.arange(-8, 9)), np.abs(np.arange(-8, 9)))
     _compare("coarse_best", f"{size}, 32x32 blocks, 289 offsets", (here, there, price, 8, 4), repeat)
+    _compare("luma_sums", f"{size} 4x4 sums", (moved.full, 4), repeat)
 
 
 if __name__ == "__main__":

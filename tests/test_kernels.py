@@ -331,6 +331,21 @@ def test_coarse_best_on_real_frames(carphone: Path) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
+def test_luma_sums_on_random_and_edge_frames(seed: int) -> None:
+    """Random sizes (no multiple of the scale), a strided view (the search's window), the extremes."""
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 256, (int(rng.integers(1, 40)), int(rng.integers(1, 40)), 3), np.uint8)
+    for scale in (1, 4, 5):
+        for plane in (frame, frame[1:-1, 2:], np.full_like(frame, 255), np.zeros_like(frame)):
+            np.testing.assert_array_equal(compiled.luma_sums(plane, scale), reference.luma_sums(plane, scale))
+
+
+def test_luma_sums_on_real_frames(carphone: Path) -> None:
+    for frame in read_clip(carphone, max_frames=2).frames:
+        np.testing.assert_array_equal(compiled.luma_sums(frame, 4), reference.luma_sums(frame, 4))
+
+
+@pytest.mark.parametrize("seed", range(4))
 def test_to_pixels_on_random_and_edge_outputs(seed: int) -> None:
     """Network outputs of a frame or two, cropped to sizes no multiple of the stride, 1x1, with
     values beyond 0..1 both ways, exactly between two levels (rounded half to even) and not finite."""

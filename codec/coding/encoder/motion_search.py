@@ -36,11 +36,11 @@ def _neighbours(vectors: np.ndarray) -> np.ndarray:
     return np.stack([p[1:-1, :-2], p[1:-1, 2:], p[:-2, 1:-1], p[2:, 1:-1]], 2)
 
 
-def _padded_luma(frame: np.ndarray, reference: Reference) -> np.ndarray:
-    """The luma proxy (int16) of ``frame``, extended by its edges to whole blocks of ``reference``."""
+def _padded(frame: np.ndarray, reference: Reference) -> np.ndarray:
+    """``frame`` extended by its edges to whole blocks of ``reference``."""
     h, w = frame.shape[:2]
     pad = ((0, reference.rows * reference.block - h), (0, reference.cols * reference.block - w), (0, 0))
-    return luma(np.pad(frame, pad, mode="edge"))
+    return np.pad(frame, pad, mode="edge")
 
 
 def search(
@@ -58,7 +58,8 @@ def search(
     field found with larger blocks, takes the coarse stage's place."""
     rows, cols = reference.rows, reference.cols
     reach = min(reach, MAX_VECTOR // QPEL - 3)
-    current = _padded_luma(frame, reference)
+    padded = _padded(frame, reference)
+    current = luma(padded)
     by, bx = np.divmod(np.arange(rows * cols), cols)
 
     def best(candidates: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -66,7 +67,7 @@ def search(
         predictor = median_predictor(vectors).reshape(-1, 1, 2)
         return _best(candidates, current, by, bx, reference, predictor, lam).reshape(rows, cols, 2)
 
-    coarse = QPEL * _coarse(current, reference, lam, reach) if start is None else start.astype(np.int64)
+    coarse = QPEL * _coarse(padded, reference, lam, reach) if start is None else start.astype(np.int64)
     # whole pixels: a step around the coarse vector, zero and the neighbours' coarse vectors, then
     # the four nearest steps around the best of those (the coarse stage places a vector within 2 pixels)
     around = _offsets(QPEL, 1)
@@ -102,21 +103,17 @@ def _best(
     return candidates[np.arange(n), cost.argmin(1)]
 
 
-def _coarse(current: np.ndarray, reference: Reference, lam: float, reach: int) -> np.ndarray:
+def _coarse(padded: np.ndarray, reference: Reference, lam: float, reach: int) -> np.ndarray:
     """Whole-pixel vectors (rows, cols, 2) from an exhaustive search of the frames downsampled COARSE
-    times, within ``reach`` pixels, each offset priced from zero."""
+    times (``padded``: the frame extended to whole blocks), within ``reach`` pixels, each offset
+    priced from zero."""
     block = reference.block
     small = block // COARSE
     rows, cols = reference.rows, reference.cols
-
-    def shrink(plane: np.ndarray) -> np.ndarray:
-        h, w = plane.shape[0] // COARSE, plane.shape[1] // COARSE
-        return plane[: h * COARSE, : w * COARSE].reshape(h, COARSE, w, COARSE).sum((1, 3))
-
     span = reach // COARSE
     m, r = reference.margin, span * COARSE
-    here = shrink(current)
-    there = shrink(luma(reference.full[m - r : m + rows * block + r, m - r : m + cols * block + r]).astype(np.int32))
+    here = kernels.luma_sums(padded, COARSE)
+    there = kernels.luma_sums(reference.full[m - r : m + rows * block + r, m - r : m + cols * block + r], COARSE)
     side = 2 * span + 1
     offsets = np.arange(-span, span + 1) * COARSE * QPEL
     price = lam * vector_bits(np.stack(np.meshgrid(offsets, offsets, indexing="ij"), -1))  # (side, side)
@@ -134,7 +131,7 @@ def choose_splits(
     vector set, and the (coarse rows, coarse cols) split flags."""
     rows, cols = reference.rows, reference.cols
     r, c = coarse_grid(rows, cols)
-    current = _padded_luma(frame, reference)
+    current = luma(_padded(frame, reference))
     n = SPLIT * SPLIT
     kids = children(vectors).reshape(r * c, n, 2)
     candidates = np.concatenate([kids, coarse.reshape(r * c, 1, 2)], 1)  # candidate i < n: block i's own

@@ -37,6 +37,7 @@ NAMES = (
     "luma_sads",
     "forward_residual",
     "coarse_best",
+    "luma_sums",
 )  # every kernel, as both modules name it
 
 
@@ -65,6 +66,7 @@ luma_planes: Callable = _module.luma_planes
 luma_sads: Callable = _module.luma_sads
 forward_residual: Callable = _module.forward_residual
 coarse_best: Callable = _module.coarse_best
+luma_sums: Callable = _module.luma_sums
 
 
 @functools.cache
@@ -83,3 +85,4 @@ def warm() -> None:
     luma_sads(planes, np.zeros((1, 1), np.int16), origin, origin, origin, origin, origin, 1)
     forward_residual(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8), (0, 0, 0))
     coarse_best(np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64), np.zeros((1, 1)), 1, 1)
+    luma_sums(np.zeros((1, 1, 3), np.uint8), 1)

@@ -586,3 +586,27 @@ def coarse_best(here: np.ndarray, there: np.ndarray, price: np.ndarray, small: i
         best,
     )
     return best
+
+
+@_jit
+def _luma_sums(frame: np.ndarray, scale: int, out: np.ndarray) -> None:
+    """Row by row: the row's luma proxy (contiguous: vectorized), then its blocks' sums added to ``out``."""
+    width = out.shape[1] * scale
+    line = np.empty(width, np.int32)
+    for y in range(out.shape[0] * scale):
+        src, sums = frame[y], out[y // scale]
+        for x in range(width):
+            line[x] = np.int32(src[3 * x]) + 2 * np.int32(src[3 * x + 1]) + src[3 * x + 2]
+        for c in range(out.shape[1]):
+            total = 0
+            for x in range(c * scale, (c + 1) * scale):
+                total += line[x]
+            sums[c] += total
+
+
+def luma_sums(frame: np.ndarray, scale: int) -> np.ndarray:
+    """See :func:`codec.coding.kernels.reference.luma_sums`."""
+    h, w = frame.shape[:2]
+    out = np.zeros((h // scale, w // scale), np.int32)
+    _luma_sums(np.ascontiguousarray(frame, np.uint8).reshape(h, 3 * w), scale, out)
+    return out

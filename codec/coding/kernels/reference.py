@@ -268,3 +268,12 @@ def coarse_best(here: np.ndarray, there: np.ndarray, price: np.ndarray, small: i
         sad = np.abs(windows[dy] - here).reshape(side, rows, small, cols, small).sum((2, 4))
         cost[dy] = sad * scale + price[dy][:, None, None]
     return cost.reshape(side * side, rows, cols).argmin(0)
+
+
+def luma_sums(frame: np.ndarray, scale: int) -> np.ndarray:
+    """(H // scale, W // scale) int32: the luma proxy of ``frame`` ((H, W, 3) uint8) summed over each
+    ``scale`` x ``scale`` block, rows and columns past the last whole block left out: the coarse
+    stage's downsampled frames."""
+    h, w = frame.shape[0] // scale, frame.shape[1] // scale
+    plane = luma(frame[: h * scale, : w * scale]).astype(np.int32)
+    return plane.reshape(h, scale, w, scale).sum((1, 3), dtype=np.int32)
