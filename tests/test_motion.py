@@ -92,9 +92,10 @@ def test_vectors_from_a_peer_are_bounded() -> None:
         check_vectors(good + MAX_VECTOR + 1, 2, 3, "s")
     with pytest.raises(CodecError, match="for 2x4 blocks"):
         check_vectors(good, 2, 4, "s")
-    reference = Reference(np.zeros((16, 24, 3), np.uint8), 8)  # blocks() clamps what it is handed
+    reference = Reference(np.zeros((16, 24, 3), np.uint8), 8)  # origins() clamps what it is handed
     far = np.array([[10**6, -(10**6)]])
-    assert reference.blocks(np.array([1]), np.array([2]), far).shape == (1, 8, 8, 3)
+    top, left, _, _ = reference.origins(np.array([1]), np.array([2]), far)
+    assert top[0] >= 0 and top[0] + 8 + 5 <= reference.full.shape[0] and 0 <= left[0] + 8 + 5 <= reference.full.shape[1]
 
 
 def test_the_search_finds_a_known_motion_to_the_quarter_pixel() -> None:

@@ -95,15 +95,10 @@ class Reference:
         left = _MARGIN - 3 + bx.astype(np.int64) * self.block + (v[:, 1] >> 2)
         return top, left, v[:, 0] & 3, v[:, 1] & 3
 
-    def blocks(self, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """The (N, block, block, 3) int16 predictions of blocks (by[i], bx[i]) moved by vectors[i]
-        (quarter pixels, within MAX_VECTOR: clamped there, never read beyond the extended frame)."""
-        return kernels.predict_blocks(self.full, *self.origins(by, bx, vectors), self.block)
-
     def luma_sads(self, current: np.ndarray, by: np.ndarray, bx: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """(N,) int32: the SAD of block (by[i], bx[i]) of ``current`` (a luma proxy plane whose sides
         are multiples of the block) against the luma proxy of the block moved by vectors[i], as
-        :meth:`blocks` clamps them, read from the search's planes (made on first use)."""
+        :meth:`origins` clamps them, read from the search's planes (made on first use)."""
         if "luma" not in self._search:
             self._search["luma"] = kernels.luma_planes(self.full)
         top, left, fy, fx = self.origins(by, bx, vectors)

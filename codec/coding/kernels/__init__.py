@@ -29,7 +29,6 @@ CHOICES = ("compiled", "reference")
 NAMES = (
     "to_pixels",
     "add_residual",
-    "predict_blocks",
     "predict_frame",
     "from_medians",
     "intra_context",
@@ -58,7 +57,6 @@ def _chosen() -> ModuleType:
 _module = _chosen()
 to_pixels: Callable = _module.to_pixels
 add_residual: Callable = _module.add_residual
-predict_blocks: Callable = _module.predict_blocks
 predict_frame: Callable = _module.predict_frame
 from_medians: Callable = _module.from_medians
 intra_context: Callable = _module.intra_context
@@ -77,7 +75,6 @@ def warm() -> None:
     to_pixels(np.zeros((1, 3, 2, 2), np.float32), 1, 1)
     add_residual(np.zeros((4, 4, 3), np.uint8), np.zeros(1, np.int64), np.zeros((1, 3, 4, 4), np.int32), (0, 0, 0))
     origin = np.zeros(1, np.int64)
-    predict_blocks(np.zeros((16, 16, 3), np.uint8), origin, origin, origin, origin, 4)
     predict_frame(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 1, 2), np.int32), 4, 4)
     from_medians(np.zeros((1, 2), np.int64), 1, 1)
     intra_context(np.zeros((1, 2, 2), np.int64), 2, ((1, 1),), ((-1, -1),), 1, np.zeros(2, np.int64))

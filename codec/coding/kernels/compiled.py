@@ -72,11 +72,9 @@ def add_residual(
     return out
 
 
-# The planes a block's samples come from, over the whole extended frame: G the integer samples, B
-# the half samples right of them, H those below them, J the centres. Sample (r, c) of a block whose
-# window starts at (y0, x0) is plane[y0 + r + OFFSET[p][0], x0 + c + OFFSET[p][1]].
+# The planes a block's samples come from: G the integer samples, B the half samples right of them,
+# H those below them, J the centres, each indexed by the integer sample's row and column in the block.
 G, B, H, J = range(4)
-OFFSET = np.array([[2, 2], [2, 0], [0, 2], [0, 0]], np.int64)
 # Per quarter-pixel phase fy * 4 + fx: (plane, row offset, column offset) of its first source and
 # of its second (the rounded-up mean of the two), or the first alone where the second plane is -1:
 # reference.interpolate's table.
@@ -92,37 +90,6 @@ PHASES = np.array([[*_SOURCES[(fy, fx)][0], *_SOURCES[(fy, fx)][1]] for fy in ra
 
 
 @_jit
-def _half_planes(frame: np.ndarray, used: np.ndarray, planes: np.ndarray, sums: np.ndarray) -> None:
-    """Fill ``planes`` (4, H, 3W) from ``frame`` (H, 3W: rows of interleaved R, G, B, so a sample's
-    neighbour in a row is 3 entries on): G a copy, and where ``used`` says, B (6-tap along rows,
-    (x + 16) >> 5, clipped), H (along columns) and J (along columns of the unrounded row sums,
-    (x + 512) >> 10, clipped), each at its OFFSET-less origin. Long contiguous rows: vectorized."""
-    rows, width = frame.shape
-    for y in range(rows):
-        src, dst = frame[y], planes[G, y]
-        for x in range(width):
-            dst[x] = src[x]
-    if used[B] or used[J]:
-        for y in range(rows):
-            src, dst, row_sums = frame[y], planes[B, y], sums[y]
-            for x in range(width - 15):
-                s = (
-                    np.int32(src[x])
-                    + src[x + 15]
-                    - 5 * (np.int32(src[x + 3]) + src[x + 12])
-                    + 20 * (np.int32(src[x + 6]) + src[x + 9])
-                )
-                row_sums[x] = s
-                dst[x] = min(max((s + 16) >> 5, 0), 255)
-    if used[H]:
-        for y in range(rows - 5):
-            _six_down(frame, y, planes[H, y], width, 5)
-    if used[J]:
-        for y in range(rows - 5):
-            _six_down(sums, y, planes[J, y], width - 15, 10)
-
-
-@_jit
 def _six_down(source: np.ndarray, y: int, dst: np.ndarray, width: int, shift: int, start: int = 0) -> None:
     """``dst[x]``: the 6-tap filter down rows y..y+5 of ``source`` at column start + x, rounded off
     by ``shift`` bits and clipped to 0..255, for x below ``width``."""
@@ -131,49 +98,6 @@ def _six_down(source: np.ndarray, y: int, dst: np.ndarray, width: int, shift: in
     for x in range(width):
         s = np.int32(a[x]) + f[x] - 5 * (np.int32(b[x]) + e[x]) + 20 * (np.int32(c[x]) + d[x])
         dst[x] = min(max((s + (1 << (shift - 1))) >> shift, 0), 255)
-
-
-@_jit
-def _gather(planes: np.ndarray, top: np.ndarray, left: np.ndarray, phase: np.ndarray, out: np.ndarray) -> None:
-    """Each block (rows of ``out`` (N, block, 3 block), interleaved) from the planes: its phase's one
-    source, or the rounded-up mean of two."""
-    block, width = out.shape[1], out.shape[2]
-    for i in range(top.shape[0]):
-        y0, x0 = top[i] + 1, left[i] + 1  # the window's first sample in the frame
-        p1, r1, c1, p2, r2, c2 = PHASES[phase[i]]
-        y1, x1 = y0 + r1 + OFFSET[p1, 0], 3 * (x0 + c1 + OFFSET[p1, 1])
-        if p2 < 0:
-            for r in range(block):
-                first, row = planes[p1, y1 + r, x1 : x1 + width], out[i, r]
-                for x in range(width):
-                    row[x] = first[x]
-            continue
-        y2, x2 = y0 + r2 + OFFSET[p2, 0], 3 * (x0 + c2 + OFFSET[p2, 1])
-        for r in range(block):
-            first, second, row = planes[p1, y1 + r, x1 : x1 + width], planes[p2, y2 + r, x2 : x2 + width], out[i, r]
-            for x in range(width):
-                row[x] = (np.int32(first[x]) + second[x] + 1) >> 1
-
-
-def predict_blocks(
-    full: np.ndarray, top: np.ndarray, left: np.ndarray, fy: np.ndarray, fx: np.ndarray, block: int
-) -> np.ndarray:
-    """See :func:`codec.coding.kernels.reference.predict_blocks`. The half-sample planes are made
-    for the whole frame at once, R, G and B interleaved (long contiguous rows the compiler
-    vectorizes), only those some block's phase reads."""
-    phase = np.ascontiguousarray(np.asarray(fy, np.int64) * 4 + fx)
-    sources = PHASES[np.unique(phase)]
-    used = np.zeros(4, np.bool_)
-    used[sources[:, 0]] = True
-    used[sources[sources[:, 3] >= 0, 3]] = True
-    rows, cols = full.shape[:2]
-    frame = np.ascontiguousarray(full, np.uint8).reshape(rows, cols * 3)
-    planes = np.empty((4, rows, cols * 3), np.int16)
-    sums = np.empty((rows, cols * 3), np.int32)
-    _half_planes(frame, used, planes, sums)
-    out = np.empty((len(phase), block, block * 3), np.int16)
-    _gather(planes, np.ascontiguousarray(top, np.int64), np.ascontiguousarray(left, np.int64), phase, out)
-    return out.reshape(len(phase), block, block, 3)
 
 
 @_jit
