@@ -30,10 +30,11 @@ SIZES = ((640, 272), (1280, 720), (1920, 1080))
 
 
 def _codec(*args: str, kernels: str = "compiled") -> dict:
-    """Run ``codec ARGS --json`` alone and return its figures."""
+    """Run ``codec ARGS --json`` alone and return its figures (the codec on PYTHONPATH, if one is
+    there: the command runs outside this checkout, so an older tree can be timed the same way)."""
     env = {**os.environ, "AECODEC_KERNELS": kernels}
     command = [sys.executable, "-c", "from codec.cli import main; main()", *args, "--json"]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     if proc.returncode:
         raise SystemExit(f"codec {args[0]} failed: {proc.stderr.strip()}")
     return json.loads(proc.stdout)
