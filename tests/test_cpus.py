@@ -139,6 +139,8 @@ def test_cpu_training_takes_its_share_of_the_count(monkeypatch: pytest.MonkeyPat
     try:
         assert use_cpus(torch.device("cpu")) == 2 and torch.get_num_threads() == 2
         assert use_cpus(torch.device("meta")) is None and torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's, for processes sharing a machine
+        assert use_cpus(torch.device("cpu")) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 

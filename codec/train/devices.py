@@ -45,12 +45,17 @@ def resolve_device(name: str) -> torch.device:
 
 def use_cpus(device: torch.device) -> int | None:
     """Training on the CPU, size torch's threads at this process's share of the CPUs it may use
-    (split among the processes torchrun started on this machine) and return it; None elsewhere."""
+    (split among the processes torchrun started on this machine), at most ``OMP_NUM_THREADS``
+    where that is set (torchrun sets 1 for processes that share a machine), and return it; None
+    elsewhere."""
     import torch
 
     if device.type != "cpu":
         return None
     threads = max(1, thread_count() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        threads = min(threads, int(omp))
     torch.set_num_threads(threads)
     return threads
 
