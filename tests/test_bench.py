@@ -22,7 +22,7 @@ from conftest import run_cli
 from codec.errors import CodecError
 from codec.io.colour import Colour
 from codec.io.video import codes_as_yuv420p, iter_source_yuv420p, probe, read_clip
-from codec.measure.baselines import BASELINES, VARIANTS, encode_point, to_yuv420p
+from codec.measure.baselines import BASELINES, VARIANTS, add_encoder, encode_point, to_yuv420p
 from codec.measure.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
 from codec.measure.tables import format_table, summary_markdown
 
@@ -240,8 +240,7 @@ def _encoder_settings(codec: str, variant_name: str) -> str:
     baseline, variant = BASELINES[codec], next(v for v in VARIANTS if v.name == variant_name)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="matroska") as out:
-        stream = out.add_stream(baseline.encoder, rate=25, options=baseline.encoder_options(30, variant))
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream = add_encoder(out, baseline, 30, variant, 25, 64, 48)
         for frame in to_yuv420p(list(synthetic_frames(4, 64, 48)), Colour()):
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
@@ -259,7 +258,8 @@ def test_variant_options_reach_the_encoder() -> None:
     settings = {
         (c, v): _encoder_settings(c, v).split() for c in ("x264", "x265") for v in ("default", "psnr low-delay")
     }
-    assert {"psy=1", "bframes=3", "aq=1:1.00"} <= set(settings["x264", "default"])
+    assert {"psy=1", "bframes=3", "aq=1:1.00", "sliced_threads=0"} <= set(settings["x264", "default"])
+    assert not any(s.startswith("slices=") for s in settings["x264", "default"])  # one slice a frame
     assert {"psy=0", "bframes=0", "aq=1:0.00"} <= set(settings["x264", "psnr low-delay"])
     assert {"psy-rd=2.00", "bframes=4", "aq-strength=1.00"} <= set(settings["x265", "default"])
     assert {"psy-rd=0.00", "bframes=0", "aq-strength=0.00"} <= set(settings["x265", "psnr low-delay"])
