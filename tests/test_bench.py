@@ -22,12 +22,13 @@ from conftest import run_cli
 from codec.errors import CodecError
 from codec.io.colour import Colour
 from codec.io.video import codes_as_yuv420p, iter_source_yuv420p, probe, read_clip
-from codec.measure.baselines import BASELINES, VARIANTS, add_encoder, encode_point, to_yuv420p
+from codec.measure.baselines import BASELINES, VARIANTS, add_encoder, encode_point, encoder_record, to_yuv420p
 from codec.measure.bd import MIN_OVERLAP, bd_figures, compare, strongest_variant
 from codec.measure.tables import format_table, summary_markdown
 
 POINT_KEYS = {
     "codec",
+    "encoder_options",
     "variant",
     "setting",
     "frames",
@@ -101,6 +102,9 @@ def test_json_holds_every_field_of_the_schema(report) -> None:
         assert point["seen"]["frames"] == 9 and point["unseen"]["frames"] == 3
         assert point["seen"]["bytes"] + point["unseen"]["bytes"] == point["bytes"]
         assert (point["total_bpp"] is not None) == (point["codec"] == "aecodec")
+        assert (point["encoder_options"] is not None) == (point["codec"] in ("x264", "x265"))
+        if point["codec"] == "x264":
+            assert "sliced_threads=0" in point["encoder_options"].split()  # one slice a frame, recorded
     aecodec = [p for p in data["points"] if p["codec"] == "aecodec"]
     assert all(p["total_bpp"] > p["bpp"] for p in aecodec)
     assert len(data["bd"]) == 3 * 4 * 2
@@ -244,7 +248,7 @@ def _encoder_settings(codec: str, variant_name: str) -> str:
         for frame in to_yuv420p(list(synthetic_frames(4, 64, 48)), Colour()):
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
-    return re.search(rb"options: ([ -~]+)", buffer.getvalue()).group(1).decode()
+    return encoder_record(buffer.getvalue())
 
 
 def test_variant_options_reach_the_encoder() -> None:

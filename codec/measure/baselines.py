@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -134,6 +135,12 @@ def add_encoder(
     return stream
 
 
+def encoder_record(stream: bytes) -> str | None:
+    """The settings x264 or x265 wrote into ``stream`` (their SEI's ``options: ...``), or None."""
+    found = re.search(rb"options: ([ -~]+)", stream)
+    return found.group(1).decode() if found else None
+
+
 def encode_point(
     frames: Iterable[av.VideoFrame],
     fps: float,
@@ -177,4 +184,7 @@ def encode_point(
     with av.open(buffer) as inp:
         decoded = Timed(frame_to_rgb(frame, colour) for frame in inp.decode(video=0))
         metrics = measure_frames(decoded, source, colour.matrix, ms_ssim, what)
-    return Point(baseline.name, variant.name, f"crf {crf}", frame_bytes, metrics, encode_s, decoded.seconds)
+    setting, record = f"crf {crf}", encoder_record(buffer.getvalue())
+    return Point(
+        baseline.name, variant.name, setting, frame_bytes, metrics, encode_s, decoded.seconds, encoder_options=record
+    )

@@ -32,6 +32,7 @@ class Point:
     encode_s: float
     decode_s: float
     extra_bytes: int = 0  # what a client downloads once besides the stream (aecodec: the decoder)
+    encoder_options: str | None = None  # the settings a baseline encoder wrote into its stream
 
 
 class Timed:
@@ -94,6 +95,7 @@ def point_row(point: Point, clip: FrameStore, seen: int) -> dict[str, Any]:
         "ratio_vs_rgb24": n * pixels * 3 / whole["bytes"],
         "encode_fps": n / point.encode_s,
         "decode_fps": n / point.decode_s,
+        "encoder_options": point.encoder_options,
         "seen": part(0, seen) if seen < n else None,
         "unseen": part(seen, n) if seen < n else None,
     }
