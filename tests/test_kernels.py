@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +17,16 @@ from codec.coding.common.residual_coding import MAX_LEVEL, Residual
 from codec.coding.common.transform import MAX_QP, component_qps
 from codec.coding.kernels import NAMES, compiled, reference
 from codec.io.video import read_clip
+
+
+def _same(name: str, *args: object, dtype: type) -> Any:
+    """Kernel ``name``'s two twins on ``args``: arrays (each of a tuple) of ``dtype``, of one shape,
+    with the same values; the compiled twin's result."""
+    got, expected = getattr(compiled, name)(*args), getattr(reference, name)(*args)
+    for g, e in zip(got, expected, strict=True) if isinstance(got, tuple) else [(got, expected)]:
+        assert g.dtype == e.dtype == dtype and g.shape == e.shape
+        np.testing.assert_array_equal(g, e)
+    return got
 
 
 def test_every_kernel_has_both_twins() -> None:
@@ -35,10 +46,7 @@ def _same_residual(prediction: np.ndarray, levels: np.ndarray, qps: tuple[int, i
     residual = Residual.of(levels)
     every = np.arange(residual.rows * residual.cols)
     for blocks, held in ((residual.blocks, residual.levels), (every, residual.dense().reshape(-1, 3, 4, 4))):
-        expected = reference.add_residual(prediction, blocks, held, qps)
-        got = compiled.add_residual(prediction, blocks, held, qps)
-        assert got.dtype == np.uint8 and got.shape == prediction.shape
-        np.testing.assert_array_equal(got, expected)
+        assert _same("add_residual", prediction, blocks, held, qps, dtype=np.uint8).shape == prediction.shape
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -80,10 +88,7 @@ def test_add_residual_on_real_frames(carphone: Path) -> None:
 def _same_prediction(frame: np.ndarray, block: int, vectors: np.ndarray) -> None:
     """``frame`` predicted by one vector per block (``vectors``, (rows, cols, 2); those beyond the
     bound clamped), by both twins."""
-    expected = reference.predict_frame(frame, vectors, block, MAX_VECTOR)
-    got = compiled.predict_frame(frame, vectors, block, MAX_VECTOR)
-    assert got.dtype == np.uint8 and got.shape == frame.shape
-    np.testing.assert_array_equal(got, expected)
+    assert _same("predict_frame", frame, vectors, block, MAX_VECTOR, dtype=np.uint8).shape == frame.shape
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -129,10 +134,7 @@ def test_from_medians_on_random_and_edge_fields(seed: int) -> None:
     for rows, cols in ((1, 1), (1, 9), (9, 1), tuple(int(n) for n in rng.integers(1, 70, 2))):
         for reach in (1, 8, 2 * MAX_VECTOR):
             differences = rng.integers(-reach, reach + 1, (rows * cols, 2))
-            expected = reference.from_medians(differences, rows, cols)
-            got = compiled.from_medians(differences, rows, cols)
-            assert got.dtype == expected.dtype == np.int64
-            np.testing.assert_array_equal(got, expected)
+            _same("from_medians", differences, rows, cols, dtype=np.int64)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -145,9 +147,7 @@ def test_intra_context_on_random_and_edge_latents(seed: int) -> None:
         plane = rng.integers(-spread, spread + 1, (int(rng.integers(1, 5)), h, w))
         for intra_pass in INTRA_PASSES[1:]:
             args = (plane, intra_pass.stride, intra_pass.phases, intra_pass.offsets, NEIGHBOUR_LIMIT, _BUCKET_OF)
-            for got, expected in zip(compiled.intra_context(*args), reference.intra_context(*args), strict=True):
-                assert got.dtype == expected.dtype == np.int64
-                np.testing.assert_array_equal(got, expected)
+            _same("intra_context", *args, dtype=np.int64)
 
 
 # The encoder's kernels
@@ -167,10 +167,8 @@ def test_luma_planes_give_interpolate_at_every_phase() -> None:
 
 
 def _same_luma_planes(full: np.ndarray) -> np.ndarray:
-    expected = reference.luma_planes(full)
-    got = compiled.luma_planes(full)
-    assert got.dtype == expected.dtype == np.int16 and got.shape == (4, full.shape[0] - 6, full.shape[1] - 6)
-    np.testing.assert_array_equal(got, expected)
+    got = _same("luma_planes", full, dtype=np.int16)
+    assert got.shape == (4, full.shape[0] - 6, full.shape[1] - 6)
     return got
 
 
@@ -185,11 +183,7 @@ def test_luma_planes_on_edges(size: tuple[int, int]) -> None:
 
 def _same_luma_sads(planes: np.ndarray, current: np.ndarray, block: int, *where: np.ndarray) -> None:
     """Both twins on the pairs ``where`` names: by, bx, top, left, phase."""
-    args = (planes, current, *where, block)
-    expected = reference.luma_sads(*args)
-    got = compiled.luma_sads(*args)
-    assert got.dtype == expected.dtype == np.int32
-    np.testing.assert_array_equal(got, expected)
+    _same("luma_sads", planes, current, *where, block, dtype=np.int32)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -251,10 +245,7 @@ def test_luma_planes_and_sads_on_real_frames(carphone: Path) -> None:
 
 
 def _same_levels(frame: np.ndarray, prediction: np.ndarray, qps: tuple[int, int, int]) -> None:
-    expected = reference.forward_residual(frame, prediction, qps)
-    got = compiled.forward_residual(frame, prediction, qps)
-    assert got.dtype == expected.dtype == np.int32 and got.shape == expected.shape
-    np.testing.assert_array_equal(got, expected)
+    _same("forward_residual", frame, prediction, qps, dtype=np.int32)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -284,10 +275,7 @@ def test_forward_residual_on_real_frames(carphone: Path) -> None:
 
 
 def _same_coarse_best(here: np.ndarray, there: np.ndarray, price: np.ndarray, small: int) -> None:
-    expected = reference.coarse_best(here, there, price, small, 4)
-    got = compiled.coarse_best(here, there, price, small, 4)
-    assert got.dtype == expected.dtype == np.int64
-    np.testing.assert_array_equal(got, expected)
+    _same("coarse_best", here, there, price, small, 4, dtype=np.int64)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -333,12 +321,12 @@ def test_luma_sums_on_random_and_edge_frames(seed: int) -> None:
     frame = rng.integers(0, 256, (int(rng.integers(1, 40)), int(rng.integers(1, 40)), 3), np.uint8)
     for scale in (1, 4, 5):
         for plane in (frame, frame[1:-1, 2:], np.full_like(frame, 255), np.zeros_like(frame)):
-            np.testing.assert_array_equal(compiled.luma_sums(plane, scale), reference.luma_sums(plane, scale))
+            _same("luma_sums", plane, scale, dtype=np.int32)
 
 
 def test_luma_sums_on_real_frames(carphone: Path) -> None:
     for frame in read_clip(carphone, max_frames=2).frames:
-        np.testing.assert_array_equal(compiled.luma_sums(frame, 4), reference.luma_sums(frame, 4))
+        _same("luma_sums", frame, 4, dtype=np.int32)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -350,6 +338,5 @@ def test_to_pixels_on_random_and_edge_outputs(seed: int) -> None:
         output = (rng.standard_normal((n, 3, h + 7, w + 5)) * 0.7 + 0.5).astype(np.float32)
         output.reshape(-1)[:8] = [-1.0, 2.0, 0.5 / 255, 1.5 / 255, 254.5 / 255, np.inf, -np.inf, 0.0]
         for height, width in ((h, w), (h + 7, w + 5), (1, 1)):
-            got = compiled.to_pixels(output, height, width)
-            assert got.dtype == np.uint8 and got.flags.c_contiguous and got.shape == (n, height, width, 3)
-            np.testing.assert_array_equal(got, reference.to_pixels(output, height, width))
+            got = _same("to_pixels", output, height, width, dtype=np.uint8)
+            assert got.flags.c_contiguous and got.shape == (n, height, width, 3)
