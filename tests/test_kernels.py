@@ -10,12 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from codec.coding.common.bitstream import HEADER_SIZE, I_FRAME, M_FRAME, Header, read_chunks
 from codec.coding.common.context import _BUCKET_OF, INTRA_PASSES, NEIGHBOUR_LIMIT
-from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, residual_for
-from codec.coding.common.motion import MAX_VECTOR, Reference
+from codec.coding.common.entropy_coding import CodingTables
+from codec.coding.common.inter_frame import CHROMA_QP_OFFSET, parse_inter, residual_for
+from codec.coding.common.latent_codec import LatentUnpacker
+from codec.coding.common.motion import MAX_VECTOR, Reference, median_predictor
 from codec.coding.common.residual_coding import MAX_LEVEL, Residual
+from codec.coding.common.runtime import latent_shape, open_decoder
 from codec.coding.common.transform import MAX_QP, component_qps
 from codec.coding.kernels import NAMES, compiled, reference
+from codec.io.bundle import load_bundle
 from codec.io.video import read_clip
 
 
@@ -340,3 +345,30 @@ def test_to_pixels_on_random_and_edge_outputs(seed: int) -> None:
         for height, width in ((h, w), (h + 7, w + 5), (1, 1)):
             got = _same("to_pixels", output, height, width, dtype=np.uint8)
             assert got.flags.c_contiguous and got.shape == (n, height, width, 3)
+
+
+def test_decoder_kernels_on_a_real_stream(carphone_bundle: Path, encoded) -> None:
+    """A real stream's own inputs: each I-frame's latent (every predicted pass's contexts) and its
+    network output, each M-frame's vector field as differences from its median predictors."""
+    bundle = load_bundle(carphone_bundle)
+    header = Header.unpack(encoded[0].read_bytes()[:HEADER_SIZE], "s")
+    shape = latent_shape(bundle, header.width, header.height)
+    unpacker = LatentUnpacker(CodingTables.from_bundle(bundle), bundle.meta.coding.latent_level(header.quality), shape)
+    decoder = open_decoder(bundle, cpu_only=True)
+    kinds = set()
+    for chunk in read_chunks(encoded[0].read_bytes(), "s"):
+        kinds.add(chunk.frame_type)
+        if chunk.frame_type == I_FRAME:
+            q = unpacker.unpack_intra(chunk)
+            centred = q - np.asarray(unpacker.level.intra_centre)[:, None, None]
+            for intra_pass in INTRA_PASSES[1:]:
+                args = (intra_pass.stride, intra_pass.phases, intra_pass.offsets, NEIGHBOUR_LIMIT, _BUCKET_OF)
+                _same("intra_context", centred, *args, dtype=np.int64)
+            output = decoder.run(None, {"latent": (q * unpacker.level.step).astype(np.float32)[None]})[0]
+            _same("to_pixels", output, header.height, header.width, dtype=np.uint8)
+        elif chunk.frame_type == M_FRAME:
+            vectors = parse_inter(chunk.payload, header.height, header.width, "s").vectors.astype(np.int64)
+            differences = (vectors - median_predictor(vectors)).reshape(-1, 2)
+            field = _same("from_medians", differences, *vectors.shape[:2], dtype=np.int64)
+            np.testing.assert_array_equal(field, vectors)
+    assert kinds >= {I_FRAME, M_FRAME}
